@@ -1,0 +1,38 @@
+# Quick start:  make demo   (offline demo study, CPU, a few minutes)
+#               make test   (the test suite)
+VENV ?= .venv
+PYTHON ?= python3
+CORES ?= 2
+BIN := $(VENV)/bin
+
+.PHONY: demo test study lint clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+# torch is installed on its own, pinned, so pip takes the CPU wheel of that release
+# instead of a multi-GB CUDA build; a GPU machine installs its CUDA build beforehand.
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e .
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $@
+
+demo: $(VENV)/.installed
+	$(BIN)/snakemake --cores $(CORES) --configfile workflow/demo.yaml
+
+study: $(VENV)/.installed
+	$(BIN)/snakemake --cores 8 --resources gpu=1
+
+test: $(VENV)/.installed-test
+	$(BIN)/python -m pytest
+
+lint: $(VENV)/.installed
+	$(BIN)/snakemake --lint
+
+clean:
+	rm -rf results .snakemake

@@ -1,0 +1,21 @@
+# snnflow: CSNN on N-MNIST vs the same-architecture CNN on MNIST.
+#   snakemake --cores 8 --resources gpu=1                              (the study)
+#   snakemake --cores 2 --configfile workflow/demo.yaml                (offline demo)
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    input:
+        "results/report.html",
+    default_target: True

@@ -1,0 +1,117 @@
+rule synthetic_dataset:
+    output:
+        directory(SYNTHETIC_DIR),
+    params:
+        train_per_class=config["synthetic"]["train_per_class"],
+        test_per_class=config["synthetic"]["test_per_class"],
+        seed=config["synthetic"]["seed"],
+        code=code("synthetic", "events", "mnist", script="synthetic_dataset"),
+    log:
+        "results/logs/synthetic_dataset.log",
+    conda:
+        "../../envs/data.yaml"
+    script:
+        "../scripts/synthetic_dataset.py"
+
+
+rule download_nmnist:
+    output:
+        "results/raw/downloads/nmnist_{split}.zip",
+    wildcard_constraints:
+        split="train|test",
+    params:
+        timeout=config["download"]["timeout_seconds"],
+        retries=config["download"]["retries"],
+    log:
+        "results/logs/download_nmnist_{split}.log",
+    conda:
+        "../../envs/data.yaml"
+    script:
+        "../scripts/download_nmnist.py"
+
+
+rule unpack_nmnist:
+    input:
+        lambda wc: f"results/raw/downloads/nmnist_{wc.folder.lower()}.zip",
+    output:
+        directory("results/raw/NMNIST/{folder}"),
+    wildcard_constraints:
+        folder="Train|Test",
+    params:
+        code=code("download", script="unpack_nmnist"),
+    log:
+        "results/logs/unpack_nmnist_{folder}.log",
+    conda:
+        "../../envs/data.yaml"
+    script:
+        "../scripts/unpack_nmnist.py"
+
+
+rule download_mnist:
+    output:
+        expand("results/raw/MNIST/{name}.gz", name=MNIST_FILES),
+    params:
+        timeout=config["download"]["timeout_seconds"],
+        retries=config["download"]["retries"],
+    log:
+        "results/logs/download_mnist.log",
+    conda:
+        "../../envs/data.yaml"
+    script:
+        "../scripts/download_mnist.py"
+
+
+rule nmnist_events:
+    input:
+        nmnist_inputs(),
+    output:
+        "results/events/nmnist.h5",
+    params:
+        root=nmnist_root(),
+        code=code("events", "caches", script="nmnist_events"),
+    threads: 2
+    log:
+        "results/logs/nmnist_events.log",
+    benchmark:
+        "results/benchmarks/nmnist_events.tsv"
+    conda:
+        "../../envs/data.yaml"
+    script:
+        "../scripts/nmnist_events.py"
+
+
+rule frames:
+    input:
+        "results/events/nmnist.h5",
+    output:
+        "results/frames/nmnist_T{T}.h5",
+    wildcard_constraints:
+        T=r"[1-9][0-9]*",
+    params:
+        T=lambda wc: int(wc.T),
+        code=code("frames", "events", "caches", script="frames"),
+    threads: 2
+    log:
+        "results/logs/frames_T{T}.log",
+    benchmark:
+        "results/benchmarks/frames_T{T}.tsv"
+    conda:
+        "../../envs/data.yaml"
+    script:
+        "../scripts/frames.py"
+
+
+rule mnist_cache:
+    input:
+        mnist_inputs(),
+    output:
+        "results/frames/mnist.h5",
+    params:
+        folder=mnist_root(),
+        code=code("mnist", "caches", script="mnist_cache"),
+    log:
+        "results/logs/mnist_cache.log",
+    conda:
+        "../../envs/data.yaml"
+    script:
+        "../scripts/mnist_cache.py"

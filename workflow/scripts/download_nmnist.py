@@ -1,0 +1,13 @@
+from snnflow.download import fetch, nmnist_archive
+from snnflow.job import run_job
+
+
+def main(log):
+    url, md5, folder = nmnist_archive(snakemake.wildcards.split)
+    fetch([url], snakemake.output[0], md5,
+          alternative=f"check the network, or download it by hand to {snakemake.output[0]}, "
+                      f"or set nmnist_dir to a folder holding Train/ and Test/",
+          timeout=snakemake.params.timeout, retries=snakemake.params.retries, log=log)
+
+
+run_job(snakemake, main)

@@ -1,0 +1,11 @@
+from snnflow.frames import build_frame_cache
+from snnflow.job import run_job
+
+
+def main(log):
+    dtype = build_frame_cache(snakemake.input[0], snakemake.params.T, snakemake.output[0],
+                              snakemake.threads)
+    log(f"wrote {snakemake.output[0]} (T={snakemake.params.T}, {dtype})")
+
+
+run_job(snakemake, main)

@@ -1,0 +1,10 @@
+from snnflow.job import run_job
+from snnflow.mnist import build_image_cache
+
+
+def main(log):
+    build_image_cache(snakemake.params.folder, snakemake.output[0])
+    log(f"wrote {snakemake.output[0]} from {snakemake.params.folder}")
+
+
+run_job(snakemake, main)

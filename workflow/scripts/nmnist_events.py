@@ -1,0 +1,10 @@
+from snnflow.events import build_event_store
+from snnflow.job import run_job
+
+
+def main(log):
+    build_event_store(snakemake.params.root, snakemake.output[0], snakemake.threads)
+    log(f"parsed {snakemake.params.root} into {snakemake.output[0]}")
+
+
+run_job(snakemake, main)

@@ -1,0 +1,11 @@
+from snnflow.job import run_job
+from snnflow.synthetic import write_dataset
+
+
+def main(log):
+    p = snakemake.params
+    write_dataset(snakemake.output[0], p.train_per_class, p.test_per_class, p.seed)
+    log(f"wrote synthetic N-MNIST and MNIST to {snakemake.output[0]}")
+
+
+run_job(snakemake, main)

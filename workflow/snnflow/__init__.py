@@ -1,0 +1,16 @@
+"""snnflow: the CSNN-on-N-MNIST vs CNN-on-MNIST study, as importable logic.
+
+Importing the package must stay cheap (the Snakefile imports it to validate the
+config), so nothing here pulls in torch, h5py or pandas.
+"""
+
+__version__ = "0.1.0"
+
+# One row per epoch in results/runs/<model>/metrics.csv.
+METRICS_COLUMNS = ["epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc",
+                   "train_seconds", "test_seconds"]
+
+
+class SnnflowError(Exception):
+    """A problem with the user's input: the message is one line that names the
+    file or config key and says what to do. Entry scripts print it and exit 1."""

@@ -1,0 +1,161 @@
+"""Reading N-MNIST recordings and keeping their events in one HDF5 event store.
+
+An N-MNIST `.bin` file is a sequence of 5-byte (40-bit) events:
+byte 0 = x, byte 1 = y, bit 7 of byte 2 = polarity (1 = ON), and the remaining
+23 bits of bytes 2-4 = timestamp in microseconds. A record with y == 240 is a
+timestamp-overflow marker, not an event (the same rule as tonic's reader).
+
+The event store keeps, per split, each event's pixel code `(p * 34 + y) * 34 + x`
+in file order plus per-sample offsets: all that binning by event count needs,
+so that building frames for a new T never reparses 70,000 files.
+"""
+
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from . import SnnflowError
+from .atomic import atomic_path
+from .caches import open_checked
+
+WIDTH = HEIGHT = 34
+POLARITIES = 2
+PIXELS_PER_FRAME = POLARITIES * HEIGHT * WIDTH
+OVERFLOW_Y = 240
+RECORD_BYTES = 5
+SPLITS = {"train": "Train", "test": "Test"}
+LABELS = [str(d) for d in range(10)]
+STORE_FORMAT = 1
+
+EVENT_DTYPE = np.dtype([("x", "<u2"), ("y", "<u2"), ("t", "<u4"), ("p", "u1")])
+
+
+def _records(path):
+    raw = np.fromfile(path, dtype=np.uint8)
+    if raw.size == 0:
+        raise SnnflowError(f"{path}: empty file; an N-MNIST recording always holds events "
+                           "- replace it with a good copy or remove it")
+    if raw.size % RECORD_BYTES:
+        raise SnnflowError(f"{path}: {raw.size} bytes is not a multiple of {RECORD_BYTES} "
+                           "(truncated or not an N-MNIST .bin) - replace it with a good copy")
+    records = raw.reshape(-1, RECORD_BYTES)
+    return records[records[:, 1] != OVERFLOW_Y]
+
+
+def _check_sensor(path, x, y):
+    if x.size and (x.max() >= WIDTH or y.max() >= HEIGHT):
+        bad = int(np.argmax((x >= WIDTH) | (y >= HEIGHT)))
+        raise SnnflowError(f"{path}: event {bad} at x={x[bad]}, y={y[bad]} lies outside the "
+                           f"{WIDTH}x{HEIGHT} sensor - the file is corrupt or not N-MNIST")
+
+
+def read_events(path):
+    """All events of one recording as a structured array (x, y, t, p)."""
+    rec = _records(path)
+    x, y = rec[:, 0], rec[:, 1]
+    _check_sensor(path, x, y)
+    rec32 = rec.astype(np.uint32)
+    events = np.empty(len(rec), dtype=EVENT_DTYPE)
+    events["x"], events["y"], events["p"] = x, y, rec[:, 2] >> 7
+    events["t"] = ((rec32[:, 2] & 0x7F) << 16) | (rec32[:, 3] << 8) | rec32[:, 4]
+    return events
+
+
+def read_pixel_codes(path):
+    """The events of one recording as pixel codes `(p * 34 + y) * 34 + x`, file order."""
+    rec = _records(path)
+    x, y = rec[:, 0], rec[:, 1]
+    _check_sensor(path, x, y)
+    codes = (rec[:, 2] >> 7).astype(np.uint16)
+    codes *= HEIGHT
+    codes += y
+    codes *= WIDTH
+    codes += x
+    return codes
+
+
+def write_events(path, events):
+    """Write events (structured array with x, y, t, p) as an N-MNIST .bin file."""
+    events = np.asarray(events)
+    t = events["t"].astype(np.uint32)
+    if t.size and t.max() >= 1 << 23:
+        raise ValueError("N-MNIST timestamps have 23 bits")
+    rec = np.empty((len(events), RECORD_BYTES), dtype=np.uint8)
+    rec[:, 0] = events["x"]
+    rec[:, 1] = events["y"]
+    rec[:, 2] = (events["p"].astype(np.uint32) << 7) | (t >> 16)
+    rec[:, 3] = (t >> 8) & 0xFF
+    rec[:, 4] = t & 0xFF
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    rec.tofile(path)
+
+
+def list_recordings(split_dir):
+    """(relative name, label) of every .bin under `split_dir/<label>/`, sorted by label
+    folder then file name, which is the sample order of every cache."""
+    split_dir = Path(split_dir)
+    if not split_dir.is_dir():
+        raise SnnflowError(f"{split_dir}: folder not found - N-MNIST needs "
+                           "Train/<label>/*.bin and Test/<label>/*.bin")
+    entries = []
+    for label_dir in sorted(p for p in split_dir.iterdir() if p.is_dir()):
+        if label_dir.name not in LABELS:
+            raise SnnflowError(f"{label_dir}: label folder must be one of 0-9 - move or "
+                               "remove it")
+        label = int(label_dir.name)
+        entries += [(f"{label_dir.name}/{f.name}", label)
+                    for f in sorted(label_dir.glob("*.bin"))]
+    if not entries:
+        raise SnnflowError(f"{split_dir}: no <label>/*.bin recordings found - check the "
+                           "path (nmnist_dir) or the download")
+    return entries
+
+
+def build_event_store(root, out_path, threads=1):
+    """Parse every recording under `root` (Train/ and Test/) once into an HDF5 store."""
+    import h5py
+
+    root = Path(root)
+    with atomic_path(out_path) as tmp, h5py.File(tmp, "w") as h5:
+        h5.attrs.update(format=STORE_FORMAT, source=str(root.resolve()),
+                        sensor_size=(WIDTH, HEIGHT, POLARITIES))
+        for split, folder in SPLITS.items():
+            entries = list_recordings(root / folder)
+            paths = [root / folder / name for name, _ in entries]
+            with ThreadPoolExecutor(max(1, threads)) as pool:
+                codes = list(pool.map(read_pixel_codes, paths, chunksize=64))
+            counts = np.fromiter((len(c) for c in codes), dtype=np.int64, count=len(codes))
+            group = h5.create_group(split)
+            group["offsets"] = np.concatenate([[0], np.cumsum(counts)])
+            group.create_dataset("codes", data=np.concatenate(codes),
+                                 chunks=True, compression="lzf")
+            group["labels"] = np.array([label for _, label in entries], dtype=np.uint8)
+            group["names"] = np.array([name for name, _ in entries], dtype=object)
+            group["names"].attrs["relative_to"] = folder
+
+
+def open_event_store(path):
+    """Open an event store after checking that it is complete and consistent."""
+    datasets = [f"{s}/{d}" for s in SPLITS for d in ("offsets", "codes", "labels", "names")]
+    h5 = open_checked(path, datasets, attrs=("format",),
+                      same_length=[[f"{s}/labels", f"{s}/names"] for s in SPLITS])
+    for split in SPLITS:
+        offsets = h5[f"{split}/offsets"]
+        if len(offsets) != len(h5[f"{split}/labels"]) + 1 or offsets[-1] != len(h5[f"{split}/codes"]):
+            h5.close()
+            raise SnnflowError(f"{path}: {split}/offsets disagree with the events stored "
+                               "- delete it and rerun the workflow to rebuild it")
+    return h5
+
+
+def recording_statistics(paths):
+    """Events per sample, duration (us) and ON fraction over recordings, as
+    {name: (mean, min, max)}: how the synthetic data is compared with real data."""
+    per_file = {"events": [], "duration_us": [], "on_fraction": []}
+    for path in paths:
+        events = read_events(path)
+        per_file["events"].append(len(events))
+        per_file["duration_us"].append(int(events["t"].max()) - int(events["t"].min()))
+        per_file["on_fraction"].append(float(events["p"].mean()))
+    return {k: (float(np.mean(v)), float(np.min(v)), float(np.max(v))) for k, v in per_file.items()}

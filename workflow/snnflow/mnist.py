@@ -1,0 +1,93 @@
+"""MNIST's IDX files (gzip or raw) and the MNIST image cache for the CNN."""
+
+import gzip
+from pathlib import Path
+
+import numpy as np
+
+from . import SnnflowError
+from .atomic import atomic_path
+from .caches import load_split
+
+FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+ALL_FILES = [name for pair in FILES.values() for name in pair]
+IMAGE_MAGIC, LABEL_MAGIC = 2051, 2049
+
+
+def find_idx_file(folder, name):
+    """The path of IDX file `name` in `folder`, gzipped (`.gz`) or raw."""
+    for candidate in (Path(folder) / f"{name}.gz", Path(folder) / name):
+        if candidate.is_file():
+            return candidate
+    raise SnnflowError(f"{folder}: {name}.gz (or {name}) not found - put the four MNIST IDX "
+                       "files there or set mnist_dir to the folder that holds them")
+
+
+def read_idx(path, magic):
+    """The array stored in one IDX file with the given magic number, size-checked."""
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            data = f.read()
+    except (OSError, EOFError) as err:
+        raise SnnflowError(f"{path}: cannot read ({err}) - replace it with a good copy") from None
+    if len(data) < 4 or int.from_bytes(data[:4], "big") != magic:
+        found = int.from_bytes(data[:4], "big") if len(data) >= 4 else None
+        raise SnnflowError(f"{path}: magic number {found}, expected {magic} - not an MNIST "
+                           f"{'image' if magic == IMAGE_MAGIC else 'label'} file")
+    ndim = data[3]
+    dims = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
+    header = 4 + 4 * ndim
+    expected = header + int(np.prod(dims))
+    if len(data) != expected:
+        raise SnnflowError(f"{path}: {len(data)} bytes but the header promises {expected} "
+                           f"(shape {dims}) - the file is truncated; replace it")
+    return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(dims)
+
+
+def write_idx(path, array):
+    """Write a uint8 array as a gzipped IDX file (images: 3 dims, labels: 1 dim)."""
+    array = np.ascontiguousarray(array, dtype=np.uint8)
+    magic = IMAGE_MAGIC if array.ndim == 3 else LABEL_MAGIC
+    header = magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in array.shape)
+    with gzip.open(path, "wb") as f:
+        f.write(header + array.tobytes())
+
+
+def read_split(folder, split):
+    """(images (N, 28, 28), labels (N,)) of one MNIST split from `folder`."""
+    images_name, labels_name = FILES[split]
+    images_path = find_idx_file(folder, images_name)
+    labels_path = find_idx_file(folder, labels_name)
+    images = read_idx(images_path, IMAGE_MAGIC)
+    labels = read_idx(labels_path, LABEL_MAGIC)
+    if images.ndim != 3 or labels.ndim != 1:
+        raise SnnflowError(f"{images_path}: expected images (N, rows, cols) and labels (N,)")
+    if len(images) != len(labels):
+        raise SnnflowError(f"{images_path}: {len(images)} images but {labels_path.name} holds "
+                           f"{len(labels)} labels - the pair does not belong together")
+    if labels.size and labels.max() > 9:
+        raise SnnflowError(f"{labels_path}: label {labels.max()} outside 0-9")
+    return images, labels
+
+
+def build_image_cache(folder, out_path):
+    """Write `out_path` with train/test images (N, 1, 28, 28) uint8 and labels."""
+    import h5py
+
+    splits = {split: read_split(folder, split) for split in FILES}
+    with atomic_path(out_path) as tmp, h5py.File(tmp, "w") as h5:
+        h5.attrs["source"] = str(Path(folder).resolve())
+        for split, (images, labels) in splits.items():
+            h5.create_dataset(f"{split}/images", data=images[:, None],
+                              chunks=True, compression="lzf")
+            h5[f"{split}/labels"] = labels
+
+
+def load_images(path, split):
+    """(images, labels) of one split of the MNIST cache, checked."""
+    return load_split(path, split, "images")

@@ -1,0 +1,84 @@
+"""The convolutional SNN (N-MNIST) and the same-architecture CNN (MNIST).
+
+Both: 3 x [conv 3x3 without bias -> BatchNorm -> activation -> 2x2 max-pool],
+then FC -> activation -> FC. The SNN's activations are LIF neurons, including one
+after the last FC layer whose spikes (T, N, 10) are the output; the CNN's are ReLU
+and it returns logits (N, 10).
+
+The SNN runs multi-step: the stateless layers see the merged (T*N) batch once and
+only the LIF recurrence loops over T.
+"""
+
+from torch import nn
+
+from .neuron import LIF, LIFParams
+
+N_CLASSES = 10
+
+
+def _conv_block(c_in, c_out):
+    return [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out)]
+
+
+def _flat_size(channels, size):
+    for _ in channels:
+        size //= 2
+    return channels[-1] * size * size
+
+
+class CSNN(nn.Module):
+    """Input (T, N, 2, 34, 34) float event counts -> output spikes (T, N, 10)."""
+
+    def __init__(self, channels=(32, 64, 128), hidden=256, in_channels=2, size=34,
+                 neuron: LIFParams = LIFParams(), engine="fused"):
+        super().__init__()
+        self.convs = nn.ModuleList()
+        self.neurons = nn.ModuleList()
+        c_in = in_channels
+        for c_out in channels:
+            self.convs.append(nn.Sequential(*_conv_block(c_in, c_out)))
+            self.neurons.append(LIF(neuron, engine))
+            c_in = c_out
+        self.pool = nn.MaxPool2d(2)
+        self.fc1 = nn.Linear(_flat_size(channels, size), hidden, bias=False)
+        self.lif1 = LIF(neuron, engine)
+        self.fc2 = nn.Linear(hidden, N_CLASSES, bias=False)
+        self.lif2 = LIF(neuron, engine)
+
+    def forward(self, x_seq):
+        T, N = x_seq.shape[:2]
+        y = x_seq.flatten(0, 1)
+        for conv, lif in zip(self.convs, self.neurons):
+            y = conv(y)
+            y = lif(y.unflatten(0, (T, N))).flatten(0, 1)
+            y = self.pool(y)
+        y = self.lif1(self.fc1(y.flatten(1)).unflatten(0, (T, N)))
+        return self.lif2(self.fc2(y))
+
+
+class CNN(nn.Module):
+    """Input (N, 1, 28, 28) float in [0, 1] -> logits (N, 10)."""
+
+    def __init__(self, channels=(32, 64, 128), hidden=256, in_channels=1, size=28):
+        super().__init__()
+        layers = []
+        c_in = in_channels
+        for c_out in channels:
+            layers += [*_conv_block(c_in, c_out), nn.ReLU(inplace=True), nn.MaxPool2d(2)]
+            c_in = c_out
+        layers += [nn.Flatten(), nn.Linear(_flat_size(channels, size), hidden, bias=False),
+                   nn.ReLU(inplace=True), nn.Linear(hidden, N_CLASSES, bias=False)]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return self.net(x)
+
+
+def firing_rate(spikes):
+    """Mean over T of output spikes (T, N, 10) -> rates (N, 10)."""
+    return spikes.mean(0)
+
+
+def count_parameters(model):
+    return sum(p.numel() for p in model.parameters())
+
