@@ -11,6 +11,7 @@ import time
 import urllib.error
 import urllib.request
 import zipfile
+import zlib
 from pathlib import Path
 
 from . import SnnflowError
@@ -113,6 +114,6 @@ def unpack_split(archive, dest, top_folder):
                     target = tmp / label / name
                     target.parent.mkdir(parents=True, exist_ok=True)
                     target.write_bytes(zf.read(member))
-    except (zipfile.BadZipFile, EOFError) as err:
+    except (zipfile.BadZipFile, EOFError, zlib.error) as err:
         raise SnnflowError(f"{archive}: not a complete zip archive ({err}) - delete it and "
                            "download again") from None

@@ -22,7 +22,7 @@ from .mnist import FILES, write_idx
 
 GLYPH_SIZE = 96
 SACCADE_US = 102_000
-STEP_US = 1_000
+STEP_US = 2_000
 SACCADE_VERTICES = np.array([(0.0, 0.0), (3.0, 5.0), (6.0, 0.0), (0.0, 0.0)])  # (dx, dy) px
 CONTRAST_THRESHOLD = 0.5
 THRESHOLD_MISMATCH = 0.04
@@ -83,9 +83,9 @@ def _mnist_frame(glyph, rng):
 
 def _sample(image, rows, cols):
     """Bilinear sample of `image` at fractional (rows, cols); zero outside."""
-    padded = np.pad(image, 1)
-    r = np.clip(np.asarray(rows) + 1, 0, padded.shape[0] - 1.001)
-    c = np.clip(np.asarray(cols) + 1, 0, padded.shape[1] - 1.001)
+    padded = np.pad(np.asarray(image, dtype=np.float32), 1)
+    r = np.clip(np.asarray(rows, dtype=np.float32) + 1, 0, padded.shape[0] - 1.001)
+    c = np.clip(np.asarray(cols, dtype=np.float32) + 1, 0, padded.shape[1] - 1.001)
     r0, c0 = np.floor(r).astype(int), np.floor(c).astype(int)
     fr, fc = r - r0, c - c0
     return ((1 - fr) * (1 - fc) * padded[r0, c0] + (1 - fr) * fc * padded[r0, c0 + 1]

@@ -1,0 +1,38 @@
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "workflow"))
+
+from snnflow.events import EVENT_DTYPE, write_events  # noqa: E402
+
+
+def random_events(rng, n, t0=0):
+    """n events in time order, anywhere on the 34x34 sensor."""
+    events = np.empty(n, dtype=EVENT_DTYPE)
+    events["x"] = rng.integers(0, 34, n)
+    events["y"] = rng.integers(0, 34, n)
+    events["p"] = rng.integers(0, 2, n)
+    events["t"] = np.sort(rng.integers(t0, t0 + 300_000, n))
+    return events
+
+
+def make_nmnist_tree(root, samples_per_label, rng, sizes=(50, 400), labels=range(10)):
+    """Write Train/ and Test/ trees of random recordings; returns {(split, name): events}."""
+    written = {}
+    for folder in ("Train", "Test"):
+        for label in labels:
+            for i in range(samples_per_label):
+                events = random_events(rng, int(rng.integers(*sizes)))
+                name = f"{label}/{i:05d}.bin"
+                write_events(Path(root) / folder / name, events)
+                written[(folder, name)] = events
+    return written
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(1234)

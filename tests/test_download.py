@@ -1,0 +1,135 @@
+"""The download code against a real HTTP server on 127.0.0.1 serving archives built here."""
+
+import hashlib
+import http.server
+import socket
+import threading
+import time
+import zipfile
+from functools import partial
+
+import pytest
+
+from conftest import random_events
+from snnflow import SnnflowError
+from snnflow.download import fetch, md5sum, nmnist_archive, unpack_split
+from snnflow.events import read_events, write_events
+
+
+@pytest.fixture
+def server(tmp_path):
+    root = tmp_path / "served"
+    root.mkdir()
+    handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    handler.log_message = lambda *args: None
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield root, f"http://127.0.0.1:{httpd.server_address[1]}/"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def build_archive(path, rng, top="Train", labels=(0, 7)):
+    events = {}
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr(f"{top}/", "")
+        for label in labels:
+            for i in range(2):
+                ev = random_events(rng, 30)
+                tmp = path.parent / "tmp.bin"
+                write_events(tmp, ev)
+                name = f"{label}/{i:05d}.bin"
+                zf.write(tmp, f"{top}/{name}")
+                events[name] = ev
+                tmp.unlink()
+    return events
+
+
+def test_good_archive_is_fetched_verified_and_unpacked(tmp_path, server, rng):
+    root, url = server
+    events = build_archive(root / "train.zip", rng)
+    md5 = hashlib.md5((root / "train.zip").read_bytes()).hexdigest()
+    dest = tmp_path / "downloads" / "nmnist_train.zip"
+    fetch([url + "train.zip"], dest, md5, alternative="set nmnist_dir", log=lambda m: None)
+    assert md5sum(dest) == md5
+    unpack_split(dest, tmp_path / "NMNIST" / "Train", "Train")
+    for name, ev in events.items():
+        assert (read_events(tmp_path / "NMNIST" / "Train" / name) == ev).all()
+
+
+def test_md5_mismatch_keeps_nothing_and_says_what_to_do(tmp_path, server, rng):
+    root, url = server
+    build_archive(root / "train.zip", rng)
+    dest = tmp_path / "nmnist_train.zip"
+    with pytest.raises(SnnflowError) as err:
+        fetch([url + "train.zip"], dest, "0" * 32, alternative="set nmnist_dir instead",
+              backoff=0, log=lambda m: None)
+    message = str(err.value)
+    assert "md5" in message and url + "train.zip" in message and "set nmnist_dir" in message
+    assert list(tmp_path.glob("*nmnist_train*")) == []
+
+
+def test_404_is_not_retried_and_names_the_url(tmp_path, server):
+    _, url = server
+    with pytest.raises(SnnflowError, match="missing.zip: HTTP 404"):
+        fetch([url + "missing.zip"], tmp_path / "x.zip", "0" * 32, alternative="x",
+              retries=5, backoff=10, log=lambda m: None)  # a retry would sleep 10 s
+
+
+def test_second_mirror_is_used_when_the_first_fails(tmp_path, server, rng):
+    root, url = server
+    build_archive(root / "a.zip", rng)
+    md5 = md5sum(root / "a.zip")
+    fetch([url + "gone.zip", url + "a.zip"], tmp_path / "a.zip", md5, alternative="x",
+          log=lambda m: None)
+    assert md5sum(tmp_path / "a.zip") == md5
+
+
+def test_no_network_fails_fast_after_bounded_retries(tmp_path):
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    start = time.monotonic()
+    with pytest.raises(SnnflowError, match=f"127.0.0.1:{port}.*put it there by hand"):
+        fetch([f"http://127.0.0.1:{port}/train.zip"], tmp_path / "t.zip", "0" * 32,
+              alternative="put it there by hand", timeout=2, retries=3, backoff=0.01,
+              log=lambda m: None)
+    assert time.monotonic() - start < 10
+    assert not (tmp_path / "t.zip").exists()
+
+
+def test_truncated_zip_is_refused(tmp_path, rng):
+    build_archive(tmp_path / "a.zip", rng)
+    data = (tmp_path / "a.zip").read_bytes()
+    (tmp_path / "cut.zip").write_bytes(data[: len(data) // 2])
+    with pytest.raises(SnnflowError, match="cut.zip: not a complete zip archive"):
+        unpack_split(tmp_path / "cut.zip", tmp_path / "out", "Train")
+    assert not (tmp_path / "out").exists()
+
+
+def test_wrong_layout_is_refused(tmp_path, rng):
+    build_archive(tmp_path / "a.zip", rng, top="Stuff")
+    with pytest.raises(SnnflowError, match="must hold Train/<label>/\\*.bin"):
+        unpack_split(tmp_path / "a.zip", tmp_path / "out", "Train")
+    assert not (tmp_path / "out").exists()
+
+
+def test_corrupt_member_fails_its_crc(tmp_path, rng):
+    build_archive(tmp_path / "a.zip", rng)
+    data = bytearray((tmp_path / "a.zip").read_bytes())
+    with zipfile.ZipFile(tmp_path / "a.zip") as zf:
+        info = zf.infolist()[1]
+    start = info.header_offset + 30 + len(info.filename) + len(info.extra)
+    data[start + 2] ^= 0xFF
+    (tmp_path / "bad.zip").write_bytes(bytes(data))
+    with pytest.raises(SnnflowError, match="bad.zip"):
+        unpack_split(tmp_path / "bad.zip", tmp_path / "out", "Train")
+    assert not (tmp_path / "out").exists()
+
+
+def test_nmnist_urls_come_from_tonic():
+    from tonic.datasets import NMNIST
+
+    url, md5, folder = nmnist_archive("test")
+    assert (url, md5, folder) == (NMNIST.test_url, NMNIST.test_md5, "Test")

@@ -1,0 +1,34 @@
+import torch
+
+from snnflow.models import CNN, CSNN, firing_rate
+
+
+def test_csnn_output_spikes_shape_and_values():
+    torch.manual_seed(0)
+    model = CSNN(channels=(4, 8, 8), hidden=16)
+    out = model(torch.rand(5, 3, 2, 34, 34) * 2)
+    assert out.shape == (5, 3, 10)
+    assert set(out.unique().tolist()) <= {0.0, 1.0}
+    assert firing_rate(out).shape == (3, 10)
+
+
+def test_csnn_has_bias_free_convs_with_batchnorm():
+    model = CSNN(channels=(4, 8, 8), hidden=16)
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert len(convs) == 3 and all(c.bias is None for c in convs) and len(norms) == 3
+    assert sum(isinstance(m, torch.nn.Linear) for m in model.modules()) == 2
+
+
+def test_engines_give_the_same_network_output():
+    torch.manual_seed(0)
+    fused = CSNN(channels=(4, 8, 8), hidden=16, engine="fused")
+    reference = CSNN(channels=(4, 8, 8), hidden=16, engine="reference")
+    reference.load_state_dict(fused.state_dict())
+    x = torch.rand(4, 2, 2, 34, 34) * 3
+    assert torch.equal(fused(x), reference(x))
+
+
+def test_cnn_logits_shape():
+    model = CNN(channels=(4, 8, 8), hidden=16)
+    assert model(torch.rand(7, 1, 28, 28)).shape == (7, 10)
