@@ -36,3 +36,25 @@ def make_nmnist_tree(root, samples_per_label, rng, sizes=(50, 400), labels=range
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+@pytest.fixture(scope="session")
+def small_caches(tmp_path_factory):
+    """Frame caches (T=4) and an MNIST cache built from random data by the pipeline's code."""
+    from snnflow.events import build_event_store
+    from snnflow.frames import build_frame_cache
+    from snnflow.mnist import build_image_cache, write_idx
+
+    root = tmp_path_factory.mktemp("caches")
+    rng = np.random.default_rng(7)
+    make_nmnist_tree(root / "raw", 6, rng, sizes=(100, 300))
+    build_event_store(root / "raw", root / "events.h5")
+    build_frame_cache(root / "events.h5", 4, root / "nmnist_T4.h5")
+    (root / "mnist").mkdir()
+    for prefix, n in (("train", 60), ("t10k", 20)):
+        write_idx(root / "mnist" / f"{prefix}-images-idx3-ubyte.gz",
+                  rng.integers(0, 256, (n, 28, 28), dtype=np.uint8))
+        write_idx(root / "mnist" / f"{prefix}-labels-idx1-ubyte.gz",
+                  rng.integers(0, 10, n, dtype=np.uint8))
+    build_image_cache(root / "mnist", root / "mnist.h5")
+    return root

@@ -1,13 +1,8 @@
-import os
 import sys
 from pathlib import Path
 
-PACKAGE_DIR = str(Path(workflow.basedir) / "workflow")
-sys.path.insert(0, PACKAGE_DIR)
-# Job scripts run in their own Python processes: let them import snnflow too.
-os.environ["PYTHONPATH"] = os.pathsep.join(
-    [PACKAGE_DIR] + [p for p in [os.environ.get("PYTHONPATH")] if p]
-)
+# The package holds the logic; job scripts add the same folder to their own path.
+sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
 
 from snnflow import SnnflowError
 from snnflow.mnist import ALL_FILES as MNIST_FILES, find_idx_file
@@ -29,22 +24,21 @@ def code(*modules, script):
     return code_fingerprint(*[f"snnflow/{m}.py" for m in modules], f"scripts/{script}.py")
 
 
-def nmnist_root():
-    if SYNTHETIC:
-        return f"{SYNTHETIC_DIR}/NMNIST"
-    return config["nmnist_dir"] or "results/raw/NMNIST"
-
-
 def nmnist_inputs():
     if SYNTHETIC:
         return [SYNTHETIC_DIR]
-    return [f"{nmnist_root()}/Train", f"{nmnist_root()}/Test"]
+    root = config["nmnist_dir"] or "results/raw/NMNIST"
+    return [f"{root}/Train", f"{root}/Test"]
 
 
-def mnist_root():
-    if SYNTHETIC:
-        return f"{SYNTHETIC_DIR}/MNIST"
-    return config["mnist_dir"] or "results/raw/MNIST"
+def nmnist_root(wildcards, input):
+    """The folder holding Train/ and Test/."""
+    return f"{input[0]}/NMNIST" if SYNTHETIC else str(Path(input[0]).parent)
+
+
+def mnist_root(wildcards, input):
+    """The folder holding the four IDX files."""
+    return f"{input[0]}/MNIST" if SYNTHETIC else str(Path(input[0]).parent)
 
 
 def mnist_inputs():

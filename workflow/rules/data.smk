@@ -67,7 +67,7 @@ rule nmnist_events:
     output:
         "results/events/nmnist.h5",
     params:
-        root=nmnist_root(),
+        root=nmnist_root,
         code=code("events", "caches", script="nmnist_events"),
     threads: 2
     log:
@@ -107,7 +107,7 @@ rule mnist_cache:
     output:
         "results/frames/mnist.h5",
     params:
-        folder=mnist_root(),
+        folder=mnist_root,
         code=code("mnist", "caches", script="mnist_cache"),
     log:
         "results/logs/mnist_cache.log",

@@ -1,3 +1,7 @@
+import sys
+
+sys.path.insert(0, f"{snakemake.scriptdir}/..")  # the snnflow package
+
 from pathlib import Path
 
 from snnflow.download import MNIST_MD5, MNIST_MIRRORS, fetch

@@ -39,8 +39,8 @@ def validate_config(config, schema_path):
             message = err.message.replace("is a required property", "is missing")
         else:
             message = err.message
-        raise SnnflowError(f"config key {_key_path(path)}: {message} - fix config.yaml "
-                           "(see workflow/schemas/config.schema.yaml)")
+        raise SnnflowError(f"config key {_key_path(path)}: {message} - fix the config "
+                           "(keys and limits: workflow/schemas/config.schema.yaml)")
     if config["snn"]["main_T"] not in config["snn"]["T"]:
         raise SnnflowError(f"config key snn.main_T: {config['snn']['main_T']} is not one of "
                            f"snn.T {config['snn']['T']} - add it to snn.T or change it")

@@ -1,0 +1,92 @@
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import REPO
+from snnflow import SnnflowError
+from snnflow.settings import cnn_settings, code_fingerprint, snn_settings, validate_config
+
+SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
+
+
+@pytest.fixture
+def config():
+    return yaml.safe_load((REPO / "config.yaml").read_text())
+
+
+def test_shipped_configs_are_valid(config):
+    validate_config(config, SCHEMA)
+    demo = copy.deepcopy(config)
+    for key, value in yaml.safe_load((REPO / "workflow" / "demo.yaml").read_text()).items():
+        demo[key] = {**demo[key], **value} if isinstance(value, dict) else value
+    validate_config(demo, SCHEMA)
+
+
+def set_key(config, dotted, value):
+    *parents, last = dotted.split(".")
+    node = config
+    for p in parents:
+        node = node[p]
+    node[last] = value
+
+
+@pytest.mark.parametrize("key, value, words", [
+    ("snn.T", [4, 0], "config key snn.T[1]: 0 is less than the minimum of 1"),
+    ("snn.T", [4, 4, 16], "config key snn.T: .*non-unique"),
+    ("snn.T", [], "config key snn.T: .* should be non-empty"),
+    ("snn.T", [4.5], "config key snn.T[0]: 4.5 is not of type 'integer'"),
+    ("device", "gpu", "config key device: 'gpu' does not match"),
+    ("cnn.lr", -0.1, "config key cnn.lr: -0.1 is less than or equal to the minimum of 0"),
+    ("snn.epochs", 0, "config key snn.epochs: 0 is less than the minimum of 1"),
+    ("snn.batch_size", 0, "config key snn.batch_size"),
+    ("snn.engine", "fast", "config key snn.engine: 'fast' is not one of"),
+    ("snn.channels", [8, 16], "config key snn.channels: .* is too short"),
+    ("snn.tau", 1.0, "config key snn.tau"),
+    ("snn.main_T", 5, "config key snn.main_T: 5 is not one of snn.T"),
+    ("snn.lr_typo", 0.1, "config key snn.lr_typo: unknown key"),
+    ("nmnist_dir", "/no/such/folder", "config key nmnist_dir: folder /no/such/folder does not exist"),
+    ("mnist_dir", "/no/such/folder", "config key mnist_dir: folder /no/such/folder does not exist"),
+])
+def test_bad_values_name_the_key(config, key, value, words):
+    set_key(config, key, value)
+    with pytest.raises(SnnflowError, match=words.replace("[", r"\[").replace("]", r"\]")) as err:
+        validate_config(config, SCHEMA)
+    assert "\n" not in str(err.value)
+
+
+def test_missing_key_is_named(config):
+    del config["snn"]["tau"]
+    with pytest.raises(SnnflowError, match="config key snn: 'tau' is missing"):
+        validate_config(config, SCHEMA)
+
+
+def test_nmnist_dir_needs_train_and_test(config, tmp_path):
+    (tmp_path / "Train").mkdir()
+    config["nmnist_dir"] = str(tmp_path)
+    with pytest.raises(SnnflowError, match="has no Test/ folder"):
+        validate_config(config, SCHEMA)
+    (tmp_path / "Test").mkdir()
+    validate_config(config, SCHEMA)
+
+
+def test_job_settings_carry_only_what_the_job_uses(config):
+    snn = snn_settings(config, "16")
+    assert snn["T"] == 16 and snn["tau"] == 2.0 and snn["model"] == "snn"
+    cnn = cnn_settings(config)
+    assert "tau" not in cnn and "T" not in cnn and cnn["lr"] == config["cnn"]["lr"]
+    config["snn"]["lr"] = 0.5
+    assert cnn_settings(config) == cnn
+
+
+def test_fingerprint_follows_the_file_contents(tmp_path, monkeypatch):
+    import snnflow.settings as settings
+
+    (tmp_path / "a.py").write_text("x = 1\n")
+    (tmp_path / "b.py").write_text("y = 1\n")
+    monkeypatch.setattr(settings, "WORKFLOW_DIR", Path(tmp_path))
+    before = code_fingerprint("a.py", "b.py")
+    assert code_fingerprint("b.py", "a.py") == before
+    (tmp_path / "a.py").write_text("x = 2\n")
+    assert code_fingerprint("a.py", "b.py") != before

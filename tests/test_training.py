@@ -1,0 +1,120 @@
+import json
+
+import pandas as pd
+import pytest
+import torch
+
+import snnflow.training as training
+from snnflow import METRICS_COLUMNS, SnnflowError
+from snnflow.training import RunSettings, run
+
+TIMES = ["train_seconds", "test_seconds"]
+
+
+def settings(model, **overrides):
+    values = dict(model=model, epochs=3, batch_size=16, lr=0.01, seed=3, device="cpu",
+                  channels=[4, 8, 8], hidden=16)
+    if model == "snn":
+        values["T"] = 4
+    values.update(overrides)
+    return RunSettings(**values)
+
+
+def train(s, caches, out, **kw):
+    cache = caches / ("nmnist_T4.h5" if s.model == "snn" else "mnist.h5")
+    out.mkdir(parents=True, exist_ok=True)
+    return run(s, cache, out / "metrics.csv", out / "model.pt", out / "run.json",
+               out / "checkpoint.pt", code_fingerprint="abc", log=lambda m: None, **kw)
+
+
+@pytest.mark.parametrize("model", ["snn", "cnn"])
+def test_run_writes_one_row_per_epoch_model_and_run_info(small_caches, tmp_path, model):
+    s = settings(model)
+    train(s, small_caches, tmp_path)
+    metrics = pd.read_csv(tmp_path / "metrics.csv")
+    assert list(metrics.columns) == METRICS_COLUMNS
+    assert list(metrics["epoch"]) == [1, 2, 3]
+    assert metrics["lr"].iloc[0] == pytest.approx(0.01) and metrics["lr"].is_monotonic_decreasing
+    assert metrics[["train_acc", "test_acc"]].stack().between(0, 1).all()
+    assert (metrics[TIMES] > 0).all().all()
+    saved = torch.load(tmp_path / "model.pt", weights_only=False)
+    assert saved["settings"]["model"] == model and "state_dict" in saved
+    info = json.loads((tmp_path / "run.json").read_text())
+    assert info["device"] == "cpu" and info["versions"]["torch"] == torch.__version__
+    assert (info["n_train"], info["n_test"]) == ((60, 60) if model == "snn" else (60, 20))
+    assert ("tau" in info["settings"]) == (model == "snn")
+
+
+def test_same_seed_gives_identical_metrics(small_caches, tmp_path):
+    s = settings("snn")
+    train(s, small_caches, tmp_path / "a")
+    train(s, small_caches, tmp_path / "b")
+    a, b = (pd.read_csv(tmp_path / d / "metrics.csv").drop(columns=TIMES) for d in "ab")
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_resume_after_interruption_continues_the_same_run(small_caches, tmp_path, monkeypatch):
+    s = settings("snn")
+    train(s, small_caches, tmp_path / "straight")
+    original = training.train_epoch
+
+    def dies_in_epoch_3(model, kind, data, optimizer, batch_size, generator, epoch, log):
+        if epoch == 3:
+            raise KeyboardInterrupt
+        return original(model, kind, data, optimizer, batch_size, generator, epoch, log)
+
+    monkeypatch.setattr(training, "train_epoch", dies_in_epoch_3)
+    with pytest.raises(KeyboardInterrupt):
+        train(s, small_caches, tmp_path / "resumed")
+    monkeypatch.setattr(training, "train_epoch", original)
+    logs = []
+    run(s, small_caches / "nmnist_T4.h5", *(tmp_path / "resumed" / f for f in
+        ("metrics.csv", "model.pt", "run.json", "checkpoint.pt")),
+        code_fingerprint="abc", log=logs.append)
+    assert any("resuming" in line and "after epoch 2" in line for line in logs)
+    straight, resumed = (pd.read_csv(tmp_path / d / "metrics.csv").drop(columns=TIMES)
+                         for d in ("straight", "resumed"))
+    pd.testing.assert_frame_equal(straight, resumed)
+
+
+def test_changed_setting_starts_fresh(small_caches, tmp_path):
+    train(settings("cnn", epochs=2), small_caches, tmp_path)
+    logs = []
+    s = settings("cnn", epochs=2, lr=0.02)
+    run(s, small_caches / "mnist.h5", *(tmp_path / f for f in
+        ("metrics.csv", "model.pt", "run.json", "checkpoint.pt")),
+        code_fingerprint="abc", log=logs.append)
+    assert any("starting fresh" in line for line in logs)
+    assert list(pd.read_csv(tmp_path / "metrics.csv")["epoch"]) == [1, 2]
+
+
+def test_non_finite_loss_names_epoch_and_batch_and_keeps_the_checkpoint(
+        small_caches, tmp_path, monkeypatch):
+    original = training.loss_and_scores
+    calls = []
+
+    def nan_in_epoch_2_batch_3(model, kind, x, y):
+        loss, scores = original(model, kind, x, y)
+        if model.training:
+            calls.append(1)
+            if len(calls) == 4 + 3:  # 60 samples / batch 16 = 4 batches per epoch
+                loss = loss * float("nan")
+        return loss, scores
+
+    monkeypatch.setattr(training, "loss_and_scores", nan_in_epoch_2_batch_3)
+    with pytest.raises(SnnflowError, match="epoch 2 batch 3: loss is nan"):
+        train(settings("cnn"), small_caches, tmp_path)
+    kept = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    assert len(kept["history"]) == 1
+
+
+def test_batch_larger_than_the_dataset_is_refused(small_caches, tmp_path):
+    with pytest.raises(SnnflowError, match="batch_size: 1000 is larger than the 60 training"):
+        train(settings("snn", batch_size=1000), small_caches, tmp_path)
+
+
+def test_cuda_without_a_gpu_is_refused(small_caches, tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(SnnflowError, match="config key device: 'cuda'"):
+        train(settings("cnn", device="cuda"), small_caches, tmp_path)

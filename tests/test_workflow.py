@@ -1,0 +1,124 @@
+"""The whole DAG through Snakemake on a tiny synthetic dataset, then what reruns."""
+
+import re
+import shutil
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import REPO
+
+pytestmark = pytest.mark.workflow
+
+TINY = {
+    "synthetic": {"enabled": True, "train_per_class": 20, "test_per_class": 8, "seed": 0},
+    "snn": {"T": [2, 4], "main_T": 4, "epochs": 2, "batch_size": 20, "lr": 0.01,
+            "channels": [4, 8, 8], "hidden": 16},
+    "cnn": {"epochs": 2, "batch_size": 20, "lr": 0.01, "channels": [4, 8, 8], "hidden": 16},
+}
+
+
+def snakemake(workdir, *args, check=True):
+    result = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", *args],
+                            cwd=workdir, capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def planned_jobs(workdir, config):
+    """{rule: count} of what a dry run with `config` would run."""
+    (workdir / "variant.yaml").write_text(yaml.safe_dump(config))
+    out = snakemake(workdir, "-n", "--configfile", "variant.yaml").stdout
+    if "Nothing to be done" in out:
+        return {}
+    table = out.split("Job stats:")[1].split("total")[0]
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M)}
+
+
+def variant(**changes):
+    config = yaml.safe_load(yaml.safe_dump(TINY))
+    for dotted, value in changes.items():
+        section, key = dotted.split("__")
+        config[section][key] = value
+    return config
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    """A copy of the workflow that has run the complete tiny study once."""
+    workdir = tmp_path_factory.mktemp("study")
+    for name in ("Snakefile", "config.yaml"):
+        shutil.copy(REPO / name, workdir / name)
+    for folder in ("workflow", "envs"):
+        shutil.copytree(REPO / folder, workdir / folder,
+                        ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    (workdir / "tiny.yaml").write_text(yaml.safe_dump(TINY))
+    snakemake(workdir, "--configfile", "tiny.yaml")
+    return workdir
+
+
+def test_complete_study_produces_csvs_and_report(finished_run):
+    results = finished_run / "results"
+    for model in ("snn_T2", "snn_T4", "cnn"):
+        metrics = pd.read_csv(results / "runs" / model / "metrics.csv")
+        assert list(metrics["epoch"]) == [1, 2]
+        assert metrics.notna().all().all()
+        assert (results / "runs" / model / "model.pt").stat().st_size > 0
+    cnn = pd.read_csv(results / "runs" / "cnn" / "metrics.csv")
+    assert cnn["test_acc"].iloc[-1] > 0.2  # chance is 0.1
+    html = (results / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == 4
+    for words in ("CNN vs SNN-4", "SNN-2", "reference study", "Time per epoch"):
+        assert words in html
+    for table in ("comparison", "timing", "accuracy_by_T", "runs"):
+        assert (results / "tables" / f"{table}.csv").exists()
+    for log in ("synthetic_dataset", "nmnist_events", "frames_T2", "frames_T4", "mnist_cache",
+                "train_snn_T2", "train_snn_T4", "train_cnn", "report"):
+        assert (results / "logs" / f"{log}.log").exists()
+    assert (results / "benchmarks" / "train_snn_T4.tsv").exists()
+
+
+def test_nothing_reruns_without_a_change(finished_run):
+    assert planned_jobs(finished_run, variant()) == {}
+
+
+def test_snn_setting_reruns_the_snn_jobs_and_the_report(finished_run):
+    assert planned_jobs(finished_run, variant(snn__tau=3.0)) == {
+        "train_snn": 2, "report": 1, "all": 1}
+
+
+def test_adding_a_T_builds_its_frames_and_run_only(finished_run):
+    assert planned_jobs(finished_run, variant(snn__T=[2, 4, 8])) == {
+        "frames": 1, "train_snn": 1, "report": 1, "all": 1}
+
+
+def test_cnn_learning_rate_reruns_the_cnn_and_the_report(finished_run):
+    assert planned_jobs(finished_run, variant(cnn__lr=0.02)) == {
+        "train_cnn": 1, "report": 1, "all": 1}
+
+
+def test_editing_the_neuron_code_reruns_the_snn_jobs(finished_run):
+    neuron = finished_run / "workflow" / "snnflow" / "neuron.py"
+    original = neuron.read_text()
+    neuron.write_text(original + "\n# an edit\n")
+    try:
+        assert planned_jobs(finished_run, variant()) == {"train_snn": 2, "report": 1, "all": 1}
+    finally:
+        neuron.write_text(original)
+
+
+def test_bad_config_stops_before_any_job_naming_the_key(finished_run):
+    (finished_run / "bad.yaml").write_text(yaml.safe_dump(variant(snn__T=[0, 4])))
+    result = snakemake(finished_run, "-n", "--configfile", "bad.yaml", check=False)
+    assert result.returncode != 0
+    assert "config key snn.T[0]: 0 is less than the minimum of 1" in result.stdout + result.stderr
+
+
+def test_lint_is_clean():
+    result = subprocess.run([sys.executable, "-m", "snakemake", "--lint"], cwd=REPO,
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
