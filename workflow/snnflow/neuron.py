@@ -11,8 +11,10 @@ Two implementations of the same maths:
 - `lif_reference`: step by step with autograd through every step (the reference
   the tests and the benchmark compare against);
 - `lif_fused`: one autograd node for the whole time loop, which saves only H and
-  runs its own backward loop. Its forward uses the reference's exact float
-  operations, so spikes are identical, including inputs exactly on the threshold.
+  runs its own backward loop: a compiled kernel (C++ on CPU, `lif_cpu`; Triton on
+  CUDA, `lif_triton`) when one is available, else the same loop in PyTorch ops.
+  Every forward uses the reference's exact float operations, so spikes are
+  identical, including inputs exactly on the threshold.
 """
 
 from dataclasses import dataclass
@@ -60,40 +62,69 @@ def lif_reference(x_seq, p: LIFParams):
     return torch.stack(spikes)
 
 
+def _kernels(x):
+    """The compiled fused kernels for x's device (None: use the PyTorch loop)."""
+    if x.dtype != torch.float32:
+        return None
+    if x.is_cuda:
+        from . import lif_triton
+        return lif_triton.load()
+    from . import lif_cpu
+    return lif_cpu.load()
+
+
 class _FusedLIF(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x_seq, tau, v_threshold, v_reset, alpha):
-        h_seq = torch.empty_like(x_seq)
-        spikes = torch.empty_like(x_seq)
-        v = torch.full_like(x_seq[0], v_reset)
-        for t in range(x_seq.shape[0]):
-            h = h_seq[t]
-            torch.sub(v, v_reset, out=h)
-            torch.sub(x_seq[t], h, out=h)
-            h.div_(tau).add_(v)
-            fired = h >= v_threshold
-            spikes[t].copy_(fired)
-            v = torch.where(fired, v_reset, h)
+        kernels = _kernels(x_seq)
+        if kernels is not None:
+            spikes, h_seq = kernels.forward(x_seq, tau, v_threshold, v_reset)
+        else:
+            spikes, h_seq = _forward_loop(x_seq, tau, v_threshold, v_reset)
         ctx.save_for_backward(h_seq)
         ctx.params = (tau, v_threshold, v_reset, alpha)
+        ctx.kernels = kernels
         return spikes
 
     @staticmethod
     def backward(ctx, grad_spikes):
         (h_seq,) = ctx.saved_tensors
-        tau, v_threshold, v_reset, alpha = ctx.params
-        grad_x = torch.empty_like(h_seq)
-        grad_v = torch.zeros_like(h_seq[0])
-        for t in range(h_seq.shape[0] - 1, -1, -1):
-            h = h_seq[t]
-            fired = h >= v_threshold
-            # dL/dS: from the output and through the reset V = H(1-S) + V_reset S
-            grad_s = grad_spikes[t] + grad_v * (v_reset - h)
-            grad_h = grad_s * surrogate_grad(h - v_threshold, alpha)
-            grad_h += torch.where(fired, 0.0, grad_v)
-            torch.div(grad_h, tau, out=grad_x[t])
-            grad_v = grad_h - grad_x[t]
+        if ctx.kernels is not None:
+            grad_x = ctx.kernels.backward(grad_spikes, h_seq, *ctx.params)
+        else:
+            grad_x = _backward_loop(grad_spikes, h_seq, *ctx.params)
         return grad_x, None, None, None, None
+
+
+def _forward_loop(x_seq, tau, v_threshold, v_reset):
+    """The fused forward in PyTorch ops: no autograd graph, only H is kept."""
+    h_seq = torch.empty_like(x_seq)
+    spikes = torch.empty_like(h_seq)
+    v = torch.full_like(h_seq[0], v_reset)
+    for t in range(x_seq.shape[0]):
+        h = h_seq[t]
+        torch.sub(v, v_reset, out=h)
+        torch.sub(x_seq[t], h, out=h)
+        h.div_(tau).add_(v)
+        fired = h >= v_threshold
+        spikes[t].copy_(fired)
+        v = torch.where(fired, v_reset, h)
+    return spikes, h_seq
+
+
+def _backward_loop(grad_spikes, h_seq, tau, v_threshold, v_reset, alpha):
+    grad_x = torch.empty_like(h_seq)
+    grad_v = torch.zeros_like(h_seq[0])
+    for t in range(h_seq.shape[0] - 1, -1, -1):
+        h = h_seq[t]
+        fired = h >= v_threshold
+        # dL/dS: from the output and through the reset V = H(1-S) + V_reset S
+        grad_s = grad_spikes[t] + grad_v * (v_reset - h)
+        grad_h = grad_s * surrogate_grad(h - v_threshold, alpha)
+        grad_h += torch.where(fired, 0.0, grad_v)
+        torch.div(grad_h, tau, out=grad_x[t])
+        grad_v = grad_h - grad_x[t]
+    return grad_x
 
 
 def lif_fused(x_seq, p: LIFParams):
