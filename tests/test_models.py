@@ -32,3 +32,13 @@ def test_engines_give_the_same_network_output():
 def test_cnn_logits_shape():
     model = CNN(channels=(4, 8, 8), hidden=16)
     assert model(torch.rand(7, 1, 28, 28)).shape == (7, 10)
+
+
+def test_step_by_step_execution_equals_multi_step_in_eval_mode():
+    torch.manual_seed(0)
+    model = CSNN(channels=(4, 8, 8), hidden=16).eval()
+    x = torch.rand(6, 3, 2, 34, 34) * 3
+    with torch.no_grad():
+        multi, stepwise = model(x), model.forward_step_by_step(x)
+    assert stepwise.shape == multi.shape
+    assert (stepwise == multi).float().mean() > 0.999

@@ -9,9 +9,10 @@ The SNN runs multi-step: the stateless layers see the merged (T*N) batch once an
 only the LIF recurrence loops over T.
 """
 
+import torch
 from torch import nn
 
-from .neuron import LIF, LIFParams
+from .neuron import LIF, LIFParams, lif_step
 
 N_CLASSES = 10
 
@@ -54,6 +55,24 @@ class CSNN(nn.Module):
             y = self.pool(y)
         y = self.lif1(self.fc1(y.flatten(1)).unflatten(0, (T, N)))
         return self.lif2(self.fc2(y))
+
+    def forward_step_by_step(self, x_seq):
+        """The same network run one time step at a time through every layer, with the
+        reference LIF step, as single-step SNN frameworks execute it: the baseline of
+        the benchmark. In training mode BatchNorm then normalises each step's N
+        samples instead of all T*N, so only eval-mode outputs equal forward()'s."""
+        neurons = [*self.neurons, self.lif1, self.lif2]
+        states = [None] * len(neurons)
+        outputs = []
+        for x in x_seq.unbind(0):
+            y = x
+            for k, conv in enumerate(self.convs):
+                y, states[k] = lif_step(conv(y), states[k], neurons[k].params)
+                y = self.pool(y)
+            y, states[-2] = lif_step(self.fc1(y.flatten(1)), states[-2], self.lif1.params)
+            y, states[-1] = lif_step(self.fc2(y), states[-1], self.lif2.params)
+            outputs.append(y)
+        return torch.stack(outputs)
 
 
 class CNN(nn.Module):

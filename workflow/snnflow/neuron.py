@@ -50,14 +50,21 @@ class _SurrogateSpike(torch.autograd.Function):
         return grad_spike * surrogate_grad(x, ctx.alpha), None
 
 
+def lif_step(x, v, p: LIFParams):
+    """One reference step: (spikes, next membrane potential); v=None starts at V_reset."""
+    if v is None:
+        v = torch.full_like(x, p.v_reset)
+    h = v + (x - (v - p.v_reset)) / p.tau
+    s = _SurrogateSpike.apply(h - p.v_threshold, p.alpha)
+    return s, h * (1 - s) + p.v_reset * s
+
+
 def lif_reference(x_seq, p: LIFParams):
     """Step-by-step LIF over x_seq (T, ...) -> spikes (T, ...)."""
-    v = torch.full_like(x_seq[0], p.v_reset)
+    v = None
     spikes = []
     for x in x_seq.unbind(0):  # unbind, not x_seq[t]: indexing makes backward O(T^2)
-        h = v + (x - (v - p.v_reset)) / p.tau
-        s = _SurrogateSpike.apply(h - p.v_threshold, p.alpha)
-        v = h * (1 - s) + p.v_reset * s
+        s, v = lif_step(x, v, p)
         spikes.append(s)
     return torch.stack(spikes)
 
@@ -145,6 +152,10 @@ class LIF(nn.Module):
         self._run = ENGINES[engine]
 
     def forward(self, x_seq):
+        # under autocast the membrane runs in float32: a half-precision H would move
+        # threshold crossings; the 0/1 spikes are exact in any precision
+        if x_seq.dtype in (torch.float16, torch.bfloat16):
+            x_seq = x_seq.float()
         return self._run(x_seq, self.params)
 
     def extra_repr(self):

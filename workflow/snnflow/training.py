@@ -11,6 +11,7 @@ key of the settings and code that made it; a job with the same key resumes from
 it, a job with another key starts fresh.
 """
 
+import contextlib
 import csv
 import ctypes
 import hashlib
@@ -54,6 +55,11 @@ class RunSettings:
     v_reset: float = 0.0
     surrogate_alpha: float = 4.0
     engine: str = "fused"
+    channels_last: bool = True
+    cudnn_benchmark: bool = True
+    autocast: str = "none"          # CUDA only: none, bf16, fp16
+    compile: bool = False
+    deterministic: bool = False
 
     def as_config(self):
         """The settings that apply to this model (the CNN has no T or neuron)."""
@@ -96,35 +102,56 @@ def keep_freed_memory():
 
 
 class Dataset:
-    """One split resident in memory as integers; batches come out as float on `device`."""
+    """One split resident in memory as integers; batches come out as float on `device`.
+
+    On CUDA the integers live in GPU memory when they fit in half of what is free,
+    else in pinned host memory, gathered into a pinned buffer and copied per batch.
+    """
 
     def __init__(self, inputs, labels, device, time_major):
         self.device = device
         self.time_major = time_major
-        self.inputs = torch.from_numpy(inputs)
-        self.labels = torch.from_numpy(labels)
-        if device.type == "cuda":
-            self.inputs = self.inputs.to(device)
-            self.labels = self.labels.to(device)
         self.scale = 1.0 if time_major else 1.0 / 255.0
+        self.inputs = torch.from_numpy(inputs)
+        self.labels = torch.from_numpy(labels).to(device)
+        self.staging = None
+        if device.type == "cuda":
+            free, _ = torch.cuda.mem_get_info(device)
+            if self.inputs.nbytes < free // 2:
+                self.inputs = self.inputs.to(device)
+            else:
+                self.inputs = self.inputs.pin_memory()
+
+    @property
+    def resident_on(self):
+        return "pinned host memory" if self.inputs.is_pinned() else str(self.inputs.device)
 
     def __len__(self):
         return len(self.labels)
+
+    def _gather(self, idx, batch_size):
+        if self.inputs.device == self.device:
+            return self.inputs[idx]
+        if self.staging is None:  # pinned host memory -> GPU
+            self.staging = torch.empty((batch_size, *self.inputs.shape[1:]),
+                                       dtype=self.inputs.dtype).pin_memory()
+        out = self.staging[:len(idx)]
+        torch.index_select(self.inputs, 0, idx.cpu(), out=out)
+        return out.to(self.device, non_blocking=True)
 
     def batches(self, batch_size, generator=None):
         n = len(self)
         order = (torch.randperm(n, generator=generator) if generator is not None
                  else torch.arange(n))
-        if self.device.type == "cuda":
-            order = order.to(self.device)
+        order = order.to(self.labels.device)
         for start in range(0, n, batch_size):
             idx = order[start:start + batch_size]
-            x = self.inputs[idx].to(self.device, non_blocking=True).float()
+            x = self._gather(idx, batch_size).float()
             if self.time_major:  # (N, T, ...) -> (T, N, ...)
                 x = x.transpose(0, 1).contiguous()
             else:
                 x.mul_(self.scale)
-            yield x, self.labels[idx].to(self.device, non_blocking=True)
+            yield x, self.labels[idx]
 
 
 def build_model(s: RunSettings):
@@ -136,12 +163,29 @@ def build_model(s: RunSettings):
 
 def loss_and_scores(model, model_kind, x, y):
     """(loss, class scores): SNN = MSE of firing rates against one-hot labels,
-    CNN = cross-entropy of logits."""
-    out = model(x)
+    CNN = cross-entropy of logits. The loss is computed in float32."""
+    out = model(x).float()
     if model_kind == "snn":
         rates = firing_rate(out)
         return F.mse_loss(rates, F.one_hot(y, 10).to(rates.dtype)), rates
     return F.cross_entropy(out, y), out
+
+
+AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def configure_backend(s: RunSettings, device):
+    """Apply the performance switches; returns the autocast context factory."""
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = s.cudnn_benchmark and not s.deterministic
+        if s.deterministic:
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+            torch.use_deterministic_algorithms(True)
+            torch.backends.cudnn.deterministic = True
+        if s.autocast != "none":
+            dtype = AUTOCAST_DTYPES[s.autocast]
+            return lambda: torch.autocast("cuda", dtype=dtype)
+    return contextlib.nullcontext
 
 
 def _sync(device):
@@ -149,7 +193,8 @@ def _sync(device):
         torch.cuda.synchronize(device)
 
 
-def train_epoch(model, kind, data, optimizer, batch_size, generator, epoch, log):
+def train_epoch(model, kind, data, optimizer, batch_size, generator, epoch, log,
+                autocast=contextlib.nullcontext, scaler=None):
     model.train()
     total_loss = torch.zeros((), dtype=torch.float64, device=data.device)
     correct = torch.zeros((), dtype=torch.int64, device=data.device)
@@ -157,12 +202,18 @@ def train_epoch(model, kind, data, optimizer, batch_size, generator, epoch, log)
     n_batches = math.ceil(len(data) / batch_size)
     for b, (x, y) in enumerate(data.batches(batch_size, generator), start=1):
         optimizer.zero_grad(set_to_none=True)
-        loss, scores = loss_and_scores(model, kind, x, y)
+        with autocast():
+            loss, scores = loss_and_scores(model, kind, x, y)
         if not torch.isfinite(loss):
             raise SnnflowError(f"epoch {epoch} batch {b}: loss is {loss.item()} - lower lr; "
                                "the last good checkpoint is kept")
-        loss.backward()
-        optimizer.step()
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            loss.backward()
+            optimizer.step()
         total_loss += loss.detach() * len(y)
         correct += (scores.argmax(1) == y).sum()
         if time.perf_counter() - last_report > PROGRESS_EVERY_SECONDS:
@@ -172,12 +223,13 @@ def train_epoch(model, kind, data, optimizer, batch_size, generator, epoch, log)
 
 
 @torch.inference_mode()
-def evaluate(model, kind, data, batch_size):
+def evaluate(model, kind, data, batch_size, autocast=contextlib.nullcontext):
     model.eval()
     total_loss = torch.zeros((), dtype=torch.float64, device=data.device)
     correct = torch.zeros((), dtype=torch.int64, device=data.device)
     for x, y in data.batches(batch_size):
-        loss, scores = loss_and_scores(model, kind, x, y)
+        with autocast():
+            loss, scores = loss_and_scores(model, kind, x, y)
         total_loss += loss * len(y)
         correct += (scores.argmax(1) == y).sum()
     return total_loss.item() / len(data), correct.item() / len(data)
@@ -264,11 +316,16 @@ def run(s: RunSettings, cache, metrics_csv, model_path, run_json, checkpoint, co
         raise SnnflowError(f"config key epochs: {s.epochs} - must be at least 1")
     train, test = load_data(s, cache, device)
     log(f"{s.model}{'' if s.T is None else f'-T{s.T}'}: {len(train)} train / {len(test)} test "
-        f"samples on {device}")
+        f"samples on {device}, cache in {train.resident_on}")
 
+    autocast = configure_backend(s, device)
     torch.manual_seed(s.seed)
     model = build_model(s).to(device)
+    if s.channels_last:
+        model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=s.lr)
+    scaler = torch.amp.GradScaler("cuda") if device.type == "cuda" and s.autocast == "fp16" else None
+    forward_model = torch.compile(model) if s.compile else model
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=s.epochs)
     generator = torch.Generator().manual_seed(s.seed)
     key = s.key(code_fingerprint)
@@ -281,6 +338,8 @@ def run(s: RunSettings, cache, metrics_csv, model_path, run_json, checkpoint, co
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
             scheduler.load_state_dict(state["scheduler"])
+            if scaler is not None and state.get("scaler"):
+                scaler.load_state_dict(state["scaler"])
             _restore_rng(state["rng"], generator)
             history = state["history"]
             first_epoch = len(history) + 1
@@ -293,11 +352,11 @@ def run(s: RunSettings, cache, metrics_csv, model_path, run_json, checkpoint, co
         lr = optimizer.param_groups[0]["lr"]
         _sync(device)
         t0 = time.perf_counter()
-        train_loss, train_acc = train_epoch(model, s.model, train, optimizer, s.batch_size,
-                                            generator, epoch, log)
+        train_loss, train_acc = train_epoch(forward_model, s.model, train, optimizer,
+                                            s.batch_size, generator, epoch, log, autocast, scaler)
         _sync(device)
         t1 = time.perf_counter()
-        test_loss, test_acc = evaluate(model, s.model, test, s.batch_size)
+        test_loss, test_acc = evaluate(forward_model, s.model, test, s.batch_size, autocast)
         _sync(device)
         t2 = time.perf_counter()
         scheduler.step()
@@ -309,6 +368,7 @@ def run(s: RunSettings, cache, metrics_csv, model_path, run_json, checkpoint, co
         _save_checkpoint(checkpoint, {
             "key": key, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(), "rng": _rng_states(generator),
+            "scaler": scaler.state_dict() if scaler is not None else None,
             "history": history})
         log(f"epoch {epoch}/{s.epochs}: train loss {train_loss:.4f} acc {train_acc:.4f} | "
             f"test loss {test_loss:.4f} acc {test_acc:.4f} | {t1 - t0:.1f}s + {t2 - t1:.1f}s")

@@ -1,0 +1,289 @@
+"""Benchmark: the optimised engine and data preparation against their references.
+
+    python -m snnflow.bench [--device cpu] [--batch 64] [--T 4 8 16 32]
+                            [--prep-samples 7000] [--json results.json]
+
+Training and inference samples/s of the SNN at each T and of the CNN, on synthetic
+batches, for
+- reference: the SNN run one time step at a time through every layer with the
+  step-by-step LIF (autograd through each step), contiguous NCHW, as single-step
+  frameworks run it; the CNN in NCHW;
+- optimised: multi-step execution (stateless layers once on the merged T*N batch),
+  the fused LIF kernel, channels_last (and cuDNN autotuning on CUDA).
+Data preparation on N synthetic recordings in N-MNIST's format: per-sample tonic
+read_mnist_file + ToFrame against the pipeline's parse-once event store and
+frame caches, for all four T.
+
+Every measurement runs in a fresh process (its peak memory is its own), reports the
+median of repeated runs after warm-up, and never runs as part of the tests.
+"""
+
+import argparse
+import json
+import multiprocessing
+import resource
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+PREP_T = (4, 8, 16, 32)
+
+
+def _peak_rss_mb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _child(connection, func, args):
+    try:
+        connection.send((True, func(*args)))
+    except BaseException as err:  # report it in the parent
+        connection.send((False, repr(err)))
+
+
+def _isolated(func, *args):
+    """Run func(*args) in a fresh process (which may start workers of its own)."""
+    ctx = multiprocessing.get_context("spawn")
+    receiver, sender = ctx.Pipe(duplex=False)
+    process = ctx.Process(target=_child, args=(sender, func, args))
+    process.start()
+    ok, value = receiver.recv()
+    process.join()
+    if not ok:
+        raise RuntimeError(f"{func.__name__} failed: {value}")
+    return value
+
+
+def _median_seconds(step, repeats, warmup, sync):
+    for _ in range(warmup):
+        step()
+    sync()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        step()
+        sync()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def measure_model(kind, impl, T, batch, device_name, channels, hidden, threads, repeats, warmup):
+    """Training and inference samples/s and peak memory of one model/implementation."""
+    import torch
+    import torch.nn.functional as F
+
+    from .models import CNN, CSNN
+    from .training import keep_freed_memory
+
+    keep_freed_memory()
+    torch.set_num_threads(threads)
+    device = torch.device(device_name)
+    optimised = impl == "optimised"
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = optimised
+    torch.manual_seed(0)
+    if kind == "snn":
+        model = CSNN(channels, hidden, engine="fused" if optimised else "reference")
+        x = (torch.rand(T, batch, 2, 34, 34, device=device) < 0.05).float()
+        forward = model if optimised else model.forward_step_by_step
+    else:
+        model = CNN(channels, hidden)
+        x = torch.rand(batch, 1, 28, 28, device=device)
+        forward = model
+    model = model.to(device)
+    if optimised:
+        model = model.to(memory_format=torch.channels_last)
+    y = torch.randint(0, 10, (batch,), device=device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+
+    def loss_of(out):
+        if kind == "snn":
+            return F.mse_loss(out.mean(0), F.one_hot(y, 10).float())
+        return F.cross_entropy(out, y)
+
+    def train_step():
+        optimizer.zero_grad(set_to_none=True)
+        loss_of(forward(x)).backward()
+        optimizer.step()
+
+    def infer_step():
+        with torch.inference_mode():
+            forward(x)
+
+    def sync():
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    model.train()
+    train_s = _median_seconds(train_step, repeats, warmup, sync)
+    model.eval()
+    infer_s = _median_seconds(infer_step, repeats, warmup, sync)
+    peak = (torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda"
+            else _peak_rss_mb())
+    return {"model": kind if kind == "cnn" else f"snn_T{T}", "impl": impl,
+            "train_samples_per_s": batch / train_s, "inference_samples_per_s": batch / infer_s,
+            "peak_memory_mb": peak}
+
+
+def make_recordings(root, n, seed=0):
+    """n synthetic recordings under root/{Train,Test}/<label>/ (1 in 7 in Test): a pool of
+    realistic ones from snnflow.synthetic, repeated, so n can be large quickly."""
+    from .synthetic import write_dataset
+
+    pool_dir = Path(root) / "pool"
+    per_class = max(1, min(n, 300) // 10)
+    write_dataset(pool_dir, per_class, 1, seed)
+    pool = [p.read_bytes() for p in sorted((pool_dir / "NMNIST" / "Train").glob("*/*.bin"))]
+    data = Path(root) / "NMNIST"
+    n_test = max(1, n // 7)
+    for i in range(n):
+        folder = "Test" if i < n_test else "Train"
+        target = data / folder / str(i % 10) / f"{i:05d}.bin"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(pool[i % len(pool)])
+    return data
+
+
+def measure_tonic_prep(data, limit):
+    """Per-sample tonic read_mnist_file + ToFrame(n_event_bins=T), for each T."""
+    import numpy as np
+    import tonic
+
+    files = sorted(Path(data).glob("*/*/*.bin"))[:limit]
+    dtype = tonic.datasets.NMNIST.dtype
+    results = {}
+    for T in PREP_T:
+        to_frame = tonic.transforms.ToFrame(sensor_size=(34, 34, 2), n_event_bins=T)
+        start = time.perf_counter()
+        events = 0
+        for f in files:
+            ev = tonic.io.read_mnist_file(str(f), dtype=dtype)
+            to_frame(ev)
+            events += len(ev)
+        seconds = time.perf_counter() - start
+        results[T] = {"samples_per_s": len(files) / seconds, "events_per_s": events / seconds}
+    results["peak_memory_mb"] = _peak_rss_mb()
+    results["samples"] = len(files)
+    return results
+
+
+def measure_pipeline_prep(data, out, threads):
+    """The pipeline's data stage: parse once into the event store, then one frame cache
+    per T, each with `threads` worker processes."""
+    import h5py
+
+    from .events import build_event_store
+    from .frames import build_frame_cache
+
+    timings = {}
+    start = time.perf_counter()
+    build_event_store(data, Path(out) / "events.h5", threads)
+    timings["events_seconds"] = time.perf_counter() - start
+    for T in PREP_T:
+        t0 = time.perf_counter()
+        build_frame_cache(Path(out) / "events.h5", T, Path(out) / f"nmnist_T{T}.h5", threads)
+        timings[f"frames_T{T}_seconds"] = time.perf_counter() - t0
+    timings["total_seconds"] = time.perf_counter() - start
+    with h5py.File(Path(out) / "events.h5") as h5:
+        timings["events"] = int(sum(len(h5[f"{s}/codes"]) for s in ("train", "test")))
+        timings["samples"] = int(sum(len(h5[f"{s}/labels"]) for s in ("train", "test")))
+    timings["cache_megabytes"] = {T: (Path(out) / f"nmnist_T{T}.h5").stat().st_size / 2**20
+                                  for T in PREP_T}
+    timings["peak_memory_mb"] = _peak_rss_mb()
+    return timings
+
+
+def run_training(args):
+    rows = []
+    models = [("snn", T) for T in args.T] + [("cnn", None)]
+    for kind, T in models:
+        for impl in ("reference", "optimised"):
+            rows.append(_isolated(measure_model, kind, impl, T, args.batch, args.device,
+                                  args.channels, args.hidden, args.threads, args.repeats,
+                                  args.warmup))
+            r = rows[-1]
+            print(f"  {r['model']:8} {impl:9}  train {r['train_samples_per_s']:9.1f}/s  "
+                  f"inference {r['inference_samples_per_s']:9.1f}/s  "
+                  f"peak {r['peak_memory_mb']:8.0f} MB", flush=True)
+    return rows
+
+
+def run_prep(args):
+    with tempfile.TemporaryDirectory() as tmp:
+        data = make_recordings(tmp, args.prep_samples)
+        pipeline = _isolated(measure_pipeline_prep, str(data), str(Path(tmp) / "out"),
+                             args.threads)
+        tonic_prep = _isolated(measure_tonic_prep, str(data), args.tonic_samples)
+    per_T = [tonic_prep[T]["samples_per_s"] for T in PREP_T]
+    tonic_seconds = sum(pipeline["samples"] / s for s in per_T)
+    return {"pipeline": pipeline, "tonic": tonic_prep,
+            "tonic_seconds_all_T_extrapolated": tonic_seconds,
+            "speedup_all_T": tonic_seconds / pipeline["total_seconds"],
+            "pipeline_events_per_s": pipeline["events"] * len(PREP_T) / pipeline["total_seconds"]}
+
+
+def summary_table(training, prep):
+    lines = []
+    if training:
+        lines.append(f"{'model':9} {'train ref/s':>12} {'train opt/s':>12} {'ratio':>6} "
+                     f"{'infer ref/s':>12} {'infer opt/s':>12} {'ratio':>6} "
+                     f"{'peak ref MB':>11} {'peak opt MB':>11}")
+        by_model = {}
+        for r in training:
+            by_model.setdefault(r["model"], {})[r["impl"]] = r
+        for model, impls in by_model.items():
+            ref, opt = impls["reference"], impls["optimised"]
+            lines.append(
+                f"{model:9} {ref['train_samples_per_s']:12.1f} {opt['train_samples_per_s']:12.1f} "
+                f"{opt['train_samples_per_s'] / ref['train_samples_per_s']:6.2f} "
+                f"{ref['inference_samples_per_s']:12.1f} {opt['inference_samples_per_s']:12.1f} "
+                f"{opt['inference_samples_per_s'] / ref['inference_samples_per_s']:6.2f} "
+                f"{ref['peak_memory_mb']:11.0f} {opt['peak_memory_mb']:11.0f}")
+    if prep:
+        p, t = prep["pipeline"], prep["tonic"]
+        lines.append("")
+        lines.append(f"data prep, {p['samples']} samples, {p['events']} events, T in {PREP_T}:")
+        lines.append(f"  pipeline  {p['total_seconds']:7.2f} s  (events {p['events_seconds']:.2f} s; "
+                     + ", ".join(f"T{T} {p[f'frames_T{T}_seconds']:.2f} s" for T in PREP_T)
+                     + f")  {prep['pipeline_events_per_s'] / 1e6:.1f} M events/s, "
+                     f"peak {p['peak_memory_mb']:.0f} MB")
+        lines.append(f"  tonic     {prep['tonic_seconds_all_T_extrapolated']:7.2f} s  (per T: "
+                     + ", ".join(f"T{T} {t[T]['samples_per_s']:.0f}/s" for T in PREP_T)
+                     + f", over {t['samples']} samples)  peak {t['peak_memory_mb']:.0f} MB")
+        lines.append(f"  speed-up  {prep['speedup_all_T']:.1f}x")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="snnflow benchmark (see module docstring)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--T", type=int, nargs="+", default=[4, 8, 16, 32])
+    parser.add_argument("--channels", type=int, nargs=3, default=[32, 64, 128])
+    parser.add_argument("--hidden", type=int, default=256)
+    parser.add_argument("--threads", type=int, default=2, help="CPU threads / prep workers")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--prep-samples", type=int, default=7000,
+                        help="synthetic recordings for the data-prep benchmark (0: skip)")
+    parser.add_argument("--tonic-samples", type=int, default=1000,
+                        help="recordings the slower tonic reference converts per T")
+    parser.add_argument("--skip-training", action="store_true")
+    parser.add_argument("--json", type=Path, help="also write all figures as JSON here")
+    args = parser.parse_args(argv)
+
+    print(f"device {args.device}, batch {args.batch}, widths {args.channels}/{args.hidden}, "
+          f"threads {args.threads}, median of {args.repeats} after {args.warmup} warm-up")
+    training = [] if args.skip_training else run_training(args)
+    prep = run_prep(args) if args.prep_samples > 0 else None
+    print(summary_table(training, prep))
+    if args.json:
+        args.json.write_text(json.dumps({"settings": vars(args) | {"json": str(args.json)},
+                                         "training": training, "prep": prep}, indent=2,
+                                        default=str))
+
+
+if __name__ == "__main__":
+    main()
