@@ -77,3 +77,63 @@ def test_layer_is_multi_step_and_keeps_shape():
     assert out.shape == x.shape and set(out.unique().tolist()) <= {0.0, 1.0}
     assert "engine=fused" in repr(layer)
     assert math.isclose(LIF(engine="reference")(x).sum().item(), out.sum().item())
+
+
+CHECK_FUSED_SCRIPT = """
+import sys, torch
+sys.path.insert(0, {workflow!r})
+from snnflow.neuron import LIFParams, lif_fused, lif_reference, _kernels
+from snnflow import {module} as backend
+kernels = backend.load()
+print("kernels:", kernels is not None)
+assert (kernels is not None) == {expect_kernels}
+p = LIFParams(tau=1.7, v_threshold=0.6, v_reset=-0.2, alpha=2.5)
+x = torch.randn(16, 3, 4, 5, 5) * 1.5 + 0.5
+x[:, 0, 0, 0, :] = 2.0
+a, b = x.clone().requires_grad_(), x.clone().requires_grad_()
+if {direct}:
+    s_ref = lif_reference(a, p)
+    g = torch.randn_like(s_ref)
+    (s_ref * g).sum().backward()
+    s, h = kernels.forward(b.detach(), p.tau, p.v_threshold, p.v_reset)
+    grad = kernels.backward(g, h, p.tau, p.v_threshold, p.v_reset, p.alpha)
+else:
+    s_ref, s = lif_reference(a, p), lif_fused(b, p)
+    g = torch.randn_like(s_ref)
+    (s_ref * g).sum().backward()
+    (s * g).sum().backward()
+    grad = b.grad
+assert torch.equal(s, s_ref)
+assert (grad - a.grad).abs().max() <= 1e-6
+print("ok")
+"""
+
+
+def run_check(env, module, expect_kernels, direct=False):
+    import os
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    script = CHECK_FUSED_SCRIPT.format(workflow=str(REPO / "workflow"), module=module,
+                                       expect_kernels=expect_kernels, direct=direct)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            env={**os.environ, **env})
+    assert result.returncode == 0 and "ok" in result.stdout, result.stdout + result.stderr
+    return result
+
+
+def test_cpu_fallback_without_a_compiler_gives_the_same_values(tmp_path):
+    result = run_check({"TORCH_EXTENSIONS_DIR": str(tmp_path), "CXX": "/bin/false"},
+                       "lif_cpu", expect_kernels=False)
+    assert "kernels: False" in result.stdout
+
+
+def test_cpu_fallback_when_disabled():
+    run_check({"SNNFLOW_DISABLE_CPP": "1"}, "lif_cpu", expect_kernels=False)
+
+
+def test_triton_kernels_match_the_reference_in_the_interpreter():
+    pytest.importorskip("triton")
+    run_check({"TRITON_INTERPRET": "1"}, "lif_triton", expect_kernels=True, direct=True)
