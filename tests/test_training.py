@@ -109,7 +109,7 @@ def test_non_finite_loss_names_epoch_and_batch_and_keeps_the_checkpoint(
 
 
 def test_batch_larger_than_the_dataset_is_refused(small_caches, tmp_path):
-    with pytest.raises(SnnflowError, match="batch_size: 1000 is larger than the 60 training"):
+    with pytest.raises(SnnflowError, match="config key snn.batch_size: 1000 is larger than the 60 training"):
         train(settings("snn", batch_size=1000), small_caches, tmp_path)
 
 

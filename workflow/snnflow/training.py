@@ -245,7 +245,7 @@ def load_data(s: RunSettings, cache, device):
                                f"T={s.T} - delete the cache and rerun")
         splits[split] = Dataset(inputs, labels, device, time_major=s.model == "snn")
     if s.batch_size > len(splits["train"]):
-        raise SnnflowError(f"config key batch_size: {s.batch_size} is larger than the "
+        raise SnnflowError(f"config key {s.model}.batch_size: {s.batch_size} is larger than the "
                            f"{len(splits['train'])} training samples in {cache} - lower it")
     return splits["train"], splits["test"]
 
@@ -313,7 +313,7 @@ def run(s: RunSettings, cache, metrics_csv, model_path, run_json, checkpoint, co
     torch.set_num_threads(max(1, threads))
     device = resolve_device(s.device)
     if s.epochs < 1:
-        raise SnnflowError(f"config key epochs: {s.epochs} - must be at least 1")
+        raise SnnflowError(f"config key {s.model}.epochs: {s.epochs} - must be at least 1")
     train, test = load_data(s, cache, device)
     log(f"{s.model}{'' if s.T is None else f'-T{s.T}'}: {len(train)} train / {len(test)} test "
         f"samples on {device}, cache in {train.resident_on}")

@@ -1,0 +1,76 @@
+"""A training job killed with SIGKILL resumes after its last finished epoch, and the
+final metrics equal those of an uninterrupted run (times aside)."""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import REPO
+
+pytestmark = pytest.mark.workflow
+
+EPOCHS = 5
+CONFIG = {
+    "synthetic": {"enabled": True, "train_per_class": 40, "test_per_class": 4, "seed": 1},
+    "snn": {"T": [8], "main_T": 8, "epochs": EPOCHS, "batch_size": 16, "lr": 0.005,
+            "channels": [8, 16, 16], "hidden": 32},
+}
+TARGET = "results/runs/snn_T8/metrics.csv"
+
+
+def workflow_copy(path):
+    path.mkdir()
+    shutil.copy(REPO / "config.yaml", path / "config.yaml")
+    (path / "resume.yaml").write_text(yaml.safe_dump(CONFIG))
+    return path
+
+
+def snakemake_command(*args):
+    return [sys.executable, "-m", "snakemake", *args, "-s", str(REPO / "Snakefile"),
+            "--cores", "2", "--configfile", "resume.yaml"]
+
+
+def wait_for_line(log, words, process, timeout=240):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if log.exists() and words in log.read_text():
+            return
+        if process.poll() is not None:
+            raise AssertionError(f"snakemake ended before '{words}' appeared")
+        time.sleep(0.02)
+    raise AssertionError(f"'{words}' did not appear in {log}")
+
+
+def test_sigkill_then_rerun_continues_at_the_next_epoch(tmp_path):
+    straight = workflow_copy(tmp_path / "straight")
+    subprocess.run(snakemake_command(TARGET), cwd=straight, check=True, capture_output=True)
+
+    killed = workflow_copy(tmp_path / "killed")
+    log = killed / "results" / "logs" / "train_snn_T8.log"
+    process = subprocess.Popen(snakemake_command(TARGET), cwd=killed, start_new_session=True,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for_line(log, f"epoch 2/{EPOCHS}:", process)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    done = log.read_text().count(f"/{EPOCHS}: train loss")
+    assert done < EPOCHS, "the job finished before it could be killed"
+
+    # what the README tells a user to do after a killed run
+    subprocess.run(snakemake_command("--unlock"), cwd=killed, check=True, capture_output=True)
+    rerun = subprocess.run(snakemake_command(TARGET, "--rerun-incomplete"), cwd=killed,
+                           capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert f"after epoch {done}" in log.read_text()
+    assert f"epoch {done + 1}/{EPOCHS}:" in log.read_text()
+
+    columns = ["train_seconds", "test_seconds"]
+    expected = pd.read_csv(straight / TARGET).drop(columns=columns)
+    resumed = pd.read_csv(killed / TARGET).drop(columns=columns)
+    pd.testing.assert_frame_equal(resumed, expected)
