@@ -159,3 +159,9 @@ def test_damaged_cache_is_named_never_loaded(tmp_path, nmnist, damage, words):
         with h5py.File(store, "a") as h5:
             del h5["test/codes"]
     expect_failure(tmp_path, "results/frames/nmnist_T4.h5", config, words)
+
+
+def test_batch_larger_than_the_dataset_stops_the_training_job(tmp_path, nmnist):
+    config = {"nmnist_dir": str(nmnist), "snn": {"T": [4], "main_T": 4, "batch_size": 64}}
+    expect_failure(tmp_path, "results/runs/snn_T4/metrics.csv", config,
+                   "config key snn.batch_size: 64 is larger than the 2 training samples")

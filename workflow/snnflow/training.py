@@ -98,7 +98,7 @@ def keep_freed_memory():
         return
     m_trim_threshold, m_mmap_max = -1, -4
     libc.mallopt(m_mmap_max, 0)
-    libc.mallopt(m_trim_threshold, 1 << 30)
+    libc.mallopt(m_trim_threshold, -1)  # -1: never trim
 
 
 class Dataset:
