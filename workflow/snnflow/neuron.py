@@ -80,27 +80,49 @@ def _kernels(x):
     return lif_cpu.load()
 
 
-class _FusedLIF(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x_seq, tau, v_threshold, v_reset, alpha):
-        kernels = _kernels(x_seq)
-        if kernels is not None:
-            spikes, h_seq = kernels.forward(x_seq, tau, v_threshold, v_reset)
-        else:
-            spikes, h_seq = _forward_loop(x_seq, tau, v_threshold, v_reset)
-        ctx.save_for_backward(h_seq)
-        ctx.params = (tau, v_threshold, v_reset, alpha)
-        ctx.kernels = kernels
-        return spikes
+# The fused loop is registered as a custom operator (with its own autograd), so
+# torch.compile traces through it instead of breaking the graph at every neuron.
+@torch.library.custom_op("snnflow::lif_forward", mutates_args=())
+def _lif_forward(x_seq: torch.Tensor, tau: float, v_threshold: float, v_reset: float,
+                 alpha: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(spikes, H) of the whole time loop (alpha is kept for the backward)."""
+    kernels = _kernels(x_seq)
+    if kernels is not None:
+        return kernels.forward(x_seq, tau, v_threshold, v_reset)
+    return _forward_loop(x_seq, tau, v_threshold, v_reset)
 
-    @staticmethod
-    def backward(ctx, grad_spikes):
-        (h_seq,) = ctx.saved_tensors
-        if ctx.kernels is not None:
-            grad_x = ctx.kernels.backward(grad_spikes, h_seq, *ctx.params)
-        else:
-            grad_x = _backward_loop(grad_spikes, h_seq, *ctx.params)
-        return grad_x, None, None, None, None
+
+@_lif_forward.register_fake
+def _(x_seq, tau, v_threshold, v_reset, alpha):
+    return torch.empty_like(x_seq), torch.empty_like(x_seq)
+
+
+@torch.library.custom_op("snnflow::lif_backward", mutates_args=())
+def _lif_backward(grad_spikes: torch.Tensor, h_seq: torch.Tensor, tau: float,
+                  v_threshold: float, v_reset: float, alpha: float) -> torch.Tensor:
+    """dL/dX of the whole time loop from dL/dS and the saved H."""
+    kernels = _kernels(h_seq)
+    if kernels is not None:
+        return kernels.backward(grad_spikes, h_seq, tau, v_threshold, v_reset, alpha)
+    return _backward_loop(grad_spikes, h_seq, tau, v_threshold, v_reset, alpha)
+
+
+@_lif_backward.register_fake
+def _(grad_spikes, h_seq, tau, v_threshold, v_reset, alpha):
+    return torch.empty_like(h_seq)
+
+
+def _setup_context(ctx, inputs, output):
+    ctx.save_for_backward(output[1])
+    ctx.params = inputs[1:]
+
+
+def _backward(ctx, grad_spikes, _grad_h):
+    (h_seq,) = ctx.saved_tensors
+    return _lif_backward(grad_spikes, h_seq, *ctx.params), None, None, None, None
+
+
+_lif_forward.register_autograd(_backward, setup_context=_setup_context)
 
 
 def _forward_loop(x_seq, tau, v_threshold, v_reset):
@@ -136,7 +158,7 @@ def _backward_loop(grad_spikes, h_seq, tau, v_threshold, v_reset, alpha):
 
 def lif_fused(x_seq, p: LIFParams):
     """Fused LIF over x_seq (T, ...) -> spikes (T, ...): same values as lif_reference."""
-    return _FusedLIF.apply(x_seq, p.tau, p.v_threshold, p.v_reset, p.alpha)
+    return _lif_forward(x_seq, p.tau, p.v_threshold, p.v_reset, p.alpha)[0]
 
 
 ENGINES = {"reference": lif_reference, "fused": lif_fused}
