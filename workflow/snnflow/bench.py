@@ -6,10 +6,11 @@
 Training and inference samples/s of the SNN at each T and of the CNN, on synthetic
 batches, for
 - reference: the SNN run one time step at a time through every layer with the
-  step-by-step LIF (autograd through each step), contiguous NCHW, as single-step
-  frameworks run it; the CNN in NCHW;
+  step-by-step LIF (autograd through each step), contiguous NCHW and glibc's
+  default allocator settings, as single-step frameworks run it; the CNN in NCHW;
 - optimised: multi-step execution (stateless layers once on the merged T*N batch),
-  the fused LIF kernel, channels_last (and cuDNN autotuning on CUDA).
+  the fused LIF kernel, channels_last, the training jobs' allocator settings
+  (snnflow.training.keep_freed_memory) and cuDNN autotuning on CUDA.
 Data preparation on N synthetic recordings in N-MNIST's format: per-sample tonic
 read_mnist_file + ToFrame against the pipeline's parse-once event store and
 frame caches, for all four T.
@@ -75,10 +76,11 @@ def measure_model(kind, impl, T, batch, device_name, channels, hidden, threads, 
     from .models import CNN, CSNN
     from .training import keep_freed_memory
 
-    keep_freed_memory()
+    optimised = impl == "optimised"
+    if optimised:  # the reference runs with glibc's defaults, as the frameworks do
+        keep_freed_memory()
     torch.set_num_threads(threads)
     device = torch.device(device_name)
-    optimised = impl == "optimised"
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = optimised
     torch.manual_seed(0)
