@@ -5,7 +5,7 @@ PYTHON ?= python3
 CORES ?= 2
 BIN := $(VENV)/bin
 
-.PHONY: demo test study lint clean
+.PHONY: demo test study bench lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ study: $(VENV)/.installed
 
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest
+
+bench: $(VENV)/.installed
+	mkdir -p results
+	$(BIN)/python -m snnflow.bench --prep-samples 70000 --json results/bench.json
 
 lint: $(VENV)/.installed
 	$(BIN)/snakemake --lint

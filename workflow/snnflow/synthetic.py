@@ -36,20 +36,22 @@ FONT_VARIANTS = [(family, weight, style) for family in ("DejaVu Sans", "DejaVu S
 def render_glyphs():
     """(digits, variants, GLYPH_SIZE, GLYPH_SIZE) float images of 0-9 in every font variant."""
     import matplotlib
+    import matplotlib.style
     matplotlib.use("Agg")
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     glyphs = np.zeros((10, len(FONT_VARIANTS), GLYPH_SIZE, GLYPH_SIZE), dtype=np.float32)
-    for v, (family, weight, style) in enumerate(FONT_VARIANTS):
-        for digit in range(10):
-            fig = Figure(figsize=(1, 1), dpi=GLYPH_SIZE)
-            canvas = FigureCanvasAgg(fig)
-            fig.text(0.5, 0.5, str(digit), ha="center", va="center", fontsize=60,
-                     family=family, weight=weight, style=style)
-            canvas.draw()
-            rgba = np.asarray(canvas.buffer_rgba(), dtype=np.float32)
-            glyphs[digit, v] = 1.0 - rgba[..., :3].mean(-1) / 255.0
+    with matplotlib.style.context("default"):  # independent of any style set elsewhere
+        for v, (family, weight, style) in enumerate(FONT_VARIANTS):
+            for digit in range(10):
+                fig = Figure(figsize=(1, 1), dpi=GLYPH_SIZE, facecolor="white")
+                canvas = FigureCanvasAgg(fig)
+                fig.text(0.5, 0.5, str(digit), ha="center", va="center", fontsize=60,
+                         family=family, weight=weight, style=style, color="black")
+                canvas.draw()
+                rgba = np.asarray(canvas.buffer_rgba(), dtype=np.float32)
+                glyphs[digit, v] = 1.0 - rgba[..., :3].mean(-1) / 255.0
     return glyphs
 
 
