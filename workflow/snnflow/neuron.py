@@ -69,6 +69,16 @@ def lif_reference(x_seq, p: LIFParams):
     return torch.stack(spikes)
 
 
+def kernel_backend(device):
+    """Load (compiling on first use) the fused kernels for `device` and name them;
+    called before training so a first-time build never lands in an epoch's time."""
+    probe = torch.empty(0, device=device)
+    kernels = _kernels(probe)
+    if kernels is None:
+        return "PyTorch loop"
+    return "Triton" if probe.is_cuda else "C++ (CPU)"
+
+
 def _kernels(x):
     """The compiled fused kernels for x's device (None: use the PyTorch loop)."""
     if x.dtype != torch.float32:

@@ -33,7 +33,7 @@ from .atomic import atomic_path
 from .frames import load_frames
 from .mnist import load_images
 from .models import CNN, CSNN, firing_rate
-from .neuron import LIFParams
+from .neuron import LIFParams, kernel_backend
 
 PROGRESS_EVERY_SECONDS = 30.0
 
@@ -319,6 +319,10 @@ def run(s: RunSettings, cache, metrics_csv, model_path, run_json, checkpoint, co
         f"samples on {device}, cache in {train.resident_on}")
 
     autocast = configure_backend(s, device)
+    lif_kernels = None
+    if s.model == "snn" and s.engine == "fused":
+        lif_kernels = kernel_backend(device)
+        log(f"fused LIF kernels: {lif_kernels}")
     torch.manual_seed(s.seed)
     model = build_model(s).to(device)
     if s.channels_last:
@@ -377,6 +381,7 @@ def run(s: RunSettings, cache, metrics_csv, model_path, run_json, checkpoint, co
         torch.save({"settings": s.as_config(), "state_dict": model.state_dict(),
                     "code_fingerprint": code_fingerprint}, tmp)
     info = {"model": s.model, "settings": s.as_config(), "code_fingerprint": code_fingerprint,
+            "lif_kernels": lif_kernels,
             "n_train": len(train), "n_test": len(test), **environment(device, threads)}
     with atomic_path(run_json) as tmp:
         tmp.write_text(json.dumps(info, indent=2))
