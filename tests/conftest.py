@@ -1,4 +1,7 @@
+import http.server
 import sys
+import threading
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -58,3 +61,18 @@ def small_caches(tmp_path_factory):
                   rng.integers(0, 10, n, dtype=np.uint8))
     build_image_cache(root / "mnist", root / "mnist.h5")
     return root
+
+
+@pytest.fixture
+def server(tmp_path):
+    """A real HTTP server on 127.0.0.1 serving (root folder, base URL)."""
+    root = tmp_path / "served"
+    root.mkdir()
+    handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    handler.log_message = lambda *args: None
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield root, f"http://127.0.0.1:{httpd.server_address[1]}/"
+    httpd.shutdown()
+    httpd.server_close()

@@ -165,3 +165,37 @@ def test_batch_larger_than_the_dataset_stops_the_training_job(tmp_path, nmnist):
     config = {"nmnist_dir": str(nmnist), "snn": {"T": [4], "main_T": 4, "batch_size": 64}}
     expect_failure(tmp_path, "results/runs/snn_T4/metrics.csv", config,
                    "config key snn.batch_size: 64 is larger than the 2 training samples")
+
+
+def test_download_with_a_wrong_md5_keeps_nothing(tmp_path, server, rng):
+    root, url = server
+    with zipfile.ZipFile(root / "train.zip", "w") as zf:
+        zf.writestr("Train/0/00001.bin", bytes(500))
+    lines = expect_failure(tmp_path, "results/raw/downloads/nmnist_train.zip",
+                           {"download": {"nmnist_mirror": url, "retries": 1}}, "md5")
+    assert any(url + "train.zip" in line and "nmnist_dir" in line for line in lines)
+    assert not list((tmp_path / "results" / "raw" / "downloads").glob("*.zip"))
+
+
+def test_download_without_network_fails_fast_naming_url_and_alternative(tmp_path):
+    import socket
+    import time
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    start = time.monotonic()
+    lines = expect_failure(
+        tmp_path, "results/raw/downloads/nmnist_test.zip",
+        {"download": {"nmnist_mirror": f"http://127.0.0.1:{port}/", "timeout_seconds": 2,
+                      "retries": 2}},
+        f"http://127.0.0.1:{port}/test.zip")
+    assert time.monotonic() - start < 60
+    assert any("set nmnist_dir" in line for line in lines)
+
+
+def test_mnist_mirror_without_the_files(tmp_path, server):
+    _, url = server
+    expect_failure(tmp_path, "results/raw/MNIST/train-images-idx3-ubyte.gz",
+                   {"download": {"mnist_mirror": url, "retries": 1}},
+                   f"{url}train-images-idx3-ubyte.gz: HTTP 404")

@@ -1,12 +1,9 @@
 """The download code against a real HTTP server on 127.0.0.1 serving archives built here."""
 
 import hashlib
-import http.server
 import socket
-import threading
 import time
 import zipfile
-from functools import partial
 
 import pytest
 
@@ -14,20 +11,6 @@ from conftest import random_events
 from snnflow import SnnflowError
 from snnflow.download import fetch, md5sum, nmnist_archive, unpack_split
 from snnflow.events import read_events, write_events
-
-
-@pytest.fixture
-def server(tmp_path):
-    root = tmp_path / "served"
-    root.mkdir()
-    handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
-    handler.log_message = lambda *args: None
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield root, f"http://127.0.0.1:{httpd.server_address[1]}/"
-    httpd.shutdown()
-    httpd.server_close()
 
 
 def build_archive(path, rng, top="Train", labels=(0, 7)):

@@ -22,6 +22,7 @@ rule download_nmnist:
     params:
         timeout=config["download"]["timeout_seconds"],
         retries=config["download"]["retries"],
+        mirror=config["download"]["nmnist_mirror"],
     log:
         "results/logs/download_nmnist_{split}.log",
     conda:
@@ -53,6 +54,7 @@ rule download_mnist:
     params:
         timeout=config["download"]["timeout_seconds"],
         retries=config["download"]["retries"],
+        mirror=config["download"]["mnist_mirror"],
     log:
         "results/logs/download_mnist.log",
     conda:

@@ -4,13 +4,13 @@ sys.path.insert(0, f"{snakemake.scriptdir}/..")  # the snnflow package
 
 from pathlib import Path
 
-from snnflow.download import MNIST_MD5, MNIST_MIRRORS, fetch
+from snnflow.download import MNIST_MD5, fetch, mnist_urls
 from snnflow.job import run_job
 
 
 def main(log):
     for dest in map(Path, snakemake.output):
-        fetch([mirror + dest.name for mirror in MNIST_MIRRORS], dest, MNIST_MD5[dest.name],
+        fetch(mnist_urls(dest.name, snakemake.params.mirror), dest, MNIST_MD5[dest.name],
               alternative=f"check the network, or put the four IDX files in {dest.parent}, "
                           "or set mnist_dir to a folder holding them",
               timeout=snakemake.params.timeout, retries=snakemake.params.retries, log=log)

@@ -7,7 +7,7 @@ from snnflow.job import run_job
 
 
 def main(log):
-    url, md5, folder = nmnist_archive(snakemake.wildcards.split)
+    url, md5, _ = nmnist_archive(snakemake.wildcards.split, snakemake.params.mirror)
     fetch([url], snakemake.output[0], md5,
           alternative=f"check the network, or download it by hand to {snakemake.output[0]}, "
                       f"or set nmnist_dir to a folder holding Train/ and Test/",

@@ -30,12 +30,20 @@ MNIST_MD5 = {
 CHUNK_BYTES = 1 << 20
 
 
-def nmnist_archive(split):
-    """(url, md5, top folder) of N-MNIST's train or test archive, as tonic knows them."""
+def nmnist_archive(split, mirror=None):
+    """(url, md5, top folder) of N-MNIST's train or test archive, as tonic knows them;
+    with a mirror, the URL is the mirror's file of tonic's name (train.zip, test.zip)."""
     from tonic.datasets import NMNIST
 
-    return getattr(NMNIST, f"{split}_url"), getattr(NMNIST, f"{split}_md5"), \
-        getattr(NMNIST, f"{split}_folder")
+    url = getattr(NMNIST, f"{split}_url")
+    if mirror:
+        url = mirror.rstrip("/") + "/" + getattr(NMNIST, f"{split}_filename")
+    return url, getattr(NMNIST, f"{split}_md5"), getattr(NMNIST, f"{split}_folder")
+
+
+def mnist_urls(name, mirror=None):
+    """Where to fetch one MNIST file: the configured mirror, else the built-in ones."""
+    return [mirror.rstrip("/") + "/" + name] if mirror else [m + name for m in MNIST_MIRRORS]
 
 
 def md5sum(path):
