@@ -42,3 +42,18 @@ def test_step_by_step_execution_equals_multi_step_in_eval_mode():
         multi, stepwise = model(x), model.forward_step_by_step(x)
     assert stepwise.shape == multi.shape
     assert (stepwise == multi).float().mean() > 0.999
+
+
+def test_engines_agree_in_channels_last_training():
+    torch.manual_seed(0)
+    fused = CSNN(channels=(4, 8, 8), hidden=16, engine="fused").to(
+        memory_format=torch.channels_last)
+    reference = CSNN(channels=(4, 8, 8), hidden=16, engine="reference")
+    reference.load_state_dict(fused.state_dict())
+    x = torch.rand(6, 3, 2, 34, 34) * 3
+    out_fused, out_ref = fused(x), reference(x)
+    assert torch.equal(out_fused, out_ref)
+    out_fused.sum().backward()
+    out_ref.sum().backward()
+    for (name, a), (_, b) in zip(fused.named_parameters(), reference.named_parameters()):
+        torch.testing.assert_close(a.grad, b.grad, rtol=1e-4, atol=1e-5, msg=name)

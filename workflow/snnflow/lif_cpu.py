@@ -1,7 +1,9 @@
-"""The fused LIF time loop as a C++ CPU kernel, compiled on first use.
+"""The fused LIF time loop as C++ CPU kernels, compiled on first use.
 
 One pass over memory per direction: each element's whole T-step recurrence runs in
-registers (threads split the elements). The forward repeats the reference's float32
+registers (threads split the elements). A second pair of kernels also does the 2x2
+max-pooling that follows every convolutional LIF layer, so the full-size spike
+tensor, the pooling indices and their gradients never exist. The forward repeats the reference's float32
 operations exactly, so spikes are bit-identical; the backward computes the
 surrogate with a vectorisable polynomial `exp`, within 1e-6 of the reference.
 
@@ -121,9 +123,134 @@ torch::Tensor lif_backward(torch::Tensor grad_spikes, torch::Tensor h_seq, doubl
   return grad_x;
 }
 
+
+// ---- LIF followed by 2x2 max-pooling (stride 2, floor), fused ----------------------
+// For channels_last activations viewed as (T, N, C, H, W): C is innermost in memory.
+// A pooled spike is 1 when any of the window's four neurons fires. Backward sends the
+// pooled gradient to the neuron nn.MaxPool2d picks: the first maximum in row-major
+// window order, i.e. the first neuron that fired, else the top-left one. Neurons
+// outside every window (odd H or W) reach nothing downstream: zero gradient.
+
+static bool pool_fusable(const torch::Tensor& x) {
+  if (x.scalar_type() != torch::kFloat32 || x.dim() != 5) return false;
+  const int64_t N = x.size(1), C = x.size(2), H = x.size(3), W = x.size(4);
+  return x.stride(0) == N * C * H * W && x.stride(1) == H * W * C && x.stride(2) == 1 &&
+         x.stride(3) == W * C && x.stride(4) == C;
+}
+
+std::vector<torch::Tensor> lif_pool_forward(torch::Tensor x, double tau, double v_th,
+                                            double v_reset) {
+  TORCH_CHECK(pool_fusable(x), "fused LIF+pool (CPU): float32 channels_last (T, N, C, H, W)");
+  const int64_t T = x.size(0), N = x.size(1), C = x.size(2), H = x.size(3), W = x.size(4);
+  const int64_t OH = H / 2, OW = W / 2, positions = N * OH * OW;
+  const int64_t M = N * C * H * W, MO = N * C * OH * OW;
+  const int64_t tile = std::max<int64_t>(1, 1024 / C);
+  auto pooled = torch::empty({T * N, C, OH, OW}, x.options())
+                    .contiguous(at::MemoryFormat::ChannelsLast).view({T, N, C, OH, OW});
+  auto h_seq = torch::empty_like(x);
+  const float* xp = x.data_ptr<float>();
+  float* hp = h_seq.data_ptr<float>();
+  float* pp = pooled.data_ptr<float>();
+  const float ftau = (float)tau, fth = (float)v_th, fr = (float)v_reset;
+  at::parallel_for(0, (positions + tile - 1) / tile, 1, [=](int64_t first, int64_t last) {
+    std::vector<float> state(tile * 4 * C);
+    for (int64_t k = first; k < last; ++k) {
+      const int64_t p0 = k * tile, np = std::min(tile, positions - p0);
+      std::fill(state.begin(), state.begin() + np * 4 * C, fr);
+      for (int64_t t = 0; t < T; ++t) {
+        for (int64_t j = 0; j < np; ++j) {
+          const int64_t p = p0 + j, n = p / (OH * OW), r = p % (OH * OW);
+          const int64_t base = t * M + ((n * H + 2 * (r / OW)) * W + 2 * (r % OW)) * C;
+          float* __restrict__ out = pp + t * MO + p * C;
+          for (int64_t c = 0; c < C; ++c) out[c] = 0.0f;
+          for (int e = 0; e < 4; ++e) {
+            const int64_t at = base + ((e >> 1) * W + (e & 1)) * C;
+            const float* __restrict__ xe = xp + at;
+            float* __restrict__ he = hp + at;
+            float* __restrict__ ve = state.data() + (j * 4 + e) * C;
+            for (int64_t c = 0; c < C; ++c) {
+              const float h = ve[c] + (xe[c] - (ve[c] - fr)) / ftau;
+              const bool fired = h >= fth;
+              he[c] = h;
+              ve[c] = fired ? fr : h;
+              out[c] = fired ? 1.0f : out[c];
+            }
+          }
+        }
+      }
+    }
+  });
+  return {pooled, h_seq};
+}
+
+torch::Tensor lif_pool_backward(torch::Tensor grad_pooled, torch::Tensor h_seq,
+                                torch::Tensor pooled, double tau, double v_th, double v_reset,
+                                double alpha) {
+  TORCH_CHECK(pool_fusable(h_seq), "fused LIF+pool (CPU): float32 channels_last (T, N, C, H, W)");
+  const int64_t T = h_seq.size(0), N = h_seq.size(1), C = h_seq.size(2);
+  const int64_t H = h_seq.size(3), W = h_seq.size(4), OH = H / 2, OW = W / 2;
+  const int64_t positions = N * OH * OW, M = N * C * H * W, MO = N * C * OH * OW;
+  const int64_t tile = std::max<int64_t>(1, 1024 / C);
+  auto gc = same_layout(grad_pooled, pooled);
+  auto grad_x = (H % 2 || W % 2) ? torch::zeros_like(h_seq) : torch::empty_like(h_seq);
+  const float* gp = gc.data_ptr<float>();
+  const float* hp = h_seq.data_ptr<float>();
+  float* gxp = grad_x.data_ptr<float>();
+  const float ftau = (float)tau, fth = (float)v_th, fr = (float)v_reset, fa = (float)alpha;
+  at::parallel_for(0, (positions + tile - 1) / tile, 1, [=](int64_t first, int64_t last) {
+    std::vector<float> state(tile * 4 * C), later(C), before(C), zeros(C, 0.0f);
+    for (int64_t k = first; k < last; ++k) {
+      const int64_t p0 = k * tile, np = std::min(tile, positions - p0);
+      std::fill(state.begin(), state.begin() + np * 4 * C, 0.0f);
+      for (int64_t t = T - 1; t >= 0; --t) {
+        for (int64_t j = 0; j < np; ++j) {
+          const int64_t p = p0 + j, n = p / (OH * OW), r = p % (OH * OW);
+          const int64_t base = t * M + ((n * H + 2 * (r / OW)) * W + 2 * (r % OW)) * C;
+          const float* __restrict__ gout = gp + t * MO + p * C;
+          float* __restrict__ none_later = later.data();    // corners 1-3 did not fire
+          float* __restrict__ none_before = before.data();  // no earlier corner fired
+          for (int64_t c = 0; c < C; ++c) {
+            none_later[c] = 1.0f;
+            none_before[c] = 1.0f;
+          }
+          for (int e = 1; e < 4; ++e) {
+            const float* __restrict__ he = hp + base + ((e >> 1) * W + (e & 1)) * C;
+            for (int64_t c = 0; c < C; ++c) none_later[c] = he[c] >= fth ? 0.0f : none_later[c];
+          }
+          for (int e = 0; e < 4; ++e) {
+            const int64_t at = base + ((e >> 1) * W + (e & 1)) * C;
+            const float* __restrict__ he = hp + at;
+            float* __restrict__ gxe = gxp + at;
+            float* __restrict__ gve = state.data() + (j * 4 + e) * C;
+            // corner 0 wins if it fired or corners 1-3 did not; a later corner wins if
+            // it fired and no earlier one did
+            const float* __restrict__ if_silent = e == 0 ? none_later : zeros.data();
+            for (int64_t c = 0; c < C; ++c) {
+              const float h = he[c];
+              const bool fired = h >= fth;
+              const float share = fired ? none_before[c] : if_silent[c];
+              const float z = exp_nonpositive(-std::fabs(fa * (h - fth)));
+              const float sig = 1.0f / (1.0f + z);
+              const float g_s = gout[c] * share + gve[c] * (fr - h);
+              const float g_h = g_s * (fa * sig * (z * sig)) + (fired ? 0.0f : gve[c]);
+              const float g_x = g_h / ftau;
+              gxe[c] = g_x;
+              gve[c] = g_h - g_x;
+              none_before[c] = fired ? 0.0f : none_before[c];
+            }
+          }
+        }
+      }
+    }
+  });
+  return grad_x;
+}
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("forward", &lif_forward, "fused LIF forward: (spikes, H)");
   m.def("backward", &lif_backward, "fused LIF backward: grad of the input");
+  m.def("pool_forward", &lif_pool_forward, "fused LIF + 2x2 max-pool forward: (pooled, H)");
+  m.def("pool_backward", &lif_pool_backward, "fused LIF + 2x2 max-pool backward");
 }
 """
 

@@ -50,9 +50,7 @@ class CSNN(nn.Module):
         T, N = x_seq.shape[:2]
         y = x_seq.flatten(0, 1)
         for conv, lif in zip(self.convs, self.neurons):
-            y = conv(y)
-            y = lif(y.unflatten(0, (T, N))).flatten(0, 1)
-            y = self.pool(y)
+            y = lif.forward_pooled(conv(y).unflatten(0, (T, N))).flatten(0, 1)
         y = self.lif1(self.fc1(y.flatten(1)).unflatten(0, (T, N)))
         return self.lif2(self.fc2(y))
 
