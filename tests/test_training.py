@@ -118,3 +118,14 @@ def test_cuda_without_a_gpu_is_refused(small_caches, tmp_path):
         pytest.skip("this machine has a GPU")
     with pytest.raises(SnnflowError, match="config key device: 'cuda'"):
         train(settings("cnn", device="cuda"), small_caches, tmp_path)
+
+
+def test_damaged_checkpoint_starts_fresh(small_caches, tmp_path):
+    (tmp_path / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    logs = []
+    s = settings("cnn", epochs=1)
+    run(s, small_caches / "mnist.h5", *(tmp_path / f for f in
+        ("metrics.csv", "model.pt", "run.json", "checkpoint.pt")),
+        code_fingerprint="abc", log=logs.append)
+    assert any("unreadable" in line and "starting fresh" in line for line in logs)
+    assert list(pd.read_csv(tmp_path / "metrics.csv")["epoch"]) == [1]

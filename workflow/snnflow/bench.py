@@ -150,7 +150,6 @@ def make_recordings(root, n, seed=0):
 
 def measure_tonic_prep(data, limit):
     """Per-sample tonic read_mnist_file + ToFrame(n_event_bins=T), for each T."""
-    import numpy as np
     import tonic
 
     files = sorted(Path(data).glob("*/*/*.bin"))[:limit]

@@ -96,6 +96,3 @@ def firing_rate(spikes):
     return spikes.mean(0)
 
 
-def count_parameters(model):
-    return sum(p.numel() for p in model.parameters())
-

@@ -44,7 +44,8 @@ def load_runs(run_dirs):
             metrics = pd.read_csv(metrics_path)
             info = json.loads(info_path.read_text())
         except (OSError, ValueError) as err:
-            raise SnnflowError(f"{folder}: cannot read the run ({err}) - rerun its training job")
+            raise SnnflowError(f"{folder}: cannot read the run ({err}) - rerun its training "
+                               "job") from None
         missing = [c for c in METRICS_COLUMNS if c not in metrics.columns]
         if missing or metrics.empty:
             raise SnnflowError(f"{metrics_path}: {'no epochs' if not missing else 'missing columns ' + ', '.join(missing)}"

@@ -292,6 +292,18 @@ def _save_checkpoint(path, state):
         torch.save(state, tmp)
 
 
+def _load_checkpoint(path, device, log):
+    """The saved state, or None when there is none or it cannot be read (then the run
+    starts fresh: a damaged checkpoint must not stop a study)."""
+    if not path.exists():
+        return None
+    try:
+        return torch.load(path, map_location=device, weights_only=False)
+    except Exception as err:  # truncated, foreign or from an incompatible version
+        log(f"{path} is unreadable ({type(err).__name__}); starting fresh")
+        return None
+
+
 def _rng_states(generator):
     states = {"torch": torch.get_rng_state(), "shuffle": generator.get_state()}
     if torch.cuda.is_available():
@@ -336,8 +348,8 @@ def run(s: RunSettings, cache, metrics_csv, model_path, run_json, checkpoint, co
     history, first_epoch = [], 1
 
     checkpoint = Path(checkpoint)
-    if checkpoint.exists():
-        state = torch.load(checkpoint, map_location=device, weights_only=False)
+    state = _load_checkpoint(checkpoint, device, log)
+    if state is not None:
         if state.get("key") == key:
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
