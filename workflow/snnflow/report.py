@@ -136,6 +136,7 @@ def make_figures(runs, tables, folder):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import seaborn as sns
+    from matplotlib.ticker import MaxNLocator
 
     sns.set_theme(style="whitegrid", context="notebook")
     order = [label(m) for m in runs]
@@ -154,6 +155,8 @@ def make_figures(runs, tables, folder):
                            col="split", kind="line", marker="o", height=3.6, aspect=1.3)
         grid.set_titles("{col_name}")
         grid.set_ylabels(metric)
+        for ax in grid.axes.flat:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         if metric == "loss" and (data["value"] > 0).all():
             grid.set(yscale="log")
         grid.figure.suptitle(title, y=1.03)
@@ -199,7 +202,7 @@ PAGE = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>snnflow report</title>
 <style>
 body {{ font-family: sans-serif; max-width: 1100px; margin: 2em auto; color: #222; }}
-table.table {{ border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }}
+table.table {{ border-collapse: collapse; margin: 1em 0; font-size: 0.85em; }}
 table.table th, table.table td {{ padding: 4px 8px; border-bottom: 1px solid #ccc; text-align: right; }}
 img {{ max-width: 100%; margin: 1em 0; }}
 .note {{ color: #555; font-size: 0.9em; }}
@@ -216,7 +219,8 @@ study's last epoch.</p>
 {comparison}
 <h2>Time per epoch</h2>
 <p class="note">Mean seconds per epoch over all epochs of each run (wall time; CUDA
-synchronised before reading the clock). Reference: {ref_device}.</p>
+synchronised before reading the clock); the devices are listed with the runs below.
+Reference: {ref_device}.</p>
 {timing}
 {time_fig}
 <h2>Test accuracy against T</h2>
@@ -245,7 +249,8 @@ def build_report(run_dirs, main_T, html_path, tables_dir, figures_dir):
             runs=", ".join(label(m) for m in runs), main_T=main_T, ref_device=REFERENCE_DEVICE,
             loss_fig=_img(figures["loss_curves"], "loss curves"),
             acc_fig=_img(figures["acc_curves"], "accuracy curves"),
-            comparison=_html_table(tables["comparison"]), timing=_html_table(tables["timing"]),
+            comparison=_html_table(tables["comparison"]),
+            timing=_html_table(tables["timing"].drop(columns=["device", "epochs", "n_train"])),
             time_fig=_img(figures["time_per_epoch"], "seconds per epoch"),
             by_T=_html_table(tables["accuracy_by_T"]),
             acc_T_fig=_img(figures["accuracy_vs_T"], "test accuracy against T"),
