@@ -71,10 +71,9 @@ def _median_seconds(step, repeats, warmup, sync):
 def measure_model(kind, impl, T, batch, device_name, channels, hidden, threads, repeats, warmup):
     """Training and inference samples/s and peak memory of one model/implementation."""
     import torch
-    import torch.nn.functional as F
 
     from .models import CNN, CSNN
-    from .training import keep_freed_memory
+    from .training import keep_freed_memory, loss_and_scores
 
     optimised = impl == "optimised"
     if optimised:  # the reference runs with glibc's defaults, as the frameworks do
@@ -98,14 +97,9 @@ def measure_model(kind, impl, T, batch, device_name, channels, hidden, threads, 
     y = torch.randint(0, 10, (batch,), device=device)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
 
-    def loss_of(out):
-        if kind == "snn":
-            return F.mse_loss(out.mean(0), F.one_hot(y, 10).float())
-        return F.cross_entropy(out, y)
-
     def train_step():
         optimizer.zero_grad(set_to_none=True)
-        loss_of(forward(x)).backward()
+        loss_and_scores(forward, kind, x, y)[0].backward()
         optimizer.step()
 
     def infer_step():

@@ -88,6 +88,20 @@ static inline float exp_nonpositive(float x) {
   return p;
 }
 
+// One backward step of one neuron: from dL/dS (from downstream) and dL/dV (from the
+// next step), store dL/dX and return dL/dV of the previous step.
+static inline float backward_step(float h, float grad_spike, float grad_v, float* __restrict__ grad_x,
+                                  float tau, float v_th, float v_reset, float alpha) {
+  // sigmoid(z) and sigmoid(-z) share exp(-|z|); s(1-s) is symmetric in z
+  const float e = exp_nonpositive(-std::fabs(alpha * (h - v_th)));
+  const float sig = 1.0f / (1.0f + e);
+  const float g_s = grad_spike + grad_v * (v_reset - h);  // through the reset, too
+  const float g_h = g_s * (alpha * sig * (e * sig)) + (h >= v_th ? 0.0f : grad_v);
+  const float g_x = g_h / tau;
+  *grad_x = g_x;
+  return g_h - g_x;
+}
+
 torch::Tensor lif_backward(torch::Tensor grad_spikes, torch::Tensor h_seq, double tau,
                            double v_th, double v_reset, double alpha) {
   auto gc = same_layout(grad_spikes, h_seq);
@@ -107,15 +121,7 @@ torch::Tensor lif_backward(torch::Tensor grad_spikes, torch::Tensor h_seq, doubl
         const float* gt = gp + t * M + begin;
         float* gxt = gxp + t * M + begin;
         for (int64_t i = 0; i < n; ++i) {
-          const float h = ht[i];
-          // sigmoid(z) and sigmoid(-z) share exp(-|z|); s(1-s) is symmetric in z
-          const float e = exp_nonpositive(-std::fabs(fa * (h - fth)));
-          const float sig = 1.0f / (1.0f + e);
-          const float g_s = gt[i] + gv[i] * (fr - h);
-          const float g_h = g_s * (fa * sig * (e * sig)) + (h >= fth ? 0.0f : gv[i]);
-          const float g_x = g_h / ftau;
-          gxt[i] = g_x;
-          gv[i] = g_h - g_x;
+          gv[i] = backward_step(ht[i], gt[i], gv[i], gxt + i, ftau, fth, fr, fa);
         }
       }
     }
@@ -183,15 +189,15 @@ std::vector<torch::Tensor> lif_pool_forward(torch::Tensor x, double tau, double 
   return {pooled, h_seq};
 }
 
-torch::Tensor lif_pool_backward(torch::Tensor grad_pooled, torch::Tensor h_seq,
-                                torch::Tensor pooled, double tau, double v_th, double v_reset,
-                                double alpha) {
+torch::Tensor lif_pool_backward(torch::Tensor grad_pooled, torch::Tensor h_seq, double tau,
+                                double v_th, double v_reset, double alpha) {
   TORCH_CHECK(pool_fusable(h_seq), "fused LIF+pool (CPU): float32 channels_last (T, N, C, H, W)");
   const int64_t T = h_seq.size(0), N = h_seq.size(1), C = h_seq.size(2);
   const int64_t H = h_seq.size(3), W = h_seq.size(4), OH = H / 2, OW = W / 2;
   const int64_t positions = N * OH * OW, M = N * C * H * W, MO = N * C * OH * OW;
   const int64_t tile = std::max<int64_t>(1, 1024 / C);
-  auto gc = same_layout(grad_pooled, pooled);
+  // the forward wrote the pooled spikes channels_last; read their gradient likewise
+  auto gc = grad_pooled.flatten(0, 1).contiguous(at::MemoryFormat::ChannelsLast);
   auto grad_x = (H % 2 || W % 2) ? torch::zeros_like(h_seq) : torch::empty_like(h_seq);
   const float* gp = gc.data_ptr<float>();
   const float* hp = h_seq.data_ptr<float>();
@@ -226,16 +232,9 @@ torch::Tensor lif_pool_backward(torch::Tensor grad_pooled, torch::Tensor h_seq,
             // it fired and no earlier one did
             const float* __restrict__ if_silent = e == 0 ? none_later : zeros.data();
             for (int64_t c = 0; c < C; ++c) {
-              const float h = he[c];
-              const bool fired = h >= fth;
+              const bool fired = he[c] >= fth;
               const float share = fired ? none_before[c] : if_silent[c];
-              const float z = exp_nonpositive(-std::fabs(fa * (h - fth)));
-              const float sig = 1.0f / (1.0f + z);
-              const float g_s = gout[c] * share + gve[c] * (fr - h);
-              const float g_h = g_s * (fa * sig * (z * sig)) + (fired ? 0.0f : gve[c]);
-              const float g_x = g_h / ftau;
-              gxe[c] = g_x;
-              gve[c] = g_h - g_x;
+              gve[c] = backward_step(he[c], gout[c] * share, gve[c], gxe + c, ftau, fth, fr, fa);
               none_before[c] = fired ? 0.0f : none_before[c];
             }
           }

@@ -165,32 +165,24 @@ def _(x_seq, tau, v_threshold, v_reset, alpha):
 
 
 @torch.library.custom_op("snnflow::lif_pool_backward", mutates_args=())
-def _lif_pool_backward(grad_pooled: torch.Tensor, h_seq: torch.Tensor, pooled: torch.Tensor,
-                       tau: float, v_threshold: float, v_reset: float,
-                       alpha: float) -> torch.Tensor:
+def _lif_pool_backward(grad_pooled: torch.Tensor, h_seq: torch.Tensor, tau: float,
+                       v_threshold: float, v_reset: float, alpha: float) -> torch.Tensor:
     """dL/dX of LIF + pooling from dL/d(pooled spikes) and the saved H."""
-    return _pool_kernels(h_seq).pool_backward(grad_pooled, h_seq, pooled, tau, v_threshold,
-                                              v_reset, alpha)
+    return _pool_kernels(h_seq).pool_backward(grad_pooled, h_seq, tau, v_threshold, v_reset,
+                                              alpha)
 
 
 @_lif_pool_backward.register_fake
-def _(grad_pooled, h_seq, pooled, tau, v_threshold, v_reset, alpha):
+def _(grad_pooled, h_seq, tau, v_threshold, v_reset, alpha):
     return torch.empty_like(h_seq)
 
 
-def _setup_pool_context(ctx, inputs, output):
-    ctx.mark_non_differentiable(output[1])  # H: saved, never differentiated
-    ctx.set_materialize_grads(False)
-    ctx.save_for_backward(output[1], output[0])
-    ctx.params = inputs[1:]
-
-
 def _pool_backward(ctx, grad_pooled, _grad_h):
-    h_seq, pooled = ctx.saved_tensors
-    return _lif_pool_backward(grad_pooled, h_seq, pooled, *ctx.params), None, None, None, None
+    (h_seq,) = ctx.saved_tensors
+    return _lif_pool_backward(grad_pooled, h_seq, *ctx.params), None, None, None, None
 
 
-_lif_pool_forward.register_autograd(_pool_backward, setup_context=_setup_pool_context)
+_lif_pool_forward.register_autograd(_pool_backward, setup_context=_setup_context)
 
 
 def _forward_loop(x_seq, tau, v_threshold, v_reset):
