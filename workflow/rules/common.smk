@@ -20,8 +20,10 @@ MODELS = [f"snn_T{T}" for T in T_VALUES] + ["cnn"]
 
 
 def code(*modules, script):
-    """Fingerprint of the package modules and the script a job runs."""
-    return code_fingerprint(*[f"snnflow/{m}.py" for m in modules], f"scripts/{script}.py")
+    """Fingerprint of the package files ("events" for events.py, "prep.c") and the
+    script a job runs."""
+    files = [f"snnflow/{m}" if "." in m else f"snnflow/{m}.py" for m in modules]
+    return code_fingerprint(*files, f"scripts/{script}.py")
 
 
 def nmnist_inputs():

@@ -70,7 +70,7 @@ rule nmnist_events:
         "results/events/nmnist.h5",
     params:
         root=nmnist_root,
-        code=code("events", "caches", script="nmnist_events"),
+        code=code("events", "caches", "parallel", "native", "prep.c", script="nmnist_events"),
     threads: 2
     log:
         "results/logs/nmnist_events.log",
@@ -91,7 +91,7 @@ rule frames:
         T=r"[1-9][0-9]*",
     params:
         T=lambda wc: int(wc.T),
-        code=code("frames", "events", "caches", script="frames"),
+        code=code("frames", "events", "caches", "parallel", "native", "prep.c", script="frames"),
     threads: 2
     log:
         "results/logs/frames_T{T}.log",

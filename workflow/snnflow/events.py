@@ -10,11 +10,13 @@ in file order plus per-sample offsets: all that binning by event count needs,
 so that building frames for a new T never reparses 70,000 files.
 """
 
+import ctypes
+import os
 from pathlib import Path
 
 import numpy as np
 
-from . import SnnflowError
+from . import SnnflowError, native
 from .atomic import atomic_path
 from .caches import open_checked
 from .parallel import ordered_map
@@ -104,8 +106,9 @@ def list_recordings(split_dir):
             raise SnnflowError(f"{label_dir}: label folder must be one of 0-9 - move or "
                                "remove it")
         label = int(label_dir.name)
-        entries += [(f"{label_dir.name}/{f.name}", label)
-                    for f in sorted(label_dir.glob("*.bin"))]
+        with os.scandir(label_dir) as files:  # 70,000 names: strings sort fast, Paths do not
+            names = sorted(f.name for f in files if f.name.endswith(".bin") and f.is_file())
+        entries += [(f"{label_dir.name}/{name}", label) for name in names]
     if not entries:
         raise SnnflowError(f"{split_dir}: no <label>/*.bin recordings found - check the "
                            "path (nmnist_dir) or the download")
@@ -117,8 +120,20 @@ FILES_PER_TASK = 500
 
 def _parse_files(paths):
     """Pixel codes of consecutive recordings, concatenated, and their event counts."""
-    codes = [read_pixel_codes(p) for p in paths]
-    return np.concatenate(codes), np.fromiter(map(len, codes), np.int64, len(codes))
+    lib = native.library()
+    if lib is None:
+        codes = [read_pixel_codes(p) for p in paths]
+        return np.concatenate(codes), np.fromiter(map(len, codes), np.int64, len(codes))
+    capacity = sum(os.path.getsize(p) for p in paths) // RECORD_BYTES
+    codes, counts = np.empty(capacity, np.uint16), np.empty(len(paths), np.int64)
+    c_paths = (ctypes.c_char_p * len(paths))(*map(os.fsencode, paths))
+    written = lib.parse_files(c_paths, len(paths), codes.ctypes.data, capacity,
+                              counts.ctypes.data)
+    if written < 0:
+        bad = paths[-written - 1]
+        read_pixel_codes(bad)  # raises the error that names the file and what is wrong
+        raise SnnflowError(f"{bad}: changed while it was being read - rerun the workflow")
+    return codes[:written], counts
 
 
 def build_event_store(root, out_path, threads=1):
@@ -136,13 +151,17 @@ def build_event_store(root, out_path, threads=1):
                         sensor_size=(WIDTH, HEIGHT, POLARITIES))
         for split, entries in splits.items():
             folder = SPLITS[split]
-            paths = [root / folder / name for name, _ in entries]
+            paths = [os.path.join(root, folder, name) for name, _ in entries]
             tasks = [paths[i:i + FILES_PER_TASK] for i in range(0, len(paths), FILES_PER_TASK)]
             parts = list(ordered_map(_parse_files, tasks, threads))
-            counts = np.concatenate([c for _, c in parts])
+            offsets = np.concatenate([[0], np.cumsum(np.concatenate([c for _, c in parts]))])
             group = h5.create_group(split)
-            group["offsets"] = np.concatenate([[0], np.cumsum(counts)])
-            group["codes"] = np.concatenate([codes for codes, _ in parts])
+            group["offsets"] = offsets
+            codes = group.create_dataset("codes", shape=(offsets[-1],), dtype=np.uint16)
+            start = 0
+            for part, _ in parts:  # no concatenated copy of ~600 MB
+                codes[start:start + len(part)] = part
+                start += len(part)
             group["labels"] = np.array([label for _, label in entries], dtype=np.uint8)
             group["names"] = np.array([name for name, _ in entries], dtype=object)
             group["names"].attrs["relative_to"] = folder
