@@ -1,9 +1,10 @@
 """The fused LIF time loop as C++ CPU kernels, compiled on first use.
 
 One pass over memory per direction: each element's whole T-step recurrence runs in
-registers (threads split the elements). A second pair of kernels also does the 2x2
-max-pooling that follows every convolutional LIF layer, so the full-size spike
-tensor, the pooling indices and their gradients never exist. The forward repeats the reference's float32
+registers (threads split the elements). A second pair of kernels does a whole conv
+block's tail, BatchNorm (training statistics) -> LIF -> 2x2 max-pool: the
+normalised input, the full-size spikes, the pooling indices and H are never stored;
+the backward recomputes H from the conv output tile by tile, in cache. The forward repeats the reference's float32
 operations exactly, so spikes are bit-identical; the backward computes the
 surrogate with a vectorisable polynomial `exp`, within 1e-6 of the reference.
 
@@ -89,15 +90,16 @@ static inline float exp_nonpositive(float x) {
 }
 
 // One backward step of one neuron: from dL/dS (from downstream) and dL/dV (from the
-// next step), store dL/dX and return dL/dV of the previous step.
+// next step), store dL/dX and return dL/dV of the previous step. (Multiplying by
+// 1 / tau instead of dividing moves the gradient by at most an ulp.)
 static inline float backward_step(float h, float grad_spike, float grad_v, float* __restrict__ grad_x,
-                                  float tau, float v_th, float v_reset, float alpha) {
+                                  float inv_tau, float v_th, float v_reset, float alpha) {
   // sigmoid(z) and sigmoid(-z) share exp(-|z|); s(1-s) is symmetric in z
   const float e = exp_nonpositive(-std::fabs(alpha * (h - v_th)));
   const float sig = 1.0f / (1.0f + e);
   const float g_s = grad_spike + grad_v * (v_reset - h);  // through the reset, too
   const float g_h = g_s * (alpha * sig * (e * sig)) + (h >= v_th ? 0.0f : grad_v);
-  const float g_x = g_h / tau;
+  const float g_x = g_h * inv_tau;
   *grad_x = g_x;
   return g_h - g_x;
 }
@@ -111,6 +113,7 @@ torch::Tensor lif_backward(torch::Tensor grad_spikes, torch::Tensor h_seq, doubl
   const float* hp = h_seq.data_ptr<float>();
   float* gxp = grad_x.data_ptr<float>();
   const float ftau = (float)tau, fth = (float)v_th, fr = (float)v_reset, fa = (float)alpha;
+  const float inv_tau = 1.0f / ftau;
   at::parallel_for(0, (M + TILE - 1) / TILE, 1, [&](int64_t tile_begin, int64_t tile_end) {
     float gv[TILE];
     for (int64_t tile = tile_begin; tile < tile_end; ++tile) {
@@ -121,7 +124,7 @@ torch::Tensor lif_backward(torch::Tensor grad_spikes, torch::Tensor h_seq, doubl
         const float* gt = gp + t * M + begin;
         float* gxt = gxp + t * M + begin;
         for (int64_t i = 0; i < n; ++i) {
-          gv[i] = backward_step(ht[i], gt[i], gv[i], gxt + i, ftau, fth, fr, fa);
+          gv[i] = backward_step(ht[i], gt[i], gv[i], gxt + i, inv_tau, fth, fr, fa);
         }
       }
     }
@@ -130,54 +133,138 @@ torch::Tensor lif_backward(torch::Tensor grad_spikes, torch::Tensor h_seq, doubl
 }
 
 
-// ---- LIF followed by 2x2 max-pooling (stride 2, floor), fused ----------------------
-// For channels_last activations viewed as (T, N, C, H, W): C is innermost in memory.
-// A pooled spike is 1 when any of the window's four neurons fires. Backward sends the
-// pooled gradient to the neuron nn.MaxPool2d picks: the first maximum in row-major
-// window order, i.e. the first neuron that fired, else the top-left one. Neurons
-// outside every window (odd H or W) reach nothing downstream: zero gradient.
+// ---- BatchNorm, LIF and 2x2 max-pooling (stride 2, floor), fused ------------------
+// For channels_last activations y viewed as (T, N, C, H, W): C is innermost in memory.
+// The LIF input is the batch-normalised x = y * scale[c] + shift[c] (one fma, the same
+// in the forward and in the backward's recomputation). A pooled spike is 1 when any of
+// the window's four neurons fires. Backward sends the pooled gradient to the neuron
+// nn.MaxPool2d picks: the first maximum in row-major window order, i.e. the first
+// neuron that fired, else the top-left one. Neurons outside every window (odd H or W)
+// reach nothing downstream. Nothing full-size is saved: the backward recomputes each
+// tile's membrane potentials from y, in cache.
 
 static bool pool_fusable(const torch::Tensor& x) {
   if (x.scalar_type() != torch::kFloat32 || x.dim() != 5) return false;
   const int64_t N = x.size(1), C = x.size(2), H = x.size(3), W = x.size(4);
-  return x.stride(0) == N * C * H * W && x.stride(1) == H * W * C && x.stride(2) == 1 &&
-         x.stride(3) == W * C && x.stride(4) == C;
+  const int64_t expected[5] = {N * C * H * W, H * W * C, 1, W * C, C};
+  for (int d = 0; d < 5; ++d)  // the stride of a dimension of size 1 is never used
+    if (x.size(d) > 1 && x.stride(d) != expected[d]) return false;
+  return true;
 }
 
-std::vector<torch::Tensor> lif_pool_forward(torch::Tensor x, double tau, double v_th,
-                                            double v_reset) {
-  TORCH_CHECK(pool_fusable(x), "fused LIF+pool (CPU): float32 channels_last (T, N, C, H, W)");
-  const int64_t T = x.size(0), N = x.size(1), C = x.size(2), H = x.size(3), W = x.size(4);
-  const int64_t OH = H / 2, OW = W / 2, positions = N * OH * OW;
-  const int64_t M = N * C * H * W, MO = N * C * OH * OW;
-  const int64_t tile = std::max<int64_t>(1, 1024 / C);
-  auto pooled = torch::empty({T * N, C, OH, OW}, x.options())
-                    .contiguous(at::MemoryFormat::ChannelsLast).view({T, N, C, OH, OW});
-  auto h_seq = torch::empty_like(x);
-  const float* xp = x.data_ptr<float>();
-  float* hp = h_seq.data_ptr<float>();
+// Per-channel sums are accumulated per block of this many rows of C values, then the
+// blocks are added in order: the result does not depend on the thread count.
+static const int64_t ROWS_PER_BLOCK = 2048;
+
+// Per-channel batch mean and biased variance of y, accumulated in double.
+std::vector<torch::Tensor> channel_moments(torch::Tensor y) {
+  TORCH_CHECK(pool_fusable(y), "channel moments (CPU): float32 channels_last (T, N, C, H, W)");
+  const int64_t C = y.size(2), rows = y.numel() / C;
+  const int64_t blocks = (rows + ROWS_PER_BLOCK - 1) / ROWS_PER_BLOCK;
+  std::vector<double> partial(blocks * 2 * C, 0.0);
+  double* partial_p = partial.data();
+  const float* yp = y.data_ptr<float>();
+  at::parallel_for(0, blocks, 1, [=](int64_t first, int64_t last) {
+    for (int64_t b = first; b < last; ++b) {
+      double* __restrict__ sum = partial_p + b * 2 * C;
+      double* __restrict__ squares = sum + C;
+      const int64_t stop = std::min(rows, (b + 1) * ROWS_PER_BLOCK);
+      for (int64_t r = b * ROWS_PER_BLOCK; r < stop; ++r) {
+        const float* __restrict__ row = yp + r * C;
+        for (int64_t c = 0; c < C; ++c) {
+          const double v = row[c];
+          sum[c] += v;
+          squares[c] += v * v;
+        }
+      }
+    }
+  });
+  auto mean = torch::empty({C}, y.options()), var = torch::empty({C}, y.options());
+  float* mp = mean.data_ptr<float>();
+  float* vp = var.data_ptr<float>();
+  for (int64_t c = 0; c < C; ++c) {
+    double sum = 0.0, squares = 0.0;
+    for (int64_t b = 0; b < blocks; ++b) {
+      sum += partial[b * 2 * C + c];
+      squares += partial[b * 2 * C + C + c];
+    }
+    const double m = sum / rows;
+    mp[c] = (float)m;
+    vp[c] = (float)std::max(0.0, squares / rows - m * m);
+  }
+  return {mean, var};
+}
+
+// Walks the 2x2 windows of a (T, N, C, H, W) channels_last tensor in tiles of whole
+// windows; `offset(t, j, e)` is where corner e (row-major) of tile window j sits at t.
+struct Windows {
+  int64_t T, N, C, H, W, OH, OW, positions, M, MO;
+  explicit Windows(const torch::Tensor& x)
+      : T(x.size(0)), N(x.size(1)), C(x.size(2)), H(x.size(3)), W(x.size(4)),
+        OH(H / 2), OW(W / 2), positions(N * OH * OW), M(N * C * H * W), MO(N * C * OH * OW) {}
+  int64_t corner(int64_t p, int e) const {  // at t = 0; add t * M
+    const int64_t n = p / (OH * OW), r = p % (OH * OW);
+    return ((n * H + 2 * (r / OW) + (e >> 1)) * W + 2 * (r % OW) + (e & 1)) * C;
+  }
+  // corner offsets of tile windows p0 .. p0+np-1, computed once per tile
+  void corners(int64_t p0, int64_t np, int64_t* offsets) const {
+    for (int64_t j = 0; j < np; ++j)
+      for (int e = 0; e < 4; ++e) offsets[j * 4 + e] = corner(p0 + j, e);
+  }
+  // Windows per tile: each time step reads ~16 KiB in a row (consecutive windows sit
+  // side by side, so the prefetcher streams them; short runs per step leave the loads
+  // waiting on memory), and the backward's T steps of H stay within ~512 KiB of L2.
+  int64_t tile() const {
+    return std::max<int64_t>(1, std::min(4096 / (4 * C), 131072 / (4 * C * T)));
+  }
+  // [first, last) memory span of the windows of tile k at t = 0 (empty past the end)
+  std::pair<int64_t, int64_t> span(int64_t k) const {
+    const int64_t p0 = k * tile(), p1 = std::min(positions, p0 + tile()) - 1;
+    if (p0 >= positions) return {0, 0};
+    return {corner(p0, 0), corner(p1, 3) + C};
+  }
+};
+
+// Start loading [first, last) of `base` (the next tile) into cache: each time step of a
+// tile is a separate run of memory, too short for the hardware prefetcher.
+static inline void prefetch(const float* base, std::pair<int64_t, int64_t> range) {
+  for (int64_t i = range.first; i < range.second; i += 16) __builtin_prefetch(base + i);
+}
+
+torch::Tensor bn_lif_pool_forward(torch::Tensor y, torch::Tensor scale, torch::Tensor shift,
+                                  double tau, double v_th, double v_reset) {
+  TORCH_CHECK(pool_fusable(y), "fused BN+LIF+pool (CPU): float32 channels_last (T, N, C, H, W)");
+  const Windows w(y);
+  const int64_t C = w.C, tile = w.tile();
+  auto pooled = torch::empty({w.T * w.N, C, w.OH, w.OW},
+                             y.options().memory_format(at::MemoryFormat::ChannelsLast))
+                    .view({w.T, w.N, C, w.OH, w.OW});
+  const float* yp = y.data_ptr<float>();
+  const auto scale_c = scale.contiguous(), shift_c = shift.contiguous();
+  const float* ap = scale_c.data_ptr<float>();
+  const float* bp = shift_c.data_ptr<float>();
   float* pp = pooled.data_ptr<float>();
   const float ftau = (float)tau, fth = (float)v_th, fr = (float)v_reset;
-  at::parallel_for(0, (positions + tile - 1) / tile, 1, [=](int64_t first, int64_t last) {
+  at::parallel_for(0, (w.positions + tile - 1) / tile, 1, [=](int64_t first, int64_t last) {
     std::vector<float> state(tile * 4 * C);
+    std::vector<int64_t> offsets(tile * 4);
     for (int64_t k = first; k < last; ++k) {
-      const int64_t p0 = k * tile, np = std::min(tile, positions - p0);
+      const int64_t p0 = k * tile, np = std::min(tile, w.positions - p0);
+      w.corners(p0, np, offsets.data());
       std::fill(state.begin(), state.begin() + np * 4 * C, fr);
-      for (int64_t t = 0; t < T; ++t) {
+      const auto next = w.span(k + 1);
+      for (int64_t t = 0; t < w.T; ++t) {
+        prefetch(yp + t * w.M, next);
         for (int64_t j = 0; j < np; ++j) {
-          const int64_t p = p0 + j, n = p / (OH * OW), r = p % (OH * OW);
-          const int64_t base = t * M + ((n * H + 2 * (r / OW)) * W + 2 * (r % OW)) * C;
-          float* __restrict__ out = pp + t * MO + p * C;
+          float* __restrict__ out = pp + t * w.MO + (p0 + j) * C;
           for (int64_t c = 0; c < C; ++c) out[c] = 0.0f;
           for (int e = 0; e < 4; ++e) {
-            const int64_t at = base + ((e >> 1) * W + (e & 1)) * C;
-            const float* __restrict__ xe = xp + at;
-            float* __restrict__ he = hp + at;
+            const float* __restrict__ ye = yp + t * w.M + offsets[j * 4 + e];
             float* __restrict__ ve = state.data() + (j * 4 + e) * C;
             for (int64_t c = 0; c < C; ++c) {
-              const float h = ve[c] + (xe[c] - (ve[c] - fr)) / ftau;
+              const float x = std::fma(ye[c], ap[c], bp[c]);
+              const float h = ve[c] + (x - (ve[c] - fr)) / ftau;
               const bool fired = h >= fth;
-              he[c] = h;
               ve[c] = fired ? fr : h;
               out[c] = fired ? 1.0f : out[c];
             }
@@ -186,70 +273,160 @@ std::vector<torch::Tensor> lif_pool_forward(torch::Tensor x, double tau, double 
       }
     }
   });
-  return {pooled, h_seq};
+  return pooled;
 }
 
-torch::Tensor lif_pool_backward(torch::Tensor grad_pooled, torch::Tensor h_seq, double tau,
-                                double v_th, double v_reset, double alpha) {
-  TORCH_CHECK(pool_fusable(h_seq), "fused LIF+pool (CPU): float32 channels_last (T, N, C, H, W)");
-  const int64_t T = h_seq.size(0), N = h_seq.size(1), C = h_seq.size(2);
-  const int64_t H = h_seq.size(3), W = h_seq.size(4), OH = H / 2, OW = W / 2;
-  const int64_t positions = N * OH * OW, M = N * C * H * W, MO = N * C * OH * OW;
-  const int64_t tile = std::max<int64_t>(1, 1024 / C);
+// Gradients of y, of BatchNorm's weight and of its bias (training mode: the batch
+// statistics depend on y). Pass 1 recomputes each tile's membrane potentials, runs the
+// LIF backward into grad_y and sums dL/dx and dL/dx * y per channel; pass 2 applies
+// BatchNorm's backward in place: grad_y = scale * (g - mean(g) - xhat * mean(g xhat)).
+std::vector<torch::Tensor> bn_lif_pool_backward(torch::Tensor grad_pooled, torch::Tensor y,
+                                                torch::Tensor scale, torch::Tensor shift,
+                                                torch::Tensor mean, torch::Tensor invstd,
+                                                double tau, double v_th, double v_reset,
+                                                double alpha) {
+  TORCH_CHECK(pool_fusable(y), "fused BN+LIF+pool (CPU): float32 channels_last (T, N, C, H, W)");
+  const Windows w(y);
+  const int64_t C = w.C, T = w.T, tile = w.tile();
+  const int64_t tiles = (w.positions + tile - 1) / tile;
+  const int64_t tiles_per_block = std::max<int64_t>(1, ROWS_PER_BLOCK / (4 * tile));
+  const int64_t blocks = (tiles + tiles_per_block - 1) / tiles_per_block;
   // the forward wrote the pooled spikes channels_last; read their gradient likewise
   auto gc = grad_pooled.flatten(0, 1).contiguous(at::MemoryFormat::ChannelsLast);
-  auto grad_x = (H % 2 || W % 2) ? torch::zeros_like(h_seq) : torch::empty_like(h_seq);
+  auto grad_y = (w.H % 2 || w.W % 2) ? torch::zeros_like(y) : torch::empty_like(y);
   const float* gp = gc.data_ptr<float>();
-  const float* hp = h_seq.data_ptr<float>();
-  float* gxp = grad_x.data_ptr<float>();
+  const float* yp = y.data_ptr<float>();
+  const auto scale_c = scale.contiguous(), shift_c = shift.contiguous();
+  const float* ap = scale_c.data_ptr<float>();
+  const float* bp = shift_c.data_ptr<float>();
+  float* gyp = grad_y.data_ptr<float>();
   const float ftau = (float)tau, fth = (float)v_th, fr = (float)v_reset, fa = (float)alpha;
-  at::parallel_for(0, (positions + tile - 1) / tile, 1, [=](int64_t first, int64_t last) {
-    std::vector<float> state(tile * 4 * C), later(C), before(C), zeros(C, 0.0f);
-    for (int64_t k = first; k < last; ++k) {
-      const int64_t p0 = k * tile, np = std::min(tile, positions - p0);
-      std::fill(state.begin(), state.begin() + np * 4 * C, 0.0f);
-      for (int64_t t = T - 1; t >= 0; --t) {
-        for (int64_t j = 0; j < np; ++j) {
-          const int64_t p = p0 + j, n = p / (OH * OW), r = p % (OH * OW);
-          const int64_t base = t * M + ((n * H + 2 * (r / OW)) * W + 2 * (r % OW)) * C;
-          const float* __restrict__ gout = gp + t * MO + p * C;
-          float* __restrict__ none_later = later.data();    // corners 1-3 did not fire
-          float* __restrict__ none_before = before.data();  // no earlier corner fired
-          for (int64_t c = 0; c < C; ++c) {
-            none_later[c] = 1.0f;
-            none_before[c] = 1.0f;
-          }
-          for (int e = 1; e < 4; ++e) {
-            const float* __restrict__ he = hp + base + ((e >> 1) * W + (e & 1)) * C;
-            for (int64_t c = 0; c < C; ++c) none_later[c] = he[c] >= fth ? 0.0f : none_later[c];
-          }
-          for (int e = 0; e < 4; ++e) {
-            const int64_t at = base + ((e >> 1) * W + (e & 1)) * C;
-            const float* __restrict__ he = hp + at;
-            float* __restrict__ gxe = gxp + at;
-            float* __restrict__ gve = state.data() + (j * 4 + e) * C;
-            // corner 0 wins if it fired or corners 1-3 did not; a later corner wins if
-            // it fired and no earlier one did
-            const float* __restrict__ if_silent = e == 0 ? none_later : zeros.data();
-            for (int64_t c = 0; c < C; ++c) {
-              const bool fired = he[c] >= fth;
-              const float share = fired ? none_before[c] : if_silent[c];
-              gve[c] = backward_step(he[c], gout[c] * share, gve[c], gxe + c, ftau, fth, fr, fa);
-              none_before[c] = fired ? 0.0f : none_before[c];
+  const float inv_tau = 1.0f / ftau;
+  std::vector<double> partial(blocks * 2 * C, 0.0);  // per block: sum g, sum g * y
+  double* partial_p = partial.data();
+  // capture by value: through references the compiler cannot rule out aliasing and
+  // leaves the loops scalar
+  at::parallel_for(0, blocks, 1, [=](int64_t first_block, int64_t last_block) {
+    // `carry` is V[t-1] while recomputing the forward, then dL/dV[t] going backwards
+    std::vector<float> h_tile(T * tile * 4 * C), carry(tile * 4 * C);
+    std::vector<float> later(C), before(C), zeros(C, 0.0f), sum_g(C), sum_gy(C);
+    std::vector<int64_t> offsets(tile * 4);
+    for (int64_t b = first_block; b < last_block; ++b) {
+      double* block_sums = partial_p + b * 2 * C;
+      for (int64_t k = b * tiles_per_block; k < std::min(tiles, (b + 1) * tiles_per_block); ++k) {
+        const int64_t p0 = k * tile, np = std::min(tile, w.positions - p0), width = np * 4 * C;
+        w.corners(p0, np, offsets.data());
+        std::fill(carry.begin(), carry.begin() + width, fr);
+        const auto next = w.span(k + 1);
+        for (int64_t t = 0; t < T; ++t) {
+          prefetch(yp + t * w.M, next);
+          for (int64_t j = 0; j < np; ++j) {
+            for (int e = 0; e < 4; ++e) {
+              const float* __restrict__ ye = yp + t * w.M + offsets[j * 4 + e];
+              float* __restrict__ ve = carry.data() + (j * 4 + e) * C;
+              float* __restrict__ he = h_tile.data() + t * width + (j * 4 + e) * C;
+              for (int64_t c = 0; c < C; ++c) {
+                const float x = std::fma(ye[c], ap[c], bp[c]);
+                const float h = ve[c] + (x - (ve[c] - fr)) / ftau;
+                he[c] = h;
+                ve[c] = h >= fth ? fr : h;
+              }
             }
           }
+        }
+        std::fill(carry.begin(), carry.begin() + width, 0.0f);
+        std::fill(sum_g.begin(), sum_g.end(), 0.0f);
+        std::fill(sum_gy.begin(), sum_gy.end(), 0.0f);
+        for (int64_t t = T - 1; t >= 0; --t) {
+          for (int64_t j = 0; j < np; ++j) {
+            const float* __restrict__ gout = gp + t * w.MO + (p0 + j) * C;
+            const float* __restrict__ ht = h_tile.data() + t * width + j * 4 * C;
+            float* __restrict__ none_later = later.data();    // corners 1-3 did not fire
+            float* __restrict__ none_before = before.data();  // no earlier corner fired
+            for (int64_t c = 0; c < C; ++c) {
+              none_later[c] = 1.0f;
+              none_before[c] = 1.0f;
+            }
+            for (int e = 1; e < 4; ++e) {
+              for (int64_t c = 0; c < C; ++c)
+                none_later[c] = ht[e * C + c] >= fth ? 0.0f : none_later[c];
+            }
+            for (int e = 0; e < 4; ++e) {
+              const int64_t at = t * w.M + offsets[j * 4 + e];
+              const float* __restrict__ he = ht + e * C;
+              const float* __restrict__ ye = yp + at;
+              float* __restrict__ gye = gyp + at;
+              float* __restrict__ gve = carry.data() + (j * 4 + e) * C;
+              float* __restrict__ sg = sum_g.data();
+              float* __restrict__ sgy = sum_gy.data();
+              // corner 0 wins if it fired or corners 1-3 did not; a later corner wins
+              // if it fired and no earlier one did
+              const float* __restrict__ if_silent = e == 0 ? none_later : zeros.data();
+              for (int64_t c = 0; c < C; ++c) {
+                const bool fired = he[c] >= fth;
+                const float share = fired ? none_before[c] : if_silent[c];
+                float grad_x;
+                gve[c] = backward_step(he[c], gout[c] * share, gve[c], &grad_x, inv_tau, fth, fr, fa);
+                gye[c] = grad_x;
+                sg[c] += grad_x;
+                none_before[c] = fired ? 0.0f : none_before[c];
+              }
+              // a loop of its own: inside the one above, gcc leaves it scalar
+              for (int64_t c = 0; c < C; ++c) sgy[c] += gye[c] * ye[c];
+            }
+          }
+        }
+        for (int64_t c = 0; c < C; ++c) {
+          block_sums[c] += sum_g[c];
+          block_sums[C + c] += sum_gy[c];
         }
       }
     }
   });
-  return grad_x;
+  const double rows = (double)(y.numel() / C);
+  auto grad_weight = torch::empty({C}, y.options()), grad_bias = torch::empty({C}, y.options());
+  float* gwp = grad_weight.data_ptr<float>();
+  float* gbp = grad_bias.data_ptr<float>();
+  std::vector<float> k_g(C), k_y(C), k_0(C);
+  const auto mean_c = mean.contiguous(), invstd_c = invstd.contiguous();
+  const float* mp = mean_c.data_ptr<float>();
+  const float* ip = invstd_c.data_ptr<float>();
+  for (int64_t c = 0; c < C; ++c) {
+    double sum_g = 0.0, sum_gy = 0.0;
+    for (int64_t b = 0; b < blocks; ++b) {
+      sum_g += partial[b * 2 * C + c];
+      sum_gy += partial[b * 2 * C + C + c];
+    }
+    const double sum_gxhat = ip[c] * (sum_gy - mp[c] * sum_g);  // sum of g * xhat
+    gbp[c] = (float)sum_g;
+    gwp[c] = (float)sum_gxhat;
+    // scale (g - sum_g / rows - (y - mean) invstd sum_gxhat / rows) = k_g g + k_y y + k_0
+    const double ky = -(double)ap[c] * ip[c] * sum_gxhat / rows;
+    k_g[c] = ap[c];
+    k_y[c] = (float)ky;
+    k_0[c] = (float)(-(double)ap[c] * sum_g / rows - ky * mp[c]);
+  }
+  const int64_t all_rows = y.numel() / C;
+  const float* __restrict__ kg = k_g.data();
+  const float* __restrict__ ky = k_y.data();
+  const float* __restrict__ k0 = k_0.data();
+  at::parallel_for(0, all_rows, 2048, [=](int64_t first, int64_t last) {
+    for (int64_t r = first; r < last; ++r) {
+      float* __restrict__ g = gyp + r * C;
+      const float* __restrict__ yr = yp + r * C;
+      for (int64_t c = 0; c < C; ++c) g[c] = kg[c] * g[c] + ky[c] * yr[c] + k0[c];
+    }
+  });
+  return {grad_y, grad_weight, grad_bias};
 }
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("forward", &lif_forward, "fused LIF forward: (spikes, H)");
   m.def("backward", &lif_backward, "fused LIF backward: grad of the input");
-  m.def("pool_forward", &lif_pool_forward, "fused LIF + 2x2 max-pool forward: (pooled, H)");
-  m.def("pool_backward", &lif_pool_backward, "fused LIF + 2x2 max-pool backward");
+  m.def("channel_moments", &channel_moments, "per-channel batch mean and biased variance");
+  m.def("bn_pool_forward", &bn_lif_pool_forward, "fused BatchNorm + LIF + 2x2 max-pool forward");
+  m.def("bn_pool_backward", &bn_lif_pool_backward,
+        "fused BatchNorm + LIF + 2x2 max-pool backward: grads of y, weight, bias");
 }
 """
 

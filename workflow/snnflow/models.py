@@ -6,12 +6,14 @@ after the last FC layer whose spikes (T, N, 10) are the output; the CNN's are Re
 and it returns logits (N, 10).
 
 The SNN runs multi-step: the stateless layers see the merged (T*N) batch once and
-only the LIF recurrence loops over T.
+only the LIF recurrence loops over T; each block's BatchNorm, LIF and pooling run as
+one fused op where they can (snnflow.fused_block).
 """
 
 import torch
 from torch import nn
 
+from .fused_block import bn_lif_pool
 from .neuron import LIF, LIFParams, lif_step
 
 N_CLASSES = 10
@@ -49,8 +51,8 @@ class CSNN(nn.Module):
     def forward(self, x_seq):
         T, N = x_seq.shape[:2]
         y = x_seq.flatten(0, 1)
-        for conv, lif in zip(self.convs, self.neurons):
-            y = lif.forward_pooled(conv(y).unflatten(0, (T, N))).flatten(0, 1)
+        for (conv, bn), lif in zip(self.convs, self.neurons):
+            y = bn_lif_pool(conv(y).unflatten(0, (T, N)), bn, lif).flatten(0, 1)
         y = self.lif1(self.fc1(y.flatten(1)).unflatten(0, (T, N)))
         return self.lif2(self.fc2(y))
 

@@ -73,13 +73,13 @@ def kernel_backend(device):
     """Load (compiling on first use) the fused kernels for `device` and name them;
     called before training so a first-time build never lands in an epoch's time."""
     probe = torch.empty(0, device=device)
-    kernels = _kernels(probe)
+    kernels = compiled_kernels(probe)
     if kernels is None:
         return "PyTorch loop"
     return "Triton" if probe.is_cuda else "C++ (CPU)"
 
 
-def _kernels(x):
+def compiled_kernels(x):
     """The compiled fused kernels for x's device (None: use the PyTorch loop)."""
     if x.dtype != torch.float32:
         return None
@@ -96,7 +96,7 @@ def _kernels(x):
 def _lif_forward(x_seq: torch.Tensor, tau: float, v_threshold: float, v_reset: float,
                  alpha: float) -> tuple[torch.Tensor, torch.Tensor]:
     """(spikes, H) of the whole time loop (alpha is kept for the backward)."""
-    kernels = _kernels(x_seq)
+    kernels = compiled_kernels(x_seq)
     if kernels is not None:
         return kernels.forward(x_seq, tau, v_threshold, v_reset)
     return _forward_loop(x_seq, tau, v_threshold, v_reset)
@@ -111,7 +111,7 @@ def _(x_seq, tau, v_threshold, v_reset, alpha):
 def _lif_backward(grad_spikes: torch.Tensor, h_seq: torch.Tensor, tau: float,
                   v_threshold: float, v_reset: float, alpha: float) -> torch.Tensor:
     """dL/dX of the whole time loop from dL/dS and the saved H."""
-    kernels = _kernels(h_seq)
+    kernels = compiled_kernels(h_seq)
     if kernels is not None:
         return kernels.backward(grad_spikes, h_seq, tau, v_threshold, v_reset, alpha)
     return _backward_loop(grad_spikes, h_seq, tau, v_threshold, v_reset, alpha)
@@ -135,54 +135,6 @@ def _backward(ctx, grad_spikes, _grad_h):
 
 
 _lif_forward.register_autograd(_backward, setup_context=_setup_context)
-
-
-def _pool_kernels(x):
-    """Kernels that fuse the LIF with the 2x2 max-pool after it: the C++ CPU ones, for
-    float32 channels_last activations viewed as (T, N, C, H, W)."""
-    if x.dtype != torch.float32 or x.is_cuda or x.dim() != 5:
-        return None
-    T, N, C, H, W = x.shape
-    if x.stride() != (N * C * H * W, H * W * C, 1, W * C, C):
-        return None
-    kernels = _kernels(x)
-    return kernels if hasattr(kernels, "pool_forward") else None
-
-
-@torch.library.custom_op("snnflow::lif_pool_forward", mutates_args=())
-def _lif_pool_forward(x_seq: torch.Tensor, tau: float, v_threshold: float, v_reset: float,
-                      alpha: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """(2x2 max-pooled spikes, H): the LIF loop and the pooling in one pass."""
-    return _pool_kernels(x_seq).pool_forward(x_seq, tau, v_threshold, v_reset)
-
-
-@_lif_pool_forward.register_fake
-def _(x_seq, tau, v_threshold, v_reset, alpha):
-    T, N, C, H, W = x_seq.shape
-    pooled = x_seq.new_empty((T * N, C, H // 2, W // 2)).contiguous(
-        memory_format=torch.channels_last)
-    return pooled.view(T, N, C, H // 2, W // 2), torch.empty_like(x_seq)
-
-
-@torch.library.custom_op("snnflow::lif_pool_backward", mutates_args=())
-def _lif_pool_backward(grad_pooled: torch.Tensor, h_seq: torch.Tensor, tau: float,
-                       v_threshold: float, v_reset: float, alpha: float) -> torch.Tensor:
-    """dL/dX of LIF + pooling from dL/d(pooled spikes) and the saved H."""
-    return _pool_kernels(h_seq).pool_backward(grad_pooled, h_seq, tau, v_threshold, v_reset,
-                                              alpha)
-
-
-@_lif_pool_backward.register_fake
-def _(grad_pooled, h_seq, tau, v_threshold, v_reset, alpha):
-    return torch.empty_like(h_seq)
-
-
-def _pool_backward(ctx, grad_pooled, _grad_h):
-    (h_seq,) = ctx.saved_tensors
-    return _lif_pool_backward(grad_pooled, h_seq, *ctx.params), None, None, None, None
-
-
-_lif_pool_forward.register_autograd(_pool_backward, setup_context=_setup_context)
 
 
 def _forward_loop(x_seq, tau, v_threshold, v_reset):
@@ -242,14 +194,8 @@ class LIF(nn.Module):
 
     def forward_pooled(self, x_seq):
         """LIF, then 2x2 max-pooling of the spikes: (T, N, C, H, W) -> (T, N, C, H/2, W/2).
-        One fused pass for channels_last activations on CPU with the fused engine (same
-        spikes and gradients as the two steps), else the two steps."""
-        if x_seq.dtype in (torch.float16, torch.bfloat16):
-            x_seq = x_seq.float()
-        if self.engine == "fused" and _pool_kernels(x_seq) is not None:
-            p = self.params
-            return _lif_pool_forward(x_seq, p.tau, p.v_threshold, p.v_reset, p.alpha)[0]
-        spikes = self._run(x_seq, self.params)
+        (snnflow.fused_block fuses both with the BatchNorm before them.)"""
+        spikes = self(x_seq)
         return nn.functional.max_pool2d(spikes.flatten(0, 1), 2).unflatten(0, x_seq.shape[:2])
 
     def extra_repr(self):

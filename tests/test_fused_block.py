@@ -1,0 +1,118 @@
+"""The fused BatchNorm -> LIF -> 2x2 max-pool op against the three layers run in turn."""
+
+import pytest
+import torch
+from torch import nn
+
+from snnflow.fused_block import _fusable, bn_lif_pool
+from snnflow.neuron import LIF, LIFParams, compiled_kernels, lif_reference
+
+PARAMS = LIFParams(tau=1.7, v_threshold=0.6, v_reset=-0.2, alpha=2.5)
+
+
+def channels_last_seq(T, N, C, H, W, generator, requires_grad=False):
+    y = torch.randn(T * N, C, H, W, generator=generator) * 1.5 + 0.3
+    y = y.contiguous(memory_format=torch.channels_last).unflatten(0, (T, N))
+    return y.requires_grad_(requires_grad)
+
+
+def batch_norm(C, generator):
+    bn = nn.BatchNorm2d(C)
+    with torch.no_grad():
+        bn.weight.uniform_(0.5, 1.5, generator=generator)
+        bn.bias.uniform_(-0.3, 0.3, generator=generator)
+    return bn
+
+
+def layers_in_turn(y_seq, bn):
+    T, N = y_seq.shape[:2]
+    spikes = lif_reference(bn(y_seq.flatten(0, 1)).unflatten(0, (T, N)), PARAMS)
+    return nn.functional.max_pool2d(spikes.flatten(0, 1), 2).unflatten(0, (T, N))
+
+
+def test_the_kernels_are_built_here():
+    y = channels_last_seq(1, 1, 2, 4, 4, torch.Generator())
+    assert compiled_kernels(y) is not None
+    assert _fusable(y, nn.BatchNorm2d(2), LIF(PARAMS, "fused"))
+
+
+# shapes: odd sizes (neurons outside every window), T = 1, many tiles and blocks
+@pytest.mark.parametrize("shape", [(1, 2, 3, 4, 4), (4, 3, 5, 17, 17), (16, 2, 8, 8, 8),
+                                   (32, 2, 4, 5, 7), (2, 16, 4, 34, 34), (3, 8, 16, 17, 17)])
+def test_training_step_matches_the_layers_in_turn(shape):
+    g = torch.Generator().manual_seed(sum(shape))
+    y = channels_last_seq(*shape, g)
+    bn_ref, bn_fused = batch_norm(shape[2], g), batch_norm(shape[2], g)
+    bn_fused.load_state_dict(bn_ref.state_dict())
+    y_ref, y_fused = y.clone().requires_grad_(), y.clone().requires_grad_()
+    assert _fusable(y_fused, bn_fused, LIF(PARAMS, "fused"))
+    ref = layers_in_turn(y_ref, bn_ref)
+    fused = bn_lif_pool(y_fused, bn_fused, LIF(PARAMS, "fused"))
+    assert torch.equal(fused, ref)
+    upstream = torch.randn(ref.shape, generator=g)
+    (ref * upstream).sum().backward()
+    (fused * upstream).sum().backward()
+    torch.testing.assert_close(y_fused.grad, y_ref.grad, rtol=0, atol=1e-5)
+    for name in ("weight", "bias"):
+        ours, theirs = getattr(bn_fused, name).grad, getattr(bn_ref, name).grad
+        torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-4 * theirs.abs().max().item())
+    torch.testing.assert_close(bn_fused.running_mean, bn_ref.running_mean, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(bn_fused.running_var, bn_ref.running_var, rtol=1e-5, atol=1e-6)
+    assert bn_fused.num_batches_tracked == bn_ref.num_batches_tracked == 1
+
+
+def test_eval_uses_the_running_statistics():
+    g = torch.Generator().manual_seed(3)
+    bn = batch_norm(8, g).eval()
+    with torch.no_grad():
+        bn.running_mean.uniform_(-0.5, 0.5, generator=g)
+        bn.running_var.uniform_(0.5, 2.0, generator=g)
+    y = channels_last_seq(6, 4, 8, 12, 12, g)
+    with torch.inference_mode():
+        assert torch.equal(bn_lif_pool(y, bn, LIF(PARAMS, "fused")), layers_in_turn(y, bn))
+    assert bn.num_batches_tracked == 0
+
+
+def test_gradients_do_not_depend_on_the_thread_count():
+    g = torch.Generator().manual_seed(5)
+    y = channels_last_seq(8, 16, 16, 17, 17, g)
+    results = []
+    threads = torch.get_num_threads()
+    try:
+        for n in (1, 3):
+            torch.set_num_threads(n)
+            bn = batch_norm(16, torch.Generator().manual_seed(1))
+            y_n = y.clone().requires_grad_()
+            out = bn_lif_pool(y_n, bn, LIF(PARAMS, "fused"))
+            (out * torch.linspace(-1, 1, out.numel()).view(out.shape)).sum().backward()
+            results.append((out, y_n.grad, bn.weight.grad, bn.bias.grad, bn.running_var))
+    finally:
+        torch.set_num_threads(threads)
+    for a, b in zip(*results):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("case", ["reference engine", "contiguous layout", "eval with grad",
+                                  "float64"])
+def test_other_cases_run_the_layers_in_turn(case):
+    g = torch.Generator().manual_seed(9)
+    y = channels_last_seq(4, 2, 3, 6, 6, g)
+    bn, engine = batch_norm(3, g), "fused"
+    if case == "reference engine":
+        engine = "reference"
+    elif case == "contiguous layout":
+        y = y.contiguous()
+    elif case == "eval with grad":
+        bn.eval()
+    else:
+        y, bn = y.double(), bn.double()
+    lif = LIF(PARAMS, engine)
+    assert not _fusable(y, bn, lif)
+    expected = layers_in_turn(y, batch_norm_copy(bn))
+    assert torch.equal(bn_lif_pool(y, bn, lif), expected)
+
+
+def batch_norm_copy(bn):
+    copy = nn.BatchNorm2d(bn.num_features).to(bn.weight.dtype)
+    copy.load_state_dict(bn.state_dict())
+    return copy.train(bn.training)
