@@ -1,7 +1,8 @@
 """Benchmark: the optimised engine and data preparation against their references.
 
     python -m snnflow.bench [--device cpu] [--batch 64] [--T 4 8 16 32]
-                            [--prep-samples 7000] [--json results.json]
+                            [--prep-samples 7000] [--memory-cache nmnist_T32.h5]
+                            [--json results.json]
 
 Training and inference samples/s of the SNN at each T and of the CNN, on synthetic
 batches, for
@@ -13,7 +14,8 @@ batches, for
   (snnflow.training.keep_freed_memory) and cuDNN autotuning on CUDA.
 Data preparation on N synthetic recordings in N-MNIST's format: per-sample tonic
 read_mnist_file + ToFrame against the pipeline's parse-once event store and
-frame caches, for all four T.
+frame caches, for all four T. With --memory-cache, the peak memory of SNN training
+with a whole frame cache resident, against the working set on 512 samples.
 
 Every measurement runs in a fresh process (its peak memory is its own), reports the
 median of repeated runs after warm-up, and never runs as part of the tests.
@@ -218,6 +220,51 @@ def run_training(args):
     return rows
 
 
+def measure_training_memory(cache, samples, batch, threads, steps=3):
+    """Peak RSS of an SNN training process on a frame cache (the pipeline's loading and
+    resident dataset), `samples` per split (0: all), after `steps` training and
+    evaluation batches."""
+    import h5py
+    import torch
+
+    from .models import CSNN
+    from .training import Dataset, keep_freed_memory, loss_and_scores
+
+    keep_freed_memory()
+    torch.set_num_threads(threads)
+    data = {}
+    with h5py.File(cache) as h5:
+        for split in ("train", "test"):
+            frames = h5[f"{split}/frames"]
+            frames = frames[:samples] if samples else frames[...]
+            labels = h5[f"{split}/labels"][:len(frames)].astype("int64")
+            data[split] = Dataset(frames, labels, torch.device("cpu"), time_major=True)
+    model = CSNN().to(memory_format=torch.channels_last)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    for _, (x, y) in zip(range(steps), data["train"].batches(batch)):
+        optimizer.zero_grad(set_to_none=True)
+        loss_and_scores(model, "snn", x, y)[0].backward()
+        optimizer.step()
+    with torch.inference_mode():
+        for _, (x, y) in zip(range(steps), data["test"].batches(batch)):
+            model(x)
+    return {"cache_gib": sum(d.inputs.nbytes for d in data.values()) / 2**30,
+            "peak_rss_gib": _peak_rss_mb() / 1024, "T": int(data["train"].inputs.shape[1]),
+            "batch": batch}
+
+
+def run_memory(args):
+    """The memory target: peak RSS with the whole cache resident, against the working set
+    measured on 512 samples per split."""
+    full = _isolated(measure_training_memory, str(args.memory_cache), 0, args.memory_batch,
+                     args.threads)
+    small = _isolated(measure_training_memory, str(args.memory_cache), 512, args.memory_batch,
+                      args.threads)
+    extra = ((full["peak_rss_gib"] - small["peak_rss_gib"])
+             / (full["cache_gib"] - small["cache_gib"]))
+    return {"full": full, "working_set": small, "extra_per_cache_byte": extra}
+
+
 def run_prep(args):
     with tempfile.TemporaryDirectory() as tmp:
         data = make_recordings(tmp, args.prep_samples)
@@ -232,7 +279,7 @@ def run_prep(args):
             "pipeline_events_per_s": pipeline["events"] * len(PREP_T) / pipeline["total_seconds"]}
 
 
-def summary_table(training, prep):
+def summary_table(training, prep, memory=None):
     lines = []
     if training:
         lines.append(f"{'model':9} {'train ref/s':>12} {'train opt/s':>12} {'ratio':>6} "
@@ -249,6 +296,13 @@ def summary_table(training, prep):
                 f"{ref['inference_samples_per_s']:12.1f} {opt['inference_samples_per_s']:12.1f} "
                 f"{opt['inference_samples_per_s'] / ref['inference_samples_per_s']:6.2f} "
                 f"{ref['peak_memory_mb']:11.0f} {opt['peak_memory_mb']:11.0f}")
+    if memory:
+        full, small = memory["full"], memory["working_set"]
+        lines += ["", f"training memory, SNN-{full['T']}, batch {full['batch']}:",
+                  f"  whole cache ({full['cache_gib']:.2f} GiB uint8) resident: peak RSS "
+                  f"{full['peak_rss_gib']:.2f} GiB; with 512 samples per split: "
+                  f"{small['peak_rss_gib']:.2f} GiB",
+                  f"  peak = working set + {memory['extra_per_cache_byte']:.2f} x the cache"]
     if prep:
         p, t = prep["pipeline"], prep["tonic"]
         lines.append("")
@@ -285,6 +339,10 @@ def main(argv=None):
     parser.add_argument("--tonic-samples", type=int, default=1000,
                         help="recordings the slower tonic reference converts per T")
     parser.add_argument("--skip-training", action="store_true")
+    parser.add_argument("--memory-cache", type=Path,
+                        help="a frame cache (e.g. results/frames/nmnist_T32.h5): also measure "
+                             "peak training memory with it resident")
+    parser.add_argument("--memory-batch", type=int, default=256)
     parser.add_argument("--json", type=Path, help="also write all figures as JSON here")
     args = parser.parse_args(argv)
 
@@ -292,11 +350,12 @@ def main(argv=None):
           f"threads {args.threads}, median of {args.repeats} after {args.warmup} warm-up")
     training = [] if args.skip_training else run_training(args)
     prep = run_prep(args) if args.prep_samples > 0 else None
-    print(summary_table(training, prep))
+    memory = run_memory(args) if args.memory_cache else None
+    print(summary_table(training, prep, memory))
     if args.json:
         args.json.write_text(json.dumps({"settings": vars(args) | {"json": str(args.json)},
-                                         "training": training, "prep": prep}, indent=2,
-                                        default=str))
+                                         "training": training, "prep": prep, "memory": memory},
+                                        indent=2, default=str))
 
 
 if __name__ == "__main__":
