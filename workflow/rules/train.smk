@@ -12,7 +12,8 @@ rule train_snn:
         T=r"[1-9][0-9]*",
     params:
         settings=lambda wc: snn_settings(config, wc.T),
-        code=code(*TRAINING_CODE, "neuron", script="train"),
+        code=code(*TRAINING_CODE, "neuron", "lif_cpu", "lif_triton", "fused_block", "sparse_conv",
+                  script="train"),
         checkpoint=lambda wc: f"results/checkpoints/snn_T{wc.T}.pt",
     threads: workflow.cores
     resources:

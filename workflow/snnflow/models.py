@@ -6,8 +6,9 @@ after the last FC layer whose spikes (T, N, 10) are the output; the CNN's are Re
 and it returns logits (N, 10).
 
 The SNN runs multi-step: the stateless layers see the merged (T*N) batch once and
-only the LIF recurrence loops over T; each block's BatchNorm, LIF and pooling run as
-one fused op where they can (snnflow.fused_block).
+only the LIF recurrence loops over T. With the fused engine on CPU, each block's
+BatchNorm, LIF and pooling run as one op (snnflow.fused_block) and the convolutions
+of spikes skip their zeros (snnflow.sparse_conv).
 """
 
 import torch
@@ -15,6 +16,7 @@ from torch import nn
 
 from .fused_block import bn_lif_pool
 from .neuron import LIF, LIFParams, lif_step
+from .sparse_conv import conv_spikes
 
 N_CLASSES = 10
 
@@ -35,6 +37,7 @@ class CSNN(nn.Module):
     def __init__(self, channels=(32, 64, 128), hidden=256, in_channels=2, size=34,
                  neuron: LIFParams = LIFParams(), engine="fused"):
         super().__init__()
+        self.engine = engine
         self.convs = nn.ModuleList()
         self.neurons = nn.ModuleList()
         c_in = in_channels
@@ -51,8 +54,11 @@ class CSNN(nn.Module):
     def forward(self, x_seq):
         T, N = x_seq.shape[:2]
         y = x_seq.flatten(0, 1)
-        for (conv, bn), lif in zip(self.convs, self.neurons):
-            y = bn_lif_pool(conv(y).unflatten(0, (T, N)), bn, lif).flatten(0, 1)
+        for k, ((conv, bn), lif) in enumerate(zip(self.convs, self.neurons)):
+            # after the first block the input is pooled spikes, mostly zeros
+            sparse_input = k > 0 and self.engine == "fused"
+            y = conv_spikes(conv, y) if sparse_input else conv(y)
+            y = bn_lif_pool(y.unflatten(0, (T, N)), bn, lif).flatten(0, 1)
         y = self.lif1(self.fc1(y.flatten(1)).unflatten(0, (T, N)))
         return self.lif2(self.fc2(y))
 

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import METRICS_COLUMNS, SnnflowError, __version__
+from . import METRICS_COLUMNS, SnnflowError, __version__, sparse_conv
 from .atomic import atomic_path
 from .frames import load_frames
 from .mnist import load_images
@@ -334,6 +334,8 @@ def run(s: RunSettings, cache, metrics_csv, model_path, run_json, checkpoint, co
     lif_kernels = None
     if s.model == "snn" and s.engine == "fused":
         lif_kernels = kernel_backend(device)
+        if device.type == "cpu" and sparse_conv.load() is not None:  # built before epoch 1, too
+            lif_kernels += "; sparse convolutions of spikes (C++)"
         log(f"fused LIF kernels: {lif_kernels}")
     torch.manual_seed(s.seed)
     model = build_model(s).to(device)
