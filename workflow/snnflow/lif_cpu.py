@@ -1,20 +1,19 @@
-"""The fused LIF time loop as C++ CPU kernels, compiled on first use.
+"""The fused LIF time loop as C++ CPU kernels, compiled on first use (extensions.py).
 
 One pass over memory per direction: each element's whole T-step recurrence runs in
-registers (threads split the elements). A second pair of kernels does a whole conv
-block's tail, BatchNorm (training statistics) -> LIF -> 2x2 max-pool: the
-normalised input, the full-size spikes, the pooling indices and H are never stored;
-the backward recomputes H from the conv output tile by tile, in cache. The forward repeats the reference's float32
-operations exactly, so spikes are bit-identical; the backward computes the
-surrogate with a vectorisable polynomial `exp`, within 1e-6 of the reference.
+registers (threads split the elements). The forward repeats the reference's float32
+operations exactly, so spikes are bit-identical; the backward computes the surrogate
+with a vectorisable polynomial `exp`, within 1e-6 of the reference.
 
-Building needs a C++ compiler; torch caches the build (TORCH_EXTENSIONS_DIR), so
-only the first process on a machine pays for it. When the build fails, `load()`
-returns None and the caller falls back to the pure PyTorch loop.
+A second pair of kernels does a whole conv block's tail, BatchNorm (training
+statistics) -> LIF -> 2x2 max-pool (snnflow.fused_block): the normalised input, the
+full-size spikes, the pooling indices and H are never stored; the backward recomputes
+H from the conv output tile by tile, in cache.
+
+When the build fails, `load()` returns None and the callers fall back to PyTorch ops.
 """
 
-import logging
-import os
+from . import extensions
 
 _SOURCE = r"""
 #include <torch/extension.h>
@@ -430,28 +429,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
 }
 """
 
-_module = None
-_tried = False
-
 
 def load():
     """The compiled kernel module, or None when it cannot be built here."""
-    global _module, _tried
-    if _tried:
-        return _module
-    _tried = True
-    if os.environ.get("SNNFLOW_DISABLE_CPP") == "1":
-        return None
-    try:
-        from torch.utils.cpp_extension import load_inline
-
-        _module = load_inline(
-            name="snnflow_lif_cpu", cpp_sources=[_SOURCE], functions=None,
-            extra_cflags=["-O3", "-fopenmp", "-march=native"], extra_ldflags=["-fopenmp"],
-            verbose=False)
-    except Exception as err:  # no compiler, no headers, a failed build: fall back
-        logging.getLogger(__name__).warning(
-            "fused LIF C++ kernel unavailable (%s); using the PyTorch loop",
-            str(err).splitlines()[0] if str(err) else type(err).__name__)
-        _module = None
-    return _module
+    return extensions.build("snnflow_lif_cpu", _SOURCE, "the PyTorch loop")
