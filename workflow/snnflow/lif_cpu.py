@@ -37,6 +37,13 @@ static torch::Tensor same_layout(const torch::Tensor& x, const torch::Tensor& li
   return torch::empty_like(like).copy_(x);
 }
 
+// One step of the membrane: H[t] from V[t-1] and the input X[t], in the reference's
+// float32 operations (so spikes are bit-identical); every forward and the backward's
+// recomputation go through it.
+static inline float charge(float v, float x, float tau, float v_reset) {
+  return v + (x - (v - v_reset)) / tau;
+}
+
 std::vector<torch::Tensor> lif_forward(torch::Tensor x, double tau, double v_th, double v_reset) {
   TORCH_CHECK(x.scalar_type() == torch::kFloat32, "fused LIF (CPU): float32 only");
   auto xc = time_major_dense(x) ? x : x.contiguous();
@@ -56,7 +63,7 @@ std::vector<torch::Tensor> lif_forward(torch::Tensor x, double tau, double v_th,
         float* ht = hp + t * M + begin;
         float* st = sp + t * M + begin;
         for (int64_t i = 0; i < n; ++i) {
-          const float h = v[i] + (xt[i] - (v[i] - fr)) / ftau;
+          const float h = charge(v[i], xt[i], ftau, fr);
           const bool fired = h >= fth;
           ht[i] = h;
           st[i] = fired ? 1.0f : 0.0f;
@@ -142,7 +149,8 @@ torch::Tensor lif_backward(torch::Tensor grad_spikes, torch::Tensor h_seq, doubl
 // reach nothing downstream. Nothing full-size is saved: the backward recomputes each
 // tile's membrane potentials from y, in cache.
 
-static bool pool_fusable(const torch::Tensor& x) {
+// float32 (T, N, C, H, W) whose memory is (T, N, H, W, C): channels_last time slices
+static bool time_major_channels_last(const torch::Tensor& x) {
   if (x.scalar_type() != torch::kFloat32 || x.dim() != 5) return false;
   const int64_t N = x.size(1), C = x.size(2), H = x.size(3), W = x.size(4);
   const int64_t expected[5] = {N * C * H * W, H * W * C, 1, W * C, C};
@@ -155,9 +163,17 @@ static bool pool_fusable(const torch::Tensor& x) {
 // blocks are added in order: the result does not depend on the thread count.
 static const int64_t ROWS_PER_BLOCK = 2048;
 
+// The blocks' partial sums (blocks x width doubles) added in block order.
+static std::vector<double> add_blocks(const std::vector<double>& partial, int64_t width) {
+  std::vector<double> total(width, 0.0);
+  for (size_t b = 0; b < partial.size(); b += width)
+    for (int64_t i = 0; i < width; ++i) total[i] += partial[b + i];
+  return total;
+}
+
 // Per-channel batch mean and biased variance of y, accumulated in double.
 std::vector<torch::Tensor> channel_moments(torch::Tensor y) {
-  TORCH_CHECK(pool_fusable(y), "channel moments (CPU): float32 channels_last (T, N, C, H, W)");
+  TORCH_CHECK(time_major_channels_last(y), "channel moments (CPU): float32 channels_last (T, N, C, H, W)");
   const int64_t C = y.size(2), rows = y.numel() / C;
   const int64_t blocks = (rows + ROWS_PER_BLOCK - 1) / ROWS_PER_BLOCK;
   std::vector<double> partial(blocks * 2 * C, 0.0);
@@ -181,21 +197,17 @@ std::vector<torch::Tensor> channel_moments(torch::Tensor y) {
   auto mean = torch::empty({C}, y.options()), var = torch::empty({C}, y.options());
   float* mp = mean.data_ptr<float>();
   float* vp = var.data_ptr<float>();
+  const auto total = add_blocks(partial, 2 * C);  // sums, then sums of squares
   for (int64_t c = 0; c < C; ++c) {
-    double sum = 0.0, squares = 0.0;
-    for (int64_t b = 0; b < blocks; ++b) {
-      sum += partial[b * 2 * C + c];
-      squares += partial[b * 2 * C + C + c];
-    }
-    const double m = sum / rows;
+    const double m = total[c] / rows;
     mp[c] = (float)m;
-    vp[c] = (float)std::max(0.0, squares / rows - m * m);
+    vp[c] = (float)std::max(0.0, total[C + c] / rows - m * m);
   }
   return {mean, var};
 }
 
 // Walks the 2x2 windows of a (T, N, C, H, W) channels_last tensor in tiles of whole
-// windows; `offset(t, j, e)` is where corner e (row-major) of tile window j sits at t.
+// windows; `corner(p, e)` is where corner e (row-major) of window p sits at t = 0.
 struct Windows {
   int64_t T, N, C, H, W, OH, OW, positions, M, MO;
   explicit Windows(const torch::Tensor& x)
@@ -232,7 +244,7 @@ static inline void prefetch(const float* base, std::pair<int64_t, int64_t> range
 
 torch::Tensor bn_lif_pool_forward(torch::Tensor y, torch::Tensor scale, torch::Tensor shift,
                                   double tau, double v_th, double v_reset) {
-  TORCH_CHECK(pool_fusable(y), "fused BN+LIF+pool (CPU): float32 channels_last (T, N, C, H, W)");
+  TORCH_CHECK(time_major_channels_last(y), "fused BN+LIF+pool (CPU): float32 channels_last (T, N, C, H, W)");
   const Windows w(y);
   const int64_t C = w.C, tile = w.tile();
   auto pooled = torch::empty({w.T * w.N, C, w.OH, w.OW},
@@ -261,8 +273,7 @@ torch::Tensor bn_lif_pool_forward(torch::Tensor y, torch::Tensor scale, torch::T
             const float* __restrict__ ye = yp + t * w.M + offsets[j * 4 + e];
             float* __restrict__ ve = state.data() + (j * 4 + e) * C;
             for (int64_t c = 0; c < C; ++c) {
-              const float x = std::fma(ye[c], ap[c], bp[c]);
-              const float h = ve[c] + (x - (ve[c] - fr)) / ftau;
+              const float h = charge(ve[c], std::fma(ye[c], ap[c], bp[c]), ftau, fr);
               const bool fired = h >= fth;
               ve[c] = fired ? fr : h;
               out[c] = fired ? 1.0f : out[c];
@@ -284,7 +295,7 @@ std::vector<torch::Tensor> bn_lif_pool_backward(torch::Tensor grad_pooled, torch
                                                 torch::Tensor mean, torch::Tensor invstd,
                                                 double tau, double v_th, double v_reset,
                                                 double alpha) {
-  TORCH_CHECK(pool_fusable(y), "fused BN+LIF+pool (CPU): float32 channels_last (T, N, C, H, W)");
+  TORCH_CHECK(time_major_channels_last(y), "fused BN+LIF+pool (CPU): float32 channels_last (T, N, C, H, W)");
   const Windows w(y);
   const int64_t C = w.C, T = w.T, tile = w.tile();
   const int64_t tiles = (w.positions + tile - 1) / tile;
@@ -325,8 +336,7 @@ std::vector<torch::Tensor> bn_lif_pool_backward(torch::Tensor grad_pooled, torch
               float* __restrict__ ve = carry.data() + (j * 4 + e) * C;
               float* __restrict__ he = h_tile.data() + t * width + (j * 4 + e) * C;
               for (int64_t c = 0; c < C; ++c) {
-                const float x = std::fma(ye[c], ap[c], bp[c]);
-                const float h = ve[c] + (x - (ve[c] - fr)) / ftau;
+                const float h = charge(ve[c], std::fma(ye[c], ap[c], bp[c]), ftau, fr);
                 he[c] = h;
                 ve[c] = h >= fth ? fr : h;
               }
@@ -382,7 +392,7 @@ std::vector<torch::Tensor> bn_lif_pool_backward(torch::Tensor grad_pooled, torch
       }
     }
   });
-  const double rows = (double)(y.numel() / C);
+  const int64_t rows = y.numel() / C;
   auto grad_weight = torch::empty({C}, y.options()), grad_bias = torch::empty({C}, y.options());
   float* gwp = grad_weight.data_ptr<float>();
   float* gbp = grad_bias.data_ptr<float>();
@@ -390,12 +400,9 @@ std::vector<torch::Tensor> bn_lif_pool_backward(torch::Tensor grad_pooled, torch
   const auto mean_c = mean.contiguous(), invstd_c = invstd.contiguous();
   const float* mp = mean_c.data_ptr<float>();
   const float* ip = invstd_c.data_ptr<float>();
+  const auto total = add_blocks(partial, 2 * C);  // sums of g, then of g * y
   for (int64_t c = 0; c < C; ++c) {
-    double sum_g = 0.0, sum_gy = 0.0;
-    for (int64_t b = 0; b < blocks; ++b) {
-      sum_g += partial[b * 2 * C + c];
-      sum_gy += partial[b * 2 * C + C + c];
-    }
+    const double sum_g = total[c], sum_gy = total[C + c];
     const double sum_gxhat = ip[c] * (sum_gy - mp[c] * sum_g);  // sum of g * xhat
     gbp[c] = (float)sum_g;
     gwp[c] = (float)sum_gxhat;
@@ -405,11 +412,10 @@ std::vector<torch::Tensor> bn_lif_pool_backward(torch::Tensor grad_pooled, torch
     k_y[c] = (float)ky;
     k_0[c] = (float)(-(double)ap[c] * sum_g / rows - ky * mp[c]);
   }
-  const int64_t all_rows = y.numel() / C;
   const float* __restrict__ kg = k_g.data();
   const float* __restrict__ ky = k_y.data();
   const float* __restrict__ k0 = k_0.data();
-  at::parallel_for(0, all_rows, 2048, [=](int64_t first, int64_t last) {
+  at::parallel_for(0, rows, 2048, [=](int64_t first, int64_t last) {
     for (int64_t r = first; r < last; ++r) {
       float* __restrict__ g = gyp + r * C;
       const float* __restrict__ yr = yp + r * C;

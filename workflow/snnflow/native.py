@@ -9,6 +9,7 @@ call, so the kernels run in parallel threads.
 """
 
 import ctypes
+import functools
 import hashlib
 import logging
 import os
@@ -30,10 +31,6 @@ _SIGNATURES = {
                                      ctypes.c_void_p]),
     "zlib_sparse_bound": (ctypes.c_int64, [ctypes.c_int64]),
 }
-
-_library = None
-_tried = False
-
 
 def _compiler():
     return shlex.split(os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc")[:1]
@@ -57,12 +54,9 @@ def _build():
     return ctypes.CDLL(str(library))
 
 
+@functools.cache
 def library():
     """The loaded kernels, or None when they cannot be built here."""
-    global _library, _tried
-    if _tried:
-        return _library
-    _tried = True
     if os.environ.get("SNNFLOW_DISABLE_CPP") == "1":
         return None
     try:
@@ -76,5 +70,4 @@ def library():
     for name, (restype, argtypes) in _SIGNATURES.items():
         function = getattr(lib, name)
         function.restype, function.argtypes = restype, argtypes
-    _library = lib
     return lib

@@ -75,7 +75,8 @@ def snn_settings(config, T):
     """Settings of the SNN run with T time steps (snnflow.training.RunSettings fields)."""
     snn = config["snn"]
     return dict(model="snn", T=int(T), seed=config["seed"], device=config["device"],
-                **config["performance"], **{k: snn[k] for k in ("epochs", "batch_size", "lr", "channels", "hidden",
+                **config["performance"],
+                **{k: snn[k] for k in ("epochs", "batch_size", "lr", "channels", "hidden",
                                        "tau", "v_threshold", "v_reset", "surrogate_alpha",
                                        "engine")})
 
@@ -84,4 +85,5 @@ def cnn_settings(config):
     """Settings of the CNN run (snnflow.training.RunSettings fields)."""
     cnn = config["cnn"]
     return dict(model="cnn", seed=config["seed"], device=config["device"],
-                **config["performance"], **{k: cnn[k] for k in ("epochs", "batch_size", "lr", "channels", "hidden")})
+                **config["performance"],
+                **{k: cnn[k] for k in ("epochs", "batch_size", "lr", "channels", "hidden")})

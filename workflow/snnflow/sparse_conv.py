@@ -26,6 +26,7 @@ _SOURCE = r"""
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
 #include <algorithm>
+#include <type_traits>
 #include <vector>
 
 // x: (B, C, H, W) float32 channels_last -> CSR of its nonzeros per pixel:
@@ -83,6 +84,18 @@ static inline void for_each_contact(const int64_t* cp, const int32_t* chp, const
   }
 }
 
+// Calls f(std::integral_constant<int, width>) for the output widths the kernels are
+// compiled for (a width known at compile time keeps each output row in registers).
+template <typename F>
+static void with_width(int64_t width, F f) {
+  switch (width) {
+    case 32: f(std::integral_constant<int, 32>()); break;
+    case 64: f(std::integral_constant<int, 64>()); break;
+    case 128: f(std::integral_constant<int, 128>()); break;
+    default: TORCH_CHECK(false, "sparse conv: Cout must be 32, 64 or 128");
+  }
+}
+
 template <int COUT>
 static void forward_impl(const int64_t* cp, const int32_t* chp, const float* vp, const float* wt,
                          float* yp, int64_t B, int64_t H, int64_t W, int64_t Cin) {
@@ -111,12 +124,9 @@ torch::Tensor forward(torch::Tensor counts, torch::Tensor channel, torch::Tensor
   const float* vp = value.data_ptr<float>();
   const float* wp = wt.data_ptr<float>();
   float* yp = y.data_ptr<float>();
-  switch (Cout) {
-    case 32: forward_impl<32>(cp, chp, vp, wp, yp, B, H, W, Cin); break;
-    case 64: forward_impl<64>(cp, chp, vp, wp, yp, B, H, W, Cin); break;
-    case 128: forward_impl<128>(cp, chp, vp, wp, yp, B, H, W, Cin); break;
-    default: TORCH_CHECK(false, "sparse conv: Cout must be 32, 64 or 128");
-  }
+  with_width(Cout, [&](auto width) {
+    forward_impl<decltype(width)::value>(cp, chp, vp, wp, yp, B, H, W, Cin);
+  });
   return y;
 }
 
@@ -154,12 +164,9 @@ torch::Tensor weight_grad(torch::Tensor grad_y, torch::Tensor counts, torch::Ten
   const int32_t* chp = channel.data_ptr<int32_t>();
   const float* vp = value.data_ptr<float>();
   float* pp = partial.data_ptr<float>();
-  switch (Cout) {
-    case 32: weight_grad_impl<32>(gp, cp, chp, vp, pp, B, H, W, Cin); break;
-    case 64: weight_grad_impl<64>(gp, cp, chp, vp, pp, B, H, W, Cin); break;
-    case 128: weight_grad_impl<128>(gp, cp, chp, vp, pp, B, H, W, Cin); break;
-    default: TORCH_CHECK(false, "sparse conv: Cout must be 32, 64 or 128");
-  }
+  with_width(Cout, [&](auto width) {
+    weight_grad_impl<decltype(width)::value>(gp, cp, chp, vp, pp, B, H, W, Cin);
+  });
   auto total = partial[0].clone();
   for (int64_t blk = 1; blk < WEIGHT_GRAD_BLOCKS; ++blk) total.add_(partial[blk]);
   return total.permute({3, 2, 0, 1}).contiguous();  // (co, ci, ky, kx)
