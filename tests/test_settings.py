@@ -46,7 +46,18 @@ def set_key(config, dotted, value):
     ("snn.tau", 1.0, "config key snn.tau"),
     ("snn.main_T", 5, "config key snn.main_T: 5 is not one of snn.T"),
     ("snn.lr_typo", 0.1, "config key snn.lr_typo: unknown key"),
-    ("nmnist_dir", "/no/such/folder", "config key nmnist_dir: folder /no/such/folder does not exist"),
+    ("nmnist_dir", "/no/such/folder",
+     "config key nmnist_dir: folder /no/such/folder does not exist"),
+    ("nmnist_dir", "/data/{T}", "config key nmnist_dir: /data/{T} holds '{' or '}'"),
+    ("mnist_dir", "/data/x}", "config key mnist_dir: /data/x} holds '{' or '}'"),
+    ("snn.main_T", 4.0, "config key snn.main_T: 4.0 is not of type 'integer'"),
+    ("snn.T", [4.0], "config key snn.T[0]: 4.0 is not of type 'integer'"),
+    ("snn.epochs", 1.0, "config key snn.epochs: 1.0 is not of type 'integer'"),
+    ("cnn.batch_size", 4.0, "config key cnn.batch_size: 4.0 is not of type 'integer'"),
+    ("snn.channels", [4.0, 8, 8], "config key snn.channels[0]: 4.0 is not of type 'integer'"),
+    ("snn.lr", float("nan"), "config key snn.lr: nan is not a finite number"),
+    ("snn.v_threshold", float("nan"), "config key snn.v_threshold: nan is not a finite number"),
+    ("download.timeout_seconds", float("inf"), "config key download.timeout_seconds: inf is not"),
     ("mnist_dir", "/no/such/folder", "config key mnist_dir: folder /no/such/folder does not exist"),
 ])
 def test_bad_values_name_the_key(config, key, value, words):
@@ -90,3 +101,26 @@ def test_fingerprint_follows_the_file_contents(tmp_path, monkeypatch):
     assert code_fingerprint("b.py", "a.py") == before
     (tmp_path / "a.py").write_text("x = 2\n")
     assert code_fingerprint("a.py", "b.py") != before
+
+
+def test_text_from_a_nested_command_line_override_becomes_numbers(config):
+    # snakemake --config 'snn={T: [4, 8], main_T: 4, lr: 1e-3}' delivers strings
+    config["snn"].update(T=["4", "8"], main_T="4", lr="1e-3")
+    config["synthetic"]["enabled"] = "true"
+    validate_config(config, SCHEMA)
+    assert config["snn"]["T"] == [4, 8] and config["snn"]["main_T"] == 4
+    assert config["snn"]["lr"] == 0.001 and config["synthetic"]["enabled"] is True
+
+
+def test_text_that_is_not_a_number_names_the_key_and_the_configfile_way(config):
+    config["snn"]["T"] = ["four"]
+    with pytest.raises(SnnflowError, match=r"config key snn.T\[0\]: 'four' is not of type "
+                                           "'integer' - .*--configfile"):
+        validate_config(config, SCHEMA)
+
+
+def test_a_missing_mnist_file_names_the_key(config, tmp_path):
+    config["mnist_dir"] = str(tmp_path)
+    with pytest.raises(SnnflowError, match="config key mnist_dir: .* holds neither "
+                                           "train-images-idx3-ubyte.gz nor"):
+        validate_config(config, SCHEMA)

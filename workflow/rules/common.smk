@@ -10,8 +10,9 @@ from snnflow.settings import cnn_settings, code_fingerprint, snn_settings, valid
 
 try:
     validate_config(config, Path(workflow.basedir) / "workflow/schemas/config.schema.yaml")
-except SnnflowError as err:
-    raise WorkflowError(str(err)) from None
+except SnnflowError as err:  # one line, as the jobs report bad input, and exit status 1
+    print(f"error: {err}", file=sys.stderr)
+    sys.exit(1)
 
 SYNTHETIC = config["synthetic"]["enabled"]
 SYNTHETIC_DIR = "results/raw/synthetic"

@@ -15,13 +15,23 @@ FILES = {
 }
 ALL_FILES = [name for pair in FILES.values() for name in pair]
 IMAGE_MAGIC, LABEL_MAGIC = 2051, 2049
+IMAGE_SHAPE = (28, 28)
+
+
+def idx_file(folder, name):
+    """The path of IDX file `name` in `folder`, gzipped (`.gz`) or raw; None when neither
+    is there."""
+    for candidate in (Path(folder) / f"{name}.gz", Path(folder) / name):
+        if candidate.is_file():
+            return candidate
+    return None
 
 
 def find_idx_file(folder, name):
     """The path of IDX file `name` in `folder`, gzipped (`.gz`) or raw."""
-    for candidate in (Path(folder) / f"{name}.gz", Path(folder) / name):
-        if candidate.is_file():
-            return candidate
+    path = idx_file(folder, name)
+    if path is not None:
+        return path
     raise SnnflowError(f"{folder}: {name}.gz (or {name}) not found - put the four MNIST IDX "
                        "files there or set mnist_dir to the folder that holds them")
 
@@ -58,7 +68,7 @@ def write_idx(path, array):
         f.write(header + array.tobytes())
 
 
-def read_split(folder, split):
+def read_split(folder, split, allow_missing_classes=False):
     """(images (N, 28, 28), labels (N,)) of one MNIST split from `folder`."""
     images_name, labels_name = FILES[split]
     images_path = find_idx_file(folder, images_name)
@@ -67,19 +77,31 @@ def read_split(folder, split):
     labels = read_idx(labels_path, LABEL_MAGIC)
     if images.ndim != 3 or labels.ndim != 1:
         raise SnnflowError(f"{images_path}: expected images (N, rows, cols) and labels (N,)")
+    if images.shape[1:] != IMAGE_SHAPE:
+        raise SnnflowError(f"{images_path}: images of {images.shape[1]}x{images.shape[2]} "
+                           f"pixels; MNIST's are {IMAGE_SHAPE[0]}x{IMAGE_SHAPE[1]} - replace "
+                           "it with the MNIST file")
+    if len(images) == 0:
+        raise SnnflowError(f"{images_path}: holds no images - replace it with the MNIST file")
     if len(images) != len(labels):
         raise SnnflowError(f"{images_path}: {len(images)} images but {labels_path.name} holds "
                            f"{len(labels)} labels - the pair does not belong together")
-    if labels.size and labels.max() > 9:
-        raise SnnflowError(f"{labels_path}: label {labels.max()} outside 0-9")
+    if labels.max() > 9:
+        raise SnnflowError(f"{labels_path}: label {labels.max()} outside 0-9 - replace it "
+                           "with the MNIST file")
+    missing = sorted(set(range(10)) - set(labels.tolist()))
+    if missing and not allow_missing_classes:
+        raise SnnflowError(f"{labels_path}: no images of class {', '.join(map(str, missing))} "
+                           "- a split must hold all ten digits; use the complete file, or set "
+                           "allow_missing_classes: true to study a subset")
     return images, labels
 
 
-def build_image_cache(folder, out_path):
+def build_image_cache(folder, out_path, allow_missing_classes=False):
     """Write `out_path` with train/test images (N, 1, 28, 28) uint8 and labels."""
     import h5py
 
-    splits = {split: read_split(folder, split) for split in FILES}
+    splits = {split: read_split(folder, split, allow_missing_classes) for split in FILES}
     with atomic_path(out_path) as tmp, h5py.File(tmp, "w") as h5:
         h5.attrs["source"] = str(Path(folder).resolve())
         for split, (images, labels) in splits.items():

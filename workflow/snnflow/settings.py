@@ -6,11 +6,16 @@ must import quickly: no torch, h5py or pandas.
 """
 
 import hashlib
+import math
 from pathlib import Path
 
 from . import SnnflowError
+from .mnist import ALL_FILES as MNIST_FILES, idx_file
 
 WORKFLOW_DIR = Path(__file__).resolve().parent.parent
+HINT = "fix the config (keys and limits: workflow/schemas/config.schema.yaml)"
+NESTED_OVERRIDE_HINT = ("nested keys given with --config arrive as text; put them in a small "
+                        "file and pass it with --configfile")
 
 
 def _key_path(path):
@@ -20,14 +25,78 @@ def _key_path(path):
     return out or "(top level)"
 
 
+def _strict_validator(schema):
+    """A validator whose 'integer' refuses whole-number floats: JSON Schema counts 4.0
+    as an integer, but `T: [4.0]` would name a run snn_T4.0 and `epochs: 1.0` breaks
+    range()."""
+    import jsonschema
+
+    base = jsonschema.Draft202012Validator
+    checker = base.TYPE_CHECKER.redefine(
+        "integer", lambda _, value: isinstance(value, int) and not isinstance(value, bool))
+    return jsonschema.validators.extend(base, type_checker=checker)(schema)
+
+
+def _walk(node, path=()):
+    """(path, value) of every leaf of a nested config."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from _walk(value, (*path, key))
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from _walk(value, (*path, i))
+    else:
+        yield path, node
+
+
+def _set(config, path, value):
+    node = config
+    for part in path[:-1]:
+        node = node[part]
+    node[path[-1]] = value
+
+
+def _coerce_command_line_text(config, validator):
+    """Turn text that stands for a number or a boolean into that value where the schema
+    asks for one: Snakemake passes nested values given with --config as strings
+    (`--config 'snn={T: [4], main_T: 4}'` gives T == ['4'])."""
+    for _ in range(100):  # each round fixes at least one value
+        changed = False
+        for err in validator.iter_errors(config):
+            if err.validator != "type" or not isinstance(err.instance, str):
+                continue
+            value = _number_or_boolean(err.instance)
+            if value is not None and validator.evolve(schema=err.schema).is_valid(value):
+                _set(config, list(err.absolute_path), value)
+                changed = True
+        if not changed:
+            return
+
+
+def _number_or_boolean(text):
+    """The int, float or boolean that `text` spells (YAML's words for booleans), else
+    None."""
+    for parse in (int, float):
+        try:
+            return parse(text)
+        except ValueError:
+            pass
+    return {"true": True, "false": False}.get(text.strip().lower())
+
+
 def validate_config(config, schema_path):
     """Check `config` against the JSON schema and the rules a schema cannot express;
-    raise SnnflowError naming the first offending key."""
-    import jsonschema
+    raise SnnflowError naming the first offending key. Text that Snakemake's --config
+    made of a nested number or boolean is turned back into it, in place."""
     import yaml
 
     schema = yaml.safe_load(Path(schema_path).read_text())
-    validator = jsonschema.Draft202012Validator(schema)
+    validator = _strict_validator(schema)
+    _coerce_command_line_text(config, validator)
+    for path, value in _walk(config):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise SnnflowError(f"config key {_key_path(path)}: {value} is not a finite number "
+                               f"- {HINT}")
     errors = sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
     if errors:
         err = errors[0]
@@ -39,25 +108,41 @@ def validate_config(config, schema_path):
             message = err.message.replace("is a required property", "is missing")
         else:
             message = err.message
-        raise SnnflowError(f"config key {_key_path(path)}: {message} - fix the config "
-                           "(keys and limits: workflow/schemas/config.schema.yaml)")
+        hint = HINT
+        if err.validator == "type" and isinstance(err.instance, str) and len(path) > 1:
+            hint += f"; {NESTED_OVERRIDE_HINT}"
+        raise SnnflowError(f"config key {_key_path(path)}: {message} - {hint}")
     if config["snn"]["main_T"] not in config["snn"]["T"]:
         raise SnnflowError(f"config key snn.main_T: {config['snn']['main_T']} is not one of "
                            f"snn.T {config['snn']['T']} - add it to snn.T or change it")
+    for key in ("nmnist_dir", "mnist_dir"):
+        if config[key] is not None and ("{" in config[key] or "}" in config[key]):
+            raise SnnflowError(f"config key {key}: {config[key]} holds '{{' or '}}', which "
+                               "Snakemake reads as a wildcard - rename the folder or point "
+                               "to it through a symbolic link without braces")
     if config["synthetic"]["enabled"]:
         return
-    for key, required in (("nmnist_dir", ("Train", "Test")), ("mnist_dir", ())):
+    _check_dataset_folders(config)
+
+
+def _check_dataset_folders(config):
+    for key in ("nmnist_dir", "mnist_dir"):
         folder = config[key]
-        if folder is None:
-            continue
-        if not Path(folder).is_dir():
+        if folder is not None and not Path(folder).is_dir():
             raise SnnflowError(f"config key {key}: folder {folder} does not exist - fix the "
                                "path or set it to null to download the dataset")
-        for sub in required:
-            if not (Path(folder) / sub).is_dir():
-                raise SnnflowError(f"config key {key}: {folder} has no {sub}/ folder - point "
-                                   "it at the folder holding Train/<label>/*.bin and "
-                                   "Test/<label>/*.bin")
+    if config["nmnist_dir"] is not None:
+        for sub in ("Train", "Test"):
+            if not (Path(config["nmnist_dir"]) / sub).is_dir():
+                raise SnnflowError(f"config key nmnist_dir: {config['nmnist_dir']} has no "
+                                   f"{sub}/ folder - point it at the folder holding "
+                                   "Train/<label>/*.bin and Test/<label>/*.bin")
+    if config["mnist_dir"] is not None:
+        for name in MNIST_FILES:
+            if idx_file(config["mnist_dir"], name) is None:
+                raise SnnflowError(f"config key mnist_dir: {config['mnist_dir']} holds neither "
+                                   f"{name}.gz nor {name} - put the four MNIST IDX files "
+                                   "there or set mnist_dir to null to download them")
 
 
 def code_fingerprint(*files):
