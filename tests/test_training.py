@@ -37,7 +37,7 @@ def test_run_writes_one_row_per_epoch_model_and_run_info(small_caches, tmp_path,
     assert metrics["lr"].iloc[0] == pytest.approx(0.01) and metrics["lr"].is_monotonic_decreasing
     assert metrics[["train_acc", "test_acc"]].stack().between(0, 1).all()
     assert (metrics[TIMES] > 0).all().all()
-    saved = torch.load(tmp_path / "model.pt", weights_only=False)
+    saved = torch.load(tmp_path / "model.pt", weights_only=True)
     assert saved["settings"]["model"] == model and "state_dict" in saved
     info = json.loads((tmp_path / "run.json").read_text())
     assert info["device"] == "cpu" and info["versions"]["torch"] == torch.__version__
@@ -104,7 +104,7 @@ def test_non_finite_loss_names_epoch_and_batch_and_keeps_the_checkpoint(
     monkeypatch.setattr(training, "loss_and_scores", nan_in_epoch_2_batch_3)
     with pytest.raises(SnnflowError, match="epoch 2 batch 3: loss is nan"):
         train(settings("cnn"), small_caches, tmp_path)
-    kept = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    kept = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
     assert len(kept["history"]) == 1
 
 

@@ -14,3 +14,9 @@ METRICS_COLUMNS = ["epoch", "lr", "train_loss", "train_acc", "test_loss", "test_
 class SnnflowError(Exception):
     """A problem with the user's input: the message is one line that names the
     file or config key and says what to do. Entry scripts print it and exit 1."""
+
+
+def first_line(err, limit=200):
+    """The first line of an exception's message, for one-line reports."""
+    text = str(err).strip()
+    return text.splitlines()[0][:limit] if text else "no message"

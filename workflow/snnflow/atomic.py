@@ -1,31 +1,78 @@
-"""Write-to-temporary-then-rename, so a crash never leaves a half-written output."""
+"""Writing outputs safely: write-to-temporary-then-rename, so a crash never leaves a
+half-written output, and a full disk reported as such, naming the file."""
 
 import contextlib
+import errno
+import glob
 import os
 import shutil
 from pathlib import Path
+
+from . import SnnflowError
+
+_FULL = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded"}
+
+
+def disk_full_reason(err):
+    """'the disk is full' (or the quota) when `err` says so, else None. HDF5 and torch
+    wrap the system's error in their own, so their message is read too."""
+    if isinstance(err, OSError) and err.errno in _FULL:
+        return _FULL[err.errno]
+    text = str(err)
+    if "No space left on device" in text or "errno = 28" in text:
+        return _FULL[errno.ENOSPC]
+    if "Disk quota exceeded" in text or f"errno = {errno.EDQUOT}," in text:
+        return _FULL[errno.EDQUOT]
+    return None
+
+
+@contextlib.contextmanager
+def reporting_full_disk(path):
+    """Turn a full-disk error while writing `path` into a one-line SnnflowError."""
+    try:
+        yield
+    except (OSError, RuntimeError) as err:
+        reason = disk_full_reason(err)
+        if reason is None:
+            raise
+        raise SnnflowError(f"{path}: cannot be written, {reason} - free space on "
+                           f"{_mount_point(Path(path))} and rerun") from None
+
+
+def _mount_point(path):
+    path = path.resolve().parent
+    while not path.is_mount():
+        path = path.parent
+    return path
 
 
 @contextlib.contextmanager
 def atomic_path(path):
     """Yield a temporary sibling of `path`; on success it is renamed onto `path`,
-    on any exception it is removed. Works for files and directories."""
+    on any exception it is removed. Works for files and directories.
+
+    Temporaries of `path` left by a killed job (its whole process group killed, so
+    its cleanup never ran) are removed when a later write of `path` succeeds: one
+    job at a time writes a given output."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     _remove(tmp)
     try:
-        yield tmp
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
+        with reporting_full_disk(path):
+            yield tmp
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            os.replace(tmp, path)
     except BaseException:
         _remove(tmp)
         raise
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.tmp-*"):
+        _remove(stale)
 
 
 def _remove(p):
     if p.is_dir() and not p.is_symlink():
-        shutil.rmtree(p)
+        shutil.rmtree(p, ignore_errors=True)
     elif p.exists() or p.is_symlink():
-        p.unlink()
+        p.unlink(missing_ok=True)

@@ -3,27 +3,45 @@
 import contextlib
 import sys
 import time
+import traceback
 
-from . import SnnflowError
+from . import SnnflowError, first_line
+from .atomic import disk_full_reason
 
 
 def run_job(snakemake, main):
     """Call `main(log)` with stdout and stderr going to the rule's log file.
 
-    A SnnflowError (bad input) ends the job with its one-line message, in the log
-    and on the terminal, and exit status 1; anything else is a bug and keeps its
-    traceback in the log.
+    Whatever ends the job, its log says why, since on a cluster the job's own
+    terminal output goes elsewhere:
+    - a SnnflowError (bad input) ends it with its one-line message, in the log and
+      on the terminal, and exit status 1;
+    - a full disk that no output's writer named ends it likewise, naming the file
+      the system reported;
+    - anything else is a bug: the log gets the full traceback, the terminal one line
+      that points to it, and the exit status is 1.
     """
     log_path = snakemake.log[0]
     terminal = sys.__stderr__
-    with open(log_path, "w", buffering=1) as log_file, \
+    with open(log_path, "w", buffering=1, errors="backslashreplace") as log_file, \
             contextlib.redirect_stdout(log_file), contextlib.redirect_stderr(log_file):
         def log(message):
             print(f"{time.strftime('%H:%M:%S')} {message}", flush=True)
 
+        def fail(line):
+            print(line, flush=True)
+            print(line, file=terminal, flush=True)
+            sys.exit(1)
+
         try:
             main(log)
         except SnnflowError as err:
-            print(f"error: {err}", flush=True)
-            print(f"error: {err}", file=terminal, flush=True)
-            sys.exit(1)
+            fail(f"error: {err}")
+        except Exception as err:
+            reason = disk_full_reason(err)
+            if reason is not None:
+                where = getattr(err, "filename", None) or "a file of this job"
+                fail(f"error: {where}: cannot be written, {reason} - free space and rerun")
+            traceback.print_exc()
+            fail(f"error: {log_path}: unexpected {type(err).__name__} ({first_line(err)}) "
+                 "- the full traceback is in this log; please report it with the log")

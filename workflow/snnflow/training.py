@@ -15,6 +15,7 @@ import contextlib
 import csv
 import ctypes
 import hashlib
+import io
 import json
 import math
 import os
@@ -28,8 +29,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import METRICS_COLUMNS, SnnflowError, __version__, sparse_conv
-from .atomic import atomic_path
+from . import METRICS_COLUMNS, SnnflowError, __version__, first_line, sparse_conv
+from .atomic import atomic_path, reporting_full_disk
 from .frames import load_frames
 from .mnist import load_images
 from .models import CNN, CSNN, firing_rate
@@ -277,7 +278,7 @@ def _cpu_name():
 
 
 def _write_csv(path, rows, mode):
-    with open(path, mode, newline="") as f:
+    with reporting_full_disk(path), open(path, mode, newline="") as f:
         writer = csv.writer(f)
         if mode == "w":
             writer.writerow(METRICS_COLUMNS)
@@ -287,20 +288,26 @@ def _write_csv(path, rows, mode):
         os.fsync(f.fileno())
 
 
-def _save_checkpoint(path, state):
+def save_state(path, state):
+    """torch.save `state` to `path` atomically. Serialised in memory first: torch's own
+    file writer reports a full disk as 'iostream error', Python's file names it."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
     with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+        tmp.write_bytes(buffer.getbuffer())
 
 
 def _load_checkpoint(path, device, log):
     """The saved state, or None when there is none or it cannot be read (then the run
-    starts fresh: a damaged checkpoint must not stop a study)."""
+    starts fresh: a damaged checkpoint must not stop a study). Only tensors and plain
+    data are loaded (weights_only): a results folder from elsewhere must never run
+    code."""
     if not path.exists():
         return None
     try:
-        return torch.load(path, map_location=device, weights_only=False)
-    except Exception as err:  # truncated, foreign or from an incompatible version
-        log(f"{path} is unreadable ({type(err).__name__}); starting fresh")
+        return torch.load(path, map_location=device, weights_only=True)
+    except Exception as err:  # truncated, foreign, crafted or from an incompatible version
+        log(f"{path} is unreadable ({type(err).__name__}: {first_line(err)}); starting fresh")
         return None
 
 
@@ -383,7 +390,7 @@ def run(s: RunSettings, cache, metrics_csv, model_path, run_json, checkpoint, co
                    train_seconds=t1 - t0, test_seconds=t2 - t1)
         history.append(row)
         _write_csv(metrics_csv, [row], "a")
-        _save_checkpoint(checkpoint, {
+        save_state(checkpoint, {
             "key": key, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(), "rng": _rng_states(generator),
             "scaler": scaler.state_dict() if scaler is not None else None,
@@ -391,9 +398,8 @@ def run(s: RunSettings, cache, metrics_csv, model_path, run_json, checkpoint, co
         log(f"epoch {epoch}/{s.epochs}: train loss {train_loss:.4f} acc {train_acc:.4f} | "
             f"test loss {test_loss:.4f} acc {test_acc:.4f} | {t1 - t0:.1f}s + {t2 - t1:.1f}s")
 
-    with atomic_path(model_path) as tmp:
-        torch.save({"settings": s.as_config(), "state_dict": model.state_dict(),
-                    "code_fingerprint": code_fingerprint}, tmp)
+    save_state(model_path, {"settings": s.as_config(), "state_dict": model.state_dict(),
+                            "code_fingerprint": code_fingerprint})
     info = {"model": s.model, "settings": s.as_config(), "code_fingerprint": code_fingerprint,
             "lif_kernels": lif_kernels,
             "n_train": len(train), "n_test": len(test), **environment(device, threads)}
