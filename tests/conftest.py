@@ -36,6 +36,11 @@ def make_nmnist_tree(root, samples_per_label, rng, sizes=(50, 400), labels=range
     return written
 
 
+def all_classes(rng, n):
+    """n labels in random order that hold every digit (n >= 10)."""
+    return rng.permutation(np.arange(n) % 10).astype(np.uint8)
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
@@ -58,7 +63,7 @@ def small_caches(tmp_path_factory):
         write_idx(root / "mnist" / f"{prefix}-images-idx3-ubyte.gz",
                   rng.integers(0, 256, (n, 28, 28), dtype=np.uint8))
         write_idx(root / "mnist" / f"{prefix}-labels-idx1-ubyte.gz",
-                  rng.integers(0, 10, n, dtype=np.uint8))
+                  all_classes(rng, n))
     build_image_cache(root / "mnist", root / "mnist.h5")
     return root
 

@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import pytest
 
@@ -55,7 +57,27 @@ def test_bad_recordings_are_refused_naming_the_file(tmp_path, content, words):
 def test_recordings_are_listed_by_label_then_name(tmp_path, rng):
     for name in ("1/b.bin", "1/a.bin", "0/z.bin"):
         write_events(tmp_path / name, random_events(rng, 3))
-    assert list_recordings(tmp_path) == [("0/z.bin", 0), ("1/a.bin", 1), ("1/b.bin", 1)]
+    assert list_recordings(tmp_path, allow_missing_classes=True) == [
+        ("0/z.bin", 0), ("1/a.bin", 1), ("1/b.bin", 1)]
+
+
+def test_a_split_missing_a_class_is_refused_unless_allowed(tmp_path, rng):
+    make_nmnist_tree(tmp_path, 1, rng, labels=[0, 1, 2, 3, 4, 5, 6, 8, 9])
+    with pytest.raises(SnnflowError, match="Train: no recordings of class 7 - .*"
+                                           "allow_missing_classes: true") as err:
+        list_recordings(tmp_path / "Train")
+    assert "\n" not in str(err.value)
+    assert len(list_recordings(tmp_path / "Train", allow_missing_classes=True)) == 9
+
+
+def test_a_file_name_that_is_not_utf8_is_named(tmp_path, rng):
+    make_nmnist_tree(tmp_path, 1, rng)
+    folder = os.fsencode(tmp_path / "Train" / "3")
+    with open(os.path.join(folder, b"bad-\xff.bin"), "wb") as f:
+        f.write(bytes(5))
+    with pytest.raises(SnnflowError, match=r"Train/3/bad-\\xff.bin: the file name is not valid "
+                                           "UTF-8 - rename the file"):
+        list_recordings(tmp_path / "Train")
 
 
 def test_bad_layouts_are_refused(tmp_path, rng):
@@ -71,7 +93,8 @@ def test_bad_layouts_are_refused(tmp_path, rng):
 
 def test_event_store_keeps_every_event_in_order(tmp_path, rng):
     written = make_nmnist_tree(tmp_path / "raw", 2, rng, labels=[0, 3])
-    build_event_store(tmp_path / "raw", tmp_path / "events.h5", threads=2)
+    build_event_store(tmp_path / "raw", tmp_path / "events.h5", threads=2,
+                      allow_missing_classes=True)
     with open_event_store(tmp_path / "events.h5") as h5:
         names = [n.decode() for n in h5["train/names"][...]]
         assert names == ["0/00000.bin", "0/00001.bin", "3/00000.bin", "3/00001.bin"]
@@ -87,13 +110,14 @@ def test_a_failed_event_store_leaves_nothing(tmp_path, rng):
     make_nmnist_tree(tmp_path / "raw", 1, rng, labels=[0])
     (tmp_path / "raw" / "Test" / "0" / "broken.bin").write_bytes(b"123")
     with pytest.raises(SnnflowError, match="broken.bin"):
-        build_event_store(tmp_path / "raw", tmp_path / "out" / "events.h5")
+        build_event_store(tmp_path / "raw", tmp_path / "out" / "events.h5",
+                          allow_missing_classes=True)
     assert list((tmp_path / "out").iterdir()) == []
 
 
 def test_truncated_event_store_is_detected(tmp_path, rng):
     make_nmnist_tree(tmp_path / "raw", 1, rng, labels=[0])
-    build_event_store(tmp_path / "raw", tmp_path / "events.h5")
+    build_event_store(tmp_path / "raw", tmp_path / "events.h5", allow_missing_classes=True)
     data = (tmp_path / "events.h5").read_bytes()
     (tmp_path / "events.h5").write_bytes(data[: len(data) // 2])
     with pytest.raises(SnnflowError, match="events.h5"):

@@ -55,7 +55,7 @@ def test_polarity_and_axis_order():
 
 def test_frame_cache_from_real_format_files(tmp_path, rng):
     written = make_nmnist_tree(tmp_path / "raw", 2, rng, sizes=(1, 300), labels=[2, 5])
-    build_event_store(tmp_path / "raw", tmp_path / "events.h5")
+    build_event_store(tmp_path / "raw", tmp_path / "events.h5", allow_missing_classes=True)
     for T in (4, 16):
         out = tmp_path / f"nmnist_T{T}.h5"
         assert build_frame_cache(tmp_path / "events.h5", T, out, threads=2) == np.uint8
@@ -79,16 +79,30 @@ def test_counts_above_255_switch_to_uint16_never_clip(tmp_path, rng):
     hot = np.zeros(700, dtype=[("x", "u2"), ("y", "u2"), ("t", "u4"), ("p", "u1")])
     hot["x"], hot["y"], hot["p"], hot["t"] = 9, 4, 1, np.arange(700)
     write_events(tmp_path / "raw" / "Train" / "0" / "hot.bin", hot)
-    build_event_store(tmp_path / "raw", tmp_path / "events.h5")
+    build_event_store(tmp_path / "raw", tmp_path / "events.h5", allow_missing_classes=True)
     assert build_frame_cache(tmp_path / "events.h5", 2, tmp_path / "f.h5") == np.uint16
     frames, labels = load_frames(tmp_path / "f.h5", "train")
     assert frames.dtype == np.uint16 and frames[1, 1, 1, 4, 9] == 350
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
+def test_more_counts_than_uint16_holds_name_the_recording(tmp_path, rng):
+    make_nmnist_tree(tmp_path / "raw", 1, rng)
+    hot = np.zeros(70_000, dtype=[("x", "u2"), ("y", "u2"), ("t", "u4"), ("p", "u1")])
+    hot["x"], hot["y"], hot["p"] = 5, 6, 1
+    write_events(tmp_path / "raw" / "Test" / "4" / "hot.bin", hot)
+    build_event_store(tmp_path / "raw", tmp_path / "events.h5")
+    assert build_frame_cache(tmp_path / "events.h5", 2, tmp_path / "f2.h5") == np.uint16
+    with pytest.raises(SnnflowError, match=r"raw/Test/4/hot.bin: 70000 events in one pixel of "
+                                           r"one frame at T=1, more than the 65535"):
+        build_frame_cache(tmp_path / "events.h5", 1, tmp_path / "f1.h5")
+    assert not (tmp_path / "f1.h5").exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
 def test_damaged_frame_caches_are_refused(tmp_path, rng):
     make_nmnist_tree(tmp_path / "raw", 1, rng, labels=[0])
-    build_event_store(tmp_path / "raw", tmp_path / "events.h5")
+    build_event_store(tmp_path / "raw", tmp_path / "events.h5", allow_missing_classes=True)
     build_frame_cache(tmp_path / "events.h5", 4, tmp_path / "f.h5")
     data = (tmp_path / "f.h5").read_bytes()
     (tmp_path / "cut.h5").write_bytes(data[: len(data) // 3])

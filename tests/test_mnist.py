@@ -4,17 +4,18 @@ import h5py
 import numpy as np
 import pytest
 
+from conftest import all_classes
 from snnflow import SnnflowError
 from snnflow.mnist import (IMAGE_MAGIC, LABEL_MAGIC, build_image_cache, load_images, read_idx,
                            read_split, write_idx)
 
 
-def write_mnist(folder, rng, n_train=12, n_test=5, gz=True):
+def write_mnist(folder, rng, n_train=12, n_test=10, gz=True):
     folder.mkdir(parents=True, exist_ok=True)
     data = {}
     for split, prefix, n in (("train", "train", n_train), ("test", "t10k", n_test)):
         images = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
-        labels = rng.integers(0, 10, n, dtype=np.uint8)
+        labels = all_classes(rng, n)
         write_idx(folder / f"{prefix}-images-idx3-ubyte.gz", images)
         write_idx(folder / f"{prefix}-labels-idx1-ubyte.gz", labels)
         data[split] = (images, labels)
@@ -56,7 +57,7 @@ def test_size_disagreeing_with_header_is_refused(tmp_path, rng):
 def test_image_and_label_counts_must_agree(tmp_path, rng):
     write_mnist(tmp_path, rng)
     write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", np.zeros(4, dtype=np.uint8))
-    with pytest.raises(SnnflowError, match="5 images but t10k-labels-idx1-ubyte.gz holds 4"):
+    with pytest.raises(SnnflowError, match="10 images but t10k-labels-idx1-ubyte.gz holds 4"):
         read_split(tmp_path, "test")
 
 
@@ -74,3 +75,23 @@ def test_corrupt_gzip_is_refused(tmp_path, rng):
     path.write_bytes(path.read_bytes()[:20])
     with pytest.raises(SnnflowError, match="train-labels-idx1-ubyte.gz: cannot read"):
         read_split(tmp_path, "train")
+
+
+@pytest.mark.parametrize("shape, words", [
+    ((0, 28, 28), "train-images-idx3-ubyte.gz: holds no images"),
+    ((12, 28, 29), "train-images-idx3-ubyte.gz: images of 28x29 pixels; MNIST's are 28x28"),
+    ((12, 32, 32), "train-images-idx3-ubyte.gz: images of 32x32 pixels"),
+])
+def test_empty_or_misshapen_images_are_refused(tmp_path, rng, shape, words):
+    write_mnist(tmp_path, rng)
+    write_idx(tmp_path / "train-images-idx3-ubyte.gz", np.zeros(shape, dtype=np.uint8))
+    with pytest.raises(SnnflowError, match=words):
+        read_split(tmp_path, "train")
+
+
+def test_a_split_missing_a_class_is_refused_unless_allowed(tmp_path, rng):
+    write_mnist(tmp_path, rng)
+    write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", np.arange(10, dtype=np.uint8) % 9)
+    with pytest.raises(SnnflowError, match="t10k-labels-idx1-ubyte.gz: no images of class 9"):
+        read_split(tmp_path, "test")
+    assert len(read_split(tmp_path, "test", allow_missing_classes=True)[1]) == 10

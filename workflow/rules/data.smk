@@ -70,6 +70,7 @@ rule nmnist_events:
         "results/events/nmnist.h5",
     params:
         root=nmnist_root,
+        allow_missing_classes=config["allow_missing_classes"],
         code=code("events", "caches", "parallel", "native", "prep.c", script="nmnist_events"),
     threads: 2
     log:
@@ -110,6 +111,7 @@ rule mnist_cache:
         "results/frames/mnist.h5",
     params:
         folder=mnist_root,
+        allow_missing_classes=config["allow_missing_classes"],
         code=code("mnist", "caches", script="mnist_cache"),
     log:
         "results/logs/mnist_cache.log",

@@ -7,7 +7,8 @@ from snnflow.mnist import build_image_cache
 
 
 def main(log):
-    build_image_cache(snakemake.params.folder, snakemake.output[0])
+    build_image_cache(snakemake.params.folder, snakemake.output[0],
+                      snakemake.params.allow_missing_classes)
     log(f"wrote {snakemake.output[0]} from {snakemake.params.folder}")
 
 

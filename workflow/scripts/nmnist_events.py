@@ -7,7 +7,8 @@ from snnflow.job import run_job
 
 
 def main(log):
-    build_event_store(snakemake.params.root, snakemake.output[0], snakemake.threads)
+    build_event_store(snakemake.params.root, snakemake.output[0], snakemake.threads,
+                      snakemake.params.allow_missing_classes)
     log(f"parsed {snakemake.params.root} into {snakemake.output[0]}")
 
 

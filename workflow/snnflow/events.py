@@ -93,9 +93,10 @@ def write_events(path, events):
     rec.tofile(path)
 
 
-def list_recordings(split_dir):
+def list_recordings(split_dir, allow_missing_classes=False):
     """(relative name, label) of every .bin under `split_dir/<label>/`, sorted by label
-    folder then file name, which is the sample order of every cache."""
+    folder then file name, which is the sample order of every cache. A split must hold
+    every class unless `allow_missing_classes` (a deliberate subset)."""
     split_dir = Path(split_dir)
     if not split_dir.is_dir():
         raise SnnflowError(f"{split_dir}: folder not found - N-MNIST needs "
@@ -108,11 +109,30 @@ def list_recordings(split_dir):
         label = int(label_dir.name)
         with os.scandir(label_dir) as files:  # 70,000 names: strings sort fast, Paths do not
             names = sorted(f.name for f in files if f.name.endswith(".bin") and f.is_file())
+        for name in names:
+            _check_utf8(label_dir, name)
         entries += [(f"{label_dir.name}/{name}", label) for name in names]
     if not entries:
         raise SnnflowError(f"{split_dir}: no <label>/*.bin recordings found - check the "
                            "path (nmnist_dir) or the download")
+    missing = sorted(set(range(len(LABELS))) - {label for _, label in entries})
+    if missing and not allow_missing_classes:
+        raise SnnflowError(f"{split_dir}: no recordings of class {', '.join(map(str, missing))}"
+                           " - a split must hold all ten digits; restore the missing "
+                           "<label>/ folders, or set allow_missing_classes: true to study a "
+                           "subset")
     return entries
+
+
+def _check_utf8(folder, name):
+    """File names are stored as UTF-8 text: refuse one that is not (os.scandir keeps its
+    undecodable bytes as surrogates)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        shown = os.fsencode(name).decode("utf-8", "backslashreplace")
+        raise SnnflowError(f"{folder}/{shown}: the file name is not valid UTF-8 - rename "
+                           "the file") from None
 
 
 FILES_PER_TASK = 500
@@ -136,7 +156,7 @@ def _parse_files(paths):
     return codes[:written], counts
 
 
-def build_event_store(root, out_path, threads=1):
+def build_event_store(root, out_path, threads=1, allow_missing_classes=False):
     """Parse every recording under `root` (Train/ and Test/) once into an HDF5 store.
 
     The codes are stored uncompressed: they are close to random 11-bit values,
@@ -145,7 +165,8 @@ def build_event_store(root, out_path, threads=1):
     import h5py
 
     root = Path(root)
-    splits = {split: list_recordings(root / folder) for split, folder in SPLITS.items()}
+    splits = {split: list_recordings(root / folder, allow_missing_classes)
+              for split, folder in SPLITS.items()}
     with atomic_path(out_path) as tmp, h5py.File(tmp, "w") as h5:
         h5.attrs.update(format=STORE_FORMAT, source=str(root.resolve()),
                         sensor_size=(WIDTH, HEIGHT, POLARITIES))

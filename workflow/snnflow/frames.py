@@ -13,6 +13,7 @@ events; without them numpy and zlib produce the same frames.
 
 import threading
 import zlib
+from pathlib import Path
 
 import numpy as np
 
@@ -97,7 +98,8 @@ def _bin_chunk(codes, offsets, start, T, dtype, store_path):
 
 
 def _write_split(h5, store, split, T, dtype, workers):
-    """Bin one split into `h5`; returns False when a count does not fit `dtype`."""
+    """Bin one split into `h5`; returns the first sample of a chunk holding a count that
+    does not fit `dtype`, else None."""
     codes, offsets = store[f"{split}/codes"][...], store[f"{split}/offsets"][...]
     n = len(offsets) - 1
     frames = h5.create_dataset(f"{split}/frames", shape=(n, T, *FRAME_SHAPE), dtype=dtype,
@@ -112,17 +114,19 @@ def _write_split(h5, store, split, T, dtype, workers):
     starts = range(0, n, SAMPLES_PER_CHUNK)
     for start, chunk in zip(starts, ordered_map(compressed_chunk, starts, workers)):
         if chunk is None:
-            return False
+            return start
         frames.id.write_direct_chunk((start, 0, 0, 0, 0), chunk)
     h5[f"{split}/labels"] = store[f"{split}/labels"][...]
     h5[f"{split}/names"] = store[f"{split}/names"][...]
-    return True
+    return None
 
 
 def build_frame_cache(store_path, T, out_path, threads=1):
     """Write `out_path` with train/test frames (N, T, 2, 34, 34), labels and names.
 
-    Counts are stored as uint8, or uint16 when any count exceeds 255 (never clipped).
+    Counts are stored as uint8, or uint16 when any count exceeds 255 (never clipped);
+    a recording with more events in one pixel of one frame than uint16 holds is not
+    N-MNIST (a real one has a few thousand events in all) and is refused by name.
     """
     import h5py
 
@@ -134,16 +138,35 @@ def build_frame_cache(store_path, T, out_path, threads=1):
                                     sensor_size=(WIDTH, HEIGHT, POLARITIES),
                                     source=store.attrs["source"])
                     for split in SPLITS:
-                        if not _write_split(h5, store, split, T, dtype, threads):
-                            raise _CountOverflow
+                        start = _write_split(h5, store, split, T, dtype, threads)
+                        if start is not None:
+                            raise _CountOverflow(split, start)
                 return np.dtype(dtype)
-            except _CountOverflow:
-                continue
-    raise AssertionError("a pixel cannot count 65536 events in one frame of N-MNIST")
+            except _CountOverflow as overflow:
+                split, start = overflow.args
+        raise _too_many_events(store, split, start, T)
+
+
+def _too_many_events(store, split, start, T):
+    """The error naming the recording of the chunk from `start` whose count overflows."""
+    codes, offsets = store[f"{split}/codes"], store[f"{split}/offsets"][...]
+    limit = np.iinfo(np.uint16).max
+    for i in range(start, min(start + SAMPLES_PER_CHUNK, len(offsets) - 1)):
+        count = int(bin_codes(codes[offsets[i]:offsets[i + 1]], T).max(initial=0))
+        if count > limit:
+            name = store[f"{split}/names"][i]
+            name = name.decode() if isinstance(name, bytes) else name
+            path = Path(store.attrs["source"]) / SPLITS[split] / name
+            return SnnflowError(f"{path}: {count} events in one pixel of one frame at T={T}, "
+                                f"more than the {limit} a frame cache holds; a real N-MNIST "
+                                "recording has a few thousand events in all - remove the file "
+                                "or replace it with a good copy")
+    return SnnflowError(f"{store.filename}: a count does not fit uint16 - delete it and rerun")
 
 
 class _CountOverflow(Exception):
-    """A count exceeded the dtype being written; the cache is rebuilt wider."""
+    """A count of (split, chunk start) exceeded the dtype being written; the cache is
+    rebuilt wider."""
 
 
 def load_frames(path, split):
