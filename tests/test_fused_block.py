@@ -4,8 +4,9 @@ import pytest
 import torch
 from torch import nn
 
+from snnflow import cpu_ops
 from snnflow.fused_block import _fusable, bn_lif_pool
-from snnflow.neuron import LIF, LIFParams, compiled_kernels, lif_reference
+from snnflow.neuron import LIF, LIFParams, lif_reference
 
 PARAMS = LIFParams(tau=1.7, v_threshold=0.6, v_reset=-0.2, alpha=2.5)
 
@@ -32,8 +33,8 @@ def layers_in_turn(y_seq, bn):
 
 def test_the_kernels_are_built_here():
     y = channels_last_seq(1, 1, 2, 4, 4, torch.Generator())
-    assert compiled_kernels(y) is not None
-    assert _fusable(y, nn.BatchNorm2d(2), LIF(PARAMS, "fused"))
+    assert cpu_ops.load() is not None
+    assert _fusable(y, nn.BatchNorm2d(2), LIF(PARAMS, "fused", "cpp"))
 
 
 # shapes: odd sizes (neurons outside every window), T = 1, many tiles and blocks
@@ -45,9 +46,9 @@ def test_training_step_matches_the_layers_in_turn(shape):
     bn_ref, bn_fused = batch_norm(shape[2], g), batch_norm(shape[2], g)
     bn_fused.load_state_dict(bn_ref.state_dict())
     y_ref, y_fused = y.clone().requires_grad_(), y.clone().requires_grad_()
-    assert _fusable(y_fused, bn_fused, LIF(PARAMS, "fused"))
+    assert _fusable(y_fused, bn_fused, LIF(PARAMS, "fused", "cpp"))
     ref = layers_in_turn(y_ref, bn_ref)
-    fused = bn_lif_pool(y_fused, bn_fused, LIF(PARAMS, "fused"))
+    fused = bn_lif_pool(y_fused, bn_fused, LIF(PARAMS, "fused", "cpp"))
     assert torch.equal(fused, ref)
     upstream = torch.randn(ref.shape, generator=g)
     (ref * upstream).sum().backward()
@@ -69,7 +70,7 @@ def test_eval_uses_the_running_statistics():
         bn.running_var.uniform_(0.5, 2.0, generator=g)
     y = channels_last_seq(6, 4, 8, 12, 12, g)
     with torch.inference_mode():
-        assert torch.equal(bn_lif_pool(y, bn, LIF(PARAMS, "fused")), layers_in_turn(y, bn))
+        assert torch.equal(bn_lif_pool(y, bn, LIF(PARAMS, "fused", "cpp")), layers_in_turn(y, bn))
     assert bn.num_batches_tracked == 0
 
 
@@ -83,7 +84,7 @@ def test_gradients_do_not_depend_on_the_thread_count():
             torch.set_num_threads(n)
             bn = batch_norm(16, torch.Generator().manual_seed(1))
             y_n = y.clone().requires_grad_()
-            out = bn_lif_pool(y_n, bn, LIF(PARAMS, "fused"))
+            out = bn_lif_pool(y_n, bn, LIF(PARAMS, "fused", "cpp"))
             (out * torch.linspace(-1, 1, out.numel()).view(out.shape)).sum().backward()
             results.append((out, y_n.grad, bn.weight.grad, bn.bias.grad, bn.running_var))
     finally:
@@ -92,21 +93,23 @@ def test_gradients_do_not_depend_on_the_thread_count():
         assert torch.equal(a, b)
 
 
-@pytest.mark.parametrize("case", ["reference engine", "contiguous layout", "eval with grad",
-                                  "float64"])
+@pytest.mark.parametrize("case", ["reference engine", "torch backend", "contiguous layout",
+                                  "eval with grad", "float64"])
 def test_other_cases_run_the_layers_in_turn(case):
     g = torch.Generator().manual_seed(9)
     y = channels_last_seq(4, 2, 3, 6, 6, g)
-    bn, engine = batch_norm(3, g), "fused"
+    bn, engine, backend = batch_norm(3, g), "fused", "cpp"
     if case == "reference engine":
         engine = "reference"
+    elif case == "torch backend":
+        backend = "torch"
     elif case == "contiguous layout":
         y = y.contiguous()
     elif case == "eval with grad":
         bn.eval()
     else:
         y, bn = y.double(), bn.double()
-    lif = LIF(PARAMS, engine)
+    lif = LIF(PARAMS, engine, backend)
     assert not _fusable(y, bn, lif)
     expected = layers_in_turn(y, batch_norm_copy(bn))
     assert torch.equal(bn_lif_pool(y, bn, lif), expected)

@@ -1,3 +1,4 @@
+import functools
 import math
 
 import pytest
@@ -5,7 +6,9 @@ import torch
 
 from snnflow.neuron import LIF, LIFParams, lif_fused, lif_reference, surrogate_grad
 
-ENGINES = [lif_reference, lif_fused]
+# the reference, and the fused loop on each CPU backend (C++ kernels, PyTorch ops)
+ENGINES = [lif_reference, functools.partial(lif_fused, backend="cpp"),
+           functools.partial(lif_fused, backend="torch")]
 
 
 @pytest.mark.parametrize("lif", ENGINES)
@@ -45,10 +48,11 @@ def test_surrogate_grad_peak():
     assert surrogate_grad(torch.tensor(0.0), 2.0).item() == pytest.approx(0.5)
 
 
+@pytest.mark.parametrize("backend", ["cpp", "torch"])
 @pytest.mark.parametrize("T", [1, 4, 16, 32])
 @pytest.mark.parametrize("params", [LIFParams(), LIFParams(tau=1.7, v_threshold=0.6,
                                                            v_reset=-0.2, alpha=2.5)])
-def test_fused_equals_reference(T, params):
+def test_fused_equals_reference(T, params, backend):
     g = torch.Generator().manual_seed(T)
     x = torch.randn(T, 6, 3, 5, 5, generator=g) * 1.5 + 0.5
     if params == LIFParams():
@@ -56,7 +60,7 @@ def test_fused_equals_reference(T, params):
     x_ref = x.clone().requires_grad_()
     x_fused = x.clone().requires_grad_()
     s_ref = lif_reference(x_ref, params)
-    s_fused = lif_fused(x_fused, params)
+    s_fused = lif_fused(x_fused, params, backend)
     assert torch.equal(s_ref, s_fused)
     upstream = torch.randn(s_ref.shape, generator=g)
     (s_ref * upstream).sum().backward()
@@ -71,11 +75,11 @@ def test_threshold_inputs_spike_in_both_engines():
 
 
 def test_layer_is_multi_step_and_keeps_shape():
-    layer = LIF(LIFParams(), engine="fused")
+    layer = LIF(engine="fused", backend="cpp")
     x = torch.rand(8, 2, 4, 3, 3) * 3
     out = layer(x)
     assert out.shape == x.shape and set(out.unique().tolist()) <= {0.0, 1.0}
-    assert "engine=fused" in repr(layer)
+    assert "engine=fused, backend=cpp" in repr(layer)
     assert math.isclose(LIF(engine="reference")(x).sum().item(), out.sum().item())
 
 
@@ -95,10 +99,10 @@ if {direct}:
     s_ref = lif_reference(a, p)
     g = torch.randn_like(s_ref)
     (s_ref * g).sum().backward()
-    s, h = kernels.forward(b.detach(), p.tau, p.v_threshold, p.v_reset)
-    grad = kernels.backward(g, h, p.tau, p.v_threshold, p.v_reset, p.alpha)
+    s, h = kernels.lif_forward(b.detach(), p.tau, p.v_threshold, p.v_reset)
+    grad = kernels.lif_backward(g, h, p.tau, p.v_threshold, p.v_reset, p.alpha)
 else:
-    s_ref, s = lif_reference(a, p), lif_fused(b, p)
+    s_ref, s = lif_reference(a, p), lif_fused(b, p, "cpp")
     g = torch.randn_like(s_ref)
     (s_ref * g).sum().backward()
     (s * g).sum().backward()
@@ -125,13 +129,14 @@ def run_check(env, module, expect_kernels, direct=False):
 
 
 def test_cpu_fallback_without_a_compiler_gives_the_same_values(tmp_path):
-    result = run_check({"TORCH_EXTENSIONS_DIR": str(tmp_path), "CXX": "/bin/false"},
-                       "lif_cpu", expect_kernels=False)
+    result = run_check({"SNNFLOW_KERNEL_CACHE": str(tmp_path), "CXX": "/bin/false"},
+                       "cpu_ops", expect_kernels=False)
     assert "kernels: False" in result.stdout
+    assert "snnflow_cpu unavailable" in result.stderr and "using PyTorch ops" in result.stderr
 
 
-def test_cpu_fallback_when_disabled():
-    run_check({"SNNFLOW_DISABLE_CPP": "1"}, "lif_cpu", expect_kernels=False)
+def test_cpu_fallback_when_switched_off():
+    run_check({"SNNFLOW_KERNELS": "off"}, "cpu_ops", expect_kernels=False)
 
 
 def test_triton_kernels_match_the_reference_in_the_interpreter():

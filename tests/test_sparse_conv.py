@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from snnflow import sparse_conv
+from snnflow import cpu_ops, sparse_conv
 from snnflow.sparse_conv import applies, conv_spikes
 
 
@@ -23,7 +23,7 @@ def conv_layer(c_in, c_out, generator):
 
 
 def test_the_kernels_are_built_here():
-    assert sparse_conv.load() is not None
+    assert cpu_ops.load() is not None
 
 
 # sizes: even and odd, one pixel, widths the kernels are compiled for
@@ -35,9 +35,9 @@ def test_forward_and_gradients_match_the_dense_convolution(n, c_in, c_out, size,
     g = torch.Generator().manual_seed(n * size + c_in)
     conv = conv_layer(c_in, c_out, g)
     x = spikes((n, c_in, size, size), density, g, values)
-    assert applies(conv, x)
+    assert applies(conv, x, "cpp")
     x_ref, x_ours = x.clone().requires_grad_(), x.clone().requires_grad_()
-    ref, ours = conv(x_ref), conv_spikes(conv, x_ours)
+    ref, ours = conv(x_ref), conv_spikes(conv, x_ours, "cpp")
     assert ours.is_contiguous(memory_format=torch.channels_last)
     torch.testing.assert_close(ours, ref, rtol=1e-5, atol=1e-4)
     upstream = torch.randn(ref.shape, generator=g)
@@ -52,17 +52,20 @@ def test_dense_inputs_take_the_dense_convolution():
     conv = conv_layer(8, 32, g)
     x = spikes((2, 8, 6, 6), 0.9, g)
     y, counts, channel, value = sparse_conv._sparse_conv(x, conv.weight)
-    assert counts.numel() == 0 and torch.equal(y, conv(x))
+    assert value.numel() == 0 and torch.equal(y, conv(x))
+    assert counts.shape == (2 * 6 * 6 + 1,)  # the shape its fake implementation promises
     x.requires_grad_()
-    (conv_spikes(conv, x) * 2).sum().backward()
+    (conv_spikes(conv, x, "cpp") * 2).sum().backward()
     assert x.grad is not None and conv.weight.grad is not None
 
 
-@pytest.mark.parametrize("case", ["width", "kernel", "bias", "layout", "float64"])
+@pytest.mark.parametrize("case", ["width", "kernel", "bias", "layout", "float64",
+                                  "torch backend"])
 def test_other_layers_are_nn_conv2d(case):
     g = torch.Generator().manual_seed(2)
     x = spikes((2, 8, 6, 6), 0.1, g)
     conv = conv_layer(8, 32, g)
+    backend = "torch" if case == "torch backend" else "cpp"
     if case == "width":
         conv = conv_layer(8, 48, g)
     elif case == "kernel":
@@ -71,10 +74,10 @@ def test_other_layers_are_nn_conv2d(case):
         conv = nn.Conv2d(8, 32, 3, padding=1)
     elif case == "layout":
         x = x.contiguous()
-    else:
+    elif case == "float64":
         x, conv = x.double(), conv.double()
-    assert not applies(conv, x)
-    assert torch.equal(conv_spikes(conv, x), conv(x))
+    assert not applies(conv, x, backend)
+    assert torch.equal(conv_spikes(conv, x, backend), conv(x))
 
 
 def test_weight_gradient_does_not_depend_on_the_thread_count():
@@ -88,7 +91,7 @@ def test_weight_gradient_does_not_depend_on_the_thread_count():
         for n in (1, 3):
             torch.set_num_threads(n)
             conv.weight.grad = None
-            (conv_spikes(conv, x) * upstream).sum().backward()
+            (conv_spikes(conv, x, "cpp") * upstream).sum().backward()
             grads.append(conv.weight.grad.clone())
     finally:
         torch.set_num_threads(threads)

@@ -2,9 +2,9 @@
 
 On CPU these three layers are bound by memory traffic, not arithmetic: run one after
 the other they write and reread the normalised input, H and the full-size spikes.
-The fused C++ kernels (snnflow.lif_cpu) read the conv output once per direction (plus
-once for the batch statistics) and store nothing full-size for the backward, which
-recomputes H tile by tile in cache.
+The fused C++ kernels (csrc/bn_lif_pool.cpp) read the conv output once per direction
+(plus once for the batch statistics) and store nothing full-size for the backward,
+which recomputes H tile by tile in cache.
 
 Same maths as nn.BatchNorm2d (batch statistics and running-statistics update in
 training, running statistics in eval), the LIF and nn.MaxPool2d. The normalisation
@@ -12,14 +12,15 @@ is computed as y * scale + shift in one fma, which rounds differently from
 nn.BatchNorm2d, so a membrane potential within float rounding of the threshold may
 spike differently; gradients agree to float precision.
 
-Used for float32 channels_last activations on CPU with the fused engine, when
-BatchNorm is training or no gradient is needed; otherwise the layers run in turn.
+Used for float32 channels_last activations on CPU with the fused engine's "cpp"
+backend, when BatchNorm is training or no gradient is needed; otherwise the layers run
+in turn.
 """
 
 import torch
 from torch import nn
 
-from .neuron import compiled_kernels
+from . import cpu_ops
 
 
 def bn_lif_pool(y_seq, bn: nn.BatchNorm2d, lif):
@@ -42,7 +43,9 @@ def bn_lif_pool(y_seq, bn: nn.BatchNorm2d, lif):
 
 
 def _fusable(y_seq, bn, lif):
-    if lif.engine != "fused" or y_seq.dtype != torch.float32 or y_seq.is_cuda:
+    if lif.engine != "fused" or lif.backend != "cpp":
+        return False
+    if y_seq.dtype != torch.float32 or y_seq.is_cuda:
         return False
     if y_seq.dim() != 5 or not (bn.affine and bn.track_running_stats) or bn.momentum is None:
         return False
@@ -53,7 +56,7 @@ def _fusable(y_seq, bn, lif):
     if any(size > 1 and stride != expected  # a size-1 dimension's stride is never used
            for size, stride, expected in zip(y_seq.shape, y_seq.stride(), channels_last)):
         return False
-    return compiled_kernels(y_seq) is not None
+    return cpu_ops.load() is not None
 
 
 def _affine(weight, bias, mean, var, eps):
@@ -75,10 +78,10 @@ def _bn_lif_pool(y_seq: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, 
                  tau: float, v_threshold: float, v_reset: float,
                  alpha: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(pooled spikes, batch mean, batch variance) in training mode."""
-    kernels = compiled_kernels(y_seq)
+    kernels = cpu_ops.load()
     mean, var = kernels.channel_moments(y_seq)
     scale, shift = _affine(weight, bias, mean, var, eps)
-    return kernels.bn_pool_forward(y_seq, scale, shift, tau, v_threshold, v_reset), mean, var
+    return kernels.bn_lif_pool_forward(y_seq, scale, shift, tau, v_threshold, v_reset), mean, var
 
 
 @_bn_lif_pool.register_fake
@@ -93,9 +96,9 @@ def _bn_lif_pool_backward(grad_pooled: torch.Tensor, y_seq: torch.Tensor, weight
                           alpha: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Gradients of y, BatchNorm's weight and bias (the statistics depend on y)."""
     scale, shift = _affine(weight, bias, mean, var, eps)  # bitwise the forward's
-    return compiled_kernels(y_seq).bn_pool_backward(grad_pooled, y_seq, scale, shift, mean,
-                                            torch.rsqrt(var + eps), tau, v_threshold,
-                                            v_reset, alpha)
+    return tuple(cpu_ops.load().bn_lif_pool_backward(grad_pooled, y_seq, scale, shift, mean,
+                                                     torch.rsqrt(var + eps), tau, v_threshold,
+                                                     v_reset, alpha))
 
 
 @_bn_lif_pool_backward.register_fake
@@ -125,7 +128,7 @@ _bn_lif_pool.register_autograd(_backward, setup_context=_setup_context)
 def _bn_lif_pool_eval(y_seq: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor, tau: float,
                       v_threshold: float, v_reset: float) -> torch.Tensor:
     """Pooled spikes with BatchNorm's running statistics (no gradient)."""
-    return compiled_kernels(y_seq).bn_pool_forward(y_seq, scale, shift, tau, v_threshold, v_reset)
+    return cpu_ops.load().bn_lif_pool_forward(y_seq, scale, shift, tau, v_threshold, v_reset)
 
 
 @_bn_lif_pool_eval.register_fake

@@ -4,15 +4,14 @@ Each program owns BLOCK elements and runs their whole T-step recurrence in
 registers: one read of X and one write of H and S per step forward, one read of
 H and dL/dS and one write of dL/dX per step backward. Division uses IEEE
 round-to-nearest (`div_rn`, as PyTorch does), so spikes are bit-identical to the
-reference. `load()` returns None when Triton or CUDA is missing.
+reference. `load()` (through snnflow.kernels) returns None when Triton is missing.
 """
 
 import torch
 
-BLOCK = 1024
+from . import kernels
 
-_kernels = None
-_tried = False
+BLOCK = 1024
 
 
 def _time_major_dense(x):
@@ -62,7 +61,7 @@ def _build():
 
     class Kernels:
         @staticmethod
-        def forward(x, tau, v_threshold, v_reset):
+        def lif_forward(x, tau, v_threshold, v_reset):
             x = x if _time_major_dense(x) else x.contiguous()
             T, M = x.shape[0], x[0].numel()
             spikes, h_seq = torch.empty_like(x), torch.empty_like(x)
@@ -71,7 +70,7 @@ def _build():
             return spikes, h_seq
 
         @staticmethod
-        def backward(grad_spikes, h_seq, tau, v_threshold, v_reset, alpha):
+        def lif_backward(grad_spikes, h_seq, tau, v_threshold, v_reset, alpha):
             if grad_spikes.stride() != h_seq.stride():
                 grad_spikes = torch.empty_like(h_seq).copy_(grad_spikes)
             T, M = h_seq.shape[0], h_seq[0].numel()
@@ -83,13 +82,9 @@ def _build():
     return Kernels
 
 
+TRITON_LIF = kernels.TritonModule("snnflow_lif_triton", _build)
+
+
 def load():
-    """The Triton kernels, or None when Triton is not installed."""
-    global _kernels, _tried
-    if not _tried:
-        _tried = True
-        try:
-            _kernels = _build()
-        except ImportError:
-            _kernels = None
-    return _kernels
+    """The Triton kernels, or None when Triton is not installed (or kernels: off)."""
+    return kernels.load(TRITON_LIF, "the PyTorch loop")

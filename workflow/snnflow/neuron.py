@@ -1,6 +1,6 @@
 """The LIF neuron over a whole time sequence, with the sigmoid surrogate gradient.
 
-Per step (DEVELOPERS.md):
+Per step (the reference study's neuron, docs/method.md):
     H[t] = V[t-1] + (X[t] - (V[t-1] - V_reset)) / tau
     S[t] = Heaviside(H[t] - V_th)            (spike when H >= V_th)
     V[t] = H[t] (1 - S[t]) + V_reset S[t]    (V[-1] = V_reset)
@@ -11,10 +11,10 @@ Two implementations of the same maths:
 - `lif_reference`: step by step with autograd through every step (the reference
   the tests and the benchmark compare against);
 - `lif_fused`: one autograd node for the whole time loop, which saves only H and
-  runs its own backward loop: a compiled kernel (C++ on CPU, `lif_cpu`; Triton on
-  CUDA, `lif_triton`) when one is available, else the same loop in PyTorch ops.
-  Every forward uses the reference's exact float operations, so spikes are
-  identical, including inputs exactly on the threshold.
+  runs its own backward loop, with the kernels of an explicit backend: "cpp" (C++ on
+  CPU, csrc/lif.cpp), "triton" (CUDA, `lif_triton`) or "torch" (the same loop in
+  PyTorch ops). Every forward uses the reference's exact float operations, so spikes
+  are identical, including inputs exactly on the threshold.
 """
 
 from dataclasses import dataclass
@@ -69,56 +69,54 @@ def lif_reference(x_seq, p: LIFParams):
     return torch.stack(spikes)
 
 
-def kernel_backend(device):
-    """Load (compiling on first use) the fused kernels for `device` and name them;
-    called before training so a first-time build never lands in an epoch's time."""
-    probe = torch.empty(0, device=device)
-    kernels = compiled_kernels(probe)
-    if kernels is None:
-        return "PyTorch loop"
-    return "Triton" if probe.is_cuda else "C++ (CPU)"
+BACKENDS = ("cpp", "triton", "torch")
 
 
-def compiled_kernels(x):
-    """The compiled fused kernels for x's device (None: use the PyTorch loop)."""
+def compiled_kernels(backend, x):
+    """The compiled LIF kernels of `backend` for x, or None: the PyTorch loop runs for
+    the "torch" backend, for other dtypes than float32 and when the kernels are
+    unavailable."""
     if x.dtype != torch.float32:
         return None
-    if x.is_cuda:
+    if backend == "cpp" and not x.is_cuda:
+        from . import cpu_ops
+        return cpu_ops.load()
+    if backend == "triton" and x.is_cuda:
         from . import lif_triton
         return lif_triton.load()
-    from . import lif_cpu
-    return lif_cpu.load()
+    return None
 
 
 # The fused loop is registered as a custom operator (with its own autograd), so
 # torch.compile traces through it instead of breaking the graph at every neuron.
 @torch.library.custom_op("snnflow::lif_forward", mutates_args=())
 def _lif_forward(x_seq: torch.Tensor, tau: float, v_threshold: float, v_reset: float,
-                 alpha: float) -> tuple[torch.Tensor, torch.Tensor]:
+                 alpha: float, backend: str) -> tuple[torch.Tensor, torch.Tensor]:
     """(spikes, H) of the whole time loop (alpha is kept for the backward)."""
-    kernels = compiled_kernels(x_seq)
+    kernels = compiled_kernels(backend, x_seq)
     if kernels is not None:
-        return kernels.forward(x_seq, tau, v_threshold, v_reset)
+        return tuple(kernels.lif_forward(x_seq, tau, v_threshold, v_reset))
     return _forward_loop(x_seq, tau, v_threshold, v_reset)
 
 
 @_lif_forward.register_fake
-def _(x_seq, tau, v_threshold, v_reset, alpha):
+def _(x_seq, tau, v_threshold, v_reset, alpha, backend):
     return torch.empty_like(x_seq), torch.empty_like(x_seq)
 
 
 @torch.library.custom_op("snnflow::lif_backward", mutates_args=())
 def _lif_backward(grad_spikes: torch.Tensor, h_seq: torch.Tensor, tau: float,
-                  v_threshold: float, v_reset: float, alpha: float) -> torch.Tensor:
+                  v_threshold: float, v_reset: float, alpha: float,
+                  backend: str) -> torch.Tensor:
     """dL/dX of the whole time loop from dL/dS and the saved H."""
-    kernels = compiled_kernels(h_seq)
+    kernels = compiled_kernels(backend, h_seq)
     if kernels is not None:
-        return kernels.backward(grad_spikes, h_seq, tau, v_threshold, v_reset, alpha)
+        return kernels.lif_backward(grad_spikes, h_seq, tau, v_threshold, v_reset, alpha)
     return _backward_loop(grad_spikes, h_seq, tau, v_threshold, v_reset, alpha)
 
 
 @_lif_backward.register_fake
-def _(grad_spikes, h_seq, tau, v_threshold, v_reset, alpha):
+def _(grad_spikes, h_seq, tau, v_threshold, v_reset, alpha, backend):
     return torch.empty_like(h_seq)
 
 
@@ -131,7 +129,7 @@ def _setup_context(ctx, inputs, output):
 
 def _backward(ctx, grad_spikes, _grad_h):
     (h_seq,) = ctx.saved_tensors
-    return _lif_backward(grad_spikes, h_seq, *ctx.params), None, None, None, None
+    return _lif_backward(grad_spikes, h_seq, *ctx.params), None, None, None, None, None
 
 
 _lif_forward.register_autograd(_backward, setup_context=_setup_context)
@@ -168,29 +166,33 @@ def _backward_loop(grad_spikes, h_seq, tau, v_threshold, v_reset, alpha):
     return grad_x
 
 
-def lif_fused(x_seq, p: LIFParams):
+def lif_fused(x_seq, p: LIFParams, backend="torch"):
     """Fused LIF over x_seq (T, ...) -> spikes (T, ...): same values as lif_reference."""
-    return _lif_forward(x_seq, p.tau, p.v_threshold, p.v_reset, p.alpha)[0]
-
-
-ENGINES = {"reference": lif_reference, "fused": lif_fused}
+    return _lif_forward(x_seq, p.tau, p.v_threshold, p.v_reset, p.alpha, backend)[0]
 
 
 class LIF(nn.Module):
-    """Multi-step LIF layer: input (T, N, ...) -> spikes (T, N, ...)."""
+    """Multi-step LIF layer: input (T, N, ...) -> spikes (T, N, ...).
 
-    def __init__(self, params: LIFParams = LIFParams(), engine="fused"):
+    engine "reference" runs `lif_reference`; engine "fused" runs `lif_fused` with the
+    kernels of `backend` ("cpp", "triton" or "torch": snnflow.backends chooses)."""
+
+    def __init__(self, params: LIFParams = LIFParams(), engine="fused", backend="torch"):
         super().__init__()
+        if engine not in ("fused", "reference") or backend not in BACKENDS:
+            raise ValueError(f"engine {engine!r}, backend {backend!r}")
         self.params = params
         self.engine = engine
-        self._run = ENGINES[engine]
+        self.backend = backend
 
     def forward(self, x_seq):
         # under autocast the membrane runs in float32: a half-precision H would move
         # threshold crossings; the 0/1 spikes are exact in any precision
         if x_seq.dtype in (torch.float16, torch.bfloat16):
             x_seq = x_seq.float()
-        return self._run(x_seq, self.params)
+        if self.engine == "reference":
+            return lif_reference(x_seq, self.params)
+        return lif_fused(x_seq, self.params, self.backend)
 
     def forward_pooled(self, x_seq):
         """LIF, then 2x2 max-pooling of the spikes: (T, N, C, H, W) -> (T, N, C, H/2, W/2).
@@ -200,5 +202,6 @@ class LIF(nn.Module):
 
     def extra_repr(self):
         p = self.params
+        backend = f", backend={self.backend}" if self.engine == "fused" else ""
         return (f"tau={p.tau}, v_threshold={p.v_threshold}, v_reset={p.v_reset}, "
-                f"alpha={p.alpha}, engine={self.engine}")
+                f"alpha={p.alpha}, engine={self.engine}{backend}")

@@ -1,145 +1,7 @@
-"""The fused LIF time loop as C++ CPU kernels, compiled on first use (extensions.py).
-
-One pass over memory per direction: each element's whole T-step recurrence runs in
-registers (threads split the elements). The forward repeats the reference's float32
-operations exactly, so spikes are bit-identical; the backward computes the surrogate
-with a vectorisable polynomial `exp`, within 1e-6 of the reference.
-
-A second pair of kernels does a whole conv block's tail, BatchNorm (training
-statistics) -> LIF -> 2x2 max-pool (snnflow.fused_block): the normalised input, the
-full-size spikes, the pooling indices and H are never stored; the backward recomputes
-H from the conv output tile by tile, in cache.
-
-When the build fails, `load()` returns None and the callers fall back to PyTorch ops.
-"""
-
-from . import extensions
-
-_SOURCE = r"""
-#include <torch/extension.h>
-#include <ATen/Parallel.h>
-#include <algorithm>
-#include <cmath>
-#include <cstring>
-#include <vector>
-
-static const int64_t TILE = 512;  // elements whose state stays in L1 over all T
-
-// The kernels walk memory in storage order, so any layout whose time slices are dense
-// blocks one after the other works (contiguous, or channels_last seen as (T, N, C, H, W)).
-static bool time_major_dense(const torch::Tensor& x) {
-  return x.is_non_overlapping_and_dense() && x.stride(0) == x.numel() / x.size(0);
-}
-
-// `x` in the same memory layout as `like` (a copy only when they differ).
-static torch::Tensor same_layout(const torch::Tensor& x, const torch::Tensor& like) {
-  if (x.strides() == like.strides()) return x;
-  return torch::empty_like(like).copy_(x);
-}
-
-// One step of the membrane: H[t] from V[t-1] and the input X[t], in the reference's
-// float32 operations (so spikes are bit-identical); every forward and the backward's
-// recomputation go through it.
-static inline float charge(float v, float x, float tau, float v_reset) {
-  return v + (x - (v - v_reset)) / tau;
-}
-
-std::vector<torch::Tensor> lif_forward(torch::Tensor x, double tau, double v_th, double v_reset) {
-  TORCH_CHECK(x.scalar_type() == torch::kFloat32, "fused LIF (CPU): float32 only");
-  auto xc = time_major_dense(x) ? x : x.contiguous();
-  const int64_t T = xc.size(0), M = xc.numel() / T;
-  auto spikes = torch::empty_like(xc), h_seq = torch::empty_like(xc);
-  const float* xp = xc.data_ptr<float>();
-  float* sp = spikes.data_ptr<float>();
-  float* hp = h_seq.data_ptr<float>();
-  const float ftau = (float)tau, fth = (float)v_th, fr = (float)v_reset;
-  at::parallel_for(0, (M + TILE - 1) / TILE, 1, [&](int64_t tile_begin, int64_t tile_end) {
-    float v[TILE];
-    for (int64_t tile = tile_begin; tile < tile_end; ++tile) {
-      const int64_t begin = tile * TILE, n = std::min(TILE, M - begin);
-      for (int64_t i = 0; i < n; ++i) v[i] = fr;
-      for (int64_t t = 0; t < T; ++t) {
-        const float* xt = xp + t * M + begin;
-        float* ht = hp + t * M + begin;
-        float* st = sp + t * M + begin;
-        for (int64_t i = 0; i < n; ++i) {
-          const float h = charge(v[i], xt[i], ftau, fr);
-          const bool fired = h >= fth;
-          ht[i] = h;
-          st[i] = fired ? 1.0f : 0.0f;
-          v[i] = fired ? fr : h;
-        }
-      }
-    }
-  });
-  return {spikes, h_seq};
-}
-
-// exp(x) for x <= 0 to about 2 ulp, in plain arithmetic so the compiler vectorises it
-// (a call to std::exp keeps the backward loop scalar and makes it 5x slower).
-static inline float exp_nonpositive(float x) {
-  x = std::max(x, -87.0f);
-  const float n = std::nearbyint(x * 1.44269504088896341f);
-  const float r = (x - n * 0.693359375f) + n * 2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.0f;
-  int32_t bits;
-  std::memcpy(&bits, &p, sizeof bits);
-  bits += static_cast<int32_t>(n) << 23;
-  std::memcpy(&p, &bits, sizeof p);
-  return p;
-}
-
-// One backward step of one neuron: from dL/dS (from downstream) and dL/dV (from the
-// next step), store dL/dX and return dL/dV of the previous step. (Multiplying by
-// 1 / tau instead of dividing moves the gradient by at most an ulp.)
-static inline float backward_step(float h, float grad_spike, float grad_v, float* __restrict__ grad_x,
-                                  float inv_tau, float v_th, float v_reset, float alpha) {
-  // sigmoid(z) and sigmoid(-z) share exp(-|z|); s(1-s) is symmetric in z
-  const float e = exp_nonpositive(-std::fabs(alpha * (h - v_th)));
-  const float sig = 1.0f / (1.0f + e);
-  const float g_s = grad_spike + grad_v * (v_reset - h);  // through the reset, too
-  const float g_h = g_s * (alpha * sig * (e * sig)) + (h >= v_th ? 0.0f : grad_v);
-  const float g_x = g_h * inv_tau;
-  *grad_x = g_x;
-  return g_h - g_x;
-}
-
-torch::Tensor lif_backward(torch::Tensor grad_spikes, torch::Tensor h_seq, double tau,
-                           double v_th, double v_reset, double alpha) {
-  auto gc = same_layout(grad_spikes, h_seq);
-  const int64_t T = h_seq.size(0), M = h_seq.numel() / T;
-  auto grad_x = torch::empty_like(h_seq);
-  const float* gp = gc.data_ptr<float>();
-  const float* hp = h_seq.data_ptr<float>();
-  float* gxp = grad_x.data_ptr<float>();
-  const float ftau = (float)tau, fth = (float)v_th, fr = (float)v_reset, fa = (float)alpha;
-  const float inv_tau = 1.0f / ftau;
-  at::parallel_for(0, (M + TILE - 1) / TILE, 1, [&](int64_t tile_begin, int64_t tile_end) {
-    float gv[TILE];
-    for (int64_t tile = tile_begin; tile < tile_end; ++tile) {
-      const int64_t begin = tile * TILE, n = std::min(TILE, M - begin);
-      for (int64_t i = 0; i < n; ++i) gv[i] = 0.0f;
-      for (int64_t t = T - 1; t >= 0; --t) {
-        const float* ht = hp + t * M + begin;
-        const float* gt = gp + t * M + begin;
-        float* gxt = gxp + t * M + begin;
-        for (int64_t i = 0; i < n; ++i) {
-          gv[i] = backward_step(ht[i], gt[i], gv[i], gxt + i, inv_tau, fth, fr, fa);
-        }
-      }
-    }
-  });
-  return grad_x;
-}
-
-
-// ---- BatchNorm, LIF and 2x2 max-pooling (stride 2, floor), fused ------------------
+// A convolutional SNN block's tail, BatchNorm (training statistics) -> LIF -> 2x2
+// max-pool (stride 2, floor), fused on CPU: the normalised input, the full-size spikes,
+// the pooling indices and H are never stored.
+//
 // For channels_last activations y viewed as (T, N, C, H, W): C is innermost in memory.
 // The LIF input is the batch-normalised x = y * scale[c] + shift[c] (one fma, the same
 // in the forward and in the backward's recomputation). A pooled spike is 1 when any of
@@ -149,9 +11,23 @@ torch::Tensor lif_backward(torch::Tensor grad_spikes, torch::Tensor h_seq, doubl
 // reach nothing downstream. Nothing full-size is saved: the backward recomputes each
 // tile's membrane potentials from y, in cache.
 
+#include <ATen/core/Tensor.h>
+#include <ATen/Parallel.h>
+#include <ATen/ops/empty.h>
+#include <ATen/ops/empty_like.h>
+#include <ATen/ops/zeros_like.h>
+
+#include <utility>
+#include <vector>
+
+#include "cpu_ops.h"
+#include "lif_step.h"
+
+namespace snnflow {
+
 // float32 (T, N, C, H, W) whose memory is (T, N, H, W, C): channels_last time slices
-static bool time_major_channels_last(const torch::Tensor& x) {
-  if (x.scalar_type() != torch::kFloat32 || x.dim() != 5) return false;
+static bool time_major_channels_last(const at::Tensor& x) {
+  if (x.scalar_type() != at::kFloat || x.dim() != 5) return false;
   const int64_t N = x.size(1), C = x.size(2), H = x.size(3), W = x.size(4);
   const int64_t expected[5] = {N * C * H * W, H * W * C, 1, W * C, C};
   for (int d = 0; d < 5; ++d)  // the stride of a dimension of size 1 is never used
@@ -172,7 +48,7 @@ static std::vector<double> add_blocks(const std::vector<double>& partial, int64_
 }
 
 // Per-channel batch mean and biased variance of y, accumulated in double.
-std::vector<torch::Tensor> channel_moments(torch::Tensor y) {
+std::vector<at::Tensor> channel_moments(at::Tensor y) {
   TORCH_CHECK(time_major_channels_last(y), "channel moments (CPU): float32 channels_last (T, N, C, H, W)");
   const int64_t C = y.size(2), rows = y.numel() / C;
   const int64_t blocks = (rows + ROWS_PER_BLOCK - 1) / ROWS_PER_BLOCK;
@@ -194,7 +70,7 @@ std::vector<torch::Tensor> channel_moments(torch::Tensor y) {
       }
     }
   });
-  auto mean = torch::empty({C}, y.options()), var = torch::empty({C}, y.options());
+  auto mean = at::empty({C}, y.options()), var = at::empty({C}, y.options());
   float* mp = mean.data_ptr<float>();
   float* vp = var.data_ptr<float>();
   const auto total = add_blocks(partial, 2 * C);  // sums, then sums of squares
@@ -210,7 +86,7 @@ std::vector<torch::Tensor> channel_moments(torch::Tensor y) {
 // windows; `corner(p, e)` is where corner e (row-major) of window p sits at t = 0.
 struct Windows {
   int64_t T, N, C, H, W, OH, OW, positions, M, MO;
-  explicit Windows(const torch::Tensor& x)
+  explicit Windows(const at::Tensor& x)
       : T(x.size(0)), N(x.size(1)), C(x.size(2)), H(x.size(3)), W(x.size(4)),
         OH(H / 2), OW(W / 2), positions(N * OH * OW), M(N * C * H * W), MO(N * C * OH * OW) {}
   int64_t corner(int64_t p, int e) const {  // at t = 0; add t * M
@@ -242,12 +118,12 @@ static inline void prefetch(const float* base, std::pair<int64_t, int64_t> range
   for (int64_t i = range.first; i < range.second; i += 16) __builtin_prefetch(base + i);
 }
 
-torch::Tensor bn_lif_pool_forward(torch::Tensor y, torch::Tensor scale, torch::Tensor shift,
+at::Tensor bn_lif_pool_forward(at::Tensor y, at::Tensor scale, at::Tensor shift,
                                   double tau, double v_th, double v_reset) {
   TORCH_CHECK(time_major_channels_last(y), "fused BN+LIF+pool (CPU): float32 channels_last (T, N, C, H, W)");
   const Windows w(y);
   const int64_t C = w.C, tile = w.tile();
-  auto pooled = torch::empty({w.T * w.N, C, w.OH, w.OW},
+  auto pooled = at::empty({w.T * w.N, C, w.OH, w.OW},
                              y.options().memory_format(at::MemoryFormat::ChannelsLast))
                     .view({w.T, w.N, C, w.OH, w.OW});
   const float* yp = y.data_ptr<float>();
@@ -290,9 +166,9 @@ torch::Tensor bn_lif_pool_forward(torch::Tensor y, torch::Tensor scale, torch::T
 // statistics depend on y). Pass 1 recomputes each tile's membrane potentials, runs the
 // LIF backward into grad_y and sums dL/dx and dL/dx * y per channel; pass 2 applies
 // BatchNorm's backward in place: grad_y = scale * (g - mean(g) - xhat * mean(g xhat)).
-std::vector<torch::Tensor> bn_lif_pool_backward(torch::Tensor grad_pooled, torch::Tensor y,
-                                                torch::Tensor scale, torch::Tensor shift,
-                                                torch::Tensor mean, torch::Tensor invstd,
+std::vector<at::Tensor> bn_lif_pool_backward(at::Tensor grad_pooled, at::Tensor y,
+                                                at::Tensor scale, at::Tensor shift,
+                                                at::Tensor mean, at::Tensor invstd,
                                                 double tau, double v_th, double v_reset,
                                                 double alpha) {
   TORCH_CHECK(time_major_channels_last(y), "fused BN+LIF+pool (CPU): float32 channels_last (T, N, C, H, W)");
@@ -303,7 +179,7 @@ std::vector<torch::Tensor> bn_lif_pool_backward(torch::Tensor grad_pooled, torch
   const int64_t blocks = (tiles + tiles_per_block - 1) / tiles_per_block;
   // the forward wrote the pooled spikes channels_last; read their gradient likewise
   auto gc = grad_pooled.flatten(0, 1).contiguous(at::MemoryFormat::ChannelsLast);
-  auto grad_y = (w.H % 2 || w.W % 2) ? torch::zeros_like(y) : torch::empty_like(y);
+  auto grad_y = (w.H % 2 || w.W % 2) ? at::zeros_like(y) : at::empty_like(y);
   const float* gp = gc.data_ptr<float>();
   const float* yp = y.data_ptr<float>();
   const auto scale_c = scale.contiguous(), shift_c = shift.contiguous();
@@ -393,7 +269,7 @@ std::vector<torch::Tensor> bn_lif_pool_backward(torch::Tensor grad_pooled, torch
     }
   });
   const int64_t rows = y.numel() / C;
-  auto grad_weight = torch::empty({C}, y.options()), grad_bias = torch::empty({C}, y.options());
+  auto grad_weight = at::empty({C}, y.options()), grad_bias = at::empty({C}, y.options());
   float* gwp = grad_weight.data_ptr<float>();
   float* gbp = grad_bias.data_ptr<float>();
   std::vector<float> k_g(C), k_y(C), k_0(C);
@@ -425,17 +301,4 @@ std::vector<torch::Tensor> bn_lif_pool_backward(torch::Tensor grad_pooled, torch
   return {grad_y, grad_weight, grad_bias};
 }
 
-PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.def("forward", &lif_forward, "fused LIF forward: (spikes, H)");
-  m.def("backward", &lif_backward, "fused LIF backward: grad of the input");
-  m.def("channel_moments", &channel_moments, "per-channel batch mean and biased variance");
-  m.def("bn_pool_forward", &bn_lif_pool_forward, "fused BatchNorm + LIF + 2x2 max-pool forward");
-  m.def("bn_pool_backward", &bn_lif_pool_backward,
-        "fused BatchNorm + LIF + 2x2 max-pool backward: grads of y, weight, bias");
-}
-"""
-
-
-def load():
-    """The compiled kernel module, or None when it cannot be built here."""
-    return extensions.build("snnflow_lif_cpu", _SOURCE, "the PyTorch loop")
+}  // namespace snnflow

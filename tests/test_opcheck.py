@@ -1,0 +1,96 @@
+"""torch.library.opcheck on every operator the project registers: the snnflow:: custom
+operators (their schemas, fake implementations, autograd registration and tracing)
+and the C++ kernels behind them, torch.ops.snnflow_cpu.*."""
+
+import pytest
+import torch
+
+from snnflow import cpu_ops, fused_block, neuron, sparse_conv
+
+LIF = (1.7, 0.6, -0.2)  # tau, v_th, v_reset
+ALPHA = 2.5
+
+
+def channels_last_seq(T, N, C, H, W, requires_grad=False):
+    g = torch.Generator().manual_seed(T * 100 + C)
+    y = torch.randn(T * N, C, H, W, generator=g) * 1.5 + 0.3
+    y = y.contiguous(memory_format=torch.channels_last).unflatten(0, (T, N))
+    return y.requires_grad_(requires_grad)
+
+
+def spikes(shape, density):
+    g = torch.Generator().manual_seed(5)
+    x = (torch.rand(shape, generator=g) < density).float()
+    return x.contiguous(memory_format=torch.channels_last)
+
+
+def lif_cases():
+    x = torch.randn(4, 3, 5, 6, generator=torch.Generator().manual_seed(1)) + 0.5
+    h = x.clone()
+    for backend in ("cpp", "torch"):
+        yield neuron._lif_forward, (x.clone().requires_grad_(), *LIF, ALPHA, backend)
+        yield neuron._lif_backward, (torch.randn_like(h), h, *LIF, ALPHA, backend)
+
+
+def block_cases():
+    for shape in ((3, 2, 4, 6, 6), (2, 1, 3, 5, 7)):  # odd sizes: neurons outside windows
+        C = shape[2]
+        weight, bias = torch.rand(C) + 0.5, torch.rand(C) - 0.5
+        y = channels_last_seq(*shape, requires_grad=True)
+        yield fused_block._bn_lif_pool, (y, weight.clone().requires_grad_(),
+                                         bias.clone().requires_grad_(), 1e-5, *LIF, ALPHA)
+        yield fused_block._bn_lif_pool_eval, (y.detach(), weight, bias, *LIF)  # scale, shift
+        pooled = torch.randn(shape[0], shape[1], C, shape[3] // 2, shape[4] // 2)
+        mean, var = y.detach().mean((0, 1, 3, 4)), y.detach().var((0, 1, 3, 4))
+        yield fused_block._bn_lif_pool_backward, (pooled, y.detach(), weight, bias, mean, var,
+                                                  1e-5, *LIF, ALPHA)
+
+
+def conv_cases():
+    weight = torch.randn(32, 8, 3, 3, generator=torch.Generator().manual_seed(2))
+    for density in (0.1, 0.9, 0.0):  # sparse, the dense fallback, no nonzero at all
+        x = spikes((2, 8, 5, 5), density).requires_grad_()
+        yield sparse_conv._sparse_conv, (x, weight.clone().requires_grad_())
+        y, *csr = sparse_conv._sparse_conv(x.detach(), weight)
+        yield sparse_conv._sparse_conv_backward, (torch.randn_like(y), x.detach(), weight, *csr)
+
+
+CUSTOM = [*lif_cases(), *block_cases(), *conv_cases()]
+
+
+@pytest.mark.parametrize("op, args", CUSTOM,
+                         ids=[f"{op._qualname}-{i}" for i, (op, _) in enumerate(CUSTOM)])
+def test_custom_operators(op, args):
+    assert cpu_ops.load() is not None
+    torch.library.opcheck(op, args)
+
+
+def kernel_cases():
+    ops = cpu_ops.load()
+    x = torch.randn(4, 3, 5, 6) + 0.5
+    spikes_, h = ops.lif_forward(x, *LIF)
+    yield ops.lif_forward, (x, *LIF)
+    yield ops.lif_backward, (torch.randn_like(h), h, *LIF, ALPHA)
+    y = channels_last_seq(3, 2, 4, 6, 6)
+    scale, shift = torch.rand(4) + 0.5, torch.rand(4) - 0.5
+    yield ops.channel_moments, (y,)
+    yield ops.bn_lif_pool_forward, (y, scale, shift, *LIF)
+    mean, var = ops.channel_moments(y)
+    yield ops.bn_lif_pool_backward, (torch.randn(3, 2, 4, 3, 3), y, scale, shift, mean,
+                                     torch.rsqrt(var + 1e-5), *LIF, ALPHA)
+    s = spikes((2, 8, 5, 5), 0.2)
+    counts, channel, value = ops.spike_nonzeros(s)
+    weight = torch.randn(32, 8, 3, 3)
+    yield ops.spike_nonzeros, (s,)
+    yield ops.sparse_conv_forward, (counts, channel, value, weight, 2, 5, 5)
+    grad_y = torch.randn(2, 32, 5, 5).contiguous(memory_format=torch.channels_last)
+    yield ops.sparse_conv_weight_grad, (grad_y, counts, channel, value, 8)
+
+
+def test_the_cpp_kernels():
+    assert cpu_ops.load() is not None
+    checked = set()
+    for op, args in kernel_cases():
+        torch.library.opcheck(op, args)
+        checked.add(op._qualname if hasattr(op, "_qualname") else str(op))
+    assert len(checked) == 8  # every operator of csrc/cpu_ops.cpp

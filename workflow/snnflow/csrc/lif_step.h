@@ -1,0 +1,55 @@
+// The LIF neuron's per-step maths, shared by every CPU kernel that runs it
+// (lif.cpp, bn_lif_pool.cpp): the forward and the backward's recomputation use the
+// same charge(), so their membrane potentials are bitwise equal by construction.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+namespace snnflow {
+
+// One step of the membrane: H[t] from V[t-1] and the input X[t], in the reference's
+// float32 operations (so spikes are bit-identical); every forward and the backward's
+// recomputation go through it.
+inline float charge(float v, float x, float tau, float v_reset) {
+  return v + (x - (v - v_reset)) / tau;
+}
+
+// exp(x) for x <= 0 to about 2 ulp, in plain arithmetic so the compiler vectorises it
+// (a call to std::exp keeps the backward loop scalar and makes it 5x slower).
+inline float exp_nonpositive(float x) {
+  x = std::max(x, -87.0f);
+  const float n = std::nearbyint(x * 1.44269504088896341f);
+  const float r = (x - n * 0.693359375f) + n * 2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  int32_t bits;
+  std::memcpy(&bits, &p, sizeof bits);
+  bits += static_cast<int32_t>(n) << 23;
+  std::memcpy(&p, &bits, sizeof p);
+  return p;
+}
+
+// One backward step of one neuron: from dL/dS (from downstream) and dL/dV (from the
+// next step), store dL/dX and return dL/dV of the previous step. (Multiplying by
+// 1 / tau instead of dividing moves the gradient by at most an ulp.)
+inline float backward_step(float h, float grad_spike, float grad_v, float* __restrict__ grad_x,
+                                  float inv_tau, float v_th, float v_reset, float alpha) {
+  // sigmoid(z) and sigmoid(-z) share exp(-|z|); s(1-s) is symmetric in z
+  const float e = exp_nonpositive(-std::fabs(alpha * (h - v_th)));
+  const float sig = 1.0f / (1.0f + e);
+  const float g_s = grad_spike + grad_v * (v_reset - h);  // through the reset, too
+  const float g_h = g_s * (alpha * sig * (e * sig)) + (h >= v_th ? 0.0f : grad_v);
+  const float g_x = g_h * inv_tau;
+  *grad_x = g_x;
+  return g_h - g_x;
+}
+
+}  // namespace snnflow
