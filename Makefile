@@ -33,7 +33,7 @@ test: $(VENV)/.installed-test
 
 bench: $(VENV)/.installed
 	mkdir -p results
-	$(BIN)/python -m snnflow.bench --prep-samples 70000 --json results/bench.json
+	$(BIN)/python benchmarks/bench.py --prep-samples 70000 --json results/bench.json
 
 lint: $(VENV)/.installed
 	$(BIN)/snakemake --lint

@@ -1,8 +1,8 @@
 """Benchmark: the optimised engine and data preparation against their references.
 
-    python -m snnflow.bench [--device cpu] [--batch 64] [--T 4 8 16 32]
-                            [--prep-samples 7000] [--memory-cache nmnist_T32.h5]
-                            [--json results.json]
+    python benchmarks/bench.py [--device cpu] [--batch 64] [--T 4 8 16 32]
+                              [--prep-samples 7000] [--memory-cache nmnist_T32.h5]
+                              [--json results.json]
 
 Training and inference samples/s of the SNN at each T and of the CNN, on synthetic
 batches, for
@@ -26,9 +26,13 @@ import json
 import multiprocessing
 import resource
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(REPO / "workflow"), str(REPO / "benchmarks")]  # snnflow, step_by_step
 
 PREP_T = (4, 8, 16, 32)
 
@@ -74,8 +78,9 @@ def measure_model(kind, impl, T, batch, device_name, channels, hidden, threads, 
     """Training and inference samples/s and peak memory of one model/implementation."""
     import torch
 
-    from .models import CNN, CSNN
-    from .training import keep_freed_memory, loss_and_scores
+    from snnflow import backends, cnn, snn
+    from snnflow.training import keep_freed_memory, loss_and_scores
+    from step_by_step import forward_step_by_step
 
     optimised = impl == "optimised"
     if optimised:  # the reference runs with glibc's defaults, as the frameworks do
@@ -85,12 +90,15 @@ def measure_model(kind, impl, T, batch, device_name, channels, hidden, threads, 
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = optimised
     torch.manual_seed(0)
+    spec = snn.KIND if kind == "snn" else cnn.KIND
     if kind == "snn":
-        model = CSNN(channels, hidden, engine="fused" if optimised else "reference")
+        backend = backends.select(device)[0] if optimised else "torch"
+        model = snn.CSNN(channels, hidden, engine="fused" if optimised else "reference",
+                         backend=backend)
         x = (torch.rand(T, batch, 2, 34, 34, device=device) < 0.05).float()
-        forward = model if optimised else model.forward_step_by_step
+        forward = model if optimised else lambda x: forward_step_by_step(model, x)
     else:
-        model = CNN(channels, hidden)
+        model = cnn.CNN(channels, hidden)
         x = torch.rand(batch, 1, 28, 28, device=device)
         forward = model
     model = model.to(device)
@@ -101,7 +109,7 @@ def measure_model(kind, impl, T, batch, device_name, channels, hidden, threads, 
 
     def train_step():
         optimizer.zero_grad(set_to_none=True)
-        loss_and_scores(forward, kind, x, y)[0].backward()
+        loss_and_scores(forward, spec, x, y)[0].backward()
         optimizer.step()
 
     def infer_step():
@@ -128,7 +136,7 @@ def measure_model(kind, impl, T, batch, device_name, channels, hidden, threads, 
 def make_recordings(root, n, seed=0):
     """n synthetic recordings under root/{Train,Test}/<label>/ (1 in 7 in Test): a pool of
     realistic ones from snnflow.synthetic, repeated, so n can be large quickly."""
-    from .synthetic import write_dataset
+    from snnflow.synthetic import write_dataset
 
     pool_dir = Path(root) / "pool"
     per_class = max(1, min(n, 300) // 10)
@@ -174,9 +182,9 @@ def measure_pipeline_prep(data, out, threads, repeats):
 
     import h5py
 
-    from . import native
-    from .events import build_event_store
-    from .frames import build_frame_cache
+    from snnflow import native
+    from snnflow.events import build_event_store
+    from snnflow.frames import build_frame_cache
 
     start = time.perf_counter()
     kernels = native.library() is not None
@@ -227,8 +235,9 @@ def measure_training_memory(cache, samples, batch, threads, steps=3):
     import h5py
     import torch
 
-    from .models import CSNN
-    from .training import Dataset, keep_freed_memory, loss_and_scores
+    from snnflow import backends, snn
+    from snnflow.dataset import ResidentDataset
+    from snnflow.training import keep_freed_memory, loss_and_scores
 
     keep_freed_memory()
     torch.set_num_threads(threads)
@@ -238,12 +247,13 @@ def measure_training_memory(cache, samples, batch, threads, steps=3):
             frames = h5[f"{split}/frames"]
             frames = frames[:samples] if samples else frames[...]
             labels = h5[f"{split}/labels"][:len(frames)].astype("int64")
-            data[split] = Dataset(frames, labels, torch.device("cpu"), time_major=True)
-    model = CSNN().to(memory_format=torch.channels_last)
+            data[split] = ResidentDataset(frames, labels, torch.device("cpu"), time_major=True)
+    model = snn.CSNN(backend=backends.select(torch.device("cpu"))[0])
+    model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     for _, (x, y) in zip(range(steps), data["train"].batches(batch)):
         optimizer.zero_grad(set_to_none=True)
-        loss_and_scores(model, "snn", x, y)[0].backward()
+        loss_and_scores(model, snn.KIND, x, y)[0].backward()
         optimizer.step()
     with torch.inference_mode():
         for _, (x, y) in zip(range(steps), data["test"].batches(batch)):

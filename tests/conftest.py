@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "workflow"))
+sys.path[:0] = [str(REPO / "workflow"), str(REPO / "benchmarks")]
 
 from snnflow.events import EVENT_DTYPE, write_events  # noqa: E402
 

@@ -5,8 +5,10 @@ import pytest
 import torch
 
 import snnflow.training as training
-from snnflow import METRICS_COLUMNS, SnnflowError
+from snnflow import METRICS_COLUMNS, SnnflowError, cnn, snn
 from snnflow.training import RunSettings, run
+
+KINDS = {"snn": snn.KIND, "cnn": cnn.KIND}
 
 TIMES = ["train_seconds", "test_seconds"]
 
@@ -23,7 +25,7 @@ def settings(model, **overrides):
 def train(s, caches, out, **kw):
     cache = caches / ("nmnist_T4.h5" if s.model == "snn" else "mnist.h5")
     out.mkdir(parents=True, exist_ok=True)
-    return run(s, cache, out / "metrics.csv", out / "model.pt", out / "run.json",
+    return run(KINDS[s.model], s, cache, out / "metrics.csv", out / "model.pt", out / "run.json",
                out / "checkpoint.pt", code_fingerprint="abc", log=lambda m: None, **kw)
 
 
@@ -56,19 +58,19 @@ def test_same_seed_gives_identical_metrics(small_caches, tmp_path):
 def test_resume_after_interruption_continues_the_same_run(small_caches, tmp_path, monkeypatch):
     s = settings("snn")
     train(s, small_caches, tmp_path / "straight")
-    original = training.train_epoch
+    original = training.Trainer.train_epoch
 
-    def dies_in_epoch_3(*args):
-        if args[6] == 3:  # epoch
+    def dies_in_epoch_3(self, data, generator, epoch):
+        if epoch == 3:
             raise KeyboardInterrupt
-        return original(*args)
+        return original(self, data, generator, epoch)
 
-    monkeypatch.setattr(training, "train_epoch", dies_in_epoch_3)
+    monkeypatch.setattr(training.Trainer, "train_epoch", dies_in_epoch_3)
     with pytest.raises(KeyboardInterrupt):
         train(s, small_caches, tmp_path / "resumed")
-    monkeypatch.setattr(training, "train_epoch", original)
+    monkeypatch.setattr(training.Trainer, "train_epoch", original)
     logs = []
-    run(s, small_caches / "nmnist_T4.h5", *(tmp_path / "resumed" / f for f in
+    run(KINDS[s.model], s, small_caches / "nmnist_T4.h5", *(tmp_path / "resumed" / f for f in
         ("metrics.csv", "model.pt", "run.json", "checkpoint.pt")),
         code_fingerprint="abc", log=logs.append)
     assert any("resuming" in line and "after epoch 2" in line for line in logs)
@@ -81,7 +83,7 @@ def test_changed_setting_starts_fresh(small_caches, tmp_path):
     train(settings("cnn", epochs=2), small_caches, tmp_path)
     logs = []
     s = settings("cnn", epochs=2, lr=0.02)
-    run(s, small_caches / "mnist.h5", *(tmp_path / f for f in
+    run(KINDS[s.model], s, small_caches / "mnist.h5", *(tmp_path / f for f in
         ("metrics.csv", "model.pt", "run.json", "checkpoint.pt")),
         code_fingerprint="abc", log=logs.append)
     assert any("starting fresh" in line for line in logs)
@@ -124,7 +126,7 @@ def test_damaged_checkpoint_starts_fresh(small_caches, tmp_path):
     (tmp_path / "checkpoint.pt").write_bytes(b"not a checkpoint")
     logs = []
     s = settings("cnn", epochs=1)
-    run(s, small_caches / "mnist.h5", *(tmp_path / f for f in
+    run(KINDS[s.model], s, small_caches / "mnist.h5", *(tmp_path / f for f in
         ("metrics.csv", "model.pt", "run.json", "checkpoint.pt")),
         code_fingerprint="abc", log=logs.append)
     assert any("unreadable" in line and "starting fresh" in line for line in logs)

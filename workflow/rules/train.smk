@@ -1,6 +1,3 @@
-TRAINING_CODE = ("training", "models", "caches", "frames", "events", "mnist")
-
-
 rule train_snn:
     input:
         "results/frames/nmnist_T{T}.h5",
@@ -12,8 +9,7 @@ rule train_snn:
         T=r"[1-9][0-9]*",
     params:
         settings=lambda wc: snn_settings(config, wc.T),
-        code=code(*TRAINING_CODE, "neuron", "lif_cpu", "lif_triton", "fused_block", "sparse_conv",
-                  script="train"),
+        code=code_fingerprint("train_snn"),
         checkpoint=lambda wc: f"results/checkpoints/snn_T{wc.T}.pt",
     threads: workflow.cores
     resources:
@@ -25,7 +21,7 @@ rule train_snn:
     conda:
         "../../envs/train.yaml"
     script:
-        "../scripts/train.py"
+        "../scripts/train_snn.py"
 
 
 rule train_cnn:
@@ -37,7 +33,7 @@ rule train_cnn:
         run="results/runs/cnn/run.json",
     params:
         settings=cnn_settings(config),
-        code=code(*TRAINING_CODE, script="train"),
+        code=code_fingerprint("train_cnn"),
         checkpoint="results/checkpoints/cnn.pt",
     threads: workflow.cores
     resources:
@@ -49,4 +45,4 @@ rule train_cnn:
     conda:
         "../../envs/train.yaml"
     script:
-        "../scripts/train.py"
+        "../scripts/train_cnn.py"

@@ -13,7 +13,7 @@ import numpy as np
 from . import METRICS_COLUMNS, SnnflowError
 from .atomic import atomic_path
 
-# The reference study's numbers (DEVELOPERS.md), shown beside ours.
+# The reference study's numbers (docs/method.md), shown beside ours.
 REFERENCE_DEVICE = "one NVIDIA RTX 3090"
 REFERENCE_RESULTS = {  # last epoch of 100
     "cnn": dict(train_loss=0.0000, test_loss=0.0329, train_acc=1.0000, test_acc=0.9934),

@@ -5,6 +5,7 @@ The Snakefile calls these so that every value a job uses reaches it through
 must import quickly: no torch, h5py or pandas.
 """
 
+import ast
 import hashlib
 import math
 from pathlib import Path
@@ -93,6 +94,9 @@ def validate_config(config, schema_path):
     schema = yaml.safe_load(Path(schema_path).read_text())
     validator = _strict_validator(schema)
     _coerce_command_line_text(config, validator)
+    performance = config.get("performance")
+    if isinstance(performance, dict) and performance.get("kernels") is False:
+        performance["kernels"] = "off"  # YAML 1.1 reads an unquoted off as false
     for path, value in _walk(config):
         if isinstance(value, float) and not math.isfinite(value):
             raise SnnflowError(f"config key {_key_path(path)}: {value} is not a finite number "
@@ -145,12 +149,56 @@ def _check_dataset_folders(config):
                                    "there or set mnist_dir to null to download them")
 
 
-def code_fingerprint(*files):
-    """Short hash of workflow files (paths relative to workflow/), e.g.
-    'snnflow/neuron.py': passed as a param so that editing the code a job runs
-    reruns that job (Snakemake does not track imported modules)."""
+def code_files(script):
+    """The files a job script runs, relative to workflow/: the script, every snnflow
+    module it imports directly or through other modules (found with ast, so none can be
+    forgotten), the package's __init__.py, and the kernel sources in snnflow/csrc/ that
+    those modules name."""
+    package = WORKFLOW_DIR / "snnflow"
+    kernel_sources = {p.name for p in (package / "csrc").iterdir() if p.is_file()}
+    files, modules, todo = {f"scripts/{script}.py"}, set(), [WORKFLOW_DIR / "scripts" /
+                                                             f"{script}.py"]
+    while todo:
+        tree = ast.parse(todo.pop().read_text())
+        for node in ast.walk(tree):
+            for name in _imported_snnflow_modules(node, package):
+                if name not in modules:
+                    modules.add(name)
+                    todo.append(package / f"{name}.py")
+            if (isinstance(node, ast.Constant) and isinstance(node.value, str)
+                    and node.value in kernel_sources):
+                files.add(f"snnflow/csrc/{node.value}")
+    if modules:
+        files.add("snnflow/__init__.py")
+    return sorted(files | {f"snnflow/{name}.py" for name in modules})
+
+
+def _imported_snnflow_modules(node, package):
+    """Names of the snnflow modules an import node brings in (`from snnflow.x import`,
+    `from snnflow import x`, `import snnflow.x`, and the relative forms inside the
+    package)."""
+    if isinstance(node, ast.Import):
+        candidates = [a.name.split(".")[1] for a in node.names
+                      if a.name.startswith("snnflow.")]
+    elif isinstance(node, ast.ImportFrom):
+        base = node.module or ""
+        if node.level == 0 and base != "snnflow" and not base.startswith("snnflow."):
+            return []
+        if node.level == 0:
+            base = base.removeprefix("snnflow").lstrip(".")
+        candidates = [base.split(".")[0]] if base else []
+        candidates += [a.name for a in node.names if not base]  # from . import x
+    else:
+        return []
+    return [name for name in candidates if name and (package / f"{name}.py").is_file()]
+
+
+def code_fingerprint(script):
+    """Short hash of the files a job script runs (`code_files`): passed as a param so
+    that editing any code a job runs reruns that job (Snakemake does not track
+    imported modules)."""
     digest = hashlib.sha256()
-    for name in sorted(files):
+    for name in code_files(script):
         digest.update(name.encode())
         digest.update((WORKFLOW_DIR / name).read_bytes())
     return digest.hexdigest()[:16]

@@ -1,21 +1,19 @@
-"""The training loop shared by the SNN and the CNN, with per-epoch CSV rows and
-resumable checkpoints.
+"""One training run of the SNN or the CNN: prepare, resume, fit, write.
 
-The whole cache stays resident as uint8 (on the GPU when training there); each
-batch is drawn by index and converted to float on the device, so an epoch does no
-per-sample Python work and there is never a float copy of the dataset.
+    run(settings, cache, ...)
+      prepare  device, data resident, model built on the chosen backend, optimiser
+      resume   the checkpoint of the same settings and code, if any
+      fit      per epoch: train, evaluate, one CSV row, a checkpoint
+      write    the final model and run.json
 
-A checkpoint is written after every epoch to a path that is not a Snakemake
-output (Snakemake deletes declared outputs before a job starts). It carries the
-key of the settings and code that made it; a job with the same key resumes from
-it, a job with another key starts fresh.
+What differs between the SNN and the CNN (data, backend, network, loss) is one
+`ModelKind` each (snnflow.snn.KIND, snnflow.cnn.KIND); the loop is shared.
 """
 
 import contextlib
 import csv
 import ctypes
 import hashlib
-import io
 import json
 import math
 import os
@@ -24,17 +22,15 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from . import METRICS_COLUMNS, SnnflowError, __version__, first_line, sparse_conv
+from . import METRICS_COLUMNS, SnnflowError, __version__, kernels
 from .atomic import atomic_path, reporting_full_disk
-from .frames import load_frames
-from .mnist import load_images
-from .models import CNN, CSNN, firing_rate
-from .neuron import LIFParams, kernel_backend
+from .checkpoint import load_state, restore_rng, rng_states, save_state
+from .dataset import ResidentDataset
 
 PROGRESS_EVERY_SECONDS = 30.0
 
@@ -61,6 +57,7 @@ class RunSettings:
     autocast: str = "none"          # CUDA only: none, bf16, fp16
     compile: bool = False
     deterministic: bool = False
+    kernels: str = "auto"           # off, auto, require (snnflow.kernels)
 
     def as_config(self):
         """The settings that apply to this model (the CNN has no T or neuron)."""
@@ -77,6 +74,25 @@ class RunSettings:
 
 
 SNN_ONLY = ("T", "tau", "v_threshold", "v_reset", "surrogate_alpha", "engine")
+
+
+@dataclass(frozen=True)
+class ModelKind:
+    """What differs between the SNN and the CNN runs (snnflow.snn.KIND, snnflow.cnn.KIND),
+    so that the loop below is shared and neither network's code is a job's dependency
+    unless the job trains it."""
+    name: str               # "snn" or "cnn": RunSettings.model and the config section
+    load: Callable          # (cache, split) -> (inputs, labels)
+    time_major: bool        # inputs (N, T, ...) are batched as (T, N, ...)
+    scale: float            # applied to the float inputs
+    choose_backend: Callable  # (settings, device) -> (backend, description or None)
+    build: Callable         # (settings, backend) -> nn.Module
+    loss: Callable          # (model output, labels) -> (loss, class scores)
+
+
+def loss_and_scores(model, kind, x, y):
+    """(loss, class scores) of `model` on a batch; the loss is computed in float32."""
+    return kind.loss(model(x).float(), y)
 
 
 def resolve_device(name):
@@ -102,76 +118,6 @@ def keep_freed_memory():
     libc.mallopt(m_trim_threshold, -1)  # -1: never trim
 
 
-class Dataset:
-    """One split resident in memory as integers; batches come out as float on `device`.
-
-    On CUDA the integers live in GPU memory when they fit in half of what is free,
-    else in pinned host memory, gathered into a pinned buffer and copied per batch.
-    """
-
-    def __init__(self, inputs, labels, device, time_major):
-        self.device = device
-        self.time_major = time_major
-        self.scale = 1.0 if time_major else 1.0 / 255.0
-        self.inputs = torch.from_numpy(inputs)
-        self.labels = torch.from_numpy(labels).to(device)
-        self.staging = None
-        if device.type == "cuda":
-            free, _ = torch.cuda.mem_get_info(device)
-            if self.inputs.nbytes < free // 2:
-                self.inputs = self.inputs.to(device)
-            else:
-                self.inputs = self.inputs.pin_memory()
-
-    @property
-    def resident_on(self):
-        return "pinned host memory" if self.inputs.is_pinned() else str(self.inputs.device)
-
-    def __len__(self):
-        return len(self.labels)
-
-    def _gather(self, idx, batch_size):
-        if self.inputs.device == self.device:
-            return self.inputs[idx]
-        if self.staging is None:  # pinned host memory -> GPU
-            self.staging = torch.empty((batch_size, *self.inputs.shape[1:]),
-                                       dtype=self.inputs.dtype).pin_memory()
-        out = self.staging[:len(idx)]
-        torch.index_select(self.inputs, 0, idx.cpu(), out=out)
-        return out.to(self.device, non_blocking=True)
-
-    def batches(self, batch_size, generator=None):
-        n = len(self)
-        order = (torch.randperm(n, generator=generator) if generator is not None
-                 else torch.arange(n))
-        order = order.to(self.labels.device)
-        for start in range(0, n, batch_size):
-            idx = order[start:start + batch_size]
-            x = self._gather(idx, batch_size).float()
-            if self.time_major:  # (N, T, ...) -> (T, N, ...)
-                x = x.transpose(0, 1).contiguous()
-            else:
-                x.mul_(self.scale)
-            yield x, self.labels[idx]
-
-
-def build_model(s: RunSettings):
-    if s.model == "snn":
-        neuron = LIFParams(s.tau, s.v_threshold, s.v_reset, s.surrogate_alpha)
-        return CSNN(s.channels, s.hidden, neuron=neuron, engine=s.engine)
-    return CNN(s.channels, s.hidden)
-
-
-def loss_and_scores(model, model_kind, x, y):
-    """(loss, class scores): SNN = MSE of firing rates against one-hot labels,
-    CNN = cross-entropy of logits. The loss is computed in float32."""
-    out = model(x).float()
-    if model_kind == "snn":
-        rates = firing_rate(out)
-        return F.mse_loss(rates, F.one_hot(y, 10).to(rates.dtype)), rates
-    return F.cross_entropy(out, y), out
-
-
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -194,61 +140,212 @@ def _sync(device):
         torch.cuda.synchronize(device)
 
 
-def train_epoch(model, kind, data, optimizer, batch_size, generator, epoch, log,
-                autocast=contextlib.nullcontext, scaler=None):
-    model.train()
-    total_loss = torch.zeros((), dtype=torch.float64, device=data.device)
-    correct = torch.zeros((), dtype=torch.int64, device=data.device)
-    last_report = time.perf_counter()
-    n_batches = math.ceil(len(data) / batch_size)
-    for b, (x, y) in enumerate(data.batches(batch_size, generator), start=1):
-        optimizer.zero_grad(set_to_none=True)
-        with autocast():
-            loss, scores = loss_and_scores(model, kind, x, y)
-        if not torch.isfinite(loss):
-            raise SnnflowError(f"epoch {epoch} batch {b}: loss is {loss.item()} - lower lr; "
-                               "the last good checkpoint is kept")
-        if scaler is not None:
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-        else:
-            loss.backward()
-            optimizer.step()
-        total_loss += loss.detach() * len(y)
-        correct += (scores.argmax(1) == y).sum()
-        if time.perf_counter() - last_report > PROGRESS_EVERY_SECONDS:
-            log(f"epoch {epoch}: batch {b}/{n_batches}")
-            last_report = time.perf_counter()
-    return total_loss.item() / len(data), correct.item() / len(data)
+class Trainer:
+    """Runs epochs of one model: training with the optimiser, evaluation without.
+
+    Loss and accuracy are summed on the device and read once per epoch; so is the
+    non-finite-loss check (the first bad batch is remembered on the device)."""
+
+    def __init__(self, model, kind, optimizer, batch_size, autocast, scaler, log):
+        self.model, self.kind, self.optimizer = model, kind, optimizer
+        self.batch_size, self.autocast, self.scaler, self.log = batch_size, autocast, scaler, log
+
+    def train_epoch(self, data, generator, epoch):
+        """(mean loss, accuracy) over one shuffled pass of `data`."""
+        self.model.train()
+        total_loss = torch.zeros((), dtype=torch.float64, device=data.device)
+        correct = torch.zeros((), dtype=torch.int64, device=data.device)
+        first_bad = torch.zeros((), dtype=torch.int64, device=data.device)
+        bad_loss = torch.zeros((), dtype=torch.float32, device=data.device)
+        last_report = time.perf_counter()
+        n_batches = math.ceil(len(data) / self.batch_size)
+        for b, (x, y) in enumerate(data.batches(self.batch_size, generator), start=1):
+            self.optimizer.zero_grad(set_to_none=True)
+            with self.autocast():
+                loss, scores = loss_and_scores(self.model, self.kind, x, y)
+            if self.scaler is not None:
+                self.scaler.scale(loss).backward()
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+            else:
+                loss.backward()
+                self.optimizer.step()
+            loss = loss.detach()
+            new_bad = (first_bad == 0) & ~torch.isfinite(loss)
+            first_bad = torch.where(new_bad, b, first_bad)
+            bad_loss = torch.where(new_bad, loss, bad_loss)
+            total_loss += loss * len(y)
+            correct += (scores.argmax(1) == y).sum()
+            if time.perf_counter() - last_report > PROGRESS_EVERY_SECONDS:
+                self.log(f"epoch {epoch}: batch {b}/{n_batches}")
+                last_report = time.perf_counter()
+        if first_bad.item():
+            raise SnnflowError(f"epoch {epoch} batch {first_bad.item()}: loss is "
+                               f"{bad_loss.item()} - lower lr; the last good checkpoint "
+                               "is kept")
+        return total_loss.item() / len(data), correct.item() / len(data)
+
+    @torch.inference_mode()
+    def evaluate(self, data):
+        """(mean loss, accuracy) over `data` in order, in eval mode."""
+        self.model.eval()
+        total_loss = torch.zeros((), dtype=torch.float64, device=data.device)
+        correct = torch.zeros((), dtype=torch.int64, device=data.device)
+        for x, y in data.batches(self.batch_size):
+            with self.autocast():
+                loss, scores = loss_and_scores(self.model, self.kind, x, y)
+            total_loss += loss * len(y)
+            correct += (scores.argmax(1) == y).sum()
+        return total_loss.item() / len(data), correct.item() / len(data)
 
 
-@torch.inference_mode()
-def evaluate(model, kind, data, batch_size, autocast=contextlib.nullcontext):
-    model.eval()
-    total_loss = torch.zeros((), dtype=torch.float64, device=data.device)
-    correct = torch.zeros((), dtype=torch.int64, device=data.device)
-    for x, y in data.batches(batch_size):
-        with autocast():
-            loss, scores = loss_and_scores(model, kind, x, y)
-        total_loss += loss * len(y)
-        correct += (scores.argmax(1) == y).sum()
-    return total_loss.item() / len(data), correct.item() / len(data)
+@dataclass
+class Job:
+    """A prepared run: everything `fit` and `write` need."""
+    settings: RunSettings
+    device: torch.device
+    train: ResidentDataset
+    test: ResidentDataset
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: object
+    scaler: object
+    trainer: Trainer
+    generator: torch.Generator
+    backend: str
+    threads: int
 
 
-def load_data(s: RunSettings, cache, device):
-    load = load_frames if s.model == "snn" else load_images
+def load_data(kind, s: RunSettings, cache, device):
     splits = {}
     for split in ("train", "test"):
-        inputs, labels = load(cache, split)
-        if s.model == "snn" and inputs.shape[1] != s.T:
+        inputs, labels = kind.load(cache, split)
+        if kind.time_major and inputs.shape[1] != s.T:
             raise SnnflowError(f"{cache}: frames have T={inputs.shape[1]}, the run asks for "
                                f"T={s.T} - delete the cache and rerun")
-        splits[split] = Dataset(inputs, labels, device, time_major=s.model == "snn")
+        splits[split] = ResidentDataset(inputs, labels, device, kind.time_major, kind.scale)
     if s.batch_size > len(splits["train"]):
         raise SnnflowError(f"config key {s.model}.batch_size: {s.batch_size} is larger than the "
                            f"{len(splits['train'])} training samples in {cache} - lower it")
     return splits["train"], splits["test"]
+
+
+def prepare(kind, s: RunSettings, cache, threads, log):
+    """Device, data, the model on its backend, optimiser, scheduler: a Job."""
+    keep_freed_memory()
+    torch.set_num_threads(max(1, threads))
+    kernels.set_mode(s.kernels)
+    device = resolve_device(s.device)
+    if s.epochs < 1:
+        raise SnnflowError(f"config key {s.model}.epochs: {s.epochs} - must be at least 1")
+    train, test = load_data(kind, s, cache, device)
+    log(f"{s.model}{'' if s.T is None else f'-T{s.T}'}: {len(train)} train / {len(test)} test "
+        f"samples on {device}, cache in {train.resident_on}")
+    autocast = configure_backend(s, device)
+    backend, description = kind.choose_backend(s, device)  # and built, before epoch 1
+    if description:
+        log(f"backend {description}")
+    torch.manual_seed(s.seed)
+    model = kind.build(s, backend).to(device)
+    if s.channels_last and s.engine == "reference":
+        log("the reference engine runs contiguous: PyTorch's CPU BatchNorm is far less "
+            "precise in channels_last, and the reference must be a faithful float one")
+    elif s.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.Adam(model.parameters(), lr=s.lr)
+    scaler = (torch.amp.GradScaler("cuda") if device.type == "cuda" and s.autocast == "fp16"
+              else None)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=s.epochs)
+    forward_model = torch.compile(model) if s.compile else model
+    trainer = Trainer(forward_model, kind, optimizer, s.batch_size, autocast, scaler, log)
+    return Job(s, device, train, test, model, optimizer, scheduler, scaler, trainer,
+               torch.Generator().manual_seed(s.seed), backend, threads)
+
+
+def resume(job: Job, checkpoint, key, log):
+    """The epoch history of the checkpoint of this key (model, optimiser, scheduler and
+    random states restored), or [] to start fresh."""
+    state = load_state(checkpoint, job.device, log)
+    if state is None:
+        return []
+    if state.get("key") != key:
+        log(f"{checkpoint} belongs to other settings or code; starting fresh")
+        return []
+    job.model.load_state_dict(state["model"])
+    job.optimizer.load_state_dict(state["optimizer"])
+    job.scheduler.load_state_dict(state["scheduler"])
+    if job.scaler is not None and state.get("scaler"):
+        job.scaler.load_state_dict(state["scaler"])
+    restore_rng(state["rng"], job.generator)
+    log(f"resuming from {checkpoint} after epoch {len(state['history'])}")
+    return state["history"]
+
+
+def fit(job: Job, history, metrics_csv, checkpoint, key, log):
+    """Train the remaining epochs: a CSV row and a checkpoint after each."""
+    s, device = job.settings, job.device
+    _write_csv(metrics_csv, history, "w")
+    for epoch in range(len(history) + 1, s.epochs + 1):
+        lr = job.optimizer.param_groups[0]["lr"]
+        _sync(device)
+        t0 = time.perf_counter()
+        train_loss, train_acc = job.trainer.train_epoch(job.train, job.generator, epoch)
+        _sync(device)
+        t1 = time.perf_counter()
+        test_loss, test_acc = job.trainer.evaluate(job.test)
+        _sync(device)
+        t2 = time.perf_counter()
+        job.scheduler.step()
+        row = dict(epoch=epoch, lr=lr, train_loss=train_loss, train_acc=train_acc,
+                   test_loss=test_loss, test_acc=test_acc,
+                   train_seconds=t1 - t0, test_seconds=t2 - t1)
+        history.append(row)
+        _write_csv(metrics_csv, [row], "a")
+        save_state(checkpoint, {
+            "key": key, "model": job.model.state_dict(), "optimizer": job.optimizer.state_dict(),
+            "scheduler": job.scheduler.state_dict(), "rng": rng_states(job.generator),
+            "scaler": job.scaler.state_dict() if job.scaler is not None else None,
+            "history": history})
+        log(f"epoch {epoch}/{s.epochs}: train loss {train_loss:.4f} acc {train_acc:.4f} | "
+            f"test loss {test_loss:.4f} acc {test_acc:.4f} | {t1 - t0:.1f}s + {t2 - t1:.1f}s")
+    return history
+
+
+def write(job: Job, model_path, run_json, code_fingerprint):
+    """The final model (weights + settings) and run.json (settings, versions, device,
+    backend)."""
+    s = job.settings
+    save_state(model_path, {"settings": s.as_config(), "state_dict": job.model.state_dict(),
+                            "code_fingerprint": code_fingerprint})
+    info = {"model": s.model, "settings": s.as_config(), "code_fingerprint": code_fingerprint,
+            "backend": job.backend, "kernels": kernels.status(),
+            "n_train": len(job.train), "n_test": len(job.test),
+            **environment(job.device, job.threads)}
+    with atomic_path(run_json) as tmp:
+        tmp.write_text(json.dumps(info, indent=2))
+
+
+def run(kind, s: RunSettings, cache, metrics_csv, model_path, run_json, checkpoint,
+        code_fingerprint, threads=1, log=print):
+    """Train `s` (a model of `kind`) on `cache`, writing one CSV row per epoch, the final
+    model and run.json."""
+    if kind.name != s.model:
+        raise ValueError(f"settings of a {s.model} run given to the {kind.name} loop")
+    job = prepare(kind, s, cache, threads, log)
+    key = s.key(code_fingerprint)
+    history = resume(job, Path(checkpoint), key, log)
+    history = fit(job, history, metrics_csv, Path(checkpoint), key, log)
+    write(job, model_path, run_json, code_fingerprint)
+    return history
+
+
+def run_rule(kind, snakemake, log):
+    """`run` with what a training rule passes (settings and checkpoint as params)."""
+    out = snakemake.output
+    run(kind, RunSettings(**snakemake.params.settings), snakemake.input[0],
+        metrics_csv=out.metrics, model_path=out.model, run_json=out.run,
+        checkpoint=snakemake.params.checkpoint, code_fingerprint=snakemake.params.code,
+        threads=snakemake.threads, log=log)
 
 
 def environment(device, threads):
@@ -286,123 +383,3 @@ def _write_csv(path, rows, mode):
             writer.writerow([row[c] for c in METRICS_COLUMNS])
         f.flush()
         os.fsync(f.fileno())
-
-
-def save_state(path, state):
-    """torch.save `state` to `path` atomically. Serialised in memory first: torch's own
-    file writer reports a full disk as 'iostream error', Python's file names it."""
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(buffer.getbuffer())
-
-
-def _load_checkpoint(path, device, log):
-    """The saved state, or None when there is none or it cannot be read (then the run
-    starts fresh: a damaged checkpoint must not stop a study). Only tensors and plain
-    data are loaded (weights_only): a results folder from elsewhere must never run
-    code."""
-    if not path.exists():
-        return None
-    try:
-        return torch.load(path, map_location=device, weights_only=True)
-    except Exception as err:  # truncated, foreign, crafted or from an incompatible version
-        log(f"{path} is unreadable ({type(err).__name__}: {first_line(err)}); starting fresh")
-        return None
-
-
-def _rng_states(generator):
-    states = {"torch": torch.get_rng_state(), "shuffle": generator.get_state()}
-    if torch.cuda.is_available():
-        states["cuda"] = torch.cuda.get_rng_state_all()
-    return states
-
-
-def _restore_rng(states, generator):
-    torch.set_rng_state(states["torch"])
-    generator.set_state(states["shuffle"])
-    if "cuda" in states and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(states["cuda"])
-
-
-def run(s: RunSettings, cache, metrics_csv, model_path, run_json, checkpoint, code_fingerprint,
-        threads=1, log=print):
-    """Train `s` on `cache`, writing one CSV row per epoch, the final model and run.json."""
-    keep_freed_memory()
-    torch.set_num_threads(max(1, threads))
-    device = resolve_device(s.device)
-    if s.epochs < 1:
-        raise SnnflowError(f"config key {s.model}.epochs: {s.epochs} - must be at least 1")
-    train, test = load_data(s, cache, device)
-    log(f"{s.model}{'' if s.T is None else f'-T{s.T}'}: {len(train)} train / {len(test)} test "
-        f"samples on {device}, cache in {train.resident_on}")
-
-    autocast = configure_backend(s, device)
-    lif_kernels = None
-    if s.model == "snn" and s.engine == "fused":
-        lif_kernels = kernel_backend(device)
-        if device.type == "cpu" and sparse_conv.load() is not None:  # built before epoch 1, too
-            lif_kernels += "; sparse convolutions of spikes (C++)"
-        log(f"fused LIF kernels: {lif_kernels}")
-    torch.manual_seed(s.seed)
-    model = build_model(s).to(device)
-    if s.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.Adam(model.parameters(), lr=s.lr)
-    scaler = torch.amp.GradScaler("cuda") if device.type == "cuda" and s.autocast == "fp16" else None
-    forward_model = torch.compile(model) if s.compile else model
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=s.epochs)
-    generator = torch.Generator().manual_seed(s.seed)
-    key = s.key(code_fingerprint)
-    history, first_epoch = [], 1
-
-    checkpoint = Path(checkpoint)
-    state = _load_checkpoint(checkpoint, device, log)
-    if state is not None:
-        if state.get("key") == key:
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
-            if scaler is not None and state.get("scaler"):
-                scaler.load_state_dict(state["scaler"])
-            _restore_rng(state["rng"], generator)
-            history = state["history"]
-            first_epoch = len(history) + 1
-            log(f"resuming from {checkpoint} after epoch {len(history)}")
-        else:
-            log(f"{checkpoint} belongs to other settings or code; starting fresh")
-    _write_csv(metrics_csv, history, "w")
-
-    for epoch in range(first_epoch, s.epochs + 1):
-        lr = optimizer.param_groups[0]["lr"]
-        _sync(device)
-        t0 = time.perf_counter()
-        train_loss, train_acc = train_epoch(forward_model, s.model, train, optimizer,
-                                            s.batch_size, generator, epoch, log, autocast, scaler)
-        _sync(device)
-        t1 = time.perf_counter()
-        test_loss, test_acc = evaluate(forward_model, s.model, test, s.batch_size, autocast)
-        _sync(device)
-        t2 = time.perf_counter()
-        scheduler.step()
-        row = dict(epoch=epoch, lr=lr, train_loss=train_loss, train_acc=train_acc,
-                   test_loss=test_loss, test_acc=test_acc,
-                   train_seconds=t1 - t0, test_seconds=t2 - t1)
-        history.append(row)
-        _write_csv(metrics_csv, [row], "a")
-        save_state(checkpoint, {
-            "key": key, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(), "rng": _rng_states(generator),
-            "scaler": scaler.state_dict() if scaler is not None else None,
-            "history": history})
-        log(f"epoch {epoch}/{s.epochs}: train loss {train_loss:.4f} acc {train_acc:.4f} | "
-            f"test loss {test_loss:.4f} acc {test_acc:.4f} | {t1 - t0:.1f}s + {t2 - t1:.1f}s")
-
-    save_state(model_path, {"settings": s.as_config(), "state_dict": model.state_dict(),
-                            "code_fingerprint": code_fingerprint})
-    info = {"model": s.model, "settings": s.as_config(), "code_fingerprint": code_fingerprint,
-            "lif_kernels": lif_kernels,
-            "n_train": len(train), "n_test": len(test), **environment(device, threads)}
-    with atomic_path(run_json) as tmp:
-        tmp.write_text(json.dumps(info, indent=2))
-    return history

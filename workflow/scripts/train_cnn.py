@@ -1,0 +1,14 @@
+import sys
+
+sys.path.insert(0, f"{snakemake.scriptdir}/..")  # the snnflow package
+
+from snnflow import cnn
+from snnflow.job import run_job
+from snnflow.training import run_rule
+
+
+def main(log):
+    run_rule(cnn.KIND, snakemake, log)
+
+
+run_job(snakemake, main)

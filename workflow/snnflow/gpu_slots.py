@@ -1,0 +1,97 @@
+"""One GPU per training job on a machine with several: each job claims a free slot.
+
+Snakemake's `gpu` resource is only a counter (`--resources gpu=4` lets four training
+jobs run at once) and never says which GPU a job may use. So a training job claims a
+slot itself, before anything initialises CUDA: an exclusive `flock` on one of N lock
+files, taken in order, held for the life of the process and released by the kernel
+when it ends however it ends (SIGKILL included); the job then sets
+CUDA_VISIBLE_DEVICES to that slot, so its `cuda:0` is its own GPU. When every slot is
+taken the job waits for one.
+
+When a scheduler has already set CUDA_VISIBLE_DEVICES (SLURM's `--gpus=1` does), the
+job uses what it was given and claims nothing.
+
+This module must not import torch: choosing happens before CUDA may be initialised.
+"""
+
+import fcntl
+import glob
+import os
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+POLL_SECONDS = 1.0
+
+
+@dataclass
+class Claim:
+    """What a job runs on: the slot it holds (None when it claimed none) and why."""
+    slot: int | None
+    visible_devices: str | None
+    note: str
+    handle: int | None = None  # the open, locked lock file; closing it releases the slot
+
+
+def lock_folder():
+    """Where the slot locks live: per machine, shared by every workflow and user on it."""
+    return Path(os.environ.get("SNNFLOW_GPU_LOCK_DIR") or "/tmp/snnflow-gpu-slots")
+
+
+def count_gpus():
+    """NVIDIA GPUs on this machine, counted from /dev without initialising CUDA."""
+    return len([p for p in glob.glob("/dev/nvidia*") if re.fullmatch(r"/dev/nvidia\d+", p)])
+
+
+def claim_gpu(slots, device, log, poll=POLL_SECONDS):
+    """Claim one of `slots` GPU slots for this process (see the module docstring) and set
+    CUDA_VISIBLE_DEVICES. `device` is the config's: an explicit `cuda:N` or `cpu`
+    claims nothing."""
+    given = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if given is not None:
+        return _noted(Claim(None, given, f"CUDA_VISIBLE_DEVICES={given} was set by the "
+                                         "scheduler or the user; claiming no GPU slot"), log)
+    if device not in ("auto", "cuda"):
+        return _noted(Claim(None, None, f"device {device} set in the config; claiming no GPU "
+                                        "slot"), log)
+    if slots < 1:
+        return _noted(Claim(None, None, "no GPU slots (gpus: 0 or no GPU found); claiming "
+                                        "none"), log)
+    folder = lock_folder()
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.chmod(0o1777)  # other users' jobs on this machine claim slots here too
+    except PermissionError:
+        pass
+    waiting_since = None
+    while True:
+        for slot in range(slots):
+            handle = _try_lock(folder / f"gpu{slot}.lock")
+            if handle is not None:
+                os.environ["CUDA_VISIBLE_DEVICES"] = str(slot)
+                waited = "" if waiting_since is None else \
+                    f" after waiting {time.monotonic() - waiting_since:.0f} s"
+                return _noted(Claim(slot, str(slot), f"claimed GPU slot {slot} of {slots}"
+                                    f"{waited} (CUDA_VISIBLE_DEVICES={slot})", handle), log)
+        if waiting_since is None:
+            waiting_since = time.monotonic()
+            log(f"all {slots} GPU slots are taken; waiting for one ({folder})")
+        time.sleep(poll)
+
+
+def _try_lock(path):
+    """An open file descriptor of `path` holding its exclusive lock, or None if taken.
+    (Read-only: any user's job can lock a file another user created.)"""
+    handle = os.open(path, os.O_RDONLY | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(handle)
+        return None
+    return handle
+
+
+def _noted(claim, log):
+    log(claim.note)
+    return claim
