@@ -101,14 +101,33 @@ def test_cnn_learning_rate_reruns_the_cnn_and_the_report(finished_run):
         "train_cnn": 1, "report": 1, "all": 1}
 
 
-def test_editing_the_neuron_code_reruns_the_snn_jobs(finished_run):
-    neuron = finished_run / "workflow" / "snnflow" / "neuron.py"
-    original = neuron.read_text()
-    neuron.write_text(original + "\n# an edit\n")
+def planned_after_editing(workdir, relative_path, comment):
+    """What a dry run plans once `relative_path` (under workflow/snnflow) is edited."""
+    path = workdir / "workflow" / "snnflow" / relative_path
+    original = path.read_text()
+    path.write_text(original + f"\n{comment}\n")
     try:
-        assert planned_jobs(finished_run, variant()) == {"train_snn": 2, "report": 1, "all": 1}
+        return planned_jobs(workdir, variant())
     finally:
-        neuron.write_text(original)
+        path.write_text(original)
+
+
+def test_editing_the_neuron_code_reruns_the_snn_jobs(finished_run):
+    assert planned_after_editing(finished_run, "neuron.py", "# an edit") == {
+        "train_snn": 2, "report": 1, "all": 1}
+
+
+def test_editing_a_module_imported_only_indirectly_reruns_exactly_its_jobs(finished_run):
+    # train_snn.py imports snn, which imports fused_block; train_cnn.py does not
+    assert planned_after_editing(finished_run, "fused_block.py", "# an edit") == {
+        "train_snn": 2, "report": 1, "all": 1}
+
+
+def test_editing_a_kernel_source_reruns_the_jobs_that_load_it(finished_run):
+    # the data jobs that load the C kernels, and everything downstream of them
+    assert planned_after_editing(finished_run, "csrc/prep.c", "/* an edit */") == {
+        "synthetic_dataset": 1, "nmnist_events": 1, "frames": 2, "mnist_cache": 1,
+        "train_snn": 2, "train_cnn": 1, "report": 1, "all": 1}
 
 
 def test_bad_config_stops_before_any_job_naming_the_key(finished_run):

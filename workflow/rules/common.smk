@@ -20,13 +20,6 @@ T_VALUES = config["snn"]["T"]
 MODELS = [f"snn_T{T}" for T in T_VALUES] + ["cnn"]
 
 
-def code(*modules, script):
-    """Fingerprint of the package files ("events" for events.py, "prep.c") and the
-    script a job runs."""
-    files = [f"snnflow/{m}" if "." in m else f"snnflow/{m}.py" for m in modules]
-    return code_fingerprint(*files, f"scripts/{script}.py")
-
-
 def nmnist_inputs():
     if SYNTHETIC:
         return [SYNTHETIC_DIR]

@@ -5,7 +5,8 @@ rule synthetic_dataset:
         train_per_class=config["synthetic"]["train_per_class"],
         test_per_class=config["synthetic"]["test_per_class"],
         seed=config["synthetic"]["seed"],
-        code=code("synthetic", "events", "mnist", script="synthetic_dataset"),
+        code=code_fingerprint("synthetic_dataset"),
+        kernels=config["performance"]["kernels"],
     log:
         "results/logs/synthetic_dataset.log",
     conda:
@@ -39,7 +40,7 @@ rule unpack_nmnist:
     wildcard_constraints:
         folder="Train|Test",
     params:
-        code=code("download", script="unpack_nmnist"),
+        code=code_fingerprint("unpack_nmnist"),
     log:
         "results/logs/unpack_nmnist_{folder}.log",
     conda:
@@ -71,7 +72,8 @@ rule nmnist_events:
     params:
         root=nmnist_root,
         allow_missing_classes=config["allow_missing_classes"],
-        code=code("events", "caches", "parallel", "native", "prep.c", script="nmnist_events"),
+        code=code_fingerprint("nmnist_events"),
+        kernels=config["performance"]["kernels"],
     threads: 2
     log:
         "results/logs/nmnist_events.log",
@@ -92,7 +94,8 @@ rule frames:
         T=r"[1-9][0-9]*",
     params:
         T=lambda wc: int(wc.T),
-        code=code("frames", "events", "caches", "parallel", "native", "prep.c", script="frames"),
+        code=code_fingerprint("frames"),
+        kernels=config["performance"]["kernels"],
     threads: 2
     log:
         "results/logs/frames_T{T}.log",
@@ -112,7 +115,7 @@ rule mnist_cache:
     params:
         folder=mnist_root,
         allow_missing_classes=config["allow_missing_classes"],
-        code=code("mnist", "caches", script="mnist_cache"),
+        code=code_fingerprint("mnist_cache"),
     log:
         "results/logs/mnist_cache.log",
     conda:

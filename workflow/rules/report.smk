@@ -8,7 +8,7 @@ rule report:
     params:
         runs={model: f"results/runs/{model}" for model in MODELS},
         main_T=config["snn"]["main_T"],
-        code=code("report", script="report"),
+        code=code_fingerprint("report"),
     log:
         "results/logs/report.log",
     conda:
