@@ -1,5 +1,7 @@
 """The whole DAG through Snakemake on a tiny synthetic dataset, then what reruns."""
 
+import itertools
+import json
 import re
 import shutil
 import subprocess
@@ -14,6 +16,7 @@ from conftest import REPO
 pytestmark = pytest.mark.workflow
 
 TINY = {
+    "gpus": 2,  # two GPU slots (none exist here: the jobs claim slots and train on CPU)
     "synthetic": {"enabled": True, "train_per_class": 20, "test_per_class": 8, "seed": 0},
     "snn": {"T": [2, 4], "main_T": 4, "epochs": 2, "batch_size": 20, "lr": 0.01,
             "channels": [4, 8, 8], "hidden": 16},
@@ -21,8 +24,8 @@ TINY = {
 }
 
 
-def snakemake(workdir, *args, check=True):
-    result = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", *args],
+def snakemake(workdir, *args, check=True, cores=2):
+    result = subprocess.run([sys.executable, "-m", "snakemake", "--cores", str(cores), *args],
                             cwd=workdir, capture_output=True, text=True)
     if check and result.returncode != 0:
         raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
@@ -57,7 +60,7 @@ def finished_run(tmp_path_factory):
         shutil.copytree(REPO / folder, workdir / folder,
                         ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     (workdir / "tiny.yaml").write_text(yaml.safe_dump(TINY))
-    snakemake(workdir, "--configfile", "tiny.yaml")
+    snakemake(workdir, "--configfile", "tiny.yaml", "--resources", "gpu=2", cores=4)
     return workdir
 
 
@@ -80,6 +83,20 @@ def test_complete_study_produces_csvs_and_report(finished_run):
                 "train_snn_T2", "train_snn_T4", "train_cnn", "report"):
         assert (results / "logs" / f"{log}.log").exists()
     assert (results / "benchmarks" / "train_snn_T4.tsv").exists()
+
+
+def test_two_training_jobs_ran_at_once_on_their_own_gpu_slots(finished_run):
+    runs = {model: json.loads((finished_run / "results" / "runs" / model / "run.json")
+                              .read_text()) for model in ("snn_T2", "snn_T4", "cnn")}
+    for info in runs.values():
+        assert info["gpu_slot"] in (0, 1) and info["cuda_visible_devices"] == str(info["gpu_slot"])
+        assert info["device"] == "cpu" and "(2 threads)" in info["device_name"]  # 4 cores / 2
+    overlapping = [(a, b) for a, b in itertools.combinations(runs.values(), 2)
+                   if a["started"] < b["finished"] and b["started"] < a["finished"]]
+    assert overlapping, "the --resources gpu=2 run never ran two training jobs at once"
+    assert all(a["gpu_slot"] != b["gpu_slot"] for a, b in overlapping)
+    html = (finished_run / "results" / "report.html").read_text()
+    assert html.count("claimed GPU slot") == 3
 
 
 def test_nothing_reruns_without_a_change(finished_run):

@@ -5,6 +5,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
 
 from snnflow import SnnflowError
+from snnflow.gpu_slots import slot_count
 from snnflow.mnist import ALL_FILES as MNIST_FILES, find_idx_file
 from snnflow.settings import cnn_settings, code_fingerprint, snn_settings, validate_config
 
@@ -18,6 +19,15 @@ SYNTHETIC = config["synthetic"]["enabled"]
 SYNTHETIC_DIR = "results/raw/synthetic"
 T_VALUES = config["snn"]["T"]
 MODELS = [f"snn_T{T}" for T in T_VALUES] + ["cnn"]
+
+# Training jobs run one per GPU slot at once (--resources gpu=N), each with its share of
+# the cores. A cluster run without --cores takes each rule's threads from its profile.
+GPU_SLOTS = slot_count(config["gpus"])
+try:
+    CORES = workflow.cores
+except WorkflowError:
+    CORES = None
+TRAIN_THREADS = config["train_threads"] or max(1, (CORES or 8) // max(1, GPU_SLOTS))
 
 
 def nmnist_inputs():

@@ -11,7 +11,7 @@ rule train_snn:
         settings=lambda wc: snn_settings(config, wc.T),
         code=code_fingerprint("train_snn"),
         checkpoint=lambda wc: f"results/checkpoints/snn_T{wc.T}.pt",
-    threads: workflow.cores
+    threads: TRAIN_THREADS
     resources:
         gpu=1,
     log:
@@ -35,7 +35,7 @@ rule train_cnn:
         settings=cnn_settings(config),
         code=code_fingerprint("train_cnn"),
         checkpoint="results/checkpoints/cnn.pt",
-    threads: workflow.cores
+    threads: TRAIN_THREADS
     resources:
         gpu=1,
     log:

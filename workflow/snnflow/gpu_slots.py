@@ -44,6 +44,11 @@ def count_gpus():
     return len([p for p in glob.glob("/dev/nvidia*") if re.fullmatch(r"/dev/nvidia\d+", p)])
 
 
+def slot_count(configured):
+    """The config's `gpus`, or this machine's GPUs when it is null."""
+    return configured if configured is not None else count_gpus()
+
+
 def claim_gpu(slots, device, log, poll=POLL_SECONDS):
     """Claim one of `slots` GPU slots for this process (see the module docstring) and set
     CUDA_VISIBLE_DEVICES. `device` is the config's: an explicit `cuda:N` or `cpu`

@@ -112,8 +112,9 @@ def run_table(runs):
     for model, (_, info) in runs.items():
         settings = {k: v for k, v in info.get("settings", {}).items() if k not in ("model",)}
         rows.append({"model": label(model), "device": info.get("device_name", ""),
+                     "placement": info.get("placement", "-"),
+                     "backend": info.get("backend", "-"),
                      **{f"{k}": v for k, v in info.get("versions", {}).items()},
-                     "lif_kernels": info.get("lif_kernels") or "-",
                      "code": info.get("code_fingerprint", ""),
                      "settings": json.dumps(settings, sort_keys=True)})
     return pd.DataFrame(rows)

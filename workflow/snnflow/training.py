@@ -31,6 +31,7 @@ from . import METRICS_COLUMNS, SnnflowError, __version__, kernels
 from .atomic import atomic_path, reporting_full_disk
 from .checkpoint import load_state, restore_rng, rng_states, save_state
 from .dataset import ResidentDataset
+from .gpu_slots import claim_gpu, slot_count
 
 PROGRESS_EVERY_SECONDS = 30.0
 
@@ -311,41 +312,49 @@ def fit(job: Job, history, metrics_csv, checkpoint, key, log):
     return history
 
 
-def write(job: Job, model_path, run_json, code_fingerprint):
+def write(job: Job, model_path, run_json, code_fingerprint, placement):
     """The final model (weights + settings) and run.json (settings, versions, device,
-    backend)."""
+    backend, placement)."""
     s = job.settings
     save_state(model_path, {"settings": s.as_config(), "state_dict": job.model.state_dict(),
                             "code_fingerprint": code_fingerprint})
     info = {"model": s.model, "settings": s.as_config(), "code_fingerprint": code_fingerprint,
             "backend": job.backend, "kernels": kernels.status(),
             "n_train": len(job.train), "n_test": len(job.test),
-            **environment(job.device, job.threads)}
+            **environment(job.device, job.threads), **placement}
     with atomic_path(run_json) as tmp:
         tmp.write_text(json.dumps(info, indent=2))
 
 
 def run(kind, s: RunSettings, cache, metrics_csv, model_path, run_json, checkpoint,
-        code_fingerprint, threads=1, log=print):
+        code_fingerprint, threads=1, log=print, placement=None):
     """Train `s` (a model of `kind`) on `cache`, writing one CSV row per epoch, the final
-    model and run.json."""
+    model and run.json (with `placement`: where the job ran)."""
     if kind.name != s.model:
         raise ValueError(f"settings of a {s.model} run given to the {kind.name} loop")
+    started = time.time()
     job = prepare(kind, s, cache, threads, log)
     key = s.key(code_fingerprint)
     history = resume(job, Path(checkpoint), key, log)
     history = fit(job, history, metrics_csv, Path(checkpoint), key, log)
-    write(job, model_path, run_json, code_fingerprint)
+    write(job, model_path, run_json, code_fingerprint,
+          {**(placement or {}), "started": started, "finished": time.time()})
     return history
 
 
 def run_rule(kind, snakemake, log):
-    """`run` with what a training rule passes (settings and checkpoint as params)."""
+    """`run` with what a training rule passes (settings and checkpoint as params), on a
+    GPU slot of its own (claimed before anything initialises CUDA). The number of slots
+    is read from the config, not passed as a param: it says where a run goes, not what
+    it computes, so changing it must not rerun anything."""
+    settings = RunSettings(**snakemake.params.settings)
+    claim = claim_gpu(slot_count(snakemake.config["gpus"]), settings.device, log)
     out = snakemake.output
-    run(kind, RunSettings(**snakemake.params.settings), snakemake.input[0],
-        metrics_csv=out.metrics, model_path=out.model, run_json=out.run,
-        checkpoint=snakemake.params.checkpoint, code_fingerprint=snakemake.params.code,
-        threads=snakemake.threads, log=log)
+    run(kind, settings, snakemake.input[0], metrics_csv=out.metrics, model_path=out.model,
+        run_json=out.run, checkpoint=snakemake.params.checkpoint,
+        code_fingerprint=snakemake.params.code, threads=snakemake.threads, log=log,
+        placement={"gpu_slot": claim.slot, "cuda_visible_devices": claim.visible_devices,
+                   "placement": claim.note})
 
 
 def environment(device, threads):
