@@ -13,13 +13,14 @@ $(BIN)/python:
 
 # torch is installed on its own, pinned, so pip takes the CPU wheel of that release
 # instead of a multi-GB CUDA build; a GPU machine installs its CUDA build beforehand.
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
+# The other packages at the versions the tests ran with (envs/pip-constraints.txt).
+$(VENV)/.installed: pyproject.toml envs/pip-constraints.txt | $(BIN)/python
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e .
+	$(BIN)/python -m pip install -q -c envs/pip-constraints.txt -e .
 	touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed
-	$(BIN)/python -m pip install -q -e '.[test]'
+	$(BIN)/python -m pip install -q -c envs/pip-constraints.txt -e '.[test,slurm]'
 	touch $@
 
 demo: $(VENV)/.installed
