@@ -44,3 +44,49 @@ def test_envs_cover_the_pip_dependencies_the_jobs_import():
         assert pip_name in pip_names
         assert conda_name in in_envs, f"{conda_name} missing from envs/"
     assert "tonic" in pip_names and "tonic" in in_envs
+
+
+# conda packages that are toolchains, not Python packages the jobs import: left unpinned
+TOOLCHAIN = {"c-compiler", "cxx-compiler", "ninja", "pip"}
+PIP_NAMES = {"pytorch": "torch", "matplotlib-base": "matplotlib"}
+
+
+def installed(name):
+    import importlib.metadata
+    import platform
+
+    if name == "python":
+        return platform.python_version()
+    return importlib.metadata.version(name).split("+")[0]  # 2.13.0+cpu -> 2.13.0
+
+
+def pinned(path):
+    """{package: version} of an env file; every non-toolchain package must be pinned."""
+    pins = {}
+    for dep in yaml.safe_load(path.read_text())["dependencies"]:
+        for item in dep["pip"] if isinstance(dep, dict) else [dep]:
+            name, version = re.fullmatch(r"([\w.-]+)\s*(?:==?(\S+))?", item).groups()
+            if name in TOOLCHAIN:
+                continue
+            assert version, f"{path.name}: {item} is not pinned to an exact version"
+            pins[PIP_NAMES.get(name, name)] = version
+    return pins
+
+
+def test_conda_envs_pin_the_versions_the_tests_run_with():
+    for path in (REPO / "envs").glob("*.yaml"):
+        for name, version in pinned(path).items():
+            assert installed(name) == version, f"{path.name}: {name} {version}, installed " \
+                                               f"{installed(name)}"
+
+
+def test_pip_constraints_are_what_is_installed_and_agree_with_the_envs():
+    constraints = dict(line.split("==") for line in
+                       (REPO / "envs" / "pip-constraints.txt").read_text().splitlines()
+                       if line and not line.startswith("#"))
+    for name, version in constraints.items():
+        assert installed(name) == version, f"pip-constraints.txt: {name}"
+    for path in (REPO / "envs").glob("*.yaml"):
+        for name, version in pinned(path).items():
+            if name in constraints:
+                assert constraints[name] == version, f"{path.name} and pip-constraints: {name}"
