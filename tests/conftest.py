@@ -1,4 +1,7 @@
 import http.server
+import os
+import shutil
+import subprocess
 import sys
 import threading
 from functools import partial
@@ -81,3 +84,26 @@ def server(tmp_path):
     yield root, f"http://127.0.0.1:{httpd.server_address[1]}/"
     httpd.shutdown()
     httpd.server_close()
+
+
+def missing_commands(commands):
+    return [c for c in commands if shutil.which(c) is None and not Path("/usr/sbin", c).exists()]
+
+
+def ensure_debian_packages(commands, packages):
+    """None once every command is there (installing `packages` with apt-get, as root,
+    when one is missing), else the reason they cannot be had, for pytest.skip."""
+    if not missing_commands(commands):
+        return None
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        return f"{', '.join(missing_commands(commands))} missing and not installable here " \
+               f"(apt-get as root installs {' '.join(packages)})"
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    install = ["apt-get", "install", "-y", "--no-install-recommends", *packages]
+    for command in (install, ["apt-get", "update"], install):  # update only when needed
+        result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)
+        if result.returncode == 0 and command is install:
+            break
+    if missing_commands(commands):
+        return f"apt-get install {' '.join(packages)} failed: {result.stderr.strip()[-300:]}"
+    return None

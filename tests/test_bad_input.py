@@ -20,7 +20,7 @@ from snnflow.mnist import write_idx
 
 pytestmark = pytest.mark.workflow
 
-TRAIN_SNN_T4 = "results/runs/snn_T4/metrics.csv"
+TRAIN_SNN_T4 = "results/runs/snn_T4/seed0/metrics.csv"
 TINY_SNN = {"T": [4], "main_T": 4, "epochs": 1, "batch_size": 5, "channels": [4, 8, 8],
             "hidden": 16}
 
@@ -189,7 +189,7 @@ def test_batch_larger_than_the_dataset_stops_the_training_job(tmp_path, nmnist):
     config = {"nmnist_dir": str(nmnist), "snn": {"T": [4], "main_T": 4, "batch_size": 64}}
     expect_failure(tmp_path, TRAIN_SNN_T4, config,
                    "config key snn.batch_size: 64 is larger than the 10 training samples",
-                   log="train_snn_T4")
+                   log="train_snn_T4_seed0")
 
 
 def test_download_with_a_wrong_md5_keeps_nothing(tmp_path, server, rng):
@@ -231,7 +231,7 @@ def test_nested_keys_can_be_overridden_on_the_command_line(tmp_path):
     rc, output = run_target(tmp_path, "results/report.html", {"synthetic": {"enabled": True}},
                             "-n", "--config", "snn={T: [4, 8], main_T: 8, lr: 0.01}")
     assert rc == 0, output
-    assert "results/runs/snn_T8/metrics.csv" in output and "snn_T16" not in output
+    assert "results/runs/snn_T8/seed0/metrics.csv" in output and "snn_T16" not in output
     rc, output = run_target(tmp_path, "results/report.html", {}, "-n", "--config",
                             "snn={T: [four]}")
     assert rc == 1 and "config key snn.T[0]: 'four' is not of type 'integer'" in output
@@ -245,14 +245,14 @@ def test_a_crafted_checkpoint_never_runs_and_the_job_starts_fresh(tmp_path, nmni
         def __reduce__(self):
             return os.system, (f"touch {marker}",)
 
-    checkpoint = tmp_path / "results" / "checkpoints" / "snn_T4.pt"
+    checkpoint = tmp_path / "results" / "checkpoints" / "snn_T4_seed0.pt"
     checkpoint.parent.mkdir(parents=True)
     torch.save({"key": Payload()}, checkpoint)
     rc, output = run_target(tmp_path, TRAIN_SNN_T4, {"nmnist_dir": str(nmnist), "snn": TINY_SNN})
     assert rc == 0, output
     assert not marker.exists()
-    log = (tmp_path / "results" / "logs" / "train_snn_T4.log").read_text()
-    notice = [line for line in log.splitlines() if "snn_T4.pt is unreadable" in line]
+    log = (tmp_path / "results" / "logs" / "train_snn_T4_seed0.log").read_text()
+    notice = [line for line in log.splitlines() if "snn_T4_seed0.pt is unreadable" in line]
     assert len(notice) == 1 and notice[0].endswith("starting fresh"), log
     assert "resuming" not in log and (tmp_path / TRAIN_SNN_T4).exists()
 
@@ -346,8 +346,8 @@ def test_a_full_disk_under_the_event_store(tmp_path, nmnist):
 def test_a_full_disk_under_the_checkpoints(tmp_path, nmnist):
     prefix = mounted_tmpfs(tmp_path / "results" / "checkpoints", "4k")
     expect_failure(tmp_path, TRAIN_SNN_T4, {"nmnist_dir": str(nmnist), "snn": TINY_SNN},
-                   "results/checkpoints/snn_T4.pt: cannot be written, the disk is full",
-                   log="train_snn_T4", prefix=prefix)
+                   "results/checkpoints/snn_T4_seed0.pt: cannot be written, the disk is full",
+                   log="train_snn_T4_seed0", prefix=prefix)
 
 
 def test_a_killed_jobs_temporary_is_removed_by_the_next_run(tmp_path, nmnist):

@@ -74,6 +74,21 @@ def test_eval_uses_the_running_statistics():
     assert bn.num_batches_tracked == 0
 
 
+@pytest.mark.parametrize("backend", ["cpp", "torch"])
+@pytest.mark.parametrize("size", [12, 17])  # 17: max-pooling drops a row and a column
+def test_eval_counts_the_spikes_of_the_neurons_inside_the_windows(backend, size):
+    g = torch.Generator().manual_seed(size)
+    bn = batch_norm(5, g).eval()
+    y = channels_last_seq(4, 3, 5, size, size, g)
+    with torch.inference_mode():
+        pooled, fired = bn_lif_pool(y, bn, LIF(PARAMS, "fused", backend), count=True)
+        spikes = lif_reference(bn(y.flatten(0, 1)).unflatten(0, (4, 3)), PARAMS)
+        expected = layers_in_turn(y, bn)
+    inside = 2 * (size // 2)
+    assert torch.equal(pooled, expected)
+    assert fired.item() == spikes[..., :inside, :inside].sum().item() > 0
+
+
 def test_gradients_do_not_depend_on_the_thread_count():
     g = torch.Generator().manual_seed(5)
     y = channels_last_seq(8, 16, 16, 17, 17, g)

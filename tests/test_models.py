@@ -87,3 +87,52 @@ def test_optimised_cpu_path_uses_its_kernels_and_matches_the_reference(monkeypat
         assert torch.equal(outputs[0], reference_out)
         scale = reference_grad.abs().max()
         assert (grads[0] - reference_grad).abs().max() <= 1e-5 * scale
+
+
+@pytest.mark.parametrize("backend", ["cpp", "torch"])
+def test_recorded_activity_matches_the_spikes_counted_by_hand(backend):
+    """Firing rates, SOPs and first-layer MACs of SpikeRecord against the reference
+    engine's spikes, with fan-outs counted by convolving with all-ones weights."""
+    from torch.nn.functional import conv2d, max_pool2d
+
+    from snnflow.neuron import lif_reference
+    from snnflow.snn import SpikeRecord
+
+    torch.manual_seed(0)
+    model = CSNN(channels=(4, 8, 8), hidden=16, engine="fused", backend=backend)
+    model = model.to(memory_format=torch.channels_last).eval()
+    with torch.no_grad():  # every layer fires, as a fresh network's deeper layers do not
+        for conv, _ in model.convs:
+            conv.weight.mul_(6)
+        for fc in (model.fc1, model.fc2):
+            fc.weight.mul_(8)
+    T, N = 5, 3
+    x = (torch.rand(T, N, 2, 34, 34) < 0.1).float() * 2
+    record = SpikeRecord(model)
+    with torch.inference_mode():
+        record.forward(x)
+    rows = {r["layer"]: r for r in record.rows()}
+
+    def fan_out(inputs, c_out):  # every (input, output) pair a nonzero input meets
+        return conv2d(inputs.float(), torch.ones(c_out, inputs.shape[1], 3, 3), padding=1).sum()
+
+    expected = {"conv1": {"macs": fan_out(x.flatten(0, 1) != 0, 4) / N}}
+    with torch.inference_mode():
+        y = x.flatten(0, 1)
+        for k, ((conv, bn), lif) in enumerate(zip(model.convs, model.neurons)):
+            layer = f"conv{k + 1}"
+            if k:
+                expected[layer] = {"synaptic_ops": fan_out(y, conv.out_channels) / N}
+            spikes = lif_reference(bn(conv(y.contiguous())).unflatten(0, (T, N)), lif.params)
+            inside = spikes[..., :2 * (spikes.shape[-2] // 2), :2 * (spikes.shape[-1] // 2)]
+            expected[layer]["firing_rate"] = inside.sum() / (inside[0, 0].numel() * T * N)
+            y = max_pool2d(spikes.flatten(0, 1), 2)
+        hidden = lif_reference(model.fc1(y.flatten(1)).unflatten(0, (T, N)), model.lif1.params)
+        out = lif_reference(model.fc2(hidden), model.lif2.params)
+    expected["fc1"] = {"synaptic_ops": y.sum() * 16 / N, "firing_rate": hidden.mean()}
+    expected["fc2"] = {"synaptic_ops": hidden.sum() * 10 / N, "firing_rate": out.mean()}
+    assert all(float(values["firing_rate"]) > 0.1 for values in expected.values())
+    for layer, values in expected.items():
+        for column, value in values.items():
+            assert rows[layer][column] == pytest.approx(float(value), rel=1e-6), (layer, column)
+    assert rows["conv2"]["macs"] == 0 and rows["conv1"]["synaptic_ops"] == 0

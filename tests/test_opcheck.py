@@ -74,7 +74,8 @@ def kernel_cases():
     y = channels_last_seq(3, 2, 4, 6, 6)
     scale, shift = torch.rand(4) + 0.5, torch.rand(4) - 0.5
     yield ops.channel_moments, (y,)
-    yield ops.bn_lif_pool_forward, (y, scale, shift, *LIF)
+    for count in (False, True):
+        yield ops.bn_lif_pool_forward, (y, scale, shift, *LIF, count)
     mean, var = ops.channel_moments(y)
     yield ops.bn_lif_pool_backward, (torch.randn(3, 2, 4, 3, 3), y, scale, shift, mean,
                                      torch.rsqrt(var + 1e-5), *LIF, ALPHA)

@@ -22,7 +22,7 @@ CONFIG = {
     "snn": {"T": [8], "main_T": 8, "epochs": EPOCHS, "batch_size": 16, "lr": 0.005,
             "channels": [8, 16, 16], "hidden": 32},
 }
-TARGET = "results/runs/snn_T8/metrics.csv"
+TARGET = "results/runs/snn_T8/seed0/metrics.csv"
 
 
 def workflow_copy(path):
@@ -53,7 +53,7 @@ def test_sigkill_then_rerun_continues_at_the_next_epoch(tmp_path):
     subprocess.run(snakemake_command(TARGET), cwd=straight, check=True, capture_output=True)
 
     killed = workflow_copy(tmp_path / "killed")
-    log = killed / "results" / "logs" / "train_snn_T8.log"
+    log = killed / "results" / "logs" / "train_snn_T8_seed0.log"
     process = subprocess.Popen(snakemake_command(TARGET), cwd=killed, start_new_session=True,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_for_line(log, f"epoch 2/{EPOCHS}:", process)

@@ -52,6 +52,9 @@ def set_key(config, dotted, value):
     ("mnist_dir", "/data/x}", "config key mnist_dir: /data/x} holds '{' or '}'"),
     ("snn.main_T", 4.0, "config key snn.main_T: 4.0 is not of type 'integer'"),
     ("snn.T", [4.0], "config key snn.T[0]: 4.0 is not of type 'integer'"),
+    ("seeds", [0, 0], "config key seeds: [0, 0] has non-unique elements"),
+    ("seeds", [], "config key seeds: [] should be non-empty"),
+    ("energy.e_ac_pj", 0, "config key energy.e_ac_pj: 0 is less than or equal to the minimum"),
     ("snn.epochs", 1.0, "config key snn.epochs: 1.0 is not of type 'integer'"),
     ("cnn.batch_size", 4.0, "config key cnn.batch_size: 4.0 is not of type 'integer'"),
     ("snn.channels", [4.0, 8, 8], "config key snn.channels[0]: 4.0 is not of type 'integer'"),
@@ -83,12 +86,15 @@ def test_nmnist_dir_needs_train_and_test(config, tmp_path):
 
 
 def test_job_settings_carry_only_what_the_job_uses(config):
-    snn = snn_settings(config, "16")
-    assert snn["T"] == 16 and snn["tau"] == 2.0 and snn["model"] == "snn"
-    cnn = cnn_settings(config)
+    snn = snn_settings(config, "16", "3")
+    assert snn["T"] == 16 and snn["seed"] == 3 and snn["tau"] == 2.0 and snn["model"] == "snn"
+    cnn = cnn_settings(config, "0")
     assert "tau" not in cnn and "T" not in cnn and cnn["lr"] == config["cnn"]["lr"]
     config["snn"]["lr"] = 0.5
-    assert cnn_settings(config) == cnn
+    config["energy"]["e_ac_pj"] = 1.0  # the report's, not a training setting
+    assert cnn_settings(config, "0") == cnn
+    assert {k: v for k, v in snn_settings(config, "16", "3").items() if k != "lr"} == {
+        k: v for k, v in snn.items() if k != "lr"}
 
 
 def test_code_files_follow_imports_and_the_kernel_sources_they_name():
@@ -104,7 +110,8 @@ def test_code_files_follow_imports_and_the_kernel_sources_they_name():
     assert "snnflow/snn.py" not in frames
     report = code_files("report")
     assert report == ["scripts/report.py", "snnflow/__init__.py", "snnflow/atomic.py",
-                      "snnflow/job.py", "snnflow/kernels.py", "snnflow/report.py"]
+                      "snnflow/job.py", "snnflow/kernels.py", "snnflow/report.py",
+                      "snnflow/report_figures.py", "snnflow/report_tables.py"]
 
 
 def test_fingerprint_follows_an_indirectly_imported_file(tmp_path, monkeypatch):

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO
+from conftest import REPO, ensure_debian_packages
 
 pytestmark = pytest.mark.workflow
 
@@ -45,24 +45,6 @@ TEST_OVERRIDES = [
     "--set-threads", "train_snn=1", "train_cnn=1", "nmnist_events=1", "frames=1",
 ]
 WORKFLOW_TIMEOUT = 600  # the plugin's sacct status check would hang forever: never wait on it
-
-
-def _missing_tools():
-    return [tool for tool in ("slurmctld", "slurmd", "munged", "sbatch", "squeue")
-            if shutil.which(tool) is None and not Path("/usr/sbin", tool).exists()]
-
-
-def _install_packages():
-    """Install slurm-wlm and munge from Debian's packages; a reason when impossible."""
-    if shutil.which("apt-get") is None:
-        return "no apt-get to install slurm-wlm and munge"
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = ["apt-get", "install", "-y", "--no-install-recommends", "slurm-wlm", "munge"]
-    for command in (["apt-get", "update"], install):
-        result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)
-        if result.returncode != 0 and command is install:
-            return f"apt-get install slurm-wlm munge failed: {result.stderr.strip()[-300:]}"
-    return None
 
 
 def _free_ports(n):
@@ -106,10 +88,10 @@ def _stop(pids):
 def slurm_cluster():
     if os.geteuid() != 0:
         pytest.skip("starting slurmctld, slurmd and munged needs root")
-    if _missing_tools():
-        reason = _install_packages()
-        if reason or _missing_tools():
-            pytest.skip(reason or f"still missing after install: {_missing_tools()}")
+    reason = ensure_debian_packages(["slurmctld", "slurmd", "munged", "sbatch", "squeue"],
+                                    ["slurm-wlm", "munge"])
+    if reason:
+        pytest.skip(reason)
     if SYSTEM_CONF.exists() or SYSTEM_CONF.is_symlink():
         pytest.skip(f"{SYSTEM_CONF} exists: a SLURM installation is configured here, and the "
                     "test does not touch it")
@@ -226,7 +208,7 @@ def test_the_study_runs_as_slurm_jobs_one_gpu_each(slurm_cluster, workdir):
     submitted = {jobid: rule for jobid, rule in re.findall(
         r"submitted with SLURM jobid (\d+) \(log: \S+/rule_(\w+)/\S*?\d+\.log\)", output)}
     assert sorted(submitted.values()) == sorted(
-        ["synthetic_dataset", "nmnist_events", "frames", "frames", "mnist_cache",
+        ["synthetic_dataset", "nmnist_events", "frames", "frames", "mnist_cache", "data_summary",
          "train_snn", "train_snn", "train_cnn", "report"]), output
     jobs = slurm_jobs(slurm_cluster)
     training = {jobid: jobs[jobid] for jobid, rule in submitted.items()
@@ -245,7 +227,7 @@ def test_the_study_runs_as_slurm_jobs_one_gpu_each(slurm_cluster, workdir):
                    if interval(f)[0] <= moment < interval(f)[1]]
         assert len(running) <= 2, "more GPU jobs ran at once than the node has GPUs"
     runs = [json.loads(path.read_text()) for path in
-            (workdir / "results" / "runs").glob("*/run.json")]
+            (workdir / "results" / "runs").glob("*/seed0/run.json")]
     assert len(runs) == 3
     for info in runs:  # SLURM chose the GPU; the job claimed no slot of its own
         assert info["cuda_visible_devices"] in ("0", "1") and info["gpu_slot"] is None

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 import snnflow.training as training
-from snnflow import METRICS_COLUMNS, SnnflowError, cnn, snn
-from snnflow.training import RunSettings, run
+from snnflow import LAYER_COLUMNS, LAYERS, METRICS_COLUMNS, SnnflowError, cnn, snn
+from snnflow.training import Outputs, RunSettings, run
 
 KINDS = {"snn": snn.KIND, "cnn": cnn.KIND}
 
@@ -22,11 +22,11 @@ def settings(model, **overrides):
     return RunSettings(**values)
 
 
-def train(s, caches, out, **kw):
+def train(s, caches, out, log=lambda m: None, **kw):
     cache = caches / ("nmnist_T4.h5" if s.model == "snn" else "mnist.h5")
     out.mkdir(parents=True, exist_ok=True)
-    return run(KINDS[s.model], s, cache, out / "metrics.csv", out / "model.pt", out / "run.json",
-               out / "checkpoint.pt", code_fingerprint="abc", log=lambda m: None, **kw)
+    return run(KINDS[s.model], s, cache, Outputs.in_folder(out), out / "checkpoint.pt",
+               code_fingerprint="abc", log=log, **kw)
 
 
 @pytest.mark.parametrize("model", ["snn", "cnn"])
@@ -70,22 +70,58 @@ def test_resume_after_interruption_continues_the_same_run(small_caches, tmp_path
         train(s, small_caches, tmp_path / "resumed")
     monkeypatch.setattr(training.Trainer, "train_epoch", original)
     logs = []
-    run(KINDS[s.model], s, small_caches / "nmnist_T4.h5", *(tmp_path / "resumed" / f for f in
-        ("metrics.csv", "model.pt", "run.json", "checkpoint.pt")),
-        code_fingerprint="abc", log=logs.append)
+    train(s, small_caches, tmp_path / "resumed", log=logs.append)
     assert any("resuming" in line and "after epoch 2" in line for line in logs)
     straight, resumed = (pd.read_csv(tmp_path / d / "metrics.csv").drop(columns=TIMES)
                          for d in ("straight", "resumed"))
     pd.testing.assert_frame_equal(straight, resumed)
+    for name in ("layers.csv", "predictions.csv"):
+        pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "straight" / name),
+                                      pd.read_csv(tmp_path / "resumed" / name))
+
+
+def test_a_job_resumed_after_its_last_epoch_still_writes_its_predictions(small_caches, tmp_path):
+    s = settings("cnn", epochs=2)
+    train(s, small_caches, tmp_path / "straight")
+    train(s, small_caches, tmp_path / "again")
+    (tmp_path / "again" / "predictions.csv").unlink()  # as if killed after the checkpoint
+    logs = []
+    train(s, small_caches, tmp_path / "again", log=logs.append)
+    assert any("after epoch 2" in line for line in logs)
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "straight" / "predictions.csv"),
+                                  pd.read_csv(tmp_path / "again" / "predictions.csv"))
+
+
+@pytest.mark.parametrize("model", ["snn", "cnn"])
+def test_layer_activity_and_predictions_are_written(small_caches, tmp_path, model):
+    train(settings(model), small_caches, tmp_path)
+    layers = pd.read_csv(tmp_path / "layers.csv")
+    assert list(layers.columns) == LAYER_COLUMNS
+    assert list(layers["epoch"]) == [e for e in (1, 2, 3) for _ in LAYERS]
+    assert list(layers["layer"]) == list(LAYERS) * 3
+    if model == "snn":  # spikes per neuron per step; SOPs from spikes; MACs on the events
+        assert layers["firing_rate"].between(0, 1).all()
+        assert (layers.loc[layers.layer == "conv1", "macs"] > 0).all()
+        assert (layers.loc[layers.layer != "conv1", "macs"] == 0).all()
+    else:  # no spikes: MACs from the shapes, the same every epoch
+        assert layers["firing_rate"].isna().all() and (layers["synaptic_ops"] == 0).all()
+        first = layers[layers.epoch == 1].set_index("layer")["macs"]
+        assert first["conv1"] == 1 * 4 * (26 * 26 * 9 + 4 * 26 * 6 + 4 * 4)  # 28x28 input
+        assert first["fc2"] == 16 * 10
+    predictions = pd.read_csv(tmp_path / "predictions.csv")
+    assert list(predictions.columns) == ["index", "label", "prediction"]
+    n_test = 60 if model == "snn" else 20
+    assert list(predictions["index"]) == list(range(n_test))
+    metrics = pd.read_csv(tmp_path / "metrics.csv")
+    accuracy = (predictions["label"] == predictions["prediction"]).mean()
+    assert accuracy == pytest.approx(metrics["test_acc"].iloc[-1])
 
 
 def test_changed_setting_starts_fresh(small_caches, tmp_path):
     train(settings("cnn", epochs=2), small_caches, tmp_path)
     logs = []
     s = settings("cnn", epochs=2, lr=0.02)
-    run(KINDS[s.model], s, small_caches / "mnist.h5", *(tmp_path / f for f in
-        ("metrics.csv", "model.pt", "run.json", "checkpoint.pt")),
-        code_fingerprint="abc", log=logs.append)
+    train(s, small_caches, tmp_path, log=logs.append)
     assert any("starting fresh" in line for line in logs)
     assert list(pd.read_csv(tmp_path / "metrics.csv")["epoch"]) == [1, 2]
 
@@ -126,8 +162,6 @@ def test_damaged_checkpoint_starts_fresh(small_caches, tmp_path):
     (tmp_path / "checkpoint.pt").write_bytes(b"not a checkpoint")
     logs = []
     s = settings("cnn", epochs=1)
-    run(KINDS[s.model], s, small_caches / "mnist.h5", *(tmp_path / f for f in
-        ("metrics.csv", "model.pt", "run.json", "checkpoint.pt")),
-        code_fingerprint="abc", log=logs.append)
+    train(s, small_caches, tmp_path, log=logs.append)
     assert any("unreadable" in line and "starting fresh" in line for line in logs)
     assert list(pd.read_csv(tmp_path / "metrics.csv")["epoch"]) == [1]

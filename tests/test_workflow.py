@@ -11,12 +11,13 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import REPO
+from conftest import REPO, ensure_debian_packages
 
 pytestmark = pytest.mark.workflow
 
 TINY = {
     "gpus": 2,  # two GPU slots (none exist here: the jobs claim slots and train on CPU)
+    "seeds": [0, 1],
     "synthetic": {"enabled": True, "train_per_class": 20, "test_per_class": 8, "seed": 0},
     "snn": {"T": [2, 4], "main_T": 4, "epochs": 2, "batch_size": 20, "lr": 0.01,
             "channels": [4, 8, 8], "hidden": 16},
@@ -43,11 +44,18 @@ def planned_jobs(workdir, config):
 
 
 def variant(**changes):
+    """TINY with changes: snn__tau=3.0 sets snn.tau, seeds=[...] sets seeds."""
     config = yaml.safe_load(yaml.safe_dump(TINY))
     for dotted, value in changes.items():
-        section, key = dotted.split("__")
-        config[section][key] = value
+        *sections, key = dotted.split("__")
+        node = config
+        for section in sections:
+            node = node.setdefault(section, {})
+        node[key] = value
     return config
+
+
+RUNS = [(model, seed) for model in ("snn_T2", "snn_T4", "cnn") for seed in (0, 1)]
 
 
 @pytest.fixture(scope="module")
@@ -65,38 +73,93 @@ def finished_run(tmp_path_factory):
 
 
 def test_complete_study_produces_csvs_and_report(finished_run):
+    from snnflow.report import figure_names
+
     results = finished_run / "results"
-    for model in ("snn_T2", "snn_T4", "cnn"):
-        metrics = pd.read_csv(results / "runs" / model / "metrics.csv")
+    for model, seed in RUNS:
+        folder = results / "runs" / model / f"seed{seed}"
+        metrics = pd.read_csv(folder / "metrics.csv")
         assert list(metrics["epoch"]) == [1, 2]
         assert metrics.notna().all().all()
-        assert (results / "runs" / model / "model.pt").stat().st_size > 0
-    cnn = pd.read_csv(results / "runs" / "cnn" / "metrics.csv")
+        assert (folder / "model.pt").stat().st_size > 0
+        assert len(pd.read_csv(folder / "layers.csv")) == 2 * 5
+        assert len(pd.read_csv(folder / "predictions.csv")) == 80
+        assert (results / "logs" / f"train_{model}_seed{seed}.log").exists()
+        assert (results / "benchmarks" / f"train_{model}_seed{seed}.tsv").exists()
+    seed0, seed1 = (pd.read_csv(results / "runs" / "snn_T4" / f"seed{s}" / "metrics.csv")
+                    for s in (0, 1))
+    assert not seed0["train_loss"].equals(seed1["train_loss"])  # two seeds, two runs
+    cnn = pd.read_csv(results / "runs" / "cnn" / "seed0" / "metrics.csv")
     assert cnn["test_acc"].iloc[-1] > 0.2  # chance is 0.1
     html = (results / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == 4
-    for words in ("CNN vs SNN-4", "SNN-2", "reference study", "Time per epoch"):
+    figures = figure_names([2, 4], 4)
+    assert html.count("data:image/png;base64,") == len(figures)
+    assert sorted(p.stem for p in (results / "figures").iterdir()) == sorted(figures)
+    for words in ("CNN vs SNN-4", "SNN-2", "reference study", "Time per epoch",
+                  "2 seeds each", "Spikes and energy", "synthetic (snnflow.synthetic"):
         assert words in html
-    for table in ("comparison", "timing", "accuracy_by_T", "runs"):
+    for table in ("comparison", "timing", "accuracy_by_T", "significance", "energy", "layers",
+                  "per_class_accuracy", "confusion", "dataset", "runs"):
         assert (results / "tables" / f"{table}.csv").exists()
     for log in ("synthetic_dataset", "nmnist_events", "frames_T2", "frames_T4", "mnist_cache",
-                "train_snn_T2", "train_snn_T4", "train_cnn", "report"):
+                "data_summary", "report"):
         assert (results / "logs" / f"{log}.log").exists()
-    assert (results / "benchmarks" / "train_snn_T4.tsv").exists()
 
 
 def test_two_training_jobs_ran_at_once_on_their_own_gpu_slots(finished_run):
-    runs = {model: json.loads((finished_run / "results" / "runs" / model / "run.json")
-                              .read_text()) for model in ("snn_T2", "snn_T4", "cnn")}
-    for info in runs.values():
+    runs = [json.loads((finished_run / "results" / "runs" / model / f"seed{seed}" / "run.json")
+                       .read_text()) for model, seed in RUNS]
+    for info in runs:
         assert info["gpu_slot"] in (0, 1) and info["cuda_visible_devices"] == str(info["gpu_slot"])
         assert info["device"] == "cpu" and "(2 threads)" in info["device_name"]  # 4 cores / 2
-    overlapping = [(a, b) for a, b in itertools.combinations(runs.values(), 2)
+    overlapping = [(a, b) for a, b in itertools.combinations(runs, 2)
                    if a["started"] < b["finished"] and b["started"] < a["finished"]]
     assert overlapping, "the --resources gpu=2 run never ran two training jobs at once"
     assert all(a["gpu_slot"] != b["gpu_slot"] for a, b in overlapping)
     html = (finished_run / "results" / "report.html").read_text()
-    assert html.count("claimed GPU slot") == 3
+    assert html.count("claimed GPU slot") == len(RUNS)
+
+
+def test_snakemakes_own_report_holds_every_figure_and_table(finished_run):
+    import zipfile
+
+    from snnflow.report import TABLES, figure_names
+
+    (finished_run / "tiny.yaml").write_text(yaml.safe_dump(TINY))
+    snakemake(finished_run, "--configfile", "tiny.yaml", "--report",
+              "results/snakemake-report.zip")
+    with zipfile.ZipFile(finished_run / "results" / "snakemake-report.zip") as zf:
+        names = zf.namelist()
+    for figure in figure_names([2, 4], 4):
+        assert any(name.endswith(f"/{figure}.png") for name in names), figure
+    for table in TABLES:
+        assert any(name.endswith(f"/{table}.csv") for name in names), table
+    assert sum(name.endswith("/report.html") for name in names) == 2  # ours, inside theirs
+
+
+def test_the_page_in_a_real_browser(finished_run):
+    """Every image decodes, nothing is fetched from outside the file, no console error."""
+    import headless_chromium
+
+    reason = ensure_debian_packages(["chromium"], ["chromium"])
+    if reason:
+        pytest.skip(reason)
+    chromium = headless_chromium.find_chromium()
+    page = finished_run / "results" / "report.html"
+    seen = headless_chromium.visit(chromium, page.as_uri())
+    assert len(seen.images) == html_images(page) and seen.images
+    for alt, complete, width in seen.images:
+        assert complete and width > 0, f"image '{alt}' did not decode"
+    outside = [url for url in seen.requests if url != page.as_uri() and not url.startswith("data:")]
+    assert outside == [], "the page is not self-contained"
+    assert seen.console_errors == []
+    screenshot = finished_run / "results" / "report-screenshot.png"
+    screenshot.write_bytes(seen.screenshot)
+    assert seen.screenshot.startswith(b"\x89PNG") and len(seen.screenshot) > 10_000
+
+
+def html_images(page):
+    return page.read_text().count("<img ")
 
 
 def test_nothing_reruns_without_a_change(finished_run):
@@ -105,17 +168,17 @@ def test_nothing_reruns_without_a_change(finished_run):
 
 def test_snn_setting_reruns_the_snn_jobs_and_the_report(finished_run):
     assert planned_jobs(finished_run, variant(snn__tau=3.0)) == {
-        "train_snn": 2, "report": 1, "all": 1}
+        "train_snn": 4, "report": 1, "all": 1}
 
 
 def test_adding_a_T_builds_its_frames_and_run_only(finished_run):
     assert planned_jobs(finished_run, variant(snn__T=[2, 4, 8])) == {
-        "frames": 1, "train_snn": 1, "report": 1, "all": 1}
+        "frames": 1, "data_summary": 1, "train_snn": 2, "report": 1, "all": 1}
 
 
 def test_cnn_learning_rate_reruns_the_cnn_and_the_report(finished_run):
     assert planned_jobs(finished_run, variant(cnn__lr=0.02)) == {
-        "train_cnn": 1, "report": 1, "all": 1}
+        "train_cnn": 2, "report": 1, "all": 1}
 
 
 def planned_after_editing(workdir, relative_path, comment):
@@ -129,22 +192,31 @@ def planned_after_editing(workdir, relative_path, comment):
         path.write_text(original)
 
 
+def test_adding_a_seed_runs_only_its_training_jobs_and_the_report(finished_run):
+    assert planned_jobs(finished_run, variant(seeds=[0, 1, 2])) == {
+        "train_snn": 2, "train_cnn": 1, "report": 1, "all": 1}
+
+
+def test_the_energy_constants_rerun_only_the_report(finished_run):
+    assert planned_jobs(finished_run, variant(energy__e_ac_pj=0.5)) == {"report": 1, "all": 1}
+
+
 def test_editing_the_neuron_code_reruns_the_snn_jobs(finished_run):
     assert planned_after_editing(finished_run, "neuron.py", "# an edit") == {
-        "train_snn": 2, "report": 1, "all": 1}
+        "train_snn": 4, "report": 1, "all": 1}
 
 
 def test_editing_a_module_imported_only_indirectly_reruns_exactly_its_jobs(finished_run):
     # train_snn.py imports snn, which imports fused_block; train_cnn.py does not
     assert planned_after_editing(finished_run, "fused_block.py", "# an edit") == {
-        "train_snn": 2, "report": 1, "all": 1}
+        "train_snn": 4, "report": 1, "all": 1}
 
 
 def test_editing_a_kernel_source_reruns_the_jobs_that_load_it(finished_run):
     # the data jobs that load the C kernels, and everything downstream of them
     assert planned_after_editing(finished_run, "csrc/prep.c", "/* an edit */") == {
         "synthetic_dataset": 1, "nmnist_events": 1, "frames": 2, "mnist_cache": 1,
-        "train_snn": 2, "train_cnn": 1, "report": 1, "all": 1}
+        "data_summary": 1, "train_snn": 4, "train_cnn": 2, "report": 1, "all": 1}
 
 
 def test_bad_config_stops_before_any_job_naming_the_key(finished_run):

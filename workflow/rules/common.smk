@@ -7,6 +7,8 @@ sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
 from snnflow import SnnflowError
 from snnflow.gpu_slots import slot_count
 from snnflow.mnist import ALL_FILES as MNIST_FILES, find_idx_file
+from snnflow.report import FIGURES as REPORT_FIGURE_CATEGORIES, TABLES as REPORT_TABLES
+from snnflow.report import figure_names
 from snnflow.settings import cnn_settings, code_fingerprint, snn_settings, validate_config
 
 try:
@@ -18,7 +20,22 @@ except SnnflowError as err:  # one line, as the jobs report bad input, and exit 
 SYNTHETIC = config["synthetic"]["enabled"]
 SYNTHETIC_DIR = "results/raw/synthetic"
 T_VALUES = config["snn"]["T"]
+SEEDS = config["seeds"]
 MODELS = [f"snn_T{T}" for T in T_VALUES] + ["cnn"]
+RUN_FILES = ["metrics.csv", "layers.csv", "predictions.csv", "run.json"]
+
+
+def run_folder(model, seed):
+    return f"results/runs/{model}/seed{seed}"
+
+
+# Where the data came from, for the report's data table (URLs and md5 sums are resolved
+# by the data_summary job, which has tonic).
+DATA_SOURCES = (
+    {"kind": "synthetic", **config["synthetic"]} if SYNTHETIC else
+    {"kind": "datasets", "nmnist_dir": config["nmnist_dir"], "mnist_dir": config["mnist_dir"],
+     "nmnist_mirror": config["download"]["nmnist_mirror"],
+     "mnist_mirror": config["download"]["mnist_mirror"]})
 
 # Training jobs run one per GPU slot at once (--resources gpu=N), each with its share of
 # the cores. A cluster run without --cores takes each rule's threads from its profile.

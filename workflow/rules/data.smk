@@ -122,3 +122,23 @@ rule mnist_cache:
         "../../envs/data.yaml"
     script:
         "../scripts/mnist_cache.py"
+
+
+rule data_summary:
+    input:
+        events="results/events/nmnist.h5",
+        frames=expand("results/frames/nmnist_T{T}.h5", T=T_VALUES),
+        mnist="results/frames/mnist.h5",
+    output:
+        dataset="results/data/dataset.csv",
+        examples="results/data/examples.npz",
+    params:
+        T=T_VALUES,
+        sources=DATA_SOURCES,
+        code=code_fingerprint("data_summary"),
+    log:
+        "results/logs/data_summary.log",
+    conda:
+        "../../envs/data.yaml"
+    script:
+        "../scripts/data_summary.py"

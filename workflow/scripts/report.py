@@ -2,13 +2,16 @@ import sys
 
 sys.path.insert(0, f"{snakemake.scriptdir}/..")  # the snnflow package
 
+from pathlib import Path
+
 from snnflow.job import run_job
 from snnflow.report import build_report
 
 
 def main(log):
-    build_report(snakemake.params.runs, snakemake.params.main_T, snakemake.output.html,
-                 snakemake.output.tables, snakemake.output.figures)
+    p = snakemake.params
+    build_report(p.runs, p.main_T, p.data, p.energy, snakemake.output.html,
+                 Path(snakemake.output.tables[0]).parent, Path(snakemake.output.figures[0]).parent)
     log(f"wrote {snakemake.output.html}")
 
 

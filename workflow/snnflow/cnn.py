@@ -4,7 +4,8 @@ its training spec (cross-entropy of the logits)."""
 import torch.nn.functional as F
 from torch import nn
 
-from .architecture import N_CLASSES, conv_block, flat_size
+from . import LAYERS
+from .architecture import N_CLASSES, block_sizes, conv_block, conv_macs, flat_size
 from .mnist import load_images
 from .training import ModelKind
 
@@ -14,6 +15,8 @@ class CNN(nn.Module):
 
     def __init__(self, channels=(32, 64, 128), hidden=256, in_channels=1, size=28):
         super().__init__()
+        self.channels, self.hidden = channels, hidden
+        self.in_channels, self.size = in_channels, size
         layers = []
         c_in = in_channels
         for c_out in channels:
@@ -23,8 +26,39 @@ class CNN(nn.Module):
                    nn.ReLU(inplace=True), nn.Linear(hidden, N_CLASSES, bias=False)]
         self.net = nn.Sequential(*layers)
 
-    def forward(self, x):
+    def forward(self, x, record=None):
+        """(`record` is accepted as the SNN's forward takes it: a CNN's operations follow
+        from its shapes alone.)"""
         return self.net(x)
+
+    def layer_macs(self):
+        """Multiply-accumulates per sample of each layer, from the shapes (convolutions
+        count only weights that meet an input pixel, not the zero padding)."""
+        c_in, macs = self.in_channels, {}
+        for layer, c_out, size in zip(LAYERS, self.channels, block_sizes(self.size)):
+            macs[layer] = conv_macs(c_in, c_out, size)
+            c_in = c_out
+        macs["fc1"] = flat_size(self.channels, self.size) * self.hidden
+        macs["fc2"] = self.hidden * N_CLASSES
+        return macs
+
+
+class OpsRecord:
+    """The CNN's counterpart of snnflow.snn.SpikeRecord: no spikes, MACs per layer."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def forward(self, x):
+        return self.model(x)
+
+    def rows(self):
+        sizes = dict(zip(LAYERS, block_sizes(self.model.size)))
+        units = {layer: c * sizes[layer] ** 2 for layer, c in zip(LAYERS, self.model.channels)}
+        units.update(fc1=self.model.hidden, fc2=N_CLASSES)
+        return [{"layer": layer, "neurons": units[layer], "firing_rate": float("nan"),
+                 "synaptic_ops": 0, "macs": macs}
+                for layer, macs in self.model.layer_macs().items()]
 
 
 def _cross_entropy(out, y):
@@ -34,4 +68,5 @@ def _cross_entropy(out, y):
 
 KIND = ModelKind(name="cnn", load=load_images, time_major=False, scale=1.0 / 255.0,
                  choose_backend=lambda s, device: ("torch", None),
-                 build=lambda s, backend: CNN(s.channels, s.hidden), loss=_cross_entropy)
+                 build=lambda s, backend: CNN(s.channels, s.hidden), loss=_cross_entropy,
+                 new_record=OpsRecord)

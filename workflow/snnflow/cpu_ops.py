@@ -44,9 +44,10 @@ def _register_fakes():
     register("lif_backward", lambda grad, h, tau, v_th, v_reset, alpha: torch.empty_like(h))
     register("channel_moments", lambda y: [y.new_empty(y.shape[2]), y.new_empty(y.shape[2])])
 
-    def pooled(y, scale, shift, tau, v_th, v_reset):
+    def pooled(y, scale, shift, tau, v_th, v_reset, count):
         T, N, C, H, W = y.shape
-        return channels_last(y.new_empty(T * N, C, H // 2, W // 2)).view(T, N, C, H // 2, W // 2)
+        spikes = channels_last(y.new_empty(T * N, C, H // 2, W // 2))
+        return [spikes.view(T, N, C, H // 2, W // 2), y.new_empty(C, dtype=torch.int64)]
     register("bn_lif_pool_forward", pooled)
     register("bn_lif_pool_backward", lambda grad, y, scale, *rest: [
         torch.empty_like(y), scale.new_empty(scale.shape), scale.new_empty(scale.shape)])

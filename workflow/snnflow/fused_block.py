@@ -23,15 +23,24 @@ from torch import nn
 from . import cpu_ops
 
 
-def bn_lif_pool(y_seq, bn: nn.BatchNorm2d, lif):
-    """pool(LIF(bn(y))) for conv outputs y_seq (T, N, C, H, W) -> (T, N, C, H/2, W/2)."""
+def bn_lif_pool(y_seq, bn: nn.BatchNorm2d, lif, count=False):
+    """pool(LIF(bn(y))) for conv outputs y_seq (T, N, C, H, W) -> (T, N, C, H/2, W/2).
+
+    With `count` (evaluation only): (pooled spikes, number of LIF spikes) instead, the
+    spikes counted over the neurons inside the pooling windows, the ones whose spikes
+    can reach the next layer (with an odd size, max-pooling drops the last row and
+    column, and the fused kernel does not compute them)."""
+    if count and bn.training:
+        raise ValueError("spikes are counted in evaluation only")
     if not _fusable(y_seq, bn, lif):
         T, N = y_seq.shape[:2]
-        return lif.forward_pooled(bn(y_seq.flatten(0, 1)).unflatten(0, (T, N)))
+        return lif.forward_pooled(bn(y_seq.flatten(0, 1)).unflatten(0, (T, N)), count)
     p = lif.params
     if not bn.training:
         scale, shift = _affine(bn.weight, bn.bias, bn.running_mean, bn.running_var, bn.eps)
-        return _bn_lif_pool_eval(y_seq, scale, shift, p.tau, p.v_threshold, p.v_reset)
+        pooled, per_channel = _bn_lif_pool_eval(y_seq, scale, shift, p.tau, p.v_threshold,
+                                                p.v_reset)
+        return (pooled, per_channel.sum()) if count else pooled
     pooled, mean, var = _bn_lif_pool(y_seq, bn.weight, bn.bias, bn.eps, p.tau, p.v_threshold,
                                      p.v_reset, p.alpha)
     with torch.no_grad():  # as nn.BatchNorm2d: the unbiased variance goes into the running one
@@ -81,7 +90,8 @@ def _bn_lif_pool(y_seq: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, 
     kernels = cpu_ops.load()
     mean, var = kernels.channel_moments(y_seq)
     scale, shift = _affine(weight, bias, mean, var, eps)
-    return kernels.bn_lif_pool_forward(y_seq, scale, shift, tau, v_threshold, v_reset), mean, var
+    pooled, _ = kernels.bn_lif_pool_forward(y_seq, scale, shift, tau, v_threshold, v_reset, False)
+    return pooled, mean, var
 
 
 @_bn_lif_pool.register_fake
@@ -126,11 +136,14 @@ _bn_lif_pool.register_autograd(_backward, setup_context=_setup_context)
 
 @torch.library.custom_op("snnflow::bn_lif_pool_eval", mutates_args=())
 def _bn_lif_pool_eval(y_seq: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor, tau: float,
-                      v_threshold: float, v_reset: float) -> torch.Tensor:
-    """Pooled spikes with BatchNorm's running statistics (no gradient)."""
-    return cpu_ops.load().bn_lif_pool_forward(y_seq, scale, shift, tau, v_threshold, v_reset)
+                      v_threshold: float, v_reset: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(pooled spikes, LIF spikes per channel) with BatchNorm's running statistics (no
+    gradient)."""
+    pooled, per_channel = cpu_ops.load().bn_lif_pool_forward(y_seq, scale, shift, tau,
+                                                             v_threshold, v_reset, True)
+    return pooled, per_channel
 
 
 @_bn_lif_pool_eval.register_fake
 def _(y_seq, scale, shift, tau, v_threshold, v_reset):
-    return _pooled_like(y_seq)
+    return _pooled_like(y_seq), scale.new_empty(scale.shape, dtype=torch.int64)

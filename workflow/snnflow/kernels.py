@@ -122,11 +122,17 @@ def _load(family, fallback, switch):
 
 
 def _reason(err):
+    """The line of a failed build that says what went wrong: the compiler's first
+    `error:` line where there is one."""
     text = getattr(err, "stderr", None) or getattr(err, "output", None) or str(err)
     if isinstance(text, bytes):
         text = text.decode(errors="replace")
-    lines = [line for line in str(text).splitlines() if "error" in line.lower()]
-    return first_line(lines[0] if lines else text or type(err).__name__, 160)
+    lines = str(text).splitlines()
+    for marker in ("error:", "Error", "error"):
+        found = [line for line in lines if marker in line]
+        if found:
+            return first_line(found[0].split("/src/")[-1], 200)
+    return first_line(text or type(err).__name__, 200)
 
 
 def cache_root():

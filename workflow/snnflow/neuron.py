@@ -194,11 +194,16 @@ class LIF(nn.Module):
             return lif_reference(x_seq, self.params)
         return lif_fused(x_seq, self.params, self.backend)
 
-    def forward_pooled(self, x_seq):
-        """LIF, then 2x2 max-pooling of the spikes: (T, N, C, H, W) -> (T, N, C, H/2, W/2).
+    def forward_pooled(self, x_seq, count=False):
+        """LIF, then 2x2 max-pooling of the spikes: (T, N, C, H, W) -> (T, N, C, H/2, W/2);
+        with `count`, (pooled, spikes of the neurons inside the pooling windows).
         (snnflow.fused_block fuses both with the BatchNorm before them.)"""
         spikes = self(x_seq)
-        return nn.functional.max_pool2d(spikes.flatten(0, 1), 2).unflatten(0, x_seq.shape[:2])
+        pooled = nn.functional.max_pool2d(spikes.flatten(0, 1), 2).unflatten(0, x_seq.shape[:2])
+        if not count:
+            return pooled
+        rows, cols = 2 * pooled.shape[-2], 2 * pooled.shape[-1]
+        return pooled, spikes[..., :rows, :cols].sum()
 
     def extra_repr(self):
         p = self.params

@@ -204,19 +204,20 @@ def code_fingerprint(script):
     return digest.hexdigest()[:16]
 
 
-def snn_settings(config, T):
-    """Settings of the SNN run with T time steps (snnflow.training.RunSettings fields)."""
+def snn_settings(config, T, seed):
+    """Settings of the SNN run with T time steps and `seed` (snnflow.training.RunSettings
+    fields)."""
     snn = config["snn"]
-    return dict(model="snn", T=int(T), seed=config["seed"], device=config["device"],
+    return dict(model="snn", T=int(T), seed=int(seed), device=config["device"],
                 **config["performance"],
                 **{k: snn[k] for k in ("epochs", "batch_size", "lr", "channels", "hidden",
                                        "tau", "v_threshold", "v_reset", "surrogate_alpha",
                                        "engine")})
 
 
-def cnn_settings(config):
-    """Settings of the CNN run (snnflow.training.RunSettings fields)."""
+def cnn_settings(config, seed):
+    """Settings of the CNN run with `seed` (snnflow.training.RunSettings fields)."""
     cnn = config["cnn"]
-    return dict(model="cnn", seed=config["seed"], device=config["device"],
+    return dict(model="cnn", seed=int(seed), device=config["device"],
                 **config["performance"],
                 **{k: cnn[k] for k in ("epochs", "batch_size", "lr", "channels", "hidden")})

@@ -13,8 +13,8 @@ convolutions of spikes skip their zeros (snnflow.sparse_conv).
 import torch.nn.functional as F
 from torch import nn
 
-from . import backends
-from .architecture import N_CLASSES, conv_block, flat_size
+from . import LAYERS, backends
+from .architecture import N_CLASSES, block_sizes, conv_block, conv_synaptic_ops, flat_size
 from .frames import load_frames
 from .fused_block import bn_lif_pool
 from .neuron import LIF, LIFParams
@@ -36,6 +36,7 @@ class CSNN(nn.Module):
         if engine == "reference":
             backend = "torch"  # the reference runs no kernels of any backend
         self.engine, self.backend = engine, backend
+        self.size = size
         self.convs = nn.ModuleList()
         self.neurons = nn.ModuleList()
         c_in = in_channels
@@ -48,15 +49,75 @@ class CSNN(nn.Module):
         self.fc2 = nn.Linear(hidden, N_CLASSES, bias=False)
         self.lif2 = LIF(neuron, engine, backend)
 
-    def forward(self, x_seq):
+    def forward(self, x_seq, record=None):
+        """With `record` (a SpikeRecord; evaluation only), every spiking layer adds its
+        spikes and the synaptic operations its input spikes cause to it."""
         T, N = x_seq.shape[:2]
         y = x_seq.flatten(0, 1)
         for k, ((conv, bn), lif) in enumerate(zip(self.convs, self.neurons)):
-            # after the first block the input is pooled spikes, mostly zeros
-            y = conv_spikes(conv, y, self.backend) if k > 0 else conv(y)
-            y = bn_lif_pool(y.unflatten(0, (T, N)), bn, lif).flatten(0, 1)
-        y = self.lif1(self.fc1(y.flatten(1)).unflatten(0, (T, N)))
-        return self.lif2(self.fc2(y))
+            if k == 0:  # the input is event counts: a multiply-accumulate per nonzero synapse
+                if record is not None:
+                    record.add(LAYERS[0], macs=conv_synaptic_ops(y != 0, conv.out_channels))
+                y = conv(y)
+            else:  # the input is pooled spikes, mostly zeros
+                if record is not None:
+                    record.add(LAYERS[k], synaptic_ops=conv_synaptic_ops(y, conv.out_channels))
+                y = conv_spikes(conv, y, self.backend)
+            y = bn_lif_pool(y.unflatten(0, (T, N)), bn, lif, count=record is not None)
+            if record is not None:
+                y, fired = y
+                record.add(LAYERS[k], spikes=fired)
+            y = y.flatten(0, 1)
+        hidden = self.lif1(self.fc1(y.flatten(1)).unflatten(0, (T, N)))
+        out = self.lif2(self.fc2(hidden))
+        if record is not None:  # every spike reaches all units of the next layer
+            record.add("fc1", spikes=hidden.sum(), synaptic_ops=y.sum() * self.fc1.out_features)
+            record.add("fc2", spikes=out.sum(), synaptic_ops=hidden.sum() * N_CLASSES)
+        return out
+
+    def layer_neurons(self):
+        """LIF neurons per sample and time step of each layer whose spikes reach the next
+        layer (max-pooling drops the last row and column of an odd-sized map)."""
+        sizes = block_sizes(self.size)
+        counts = {layer: conv[0].out_channels * (2 * (size // 2)) ** 2
+                  for layer, conv, size in zip(LAYERS, self.convs, sizes)}
+        return {**counts, "fc1": self.fc1.out_features, "fc2": N_CLASSES}
+
+
+class SpikeRecord:
+    """The spiking layers' activity over the evaluation batches of an epoch.
+
+    Per layer: the firing rate (spikes per neuron per time step) and the synaptic
+    operations per sample (SOPs: each input spike times the fan-out of its synapses),
+    both from the recorded spikes. The first convolution is fed event counts, not
+    spikes: its operations are multiply-accumulates (MACs), counted the same way, each
+    nonzero input count times its fan-out (a zero count costs nothing to an event-driven
+    implementation)."""
+
+    def __init__(self, model):
+        self.model = model
+        self.spikes = dict.fromkeys(LAYERS, 0.0)
+        self.synaptic_ops = dict.fromkeys(LAYERS, 0.0)
+        self.macs = dict.fromkeys(LAYERS, 0.0)
+        self.samples = self.steps = 0
+
+    def forward(self, x_seq):
+        """The model's output on a batch, recording its activity."""
+        self.steps, self.samples = x_seq.shape[0], self.samples + x_seq.shape[1]
+        return self.model(x_seq, record=self)
+
+    def add(self, layer, spikes=0.0, synaptic_ops=0.0, macs=0.0):
+        self.spikes[layer] += float(spikes)
+        self.synaptic_ops[layer] += float(synaptic_ops)
+        self.macs[layer] += float(macs)
+
+    def rows(self):
+        """One row per layer (snnflow.LAYER_COLUMNS but the epoch)."""
+        neurons = self.model.layer_neurons()
+        return [{"layer": layer, "neurons": neurons[layer],
+                 "firing_rate": self.spikes[layer] / (neurons[layer] * self.steps * self.samples),
+                 "synaptic_ops": self.synaptic_ops[layer] / self.samples,
+                 "macs": self.macs[layer] / self.samples} for layer in LAYERS]
 
 
 def firing_rate(spikes):
@@ -83,4 +144,5 @@ def _build(s, backend):
 
 
 KIND = ModelKind(name="snn", load=load_frames, time_major=True, scale=1.0,
-                 choose_backend=_choose_backend, build=_build, loss=_rate_mse)
+                 choose_backend=_choose_backend, build=_build, loss=_rate_mse,
+                 new_record=SpikeRecord)

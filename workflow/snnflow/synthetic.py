@@ -13,6 +13,7 @@ The output is read by the same code as the real data: `<out>/NMNIST/{Train,Test}
 """
 
 import argparse
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -85,13 +86,26 @@ def _mnist_frame(glyph, rng):
 
 def _sample(image, rows, cols):
     """Bilinear sample of `image` at fractional (rows, cols); zero outside."""
-    padded = np.pad(np.asarray(image, dtype=np.float32), 1)
-    r = np.clip(np.asarray(rows, dtype=np.float32) + 1, 0, padded.shape[0] - 1.001)
-    c = np.clip(np.asarray(cols, dtype=np.float32) + 1, 0, padded.shape[1] - 1.001)
+    return _bilinear_taps(np.shape(image), rows, cols)(image)
+
+
+def _bilinear_taps(shape, rows, cols):
+    """The bilinear sampling of images of `shape` at fractional (rows, cols), zero
+    outside, as a function of the image: the indices and weights are computed once,
+    for sampling many images at the same points."""
+    r = np.clip(np.asarray(rows, dtype=np.float32) + 1, 0, shape[0] + 2 - 1.001)  # padded
+    c = np.clip(np.asarray(cols, dtype=np.float32) + 1, 0, shape[1] + 2 - 1.001)
     r0, c0 = np.floor(r).astype(int), np.floor(c).astype(int)
     fr, fc = r - r0, c - c0
-    return ((1 - fr) * (1 - fc) * padded[r0, c0] + (1 - fr) * fc * padded[r0, c0 + 1]
-            + fr * (1 - fc) * padded[r0 + 1, c0] + fr * fc * padded[r0 + 1, c0 + 1])
+    weights = ((1 - fr) * (1 - fc), (1 - fr) * fc, fr * (1 - fc), fr * fc)
+    corners = ((r0, c0), (r0, c0 + 1), (r0 + 1, c0), (r0 + 1, c0 + 1))
+
+    def sample(image):
+        padded = np.pad(np.asarray(image, dtype=np.float32), 1)
+        w00, w01, w10, w11 = weights
+        (a, b), (c, d), (e, f), (g, h) = corners
+        return w00 * padded[a, b] + w01 * padded[c, d] + w10 * padded[e, f] + w11 * padded[g, h]
+    return sample
 
 
 def saccade_offsets():
@@ -102,16 +116,19 @@ def saccade_offsets():
     return np.concatenate(legs + [SACCADE_VERTICES[-1:]])
 
 
-def _sensor_views(image, offsets):
-    """The image as the 34x34 sensor sees it at each offset: (steps, 34, 34)."""
+@functools.cache
+def _sensor_sampling():
+    """Bilinear sampling of a 28x28 image as the 34x34 sensor sees it at each offset
+    along the saccades: the same points for every image."""
+    offsets = saccade_offsets()
     ys, xs = np.mgrid[0:HEIGHT, 0:WIDTH].astype(np.float32)
     dx, dy = offsets[:, 0, None, None], offsets[:, 1, None, None]
-    return _sample(image, ys - dy, xs - dx)
+    return _bilinear_taps((28, 28), ys - dy, xs - dx)
 
 
 def image_to_events(image, rng):
     """N-MNIST-style events (x, y, t, p) of a 28x28 image moved along the saccades."""
-    views = _sensor_views(image, saccade_offsets())
+    views = _sensor_sampling()(image)
     log_views = np.log(views + LOG_EPS)
     threshold = CONTRAST_THRESHOLD + THRESHOLD_MISMATCH * rng.standard_normal((HEIGHT, WIDTH))
     threshold = np.maximum(threshold, 0.05)

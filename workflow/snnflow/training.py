@@ -27,7 +27,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from . import METRICS_COLUMNS, SnnflowError, __version__, kernels
+from . import LAYER_COLUMNS, METRICS_COLUMNS, PREDICTION_COLUMNS, SnnflowError, __version__, kernels
 from .atomic import atomic_path, reporting_full_disk
 from .checkpoint import load_state, restore_rng, rng_states, save_state
 from .dataset import ResidentDataset
@@ -89,6 +89,8 @@ class ModelKind:
     choose_backend: Callable  # (settings, device) -> (backend, description or None)
     build: Callable         # (settings, backend) -> nn.Module
     loss: Callable          # (model output, labels) -> (loss, class scores)
+    new_record: Callable    # (model) -> a record of its layers' activity in evaluation:
+                            # .forward(x) runs the model, .rows() gives LAYER_COLUMNS
 
 
 def loss_and_scores(model, kind, x, y):
@@ -147,8 +149,8 @@ class Trainer:
     Loss and accuracy are summed on the device and read once per epoch; so is the
     non-finite-loss check (the first bad batch is remembered on the device)."""
 
-    def __init__(self, model, kind, optimizer, batch_size, autocast, scaler, log):
-        self.model, self.kind, self.optimizer = model, kind, optimizer
+    def __init__(self, model, eager, kind, optimizer, batch_size, autocast, scaler, log):
+        self.model, self.eager, self.kind, self.optimizer = model, eager, kind, optimizer
         self.batch_size, self.autocast, self.scaler, self.log = batch_size, autocast, scaler, log
 
     def train_epoch(self, data, generator, epoch):
@@ -188,16 +190,23 @@ class Trainer:
 
     @torch.inference_mode()
     def evaluate(self, data):
-        """(mean loss, accuracy) over `data` in order, in eval mode."""
-        self.model.eval()
+        """(mean loss, accuracy, layer rows, predicted classes) over `data` in order, in
+        eval mode, recording the layers' activity (the eager model: recording does not
+        go through torch.compile)."""
+        self.eager.eval()
+        record = self.kind.new_record(self.eager)
         total_loss = torch.zeros((), dtype=torch.float64, device=data.device)
         correct = torch.zeros((), dtype=torch.int64, device=data.device)
+        predictions = []
         for x, y in data.batches(self.batch_size):
             with self.autocast():
-                loss, scores = loss_and_scores(self.model, self.kind, x, y)
+                loss, scores = self.kind.loss(record.forward(x).float(), y)
             total_loss += loss * len(y)
-            correct += (scores.argmax(1) == y).sum()
-        return total_loss.item() / len(data), correct.item() / len(data)
+            predicted = scores.argmax(1)
+            correct += (predicted == y).sum()
+            predictions.append(predicted)
+        return (total_loss.item() / len(data), correct.item() / len(data), record.rows(),
+                torch.cat(predictions).cpu())
 
 
 @dataclass
@@ -215,6 +224,7 @@ class Job:
     generator: torch.Generator
     backend: str
     threads: int
+    predictions: torch.Tensor | None = None  # of the last evaluation in this process
 
 
 def load_data(kind, s: RunSettings, cache, device):
@@ -258,7 +268,7 @@ def prepare(kind, s: RunSettings, cache, threads, log):
               else None)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=s.epochs)
     forward_model = torch.compile(model) if s.compile else model
-    trainer = Trainer(forward_model, kind, optimizer, s.batch_size, autocast, scaler, log)
+    trainer = Trainer(forward_model, model, kind, optimizer, s.batch_size, autocast, scaler, log)
     return Job(s, device, train, test, model, optimizer, scheduler, scaler, trainer,
                torch.Generator().manual_seed(s.seed), backend, threads)
 
@@ -282,10 +292,12 @@ def resume(job: Job, checkpoint, key, log):
     return state["history"]
 
 
-def fit(job: Job, history, metrics_csv, checkpoint, key, log):
-    """Train the remaining epochs: a CSV row and a checkpoint after each."""
+def fit(job: Job, history, outputs, checkpoint, key, log):
+    """Train the remaining epochs: CSV rows and a checkpoint after each. `history` holds
+    one dict per finished epoch: the metrics row and its "layers" rows."""
     s, device = job.settings, job.device
-    _write_csv(metrics_csv, history, "w")
+    _write_rows(outputs.metrics, METRICS_COLUMNS, history, "w")
+    _write_rows(outputs.layers, LAYER_COLUMNS, [r for h in history for r in h["layers"]], "w")
     for epoch in range(len(history) + 1, s.epochs + 1):
         lr = job.optimizer.param_groups[0]["lr"]
         _sync(device)
@@ -293,15 +305,17 @@ def fit(job: Job, history, metrics_csv, checkpoint, key, log):
         train_loss, train_acc = job.trainer.train_epoch(job.train, job.generator, epoch)
         _sync(device)
         t1 = time.perf_counter()
-        test_loss, test_acc = job.trainer.evaluate(job.test)
+        test_loss, test_acc, layers, job.predictions = job.trainer.evaluate(job.test)
         _sync(device)
         t2 = time.perf_counter()
         job.scheduler.step()
         row = dict(epoch=epoch, lr=lr, train_loss=train_loss, train_acc=train_acc,
                    test_loss=test_loss, test_acc=test_acc,
-                   train_seconds=t1 - t0, test_seconds=t2 - t1)
+                   train_seconds=t1 - t0, test_seconds=t2 - t1,
+                   layers=[{"epoch": epoch, **layer} for layer in layers])
         history.append(row)
-        _write_csv(metrics_csv, [row], "a")
+        _write_rows(outputs.metrics, METRICS_COLUMNS, [row], "a")
+        _write_rows(outputs.layers, LAYER_COLUMNS, row["layers"], "a")
         save_state(checkpoint, {
             "key": key, "model": job.model.state_dict(), "optimizer": job.optimizer.state_dict(),
             "scheduler": job.scheduler.state_dict(), "rng": rng_states(job.generator),
@@ -312,32 +326,55 @@ def fit(job: Job, history, metrics_csv, checkpoint, key, log):
     return history
 
 
-def write(job: Job, model_path, run_json, code_fingerprint, placement):
-    """The final model (weights + settings) and run.json (settings, versions, device,
-    backend, placement)."""
+def write(job: Job, outputs, code_fingerprint, placement):
+    """The final model (weights + settings), its test-set predictions and run.json
+    (settings, versions, device, backend, placement)."""
     s = job.settings
-    save_state(model_path, {"settings": s.as_config(), "state_dict": job.model.state_dict(),
-                            "code_fingerprint": code_fingerprint})
+    save_state(outputs.model, {"settings": s.as_config(), "state_dict": job.model.state_dict(),
+                               "code_fingerprint": code_fingerprint})
+    if job.predictions is None:  # resumed after the last epoch: evaluate the final model
+        job.predictions = job.trainer.evaluate(job.test)[3]
+    labels = job.test.labels.cpu()
+    with atomic_path(outputs.predictions) as tmp:
+        _write_rows(tmp, PREDICTION_COLUMNS, [
+            {"index": i, "label": int(label), "prediction": int(predicted)}
+            for i, (label, predicted) in enumerate(zip(labels, job.predictions))], "w")
     info = {"model": s.model, "settings": s.as_config(), "code_fingerprint": code_fingerprint,
             "backend": job.backend, "kernels": kernels.status(),
             "n_train": len(job.train), "n_test": len(job.test),
             **environment(job.device, job.threads), **placement}
-    with atomic_path(run_json) as tmp:
+    with atomic_path(outputs.run) as tmp:
         tmp.write_text(json.dumps(info, indent=2))
 
 
-def run(kind, s: RunSettings, cache, metrics_csv, model_path, run_json, checkpoint,
-        code_fingerprint, threads=1, log=print, placement=None):
-    """Train `s` (a model of `kind`) on `cache`, writing one CSV row per epoch, the final
-    model and run.json (with `placement`: where the job ran)."""
+@dataclass(frozen=True)
+class Outputs:
+    """The files a run writes."""
+    metrics: Path
+    layers: Path
+    predictions: Path
+    model: Path
+    run: Path
+
+    @classmethod
+    def in_folder(cls, folder):
+        folder = Path(folder)
+        return cls(*(folder / name for name in ("metrics.csv", "layers.csv", "predictions.csv",
+                                                "model.pt", "run.json")))
+
+
+def run(kind, s: RunSettings, cache, outputs: Outputs, checkpoint, code_fingerprint, threads=1,
+        log=print, placement=None):
+    """Train `s` (a model of `kind`) on `cache`, writing `outputs` (with `placement`:
+    where the job ran, into run.json)."""
     if kind.name != s.model:
         raise ValueError(f"settings of a {s.model} run given to the {kind.name} loop")
     started = time.time()
     job = prepare(kind, s, cache, threads, log)
     key = s.key(code_fingerprint)
     history = resume(job, Path(checkpoint), key, log)
-    history = fit(job, history, metrics_csv, Path(checkpoint), key, log)
-    write(job, model_path, run_json, code_fingerprint,
+    history = fit(job, history, outputs, Path(checkpoint), key, log)
+    write(job, outputs, code_fingerprint,
           {**(placement or {}), "started": started, "finished": time.time()})
     return history
 
@@ -350,8 +387,9 @@ def run_rule(kind, snakemake, log):
     settings = RunSettings(**snakemake.params.settings)
     claim = claim_gpu(slot_count(snakemake.config["gpus"]), settings.device, log)
     out = snakemake.output
-    run(kind, settings, snakemake.input[0], metrics_csv=out.metrics, model_path=out.model,
-        run_json=out.run, checkpoint=snakemake.params.checkpoint,
+    run(kind, settings, snakemake.input[0],
+        Outputs(*(Path(getattr(out, name)) for name in Outputs.__dataclass_fields__)),
+        checkpoint=snakemake.params.checkpoint,
         code_fingerprint=snakemake.params.code, threads=snakemake.threads, log=log,
         placement={"gpu_slot": claim.slot, "cuda_visible_devices": claim.visible_devices,
                    "placement": claim.note})
@@ -383,12 +421,14 @@ def _cpu_name():
     return platform.processor() or "CPU"
 
 
-def _write_csv(path, rows, mode):
+def _write_rows(path, columns, rows, mode):
+    """Write (mode "w", with the header) or append rows of `columns` to a CSV file,
+    flushed to disk: a killed job leaves every finished epoch's rows."""
     with reporting_full_disk(path), open(path, mode, newline="") as f:
         writer = csv.writer(f)
         if mode == "w":
-            writer.writerow(METRICS_COLUMNS)
+            writer.writerow(columns)
         for row in rows:
-            writer.writerow([row[c] for c in METRICS_COLUMNS])
+            writer.writerow([row[c] for c in columns])
         f.flush()
         os.fsync(f.fileno())

@@ -15,8 +15,10 @@
 #include <ATen/Parallel.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/empty_like.h>
+#include <ATen/ops/zeros.h>
 #include <ATen/ops/zeros_like.h>
 
+#include <mutex>
 #include <utility>
 #include <vector>
 
@@ -118,23 +120,17 @@ static inline void prefetch(const float* base, std::pair<int64_t, int64_t> range
   for (int64_t i = range.first; i < range.second; i += 16) __builtin_prefetch(base + i);
 }
 
-at::Tensor bn_lif_pool_forward(at::Tensor y, at::Tensor scale, at::Tensor shift,
-                                  double tau, double v_th, double v_reset) {
-  TORCH_CHECK(time_major_channels_last(y), "fused BN+LIF+pool (CPU): float32 channels_last (T, N, C, H, W)");
-  const Windows w(y);
+// Pooled spikes and, when `count` (evaluation), the number of spikes per channel of the
+// neurons inside the windows (the others reach nothing downstream and are not computed).
+template <bool COUNT>
+static void bn_lif_pool_forward_impl(const Windows& w, const float* yp, const float* ap,
+                                     const float* bp, float* pp, int64_t* counts, float ftau,
+                                     float fth, float fr) {
   const int64_t C = w.C, tile = w.tile();
-  auto pooled = at::empty({w.T * w.N, C, w.OH, w.OW},
-                             y.options().memory_format(at::MemoryFormat::ChannelsLast))
-                    .view({w.T, w.N, C, w.OH, w.OW});
-  const float* yp = y.data_ptr<float>();
-  const auto scale_c = scale.contiguous(), shift_c = shift.contiguous();
-  const float* ap = scale_c.data_ptr<float>();
-  const float* bp = shift_c.data_ptr<float>();
-  float* pp = pooled.data_ptr<float>();
-  const float ftau = (float)tau, fth = (float)v_th, fr = (float)v_reset;
-  at::parallel_for(0, (w.positions + tile - 1) / tile, 1, [=](int64_t first, int64_t last) {
+  std::mutex merge;
+  at::parallel_for(0, (w.positions + tile - 1) / tile, 1, [=, &merge](int64_t first, int64_t last) {
     std::vector<float> state(tile * 4 * C);
-    std::vector<int64_t> offsets(tile * 4);
+    std::vector<int64_t> offsets(tile * 4), fired_in_chunk(COUNT ? C : 0, 0);
     for (int64_t k = first; k < last; ++k) {
       const int64_t p0 = k * tile, np = std::min(tile, w.positions - p0);
       w.corners(p0, np, offsets.data());
@@ -148,18 +144,44 @@ at::Tensor bn_lif_pool_forward(at::Tensor y, at::Tensor scale, at::Tensor shift,
           for (int e = 0; e < 4; ++e) {
             const float* __restrict__ ye = yp + t * w.M + offsets[j * 4 + e];
             float* __restrict__ ve = state.data() + (j * 4 + e) * C;
+            int64_t* __restrict__ fc = fired_in_chunk.data();
             for (int64_t c = 0; c < C; ++c) {
               const float h = charge(ve[c], std::fma(ye[c], ap[c], bp[c]), ftau, fr);
               const bool fired = h >= fth;
               ve[c] = fired ? fr : h;
               out[c] = fired ? 1.0f : out[c];
+              if constexpr (COUNT) fc[c] += fired;
             }
           }
         }
       }
     }
+    if constexpr (COUNT) {  // integer sums: the order of the chunks does not matter
+      std::lock_guard<std::mutex> lock(merge);
+      for (int64_t c = 0; c < C; ++c) counts[c] += fired_in_chunk[c];
+    }
   });
-  return pooled;
+}
+
+std::vector<at::Tensor> bn_lif_pool_forward(at::Tensor y, at::Tensor scale, at::Tensor shift,
+                                            double tau, double v_th, double v_reset, bool count) {
+  TORCH_CHECK(time_major_channels_last(y), "fused BN+LIF+pool (CPU): float32 channels_last (T, N, C, H, W)");
+  const Windows w(y);
+  auto pooled = at::empty({w.T * w.N, w.C, w.OH, w.OW},
+                          y.options().memory_format(at::MemoryFormat::ChannelsLast))
+                    .view({w.T, w.N, w.C, w.OH, w.OW});
+  auto counts = at::zeros({w.C}, y.options().dtype(at::kLong));
+  const auto scale_c = scale.contiguous(), shift_c = shift.contiguous();
+  const float* ap = scale_c.data_ptr<float>();
+  const float* bp = shift_c.data_ptr<float>();
+  if (count) {
+    bn_lif_pool_forward_impl<true>(w, y.data_ptr<float>(), ap, bp, pooled.data_ptr<float>(),
+                                   counts.data_ptr<int64_t>(), tau, v_th, v_reset);
+  } else {
+    bn_lif_pool_forward_impl<false>(w, y.data_ptr<float>(), ap, bp, pooled.data_ptr<float>(),
+                                    counts.data_ptr<int64_t>(), tau, v_th, v_reset);
+  }
+  return {pooled, counts};
 }
 
 // Gradients of y, of BatchNorm's weight and of its bias (training mode: the batch

@@ -13,7 +13,7 @@ TORCH_LIBRARY(snnflow_cpu, m) {
   // fused BatchNorm + LIF + 2x2 max-pool: batch moments, pooled spikes, grads of y, weight, bias
   m.def("channel_moments(Tensor y) -> Tensor[]");
   m.def("bn_lif_pool_forward(Tensor y, Tensor scale, Tensor shift, float tau, float v_th, "
-        "float v_reset) -> Tensor");
+        "float v_reset, bool count) -> Tensor[]");  // pooled spikes, spikes per channel
   m.def("bn_lif_pool_backward(Tensor grad_pooled, Tensor y, Tensor scale, Tensor shift, "
         "Tensor mean, Tensor invstd, float tau, float v_th, float v_reset, float alpha) "
         "-> Tensor[]");

@@ -15,8 +15,8 @@ at::Tensor lif_backward(at::Tensor grad_spikes, at::Tensor h_seq, double tau, do
 
 // bn_lif_pool.cpp: BatchNorm -> LIF -> 2x2 max-pool over channels_last (T, N, C, H, W)
 std::vector<at::Tensor> channel_moments(at::Tensor y);
-at::Tensor bn_lif_pool_forward(at::Tensor y, at::Tensor scale, at::Tensor shift, double tau,
-                               double v_th, double v_reset);
+std::vector<at::Tensor> bn_lif_pool_forward(at::Tensor y, at::Tensor scale, at::Tensor shift,
+                                            double tau, double v_th, double v_reset, bool count);
 std::vector<at::Tensor> bn_lif_pool_backward(at::Tensor grad_pooled, at::Tensor y,
                                              at::Tensor scale, at::Tensor shift,
                                              at::Tensor mean, at::Tensor invstd, double tau,

@@ -1,0 +1,45 @@
+"""The data summary: a row per split of the data used, and one test sample per class."""
+
+import h5py
+import numpy as np
+import pandas as pd
+
+from snnflow.data_summary import describe_sources, summarize
+
+SYNTHETIC = {"kind": "synthetic", "enabled": True, "train_per_class": 6, "test_per_class": 6,
+             "seed": 0}
+
+
+def test_rows_per_split_and_the_first_test_sample_of_each_class(small_caches, tmp_path):
+    summarize(small_caches / "events.h5", {4: small_caches / "nmnist_T4.h5"},
+              small_caches / "mnist.h5", SYNTHETIC, tmp_path / "dataset.csv",
+              tmp_path / "examples.npz")
+    table = pd.read_csv(tmp_path / "dataset.csv").set_index(["dataset", "split"])
+    with h5py.File(small_caches / "events.h5") as store:
+        events = np.diff(store["test/offsets"][...])
+    row = table.loc[("N-MNIST", "test")]
+    assert row["samples"] == 60 and all(row[f"class_{c}"] == 6 for c in range(10))
+    assert row["events_mean"] == events.mean() and row["events_min"] == events.min()
+    assert table.loc[("MNIST", "test"), "samples"] == 20
+    assert table.loc[("MNIST", "train"), "source"].startswith("synthetic (snnflow.synthetic")
+    with np.load(tmp_path / "examples.npz", allow_pickle=False) as examples, \
+            h5py.File(small_caches / "nmnist_T4.h5") as frames, \
+            h5py.File(small_caches / "mnist.h5") as mnist:
+        assert examples["frames_T4"].shape == (10, 4, 2, 34, 34)
+        labels = frames["test/labels"][...]
+        for c in (0, 7):
+            first = np.flatnonzero(labels == c)[0]
+            np.testing.assert_array_equal(examples["frames_T4"][c], frames["test/frames"][first])
+            assert examples["names"][c] == frames["test/names"][first].decode()
+            digit = np.flatnonzero(mnist["test/labels"][...] == c)[0]
+            np.testing.assert_array_equal(examples["digits"][c], mnist["test/images"][digit, 0])
+
+
+def test_sources_name_the_urls_and_md5_sums_or_the_local_copies():
+    downloaded = describe_sources({"kind": "datasets", "nmnist_dir": None, "mnist_dir": "/d/m",
+                                   "nmnist_mirror": "http://mirror/", "mnist_mirror": None})
+    assert downloaded["nmnist"].startswith("download, md5 checked: http://mirror/train.zip (md5 ")
+    assert downloaded["mnist"] == "local copy: /d/m"
+    mnist = describe_sources({"kind": "datasets", "nmnist_dir": "/d/n", "mnist_dir": None,
+                              "nmnist_mirror": None, "mnist_mirror": None})["mnist"]
+    assert "train-images-idx3-ubyte.gz (md5 f68b3c2dcbeaaa9fbdd348bbdeb94873)" in mnist

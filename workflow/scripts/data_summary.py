@@ -1,0 +1,16 @@
+import sys
+
+sys.path.insert(0, f"{snakemake.scriptdir}/..")  # the snnflow package
+
+from snnflow.data_summary import summarize
+from snnflow.job import run_job
+
+
+def main(log):
+    summarize(snakemake.input.events, dict(zip(snakemake.params.T, snakemake.input.frames)),
+              snakemake.input.mnist, snakemake.params.sources, snakemake.output.dataset,
+              snakemake.output.examples)
+    log(f"wrote {snakemake.output.dataset} and {snakemake.output.examples}")
+
+
+run_job(snakemake, main)
