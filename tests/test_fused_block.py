@@ -134,3 +134,28 @@ def batch_norm_copy(bn):
     copy = nn.BatchNorm2d(bn.num_features).to(bn.weight.dtype)
     copy.load_state_dict(bn.state_dict())
     return copy.train(bn.training)
+
+
+def test_the_triton_kernels_match_the_layers_in_turn_in_the_interpreter():
+    """The CUDA fused block (snnflow.block_triton), run by Triton's interpreter on CPU:
+    spikes, spike counts and the gradients of y, the weight and the bias."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    pytest.importorskip("triton")
+    script = """
+import sys, json, torch
+sys.path[:0] = [sys.argv[1], sys.argv[2]]
+from gpu_check import check_block
+rows, ok = check_block(torch.device("cpu"), shapes=((1, 2, 3, 4, 4), (4, 3, 5, 17, 17),
+                                                    (3, 2, 4, 6, 7)))
+print(json.dumps(rows))
+assert ok
+"""
+    result = subprocess.run([sys.executable, "-c", script, str(REPO / "workflow"),
+                             str(REPO / "benchmarks")], capture_output=True, text=True,
+                            env={**os.environ, "TRITON_INTERPRET": "1"})
+    assert result.returncode == 0, result.stdout + result.stderr

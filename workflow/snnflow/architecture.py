@@ -54,6 +54,7 @@ def conv_macs(c_in, c_out, size):
 
 def conv_synaptic_ops(spikes, c_out):
     """Synaptic operations that input spikes (B, C, H, W) cause in a 3x3 convolution
-    with padding 1 and c_out output channels: each spike times its fan-out."""
+    with padding 1 and c_out output channels: each spike times its fan-out (a tensor on
+    the spikes' device, so that counting does not wait for the device)."""
     per_pixel = spikes.sum((0, 1), dtype=torch.float64)
-    return float((per_pixel * conv_taps(*spikes.shape[-2:]).to(per_pixel)).sum()) * c_out
+    return (per_pixel * conv_taps(*spikes.shape[-2:]).to(per_pixel)).sum() * c_out

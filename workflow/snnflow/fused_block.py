@@ -1,10 +1,12 @@
 """The tail of a convolutional SNN block, BatchNorm -> LIF -> 2x2 max-pool, as one op.
 
-On CPU these three layers are bound by memory traffic, not arithmetic: run one after
-the other they write and reread the normalised input, H and the full-size spikes.
-The fused C++ kernels (csrc/bn_lif_pool.cpp) read the conv output once per direction
-(plus once for the batch statistics) and store nothing full-size for the backward,
-which recomputes H tile by tile in cache.
+These three layers are bound by memory traffic, not arithmetic: run one after the
+other they write and reread the normalised input, H and the full-size spikes. The
+fused kernels read the conv output once per direction (plus once for the batch
+statistics) and store nothing full-size between forward and backward, which
+recomputes H: on CPU the C++ kernels of csrc/bn_lif_pool.cpp (backend "cpp"), on CUDA
+the Triton kernels of snnflow.block_triton (backend "triton", with the
+performance.fused_cuda_block switch), both behind the same operators.
 
 Same maths as nn.BatchNorm2d (batch statistics and running-statistics update in
 training, running statistics in eval), the LIF and nn.MaxPool2d. The normalisation
@@ -12,19 +14,20 @@ is computed as y * scale + shift in one fma, which rounds differently from
 nn.BatchNorm2d, so a membrane potential within float rounding of the threshold may
 spike differently; gradients agree to float precision.
 
-Used for float32 channels_last activations on CPU with the fused engine's "cpp"
-backend, when BatchNorm is training or no gradient is needed; otherwise the layers run
-in turn.
+Used with the fused engine when BatchNorm is training or no gradient is needed: on CPU
+for float32 channels_last activations, on CUDA for any layout of float32 or half
+precision; otherwise the layers run in turn.
 """
 
 import torch
 from torch import nn
 
-from . import cpu_ops
+from . import block_triton, cpu_ops
 
 
-def bn_lif_pool(y_seq, bn: nn.BatchNorm2d, lif, count=False):
-    """pool(LIF(bn(y))) for conv outputs y_seq (T, N, C, H, W) -> (T, N, C, H/2, W/2).
+def bn_lif_pool(y_seq, bn: nn.BatchNorm2d, lif, count=False, fuse_cuda=False):
+    """pool(LIF(bn(y))) for conv outputs y_seq (T, N, C, H, W) -> (T, N, C, H/2, W/2),
+    fused where the backend has kernels for it (on CUDA only with `fuse_cuda`).
 
     With `count` (evaluation only): (pooled spikes, number of LIF spikes) instead, the
     spikes counted over the neurons inside the pooling windows, the ones whose spikes
@@ -32,7 +35,7 @@ def bn_lif_pool(y_seq, bn: nn.BatchNorm2d, lif, count=False):
     column, and the fused kernel does not compute them)."""
     if count and bn.training:
         raise ValueError("spikes are counted in evaluation only")
-    if not _fusable(y_seq, bn, lif):
+    if not _fusable(y_seq, bn, lif, fuse_cuda):
         T, N = y_seq.shape[:2]
         return lif.forward_pooled(bn(y_seq.flatten(0, 1)).unflatten(0, (T, N)), count)
     p = lif.params
@@ -51,14 +54,17 @@ def bn_lif_pool(y_seq, bn: nn.BatchNorm2d, lif, count=False):
     return pooled
 
 
-def _fusable(y_seq, bn, lif):
-    if lif.engine != "fused" or lif.backend != "cpp":
+def _fusable(y_seq, bn, lif, fuse_cuda=False):
+    if lif.engine != "fused" or y_seq.dim() != 5:
         return False
-    if y_seq.dtype != torch.float32 or y_seq.is_cuda:
-        return False
-    if y_seq.dim() != 5 or not (bn.affine and bn.track_running_stats) or bn.momentum is None:
+    if not (bn.affine and bn.track_running_stats) or bn.momentum is None:
         return False
     if not bn.training and torch.is_grad_enabled():
+        return False
+    if y_seq.is_cuda:
+        return (fuse_cuda and lif.backend == "triton" and y_seq.dtype in HALF_OR_FLOAT
+                and block_triton.load() is not None)
+    if lif.backend != "cpp" or y_seq.dtype != torch.float32:
         return False
     T, N, C, H, W = y_seq.shape
     channels_last = (N * C * H * W, H * W * C, 1, W * C, C)
@@ -66,6 +72,14 @@ def _fusable(y_seq, bn, lif):
            for size, stride, expected in zip(y_seq.shape, y_seq.stride(), channels_last)):
         return False
     return cpu_ops.load() is not None
+
+
+HALF_OR_FLOAT = (torch.float32, torch.bfloat16, torch.float16)
+
+
+def _kernels(y_seq):
+    """The block kernels for y's device (both have the same interface)."""
+    return block_triton.load() if y_seq.is_cuda else cpu_ops.load()
 
 
 def _affine(weight, bias, mean, var, eps):
@@ -87,7 +101,7 @@ def _bn_lif_pool(y_seq: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, 
                  tau: float, v_threshold: float, v_reset: float,
                  alpha: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(pooled spikes, batch mean, batch variance) in training mode."""
-    kernels = cpu_ops.load()
+    kernels = _kernels(y_seq)
     mean, var = kernels.channel_moments(y_seq)
     scale, shift = _affine(weight, bias, mean, var, eps)
     pooled, _ = kernels.bn_lif_pool_forward(y_seq, scale, shift, tau, v_threshold, v_reset, False)
@@ -106,7 +120,7 @@ def _bn_lif_pool_backward(grad_pooled: torch.Tensor, y_seq: torch.Tensor, weight
                           alpha: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Gradients of y, BatchNorm's weight and bias (the statistics depend on y)."""
     scale, shift = _affine(weight, bias, mean, var, eps)  # bitwise the forward's
-    return tuple(cpu_ops.load().bn_lif_pool_backward(grad_pooled, y_seq, scale, shift, mean,
+    return tuple(_kernels(y_seq).bn_lif_pool_backward(grad_pooled, y_seq, scale, shift, mean,
                                                      torch.rsqrt(var + eps), tau, v_threshold,
                                                      v_reset, alpha))
 
@@ -139,8 +153,8 @@ def _bn_lif_pool_eval(y_seq: torch.Tensor, scale: torch.Tensor, shift: torch.Ten
                       v_threshold: float, v_reset: float) -> tuple[torch.Tensor, torch.Tensor]:
     """(pooled spikes, LIF spikes per channel) with BatchNorm's running statistics (no
     gradient)."""
-    pooled, per_channel = cpu_ops.load().bn_lif_pool_forward(y_seq, scale, shift, tau,
-                                                             v_threshold, v_reset, True)
+    pooled, per_channel = _kernels(y_seq).bn_lif_pool_forward(y_seq, scale, shift, tau,
+                                                              v_threshold, v_reset, True)
     return pooled, per_channel
 
 

@@ -28,14 +28,16 @@ class CSNN(nn.Module):
     `engine` "reference" runs every LIF step by step; "fused" runs each LIF time loop as
     one op with the kernels of `backend` (snnflow.backends), and on the "cpp" backend
     also fuses each block's BatchNorm, LIF and pooling and skips the zeros of spikes in
-    the second and third convolutions."""
+    the second and third convolutions; on the "triton" backend it fuses the blocks with
+    `fuse_cuda_blocks`."""
 
     def __init__(self, channels=(32, 64, 128), hidden=256, in_channels=2, size=34,
-                 neuron: LIFParams = LIFParams(), engine="fused", backend="torch"):
+                 neuron: LIFParams = LIFParams(), engine="fused", backend="torch",
+                 fuse_cuda_blocks=False):
         super().__init__()
         if engine == "reference":
             backend = "torch"  # the reference runs no kernels of any backend
-        self.engine, self.backend = engine, backend
+        self.engine, self.backend, self.fuse_cuda_blocks = engine, backend, fuse_cuda_blocks
         self.size = size
         self.convs = nn.ModuleList()
         self.neurons = nn.ModuleList()
@@ -63,7 +65,8 @@ class CSNN(nn.Module):
                 if record is not None:
                     record.add(LAYERS[k], synaptic_ops=conv_synaptic_ops(y, conv.out_channels))
                 y = conv_spikes(conv, y, self.backend)
-            y = bn_lif_pool(y.unflatten(0, (T, N)), bn, lif, count=record is not None)
+            y = bn_lif_pool(y.unflatten(0, (T, N)), bn, lif, count=record is not None,
+                            fuse_cuda=self.fuse_cuda_blocks)
             if record is not None:
                 y, fired = y
                 record.add(LAYERS[k], spikes=fired)
@@ -107,17 +110,19 @@ class SpikeRecord:
         return self.model(x_seq, record=self)
 
     def add(self, layer, spikes=0.0, synaptic_ops=0.0, macs=0.0):
-        self.spikes[layer] += float(spikes)
-        self.synaptic_ops[layer] += float(synaptic_ops)
-        self.macs[layer] += float(macs)
+        """Add a batch's counts (numbers or device tensors: read once, in rows())."""
+        self.spikes[layer] = self.spikes[layer] + spikes
+        self.synaptic_ops[layer] = self.synaptic_ops[layer] + synaptic_ops
+        self.macs[layer] = self.macs[layer] + macs
 
     def rows(self):
         """One row per layer (snnflow.LAYER_COLUMNS but the epoch)."""
         neurons = self.model.layer_neurons()
         return [{"layer": layer, "neurons": neurons[layer],
-                 "firing_rate": self.spikes[layer] / (neurons[layer] * self.steps * self.samples),
-                 "synaptic_ops": self.synaptic_ops[layer] / self.samples,
-                 "macs": self.macs[layer] / self.samples} for layer in LAYERS]
+                 "firing_rate": float(self.spikes[layer]) / (neurons[layer] * self.steps
+                                                             * self.samples),
+                 "synaptic_ops": float(self.synaptic_ops[layer]) / self.samples,
+                 "macs": float(self.macs[layer]) / self.samples} for layer in LAYERS]
 
 
 def firing_rate(spikes):
@@ -140,7 +145,8 @@ def _choose_backend(s, device):
 
 def _build(s, backend):
     neuron = LIFParams(s.tau, s.v_threshold, s.v_reset, s.surrogate_alpha)
-    return CSNN(s.channels, s.hidden, neuron=neuron, engine=s.engine, backend=backend)
+    return CSNN(s.channels, s.hidden, neuron=neuron, engine=s.engine, backend=backend,
+                fuse_cuda_blocks=s.fused_cuda_block)
 
 
 KIND = ModelKind(name="snn", load=load_frames, time_major=True, scale=1.0,
