@@ -5,7 +5,7 @@ PYTHON ?= python3
 CORES ?= 2
 BIN := $(VENV)/bin
 
-.PHONY: demo test study bench lint clean
+.PHONY: demo test study bench gpu-check lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,13 @@ test: $(VENV)/.installed-test
 bench: $(VENV)/.installed
 	mkdir -p results
 	$(BIN)/python benchmarks/bench.py --prep-samples 70000 --json results/bench.json
+
+# The CUDA path checked and timed on a GPU machine (README "Checking the GPU path"), with
+# the Python that already holds torch there; elsewhere with the project's environment.
+gpu-check:
+	@if $(PYTHON) -c "import torch" 2>/dev/null; then py=$(PYTHON); \
+	else $(MAKE) -s $(VENV)/.installed && py=$(BIN)/python; fi; \
+	$$py benchmarks/gpu_check.py --json results/gpu-check.json
 
 lint: $(VENV)/.installed
 	$(BIN)/snakemake --lint

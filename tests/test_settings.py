@@ -152,3 +152,12 @@ def test_a_missing_mnist_file_names_the_key(config, tmp_path):
     with pytest.raises(SnnflowError, match="config key mnist_dir: .* holds neither "
                                            "train-images-idx3-ubyte.gz nor"):
         validate_config(config, SCHEMA)
+
+
+@pytest.mark.parametrize("other", [{"autocast": "fp16"}, {"compile": True}])
+def test_cuda_graphs_refuse_fp16_and_compile(config, other):
+    config["performance"].update(cuda_graphs=True, **other)
+    with pytest.raises(SnnflowError, match="config key performance.cuda_graphs: a CUDA graph"):
+        validate_config(config, SCHEMA)
+    config["performance"].update(autocast="bf16", compile=False)
+    validate_config(config, SCHEMA)

@@ -10,7 +10,7 @@ import torch
 
 
 class ResidentDataset:
-    """One split: `inputs` (N, ...) integers, `labels` (N,).
+    """One split: `inputs` (N, ...) integers, `labels` (N,) (numpy arrays or tensors).
 
     time_major: inputs are (N, T, ...) frames, batched as (T, N, ...);
     scale: factor applied to the float batch (1/255 for images).
@@ -22,15 +22,21 @@ class ResidentDataset:
         self.device = device
         self.time_major = time_major
         self.scale = scale
-        self.inputs = torch.from_numpy(inputs)
-        self.labels = torch.from_numpy(labels).to(device)
+        self.inputs = torch.as_tensor(inputs)
+        self.labels = torch.as_tensor(labels).to(device)
         self.staging = None
-        if device.type == "cuda":
+        if device.type == "cuda" and not self.inputs.is_cuda:
             free, _ = torch.cuda.mem_get_info(device)
             if self.inputs.nbytes < free // 2:
                 self.inputs = self.inputs.to(device)
             else:
                 self.inputs = self.inputs.pin_memory()
+
+    @classmethod
+    def from_tensors(cls, inputs, labels, device, time_major, scale=1.0):
+        """A split from tensors already in place (on the device, say): the benchmark's
+        full-size synthetic data."""
+        return cls(inputs, labels, device, time_major, scale)
 
     @property
     def resident_on(self):

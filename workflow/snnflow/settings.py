@@ -116,6 +116,13 @@ def validate_config(config, schema_path):
         if err.validator == "type" and isinstance(err.instance, str) and len(path) > 1:
             hint += f"; {NESTED_OVERRIDE_HINT}"
         raise SnnflowError(f"config key {_key_path(path)}: {message} - {hint}")
+    performance = config["performance"]
+    if performance["cuda_graphs"] and (performance["autocast"] == "fp16"
+                                       or performance["compile"]):
+        raise SnnflowError("config key performance.cuda_graphs: a CUDA graph of the training "
+                           "step works with autocast none or bf16 (fp16's loss scaling waits "
+                           "for the device) and without compile (which captures graphs "
+                           "itself) - change one of them")
     if config["snn"]["main_T"] not in config["snn"]["T"]:
         raise SnnflowError(f"config key snn.main_T: {config['snn']['main_T']} is not one of "
                            f"snn.T {config['snn']['T']} - add it to snn.T or change it")

@@ -59,6 +59,8 @@ class RunSettings:
     compile: bool = False
     deterministic: bool = False
     kernels: str = "auto"           # off, auto, require (snnflow.kernels)
+    cuda_graphs: bool = False       # CUDA: the whole training step as one CUDA graph
+    fused_cuda_block: bool = False  # CUDA: BatchNorm + LIF + pool as one Triton op
 
     def as_config(self):
         """The settings that apply to this model (the CNN has no T or neuron)."""
@@ -134,7 +136,8 @@ def configure_backend(s: RunSettings, device):
             torch.backends.cudnn.deterministic = True
         if s.autocast != "none":
             dtype = AUTOCAST_DTYPES[s.autocast]
-            return lambda: torch.autocast("cuda", dtype=dtype)
+            # a CUDA graph replays the casts it captured: no cache of cast weights
+            return lambda: torch.autocast("cuda", dtype=dtype, cache_enabled=not s.cuda_graphs)
     return contextlib.nullcontext
 
 
@@ -143,50 +146,130 @@ def _sync(device):
         torch.cuda.synchronize(device)
 
 
+def capture_cuda_graph(step):
+    """A CUDA graph of `step()` (captured, not run: replay() runs it)."""
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        step()
+    return graph
+
+
+def run_on_side_stream(step):
+    """Run `step()` on a side stream, as the warm-up before a capture must."""
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        step()
+    torch.cuda.current_stream().wait_stream(stream)
+
+
+class EpochSums:
+    """Loss and accuracy of an epoch summed on the device, and its first non-finite batch;
+    the same tensors all run long (a CUDA graph writes into them), zeroed per epoch."""
+
+    def __init__(self, device):
+        self.loss = torch.zeros((), dtype=torch.float64, device=device)
+        self.correct = torch.zeros((), dtype=torch.int64, device=device)
+        self.first_bad = torch.zeros((), dtype=torch.int64, device=device)
+        self.bad_loss = torch.zeros((), dtype=torch.float32, device=device)
+
+    def zero(self):
+        for total in (self.loss, self.correct, self.first_bad, self.bad_loss):
+            total.zero_()
+
+
+class GraphedSteps:
+    """The whole training step (forward, loss, backward, optimiser) as one CUDA graph,
+    replayed for every full batch: a small step is mostly kernel launches, which the
+    graph does away with. The first WARMUP full batches train eagerly on a side stream
+    (a capture needs it), the next is captured and replayed, and every later one is
+    copied into the captured inputs and replayed; a smaller last batch trains eagerly.
+    Needs Adam with `capturable=True` and a tensor learning rate (snnflow.training.prepare
+    sets them)."""
+
+    WARMUP = 3
+
+    def __init__(self, trainer):
+        self.trainer = trainer
+        self.warmups_left = self.WARMUP
+        self.graph = self.inputs = None
+
+    def step(self, x, y, batch, sums):
+        trainer = self.trainer
+        if self.graph is None and self.warmups_left > 0:
+            self.warmups_left -= 1
+            run_on_side_stream(lambda: trainer.eager_step(x, y, batch, sums))
+            return
+        if self.graph is None:
+            self.inputs = (x.clone(), y.clone(), torch.full((), batch, device=y.device))
+            trainer.optimizer.zero_grad(set_to_none=True)  # gradients from the graph's pool
+            self.graph = capture_cuda_graph(lambda: trainer.step(*self.inputs, sums))
+        else:
+            self.inputs[0].copy_(x)
+            self.inputs[1].copy_(y)
+            self.inputs[2].fill_(batch)
+        self.graph.replay()
+
+
 class Trainer:
     """Runs epochs of one model: training with the optimiser, evaluation without.
 
     Loss and accuracy are summed on the device and read once per epoch; so is the
     non-finite-loss check (the first bad batch is remembered on the device)."""
 
-    def __init__(self, model, eager, kind, optimizer, batch_size, autocast, scaler, log):
+    def __init__(self, model, eager, kind, optimizer, batch_size, autocast, scaler, log,
+                 cuda_graphs=False):
         self.model, self.eager, self.kind, self.optimizer = model, eager, kind, optimizer
         self.batch_size, self.autocast, self.scaler, self.log = batch_size, autocast, scaler, log
+        self.graphs = GraphedSteps(self) if cuda_graphs else None
+        self.sums = None
+
+    def step(self, x, y, batch, sums):
+        """Forward, loss, backward and optimiser step on a batch (gradients cleared by the
+        caller), its loss and accuracy added to `sums` in place; `batch` (a number or a
+        device tensor) is remembered if its loss is the epoch's first non-finite one."""
+        with self.autocast():
+            loss, scores = loss_and_scores(self.model, self.kind, x, y)
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            loss.backward()
+            self.optimizer.step()
+        loss = loss.detach()
+        new_bad = (sums.first_bad == 0) & ~torch.isfinite(loss)
+        sums.first_bad.copy_(torch.where(new_bad, batch, sums.first_bad))
+        sums.bad_loss.copy_(torch.where(new_bad, loss, sums.bad_loss))
+        sums.loss.add_(loss * len(y))
+        sums.correct.add_((scores.argmax(1) == y).sum())
+
+    def eager_step(self, x, y, batch, sums):
+        self.optimizer.zero_grad(set_to_none=True)
+        self.step(x, y, batch, sums)
 
     def train_epoch(self, data, generator, epoch):
         """(mean loss, accuracy) over one shuffled pass of `data`."""
         self.model.train()
-        total_loss = torch.zeros((), dtype=torch.float64, device=data.device)
-        correct = torch.zeros((), dtype=torch.int64, device=data.device)
-        first_bad = torch.zeros((), dtype=torch.int64, device=data.device)
-        bad_loss = torch.zeros((), dtype=torch.float32, device=data.device)
+        if self.sums is None:
+            self.sums = EpochSums(data.device)
+        sums = self.sums
+        sums.zero()
         last_report = time.perf_counter()
         n_batches = math.ceil(len(data) / self.batch_size)
         for b, (x, y) in enumerate(data.batches(self.batch_size, generator), start=1):
-            self.optimizer.zero_grad(set_to_none=True)
-            with self.autocast():
-                loss, scores = loss_and_scores(self.model, self.kind, x, y)
-            if self.scaler is not None:
-                self.scaler.scale(loss).backward()
-                self.scaler.step(self.optimizer)
-                self.scaler.update()
+            if self.graphs is not None and len(y) == self.batch_size:
+                self.graphs.step(x, y, b, sums)
             else:
-                loss.backward()
-                self.optimizer.step()
-            loss = loss.detach()
-            new_bad = (first_bad == 0) & ~torch.isfinite(loss)
-            first_bad = torch.where(new_bad, b, first_bad)
-            bad_loss = torch.where(new_bad, loss, bad_loss)
-            total_loss += loss * len(y)
-            correct += (scores.argmax(1) == y).sum()
+                self.eager_step(x, y, b, sums)
             if time.perf_counter() - last_report > PROGRESS_EVERY_SECONDS:
                 self.log(f"epoch {epoch}: batch {b}/{n_batches}")
                 last_report = time.perf_counter()
-        if first_bad.item():
-            raise SnnflowError(f"epoch {epoch} batch {first_bad.item()}: loss is "
-                               f"{bad_loss.item()} - lower lr; the last good checkpoint "
+        if sums.first_bad.item():
+            raise SnnflowError(f"epoch {epoch} batch {sums.first_bad.item()}: loss is "
+                               f"{sums.bad_loss.item()} - lower lr; the last good checkpoint "
                                "is kept")
-        return total_loss.item() / len(data), correct.item() / len(data)
+        return sums.loss.item() / len(data), sums.correct.item() / len(data)
 
     @torch.inference_mode()
     def evaluate(self, data):
@@ -252,6 +335,12 @@ def prepare(kind, s: RunSettings, cache, threads, log):
     train, test = load_data(kind, s, cache, device)
     log(f"{s.model}{'' if s.T is None else f'-T{s.T}'}: {len(train)} train / {len(test)} test "
         f"samples on {device}, cache in {train.resident_on}")
+    return build_job(kind, s, train, test, threads, log)
+
+
+def build_job(kind, s: RunSettings, train, test, threads, log):
+    """The Job of `s` on resident data: the model on its backend, optimiser, scheduler."""
+    device = train.device
     autocast = configure_backend(s, device)
     backend, description = kind.choose_backend(s, device)  # and built, before epoch 1
     if description:
@@ -263,12 +352,19 @@ def prepare(kind, s: RunSettings, cache, threads, log):
             "precise in channels_last, and the reference must be a faithful float one")
     elif s.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.Adam(model.parameters(), lr=s.lr)
+    graphs = s.cuda_graphs and device.type == "cuda"
+    if graphs:  # the step, learning rate included, lives on the device
+        optimizer = torch.optim.Adam(model.parameters(), lr=torch.tensor(s.lr, device=device),
+                                     capturable=True)
+        log("CUDA graphs: each full training batch replays one captured step")
+    else:
+        optimizer = torch.optim.Adam(model.parameters(), lr=s.lr)
     scaler = (torch.amp.GradScaler("cuda") if device.type == "cuda" and s.autocast == "fp16"
               else None)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=s.epochs)
     forward_model = torch.compile(model) if s.compile else model
-    trainer = Trainer(forward_model, model, kind, optimizer, s.batch_size, autocast, scaler, log)
+    trainer = Trainer(forward_model, model, kind, optimizer, s.batch_size, autocast, scaler, log,
+                      cuda_graphs=graphs)
     return Job(s, device, train, test, model, optimizer, scheduler, scaler, trainer,
                torch.Generator().manual_seed(s.seed), backend, threads)
 
@@ -299,7 +395,7 @@ def fit(job: Job, history, outputs, checkpoint, key, log):
     _write_rows(outputs.metrics, METRICS_COLUMNS, history, "w")
     _write_rows(outputs.layers, LAYER_COLUMNS, [r for h in history for r in h["layers"]], "w")
     for epoch in range(len(history) + 1, s.epochs + 1):
-        lr = job.optimizer.param_groups[0]["lr"]
+        lr = float(job.optimizer.param_groups[0]["lr"])
         _sync(device)
         t0 = time.perf_counter()
         train_loss, train_acc = job.trainer.train_epoch(job.train, job.generator, epoch)
