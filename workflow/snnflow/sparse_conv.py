@@ -5,7 +5,7 @@ eight of them nonzero. Dense convolution multiplies every zero; here each nonzer
 its weight rows to the (up to) nine output pixels it meets, and the weight gradient is
 summed over the nonzeros the same way. On this project's 2-core machine that made the
 forward 1.6-2.1x and the weight gradient 1.7-2x faster than oneDNN for those two layers
-(`python -m snnflow.bench`); the input gradient, dense by nature, stays with PyTorch.
+(`python benchmarks/bench.py`); the input gradient, dense by nature, stays with PyTorch.
 Sums run in a fixed order, so results do not depend on the thread count; they equal
 the dense convolution up to float rounding.
 
