@@ -41,7 +41,6 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO / "workflow"), str(REPO / "benchmarks")]
 
-PARAMS = dict(tau=2.0, v_threshold=1.0, v_reset=0.0, alpha=4.0)
 GRAD_TOLERANCE = 1e-6
 SWITCHES = {  # name: (cuda_graphs, fused_cuda_block, autocast)
     "default": (False, False, "none"),
@@ -59,7 +58,7 @@ def check_lif(device, Ts=(1, 4, 16, 32), shape=(64, 32, 17, 17)):
     from snnflow.neuron import LIFParams, lif_reference
 
     kernels = lif_triton.load()
-    p = LIFParams(**PARAMS)
+    p = LIFParams()  # the study's neuron
     rows, ok = [], kernels is not None
     for T in Ts:
         for layout in ("contiguous", "channels_last"):
@@ -99,7 +98,7 @@ def check_block(device, shapes=((4, 32, 32, 34, 34), (16, 16, 64, 17, 17), (1, 8
     from snnflow.neuron import LIFParams, lif_reference
 
     kernels = block_triton.load()
-    p = LIFParams(**PARAMS)
+    p = LIFParams()  # the study's neuron
     rows, ok = [], kernels is not None
     for T, N, C, H, W in shapes:
         g = torch.Generator(device=device).manual_seed(C)
@@ -145,7 +144,7 @@ def check_training(device, steps=30, batch=32, T=8):
     from snnflow.neuron import LIFParams
 
     torch.manual_seed(0)
-    neuron = LIFParams(**PARAMS)
+    neuron = LIFParams()
     backend = "triton" if device.type == "cuda" else "torch"
     engines = {"reference": snn.CSNN(neuron=neuron, engine="reference").to(device)}
     for name, fuse in (("cuda_engine", False), ("cuda_engine_fused_block", True)):
@@ -180,12 +179,14 @@ def check_training(device, steps=30, batch=32, T=8):
             "passed": passed}, passed
 
 
-def synthetic_split(kind, n, T, device, chunk=5000):
-    """A resident uint8 dataset of n synthetic samples, made on the device in chunks."""
+def synthetic_split(spec, n, T, device, chunk=5000):
+    """A resident uint8 dataset of n synthetic samples for the model of `spec` (a
+    ModelKind), made on the device in chunks."""
     import torch
 
     from snnflow.dataset import ResidentDataset
 
+    kind = spec.name
     shape = (T, 2, 34, 34) if kind == "snn" else (1, 28, 28)
     inputs = torch.empty((n, *shape), dtype=torch.uint8, device=device)
     g = torch.Generator(device=device).manual_seed(n)
@@ -197,8 +198,7 @@ def synthetic_split(kind, n, T, device, chunk=5000):
         else:
             part.copy_(torch.randint(0, 256, part.shape, generator=g, device=device))
     labels = torch.randint(0, 10, (n,), generator=g, device=device)
-    return ResidentDataset.from_tensors(inputs, labels, device, time_major=kind == "snn",
-                                        scale=1.0 if kind == "snn" else 1.0 / 255.0)
+    return ResidentDataset(inputs, labels, device, time_major=spec.time_major, scale=spec.scale)
 
 
 def measure_speed(device, kind, T, switches, n_train, n_test, batch, engine="fused",
@@ -216,8 +216,8 @@ def measure_speed(device, kind, T, switches, n_train, n_test, batch, engine="fus
                     device=str(device), T=T if kind == "snn" else None, engine=engine,
                     cuda_graphs=graphs and device.type == "cuda",
                     fused_cuda_block=fused_block, autocast=autocast)
-    train = synthetic_split(kind, n_train, T, device)
-    test = synthetic_split(kind, n_test, T, device)
+    train = synthetic_split(spec, n_train, T, device)
+    test = synthetic_split(spec, n_test, T, device)
     job = build_job(spec, s, train, test, threads=os.cpu_count() or 1, log=lambda m: None)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
 

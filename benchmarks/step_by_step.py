@@ -14,7 +14,7 @@ from snnflow.neuron import lif_step
 
 
 def forward_step_by_step(model, x_seq):
-    """model (a snnflow.models.CSNN) applied to x_seq (T, N, 2, 34, 34) step by step."""
+    """model (a snnflow.snn.CSNN) applied to x_seq (T, N, 2, 34, 34) step by step."""
     neurons = [*model.neurons, model.lif1, model.lif2]
     states = [None] * len(neurons)
     outputs = []

@@ -44,6 +44,25 @@ def all_classes(rng, n):
     return rng.permutation(np.arange(n) % 10).astype(np.uint8)
 
 
+def channels_last_seq(T, N, C, H, W, generator, requires_grad=False):
+    """Conv outputs (T, N, C, H, W), each time step's (N, C, H, W) channels_last."""
+    import torch
+
+    y = torch.randn(T * N, C, H, W, generator=generator) * 1.5 + 0.3
+    y = y.contiguous(memory_format=torch.channels_last).unflatten(0, (T, N))
+    return y.requires_grad_(requires_grad)
+
+
+def spikes(shape, density, generator, values=False):
+    """Channels_last spikes (B, C, H, W) with `density` nonzeros."""
+    import torch
+
+    x = (torch.rand(shape, generator=generator) < density).float()
+    if values:  # not only 0/1: the kernels multiply by the stored value
+        x *= torch.randint(1, 5, shape, generator=generator).float()
+    return x.contiguous(memory_format=torch.channels_last)
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)

@@ -4,17 +4,12 @@ import pytest
 import torch
 from torch import nn
 
+from conftest import channels_last_seq
 from snnflow import cpu_ops
 from snnflow.fused_block import _fusable, bn_lif_pool
 from snnflow.neuron import LIF, LIFParams, lif_reference
 
 PARAMS = LIFParams(tau=1.7, v_threshold=0.6, v_reset=-0.2, alpha=2.5)
-
-
-def channels_last_seq(T, N, C, H, W, generator, requires_grad=False):
-    y = torch.randn(T * N, C, H, W, generator=generator) * 1.5 + 0.3
-    y = y.contiguous(memory_format=torch.channels_last).unflatten(0, (T, N))
-    return y.requires_grad_(requires_grad)
 
 
 def batch_norm(C, generator):

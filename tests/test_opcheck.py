@@ -5,23 +5,20 @@ and the C++ kernels behind them, torch.ops.snnflow_cpu.*."""
 import pytest
 import torch
 
+from conftest import channels_last_seq, spikes
 from snnflow import cpu_ops, fused_block, neuron, sparse_conv
 
 LIF = (1.7, 0.6, -0.2)  # tau, v_th, v_reset
 ALPHA = 2.5
 
 
-def channels_last_seq(T, N, C, H, W, requires_grad=False):
-    g = torch.Generator().manual_seed(T * 100 + C)
-    y = torch.randn(T * N, C, H, W, generator=g) * 1.5 + 0.3
-    y = y.contiguous(memory_format=torch.channels_last).unflatten(0, (T, N))
-    return y.requires_grad_(requires_grad)
+def conv_output(T, N, C, H, W, requires_grad=False):
+    return channels_last_seq(T, N, C, H, W, torch.Generator().manual_seed(T * 100 + C),
+                             requires_grad)
 
 
-def spikes(shape, density):
-    g = torch.Generator().manual_seed(5)
-    x = (torch.rand(shape, generator=g) < density).float()
-    return x.contiguous(memory_format=torch.channels_last)
+def spike_input(shape, density):
+    return spikes(shape, density, torch.Generator().manual_seed(5))
 
 
 def lif_cases():
@@ -36,7 +33,7 @@ def block_cases():
     for shape in ((3, 2, 4, 6, 6), (2, 1, 3, 5, 7)):  # odd sizes: neurons outside windows
         C = shape[2]
         weight, bias = torch.rand(C) + 0.5, torch.rand(C) - 0.5
-        y = channels_last_seq(*shape, requires_grad=True)
+        y = conv_output(*shape, requires_grad=True)
         yield fused_block._bn_lif_pool, (y, weight.clone().requires_grad_(),
                                          bias.clone().requires_grad_(), 1e-5, *LIF, ALPHA)
         yield fused_block._bn_lif_pool_eval, (y.detach(), weight, bias, *LIF)  # scale, shift
@@ -49,7 +46,7 @@ def block_cases():
 def conv_cases():
     weight = torch.randn(32, 8, 3, 3, generator=torch.Generator().manual_seed(2))
     for density in (0.1, 0.9, 0.0):  # sparse, the dense fallback, no nonzero at all
-        x = spikes((2, 8, 5, 5), density).requires_grad_()
+        x = spike_input((2, 8, 5, 5), density).requires_grad_()
         yield sparse_conv._sparse_conv, (x, weight.clone().requires_grad_())
         y, *csr = sparse_conv._sparse_conv(x.detach(), weight)
         yield sparse_conv._sparse_conv_backward, (torch.randn_like(y), x.detach(), weight, *csr)
@@ -71,7 +68,7 @@ def kernel_cases():
     spikes_, h = ops.lif_forward(x, *LIF)
     yield ops.lif_forward, (x, *LIF)
     yield ops.lif_backward, (torch.randn_like(h), h, *LIF, ALPHA)
-    y = channels_last_seq(3, 2, 4, 6, 6)
+    y = conv_output(3, 2, 4, 6, 6)
     scale, shift = torch.rand(4) + 0.5, torch.rand(4) - 0.5
     yield ops.channel_moments, (y,)
     for count in (False, True):
@@ -79,7 +76,7 @@ def kernel_cases():
     mean, var = ops.channel_moments(y)
     yield ops.bn_lif_pool_backward, (torch.randn(3, 2, 4, 3, 3), y, scale, shift, mean,
                                      torch.rsqrt(var + 1e-5), *LIF, ALPHA)
-    s = spikes((2, 8, 5, 5), 0.2)
+    s = spike_input((2, 8, 5, 5), 0.2)
     counts, channel, value = ops.spike_nonzeros(s)
     weight = torch.randn(32, 8, 3, 3)
     yield ops.spike_nonzeros, (s,)

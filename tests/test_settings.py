@@ -140,6 +140,15 @@ def test_text_from_a_nested_command_line_override_becomes_numbers(config):
     assert config["snn"]["lr"] == 0.001 and config["synthetic"]["enabled"] is True
 
 
+def test_an_unquoted_off_that_yaml_read_as_false_is_the_word_off(config):
+    config["performance"]["kernels"] = yaml.safe_load("kernels: off")["kernels"]
+    validate_config(config, SCHEMA)
+    assert config["performance"]["kernels"] == "off"
+    config["performance"]["kernels"] = True  # no word of the list reads as true
+    with pytest.raises(SnnflowError, match="config key performance.kernels: True is not one"):
+        validate_config(config, SCHEMA)
+
+
 def test_text_that_is_not_a_number_names_the_key_and_the_configfile_way(config):
     config["snn"]["T"] = ["four"]
     with pytest.raises(SnnflowError, match=r"config key snn.T\[0\]: 'four' is not of type "

@@ -4,15 +4,9 @@ import pytest
 import torch
 from torch import nn
 
+from conftest import spikes
 from snnflow import cpu_ops, sparse_conv
 from snnflow.sparse_conv import applies, conv_spikes
-
-
-def spikes(shape, density, generator, values=False):
-    x = (torch.rand(shape, generator=generator) < density).float()
-    if values:  # not only 0/1: the kernels multiply by the stored value
-        x *= torch.randint(1, 5, shape, generator=generator).float()
-    return x.contiguous(memory_format=torch.channels_last)
 
 
 def conv_layer(c_in, c_out, generator):

@@ -21,6 +21,7 @@ def flat_size(channels, size):
         size //= 2
     return channels[-1] * size * size
 
+
 def block_sizes(size, blocks=3):
     """Input side of each conv block (34 -> 34, 17, 8; 28 -> 28, 14, 7)."""
     sizes = [size]

@@ -35,8 +35,17 @@ def reporting_full_disk(path):
         reason = disk_full_reason(err)
         if reason is None:
             raise
-        raise SnnflowError(f"{path}: cannot be written, {reason} - free space on "
-                           f"{_mount_point(Path(path))} and rerun") from None
+        raise full_disk_error(path, reason) from None
+
+
+def full_disk_error(path, reason):
+    """The one-line error for a full disk (`reason`) while writing `path`, or while
+    writing some file of the job when the system did not say which (path None)."""
+    if path is None:
+        return SnnflowError(f"a file of this job: cannot be written, {reason} - free space "
+                            "and rerun")
+    return SnnflowError(f"{path}: cannot be written, {reason} - free space on "
+                        f"{_mount_point(Path(path))} and rerun")
 
 
 def _mount_point(path):

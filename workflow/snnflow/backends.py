@@ -12,16 +12,14 @@ backend may be used; a backend whose kernels cannot be built here falls back to
 "torch" under `auto`, and the reason is part of the decision's description.
 """
 
-from . import kernels
+from . import cpu_ops, kernels, lif_triton
 
 
 def select(device):
     """(backend, description) for training on `device` (a torch.device)."""
     if device.type == "cuda":
-        from . import lif_triton
         name, family, loaded = "triton", lif_triton.TRITON_LIF, lif_triton.load()
     else:
-        from . import cpu_ops
         name, family, loaded = "cpp", cpu_ops.EXTENSION, cpu_ops.load()
     detail = kernels.status().get(family.name, "")
     if loaded is None:

@@ -65,9 +65,9 @@ def _build():
             T, N, C, H, W = y.shape
             h_scratch = torch.empty_like(y, dtype=torch.float32)
             grad_x = torch.zeros_like(y, dtype=torch.float32)  # 0 outside the windows
-            blocks = grid(y)[1]
-            sums = torch.empty((C, blocks, 2), dtype=torch.float32, device=y.device)
-            backward_kernel[grid(y)](y, scale.float().contiguous(), shift.float().contiguous(),
+            programs = grid(y)
+            sums = torch.empty((C, programs[1], 2), dtype=torch.float32, device=y.device)
+            backward_kernel[programs](y, scale.float().contiguous(), shift.float().contiguous(),
                                      grad_pooled, h_scratch, grad_x, sums, T, N, H // 2,
                                      W // 2, *y.stride(), *grad_pooled.stride(), tau, v_th,
                                      v_reset, alpha, BLOCK=BLOCK)

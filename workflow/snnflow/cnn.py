@@ -26,9 +26,7 @@ class CNN(nn.Module):
                    nn.ReLU(inplace=True), nn.Linear(hidden, N_CLASSES, bias=False)]
         self.net = nn.Sequential(*layers)
 
-    def forward(self, x, record=None):
-        """(`record` is accepted as the SNN's forward takes it: a CNN's operations follow
-        from its shapes alone.)"""
+    def forward(self, x):
         return self.net(x)
 
     def layer_macs(self):

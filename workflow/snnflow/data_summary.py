@@ -59,12 +59,16 @@ def summarize(event_store, frame_caches, mnist_cache, sources, out_csv, out_npz)
 
     described = describe_sources(sources)
     rows = []
-    with open_event_store(event_store) as store:
-        for split in SPLITS:
-            labels = read_dataset(store, f"{split}/labels")
-            events = np.diff(read_dataset(store, f"{split}/offsets"))
-            rows.append(_split_row("N-MNIST", split, labels, described["nmnist"], events))
     examples = {}
+    with open_event_store(event_store) as store:
+        labels = {split: read_dataset(store, f"{split}/labels") for split in SPLITS}
+        for split in SPLITS:
+            events = np.diff(read_dataset(store, f"{split}/offsets"))
+            rows.append(_split_row("N-MNIST", split, labels[split], described["nmnist"],
+                                   events))
+        names, test_labels = store["test/names"][...], labels["test"]
+        examples["names"] = np.array([names[np.flatnonzero(test_labels == c)[0]].decode()
+                                      if (test_labels == c).any() else "" for c in CLASSES])
     with open_checked(mnist_cache, ["train/labels", "test/labels", "test/images"]) as h5:
         for split in SPLITS:
             rows.append(_split_row("MNIST", split, read_dataset(h5, f"{split}/labels"),
@@ -72,13 +76,9 @@ def summarize(event_store, frame_caches, mnist_cache, sources, out_csv, out_npz)
         images, labels = h5["test/images"], read_dataset(h5, "test/labels")
         examples["digits"] = np.stack([_first(images, labels, c)[0] for c in CLASSES])
     for T, cache in sorted(frame_caches.items()):
-        with open_checked(cache, ["test/frames", "test/labels", "test/names"]) as h5:
+        with open_checked(cache, ["test/frames", "test/labels"]) as h5:
             frames, labels = h5["test/frames"], read_dataset(h5, "test/labels")
             examples[f"frames_T{T}"] = np.stack([_first(frames, labels, c) for c in CLASSES])
-            names = h5["test/names"][...]
-            examples["names"] = np.array([
-                names[np.flatnonzero(labels == c)[0]].decode() if (labels == c).any() else ""
-                for c in CLASSES])
     with atomic_path(out_csv) as tmp:
         pd.DataFrame(rows).to_csv(tmp, index=False)
     with atomic_path(out_npz) as tmp:

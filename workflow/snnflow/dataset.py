@@ -32,12 +32,6 @@ class ResidentDataset:
             else:
                 self.inputs = self.inputs.pin_memory()
 
-    @classmethod
-    def from_tensors(cls, inputs, labels, device, time_major, scale=1.0):
-        """A split from tensors already in place (on the device, say): the benchmark's
-        full-size synthetic data."""
-        return cls(inputs, labels, device, time_major, scale)
-
     @property
     def resident_on(self):
         return "pinned host memory" if self.inputs.is_pinned() else str(self.inputs.device)

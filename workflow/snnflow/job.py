@@ -6,7 +6,7 @@ import time
 import traceback
 
 from . import SnnflowError, first_line, kernels
-from .atomic import disk_full_reason
+from .atomic import disk_full_reason, full_disk_error
 
 
 def run_job(snakemake, main):
@@ -43,8 +43,7 @@ def run_job(snakemake, main):
         except Exception as err:
             reason = disk_full_reason(err)
             if reason is not None:
-                where = getattr(err, "filename", None) or "a file of this job"
-                fail(f"error: {where}: cannot be written, {reason} - free space and rerun")
+                fail(f"error: {full_disk_error(getattr(err, 'filename', None), reason)}")
             traceback.print_exc()
             fail(f"error: {log_path}: unexpected {type(err).__name__} ({first_line(err)}) "
                  "- the full traceback is in this log; please report it with the log")

@@ -69,6 +69,9 @@ class CLibrary:
     sources: tuple
     flags: tuple = ("-O3", "-shared", "-fPIC")
 
+    def build_and_load(self):
+        return _c_library(self)
+
 
 @dataclass(frozen=True)
 class TorchExtension:
@@ -80,12 +83,18 @@ class TorchExtension:
     flags: tuple = ("-O3", "-fopenmp", "-march=native")
     ldflags: tuple = ("-fopenmp",)
 
+    def build_and_load(self):
+        return _torch_extension(self)
+
 
 @dataclass(frozen=True)
 class TritonModule:
     """Triton kernels in a Python module: `build()` compiles nothing until first use."""
     name: str
     build: object  # () -> the kernels object; raises ImportError without Triton
+
+    def build_and_load(self):
+        return self.build(), "Triton"
 
 
 def load(family, fallback):
@@ -101,12 +110,7 @@ def _load(family, fallback, switch):
         return None
     start = time.perf_counter()
     try:
-        if isinstance(family, TritonModule):
-            loaded, how = family.build(), "Triton"
-        elif isinstance(family, CLibrary):
-            loaded, how = _c_library(family)
-        else:
-            loaded, how = _torch_extension(family)
+        loaded, how = family.build_and_load()  # (the kernels, how they were obtained)
     except Exception as err:  # no compiler, no ninja, no Triton, a failed build
         reason = _reason(err)
         if switch == "require":

@@ -7,6 +7,7 @@ and the data stages use their numpy and zlib code instead: same files, slower.
 """
 
 import ctypes
+import functools
 
 from . import kernels
 
@@ -27,8 +28,13 @@ _SIGNATURES = {
 def library():
     """The loaded kernels, or None when they are unavailable here."""
     lib = kernels.load(PREP, "numpy and zlib")
-    if lib is not None:
-        for name, (restype, argtypes) in _SIGNATURES.items():
-            function = getattr(lib, name)
-            function.restype, function.argtypes = restype, argtypes
+    return None if lib is None else _declare_signatures(lib)
+
+
+@functools.cache
+def _declare_signatures(lib):
+    """`lib` with its functions' C types declared (once: the data stages ask per chunk)."""
+    for name, (restype, argtypes) in _SIGNATURES.items():
+        function = getattr(lib, name)
+        function.restype, function.argtypes = restype, argtypes
     return lib

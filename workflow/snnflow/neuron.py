@@ -22,6 +22,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from . import cpu_ops, lif_triton
+
 
 @dataclass(frozen=True)
 class LIFParams:
@@ -79,10 +81,8 @@ def compiled_kernels(backend, x):
     if x.dtype != torch.float32:
         return None
     if backend == "cpp" and not x.is_cuda:
-        from . import cpu_ops
         return cpu_ops.load()
     if backend == "triton" and x.is_cuda:
-        from . import lif_triton
         return lif_triton.load()
     return None
 

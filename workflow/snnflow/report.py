@@ -11,6 +11,7 @@ The names below are also the rule's declared outputs (wrapped in Snakemake's
 
 import base64
 import html
+import io
 import json
 from pathlib import Path
 
@@ -120,6 +121,8 @@ def build_report(run_dirs, main_T, data_dir, energy, html_path, tables_dir, figu
     import matplotlib.pyplot as plt
     import pandas as pd
 
+    from .report_tables import t_of
+
     runs = load_runs(run_dirs)
     models = {r.model for r in runs}
     if f"snn_T{main_T}" not in models or "cnn" not in models:
@@ -130,17 +133,19 @@ def build_report(run_dirs, main_T, data_dir, energy, html_path, tables_dir, figu
     with np.load(data_dir / "examples.npz", allow_pickle=False) as npz:
         examples = dict(npz)
     tables = build_tables(runs, main_T, dataset, energy)
-    t_values = sorted(int(m.split("_T")[1]) for m in models if m != "cnn")
+    t_values = sorted(t_of(m) for m in models if m != "cnn")
     figures = draw_figures(tables, examples, main_T, figure_names(t_values, main_T))
     for name, df in tables.items():
         with atomic_path(Path(tables_dir) / f"{name}.csv") as tmp:
             df.to_csv(tmp, index=False)
-    pngs = {}
+    pngs = {}  # name -> PNG bytes, written to figures_dir and embedded in the page
     for name, fig in figures.items():
-        with atomic_path(Path(figures_dir) / f"{name}.png") as tmp:
-            fig.savefig(tmp, dpi=100, bbox_inches="tight", format="png")
+        buffer = io.BytesIO()
+        fig.savefig(buffer, dpi=100, bbox_inches="tight", format="png")
         plt.close(fig)
-        pngs[name] = Path(figures_dir) / f"{name}.png"
+        pngs[name] = buffer.getvalue()
+        with atomic_path(Path(figures_dir) / f"{name}.png") as tmp:
+            tmp.write_bytes(pngs[name])
     page = render_page(tables, pngs, main_T, energy)
     with atomic_path(html_path) as tmp:
         Path(tmp).write_text(page)
@@ -204,8 +209,8 @@ def _dataset_html(dataset):
             f'Where the data came from:</p><ul class="note">{items}</ul>')
 
 
-def _img(path, alt):
-    data = base64.b64encode(Path(path).read_bytes()).decode()
+def _img(png, alt):
+    data = base64.b64encode(png).decode()
     return f'<img src="data:image/png;base64,{data}" alt="{html.escape(alt)}">'
 
 

@@ -73,8 +73,9 @@ def comparison_table(runs, main_T):
     """The CNN and the main SNN at the last epoch and at the best one (highest test
     accuracy, per seed), and the reference study's last epoch."""
     rows = []
+    groups = by_model(runs)
     for model in ("cnn", f"snn_T{main_T}"):
-        group = by_model(runs)[model]
+        group = groups[model]
         for kind in ("last", "best"):
             picked = [r.metrics.iloc[-1] if kind == "last"
                       else r.metrics.loc[r.metrics["test_acc"].idxmax()] for r in group]
@@ -229,7 +230,8 @@ def confusion_table(runs):
 def runs_table(runs):
     """Each run's device, placement, backend, package versions, code and settings."""
     rows = []
-    for r in sorted(runs, key=lambda r: (models(runs).index(r.model), r.seed)):
+    order = models(runs)
+    for r in sorted(runs, key=lambda r: (order.index(r.model), r.seed)):
         settings = {k: v for k, v in r.info.get("settings", {}).items() if k != "model"}
         rows.append({"model": label(r.model), "seed": r.seed,
                      "device": r.info.get("device_name", ""),

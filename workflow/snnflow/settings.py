@@ -57,16 +57,22 @@ def _set(config, path, value):
     node[path[-1]] = value
 
 
-def _coerce_command_line_text(config, validator):
-    """Turn text that stands for a number or a boolean into that value where the schema
-    asks for one: Snakemake passes nested values given with --config as strings
-    (`--config 'snn={T: [4], main_T: 4}'` gives T == ['4'])."""
+def _coerce_misread_values(config, validator):
+    """Give back the value a user wrote where a reader changed its type and the schema
+    refuses it:
+    - text that stands for a number or a boolean: Snakemake passes nested values given
+      with --config as strings (`--config 'snn={T: [4], main_T: 4}'` gives T == ['4']);
+    - a boolean where the schema lists words: YAML 1.1 reads an unquoted `off` (no,
+      on, yes) as a boolean (`kernels: off` gives False)."""
     for _ in range(100):  # each round fixes at least one value
         changed = False
         for err in validator.iter_errors(config):
-            if err.validator != "type" or not isinstance(err.instance, str):
+            if err.validator == "type" and isinstance(err.instance, str):
+                value = _number_or_boolean(err.instance)
+            elif err.validator == "enum" and isinstance(err.instance, bool):
+                value = _yaml_boolean_word(err.instance, err.validator_value)
+            else:
                 continue
-            value = _number_or_boolean(err.instance)
             if value is not None and validator.evolve(schema=err.schema).is_valid(value):
                 _set(config, list(err.absolute_path), value)
                 changed = True
@@ -85,18 +91,21 @@ def _number_or_boolean(text):
     return {"true": True, "false": False}.get(text.strip().lower())
 
 
+def _yaml_boolean_word(flag, words):
+    """The word among `words` that YAML 1.1 reads as `flag`, else None."""
+    spellings = ("on", "yes", "true") if flag else ("off", "no", "false")
+    return next((word for word in words if str(word).lower() in spellings), None)
+
+
 def validate_config(config, schema_path):
     """Check `config` against the JSON schema and the rules a schema cannot express;
-    raise SnnflowError naming the first offending key. Text that Snakemake's --config
-    made of a nested number or boolean is turned back into it, in place."""
+    raise SnnflowError naming the first offending key. A value a reader changed the type
+    of (see _coerce_misread_values) is turned back into what the user wrote, in place."""
     import yaml
 
     schema = yaml.safe_load(Path(schema_path).read_text())
     validator = _strict_validator(schema)
-    _coerce_command_line_text(config, validator)
-    performance = config.get("performance")
-    if isinstance(performance, dict) and performance.get("kernels") is False:
-        performance["kernels"] = "off"  # YAML 1.1 reads an unquoted off as false
+    _coerce_misread_values(config, validator)
     for path, value in _walk(config):
         if isinstance(value, float) and not math.isfinite(value):
             raise SnnflowError(f"config key {_key_path(path)}: {value} is not a finite number "

@@ -20,7 +20,7 @@ import os
 import platform
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Callable
 
@@ -484,7 +484,7 @@ def run_rule(kind, snakemake, log):
     claim = claim_gpu(slot_count(snakemake.config["gpus"]), settings.device, log)
     out = snakemake.output
     run(kind, settings, snakemake.input[0],
-        Outputs(*(Path(getattr(out, name)) for name in Outputs.__dataclass_fields__)),
+        Outputs(**{f.name: Path(getattr(out, f.name)) for f in fields(Outputs)}),
         checkpoint=snakemake.params.checkpoint,
         code_fingerprint=snakemake.params.code, threads=snakemake.threads, log=log,
         placement={"gpu_slot": claim.slot, "cuda_visible_devices": claim.visible_devices,
