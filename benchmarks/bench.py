@@ -11,7 +11,7 @@ batches, for
   default allocator settings, as single-step frameworks run it; the CNN in NCHW;
 - optimised: multi-step execution (stateless layers once on the merged T*N batch),
   the fused LIF kernel, channels_last, the training jobs' allocator settings
-  (snnflow.training.keep_freed_memory) and cuDNN autotuning on CUDA.
+  (snnflow.train.loop.keep_freed_memory) and cuDNN autotuning on CUDA.
 Data preparation on N synthetic recordings in N-MNIST's format: per-sample tonic
 read_mnist_file + ToFrame against the pipeline's parse-once event store and
 frame caches, for all four T. With --memory-cache, the peak memory of SNN training
@@ -78,8 +78,9 @@ def measure_model(kind, impl, T, batch, device_name, channels, hidden, threads, 
     """Training and inference samples/s and peak memory of one model/implementation."""
     import torch
 
-    from snnflow import backends, cnn, snn
-    from snnflow.training import keep_freed_memory, loss_and_scores
+    from snnflow.kernels import backends
+    from snnflow.model import cnn, snn
+    from snnflow.train.loop import keep_freed_memory, loss_and_scores
     from step_by_step import forward_step_by_step
 
     optimised = impl == "optimised"
@@ -135,8 +136,8 @@ def measure_model(kind, impl, T, batch, device_name, channels, hidden, threads, 
 
 def make_recordings(root, n, seed=0):
     """n synthetic recordings under root/{Train,Test}/<label>/ (1 in 7 in Test): a pool of
-    realistic ones from snnflow.synthetic, repeated, so n can be large quickly."""
-    from snnflow.synthetic import write_dataset
+    realistic ones from snnflow.data.synthetic, repeated, so n can be large quickly."""
+    from snnflow.data.synthetic import write_dataset
 
     pool_dir = Path(root) / "pool"
     per_class = max(1, min(n, 300) // 10)
@@ -182,12 +183,12 @@ def measure_pipeline_prep(data, out, threads, repeats):
 
     import h5py
 
-    from snnflow import native
-    from snnflow.events import build_event_store
-    from snnflow.frames import build_frame_cache
+    from snnflow.kernels import prep
+    from snnflow.data.events import build_event_store
+    from snnflow.data.frames import build_frame_cache
 
     start = time.perf_counter()
-    kernels = native.library() is not None
+    kernels = prep.library() is not None
     results = {"c_kernels": kernels, "kernel_build_seconds": time.perf_counter() - start}
     runs = []
     for _ in range(repeats):
@@ -235,9 +236,10 @@ def measure_training_memory(cache, samples, batch, threads, steps=3):
     import h5py
     import torch
 
-    from snnflow import backends, snn
-    from snnflow.dataset import ResidentDataset
-    from snnflow.training import keep_freed_memory, loss_and_scores
+    from snnflow.kernels import backends
+    from snnflow.model import snn
+    from snnflow.train.dataset import ResidentDataset
+    from snnflow.train.loop import keep_freed_memory, loss_and_scores
 
     keep_freed_memory()
     torch.set_num_threads(threads)

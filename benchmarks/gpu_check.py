@@ -54,8 +54,8 @@ def check_lif(device, Ts=(1, 4, 16, 32), shape=(64, 32, 17, 17)):
     """Triton LIF against the reference step: (rows, all passed)."""
     import torch
 
-    from snnflow import lif_triton
-    from snnflow.neuron import LIFParams, lif_reference
+    from snnflow.kernels import lif_triton
+    from snnflow.model.neuron import LIFParams, lif_reference
 
     kernels = lif_triton.load()
     p = LIFParams()  # the study's neuron
@@ -94,8 +94,8 @@ def check_block(device, shapes=((4, 32, 32, 34, 34), (16, 16, 64, 17, 17), (1, 8
     import torch
     from torch import nn
 
-    from snnflow import block_triton
-    from snnflow.neuron import LIFParams, lif_reference
+    from snnflow.kernels import block_triton
+    from snnflow.model.neuron import LIFParams, lif_reference
 
     kernels = block_triton.load()
     p = LIFParams()  # the study's neuron
@@ -140,8 +140,8 @@ def check_training(device, steps=30, batch=32, T=8):
     over `steps` Adam steps from the same weights on the same batches."""
     import torch
 
-    from snnflow import snn
-    from snnflow.neuron import LIFParams
+    from snnflow.model import snn
+    from snnflow.model.neuron import LIFParams
 
     torch.manual_seed(0)
     neuron = LIFParams()
@@ -184,7 +184,7 @@ def synthetic_split(spec, n, T, device, chunk=5000):
     ModelKind), made on the device in chunks."""
     import torch
 
-    from snnflow.dataset import ResidentDataset
+    from snnflow.train.dataset import ResidentDataset
 
     kind = spec.name
     shape = (T, 2, 34, 34) if kind == "snn" else (1, 28, 28)
@@ -207,8 +207,9 @@ def measure_speed(device, kind, T, switches, n_train, n_test, batch, engine="fus
     after a warm-up epoch part, and peak device memory."""
     import torch
 
-    from snnflow import cnn, snn
-    from snnflow.training import RunSettings, build_job
+    from snnflow.model import cnn, snn
+    from snnflow.runs import RunSettings
+    from snnflow.train.loop import build_job
 
     graphs, fused_block, autocast = SWITCHES[switches]
     spec = snn.KIND if kind == "snn" else cnn.KIND
@@ -254,7 +255,7 @@ def measure_reference_speed(device, T, n_train, batch, steps=50):
     from `steps` timed steps."""
     import torch
 
-    from snnflow import snn
+    from snnflow.model import snn
     from step_by_step import forward_step_by_step
 
     torch.manual_seed(0)
@@ -283,11 +284,12 @@ def measure_reference_speed(device, T, n_train, batch, steps=50):
 
 def demo_accuracy(device, folder, per_class, test_per_class, epochs, T=16):
     """Final test accuracy of SNN-T on the demo data for each switch combination."""
-    from snnflow import snn
-    from snnflow.events import build_event_store
-    from snnflow.frames import build_frame_cache
-    from snnflow.synthetic import write_dataset
-    from snnflow.training import Outputs, RunSettings, run
+    from snnflow.model import snn
+    from snnflow.data.events import build_event_store
+    from snnflow.data.frames import build_frame_cache
+    from snnflow.data.synthetic import write_dataset
+    from snnflow.runs import RunSettings, outputs_in
+    from snnflow.train.loop import run
 
     folder = Path(folder)
     write_dataset(folder / "raw", per_class, test_per_class, 0)
@@ -305,7 +307,7 @@ def demo_accuracy(device, folder, per_class, test_per_class, epochs, T=16):
         s = RunSettings(model="snn", epochs=epochs, batch_size=16, lr=0.003, seed=0,
                         device=str(device), channels=[8, 16, 32], hidden=64, T=T,
                         cuda_graphs=graphs, fused_cuda_block=fused, autocast=autocast)
-        history = run(snn.KIND, s, folder / f"nmnist_T{T}.h5", Outputs.in_folder(out),
+        history = run(snn.KIND, s, folder / f"nmnist_T{T}.h5", outputs_in(out),
                       out / "checkpoint.pt", code_fingerprint="gpu-check", log=lambda m: None)
         results.append({"switches": name, "final_test_acc": history[-1]["test_acc"],
                         "train_seconds": sum(h["train_seconds"] for h in history)})

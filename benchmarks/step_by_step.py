@@ -10,11 +10,11 @@ network's (tests/test_step_by_step.py checks that).
 import torch
 from torch import nn
 
-from snnflow.neuron import lif_step
+from snnflow.model.neuron import lif_step
 
 
 def forward_step_by_step(model, x_seq):
-    """model (a snnflow.snn.CSNN) applied to x_seq (T, N, 2, 34, 34) step by step."""
+    """model (a snnflow.model.snn.CSNN) applied to x_seq (T, N, 2, 34, 34) step by step."""
     neurons = [*model.neurons, model.lif1, model.lif2]
     states = [None] * len(neurons)
     outputs = []

@@ -13,7 +13,7 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO / "workflow"), str(REPO / "benchmarks")]
 
-from snnflow.events import EVENT_DTYPE, write_events  # noqa: E402
+from snnflow.data.nmnist import EVENT_DTYPE, write_events  # noqa: E402
 
 
 def random_events(rng, n, t0=0):
@@ -71,9 +71,10 @@ def rng():
 @pytest.fixture(scope="session")
 def small_caches(tmp_path_factory):
     """Frame caches (T=4) and an MNIST cache built from random data by the pipeline's code."""
-    from snnflow.events import build_event_store
-    from snnflow.frames import build_frame_cache
-    from snnflow.mnist import build_image_cache, write_idx
+    from snnflow.data.events import build_event_store
+    from snnflow.data.frames import build_frame_cache
+    from snnflow.data.idx import write_idx
+    from snnflow.data.mnist import build_image_cache
 
     root = tmp_path_factory.mktemp("caches")
     rng = np.random.default_rng(7)

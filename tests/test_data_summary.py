@@ -4,7 +4,7 @@ import h5py
 import numpy as np
 import pandas as pd
 
-from snnflow.data_summary import describe_sources, summarize
+from snnflow.report.data_summary import describe_sources, summarize
 
 SYNTHETIC = {"kind": "synthetic", "enabled": True, "train_per_class": 6, "test_per_class": 6,
              "seed": 0}
@@ -21,7 +21,7 @@ def test_rows_per_split_and_the_first_test_sample_of_each_class(small_caches, tm
     assert row["samples"] == 60 and all(row[f"class_{c}"] == 6 for c in range(10))
     assert row["events_mean"] == events.mean() and row["events_min"] == events.min()
     assert table.loc[("MNIST", "test"), "samples"] == 20
-    assert table.loc[("MNIST", "train"), "source"].startswith("synthetic (snnflow.synthetic")
+    assert table.loc[("MNIST", "train"), "source"].startswith("synthetic (snnflow.data.synthetic")
     with np.load(tmp_path / "examples.npz", allow_pickle=False) as examples, \
             h5py.File(small_caches / "nmnist_T4.h5") as frames, \
             h5py.File(small_caches / "mnist.h5") as mnist:

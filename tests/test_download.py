@@ -9,8 +9,8 @@ import pytest
 
 from conftest import random_events
 from snnflow import SnnflowError
-from snnflow.download import fetch, md5sum, nmnist_archive, unpack_split
-from snnflow.events import read_events, write_events
+from snnflow.data.download import fetch, md5sum, nmnist_archive, unpack_split
+from snnflow.data.nmnist import read_events, write_events
 
 
 def build_archive(path, rng, top="Train", labels=(0, 7)):

@@ -5,8 +5,8 @@ import pytest
 
 from conftest import make_nmnist_tree, random_events
 from snnflow import SnnflowError
-from snnflow.events import (build_event_store, list_recordings, open_event_store,
-                            read_events, read_pixel_codes, write_events)
+from snnflow.data.events import build_event_store, open_event_store
+from snnflow.data.nmnist import list_recordings, read_events, read_pixel_codes, write_events
 
 
 def test_reader_round_trip(tmp_path, rng):

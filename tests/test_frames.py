@@ -4,8 +4,9 @@ import pytest
 
 from conftest import make_nmnist_tree, random_events
 from snnflow import SnnflowError
-from snnflow.events import build_event_store, write_events
-from snnflow.frames import bin_codes, build_frame_cache, load_frames
+from snnflow.data.events import build_event_store
+from snnflow.data.nmnist import write_events
+from snnflow.data.frames import bin_codes, build_frame_cache, load_frames
 
 
 def reference_frames(x, y, p, T):

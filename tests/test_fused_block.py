@@ -5,9 +5,9 @@ import torch
 from torch import nn
 
 from conftest import channels_last_seq
-from snnflow import cpu_ops
-from snnflow.fused_block import _fusable, bn_lif_pool
-from snnflow.neuron import LIF, LIFParams, lif_reference
+from snnflow.kernels import cpu_ops
+from snnflow.model.fused_block import _fusable, bn_lif_pool
+from snnflow.model.neuron import LIF, LIFParams, lif_reference
 
 PARAMS = LIFParams(tau=1.7, v_threshold=0.6, v_reset=-0.2, alpha=2.5)
 
@@ -132,7 +132,7 @@ def batch_norm_copy(bn):
 
 
 def test_the_triton_kernels_match_the_layers_in_turn_in_the_interpreter():
-    """The CUDA fused block (snnflow.block_triton), run by Triton's interpreter on CPU:
+    """The CUDA fused block (snnflow.kernels.block_triton), run by Triton's interpreter on CPU:
     spikes, spike counts and the gradients of y, the weight and the bias."""
     import os
     import subprocess

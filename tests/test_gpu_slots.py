@@ -13,7 +13,7 @@ from conftest import REPO
 HOLDER = """
 import os, sys, time
 sys.path.insert(0, sys.argv[1])
-from snnflow.gpu_slots import claim_gpu
+from snnflow.train.gpu_slots import claim_gpu
 claim = claim_gpu(int(sys.argv[2]), sys.argv[3], lambda m: print("log", m, flush=True), poll=0.02)
 print("claimed", claim.slot, os.environ.get("CUDA_VISIBLE_DEVICES"), time.time(), flush=True)
 print("torch imported:", "torch" in sys.modules, flush=True)

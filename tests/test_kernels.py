@@ -9,16 +9,17 @@ import sys
 import pytest
 
 from conftest import REPO
-from snnflow import SnnflowError, cpu_ops, kernels, native
+from snnflow import SnnflowError
+from snnflow.kernels import cpu_ops, loader, prep
 
 LOAD_SCRIPT = """
 import sys, logging
 logging.basicConfig(level=logging.WARNING)
 sys.path.insert(0, sys.argv[1])
 import torch
-from snnflow import cpu_ops, kernels, native
-native.library(), cpu_ops.load()
-for name, what in sorted(kernels.status().items()):
+from snnflow.kernels import cpu_ops, loader, prep
+prep.library(), cpu_ops.load()
+for name, what in sorted(loader.status().items()):
     print(name, "->", what)
 """
 
@@ -31,7 +32,7 @@ def load_in_fresh_process(workflow, **env):
 
 
 def test_a_second_checkout_loads_the_first_ones_build_without_compiling(tmp_path):
-    assert native.library() is not None and cpu_ops.load() is not None  # built here
+    assert prep.library() is not None and cpu_ops.load() is not None  # built here
     second = tmp_path / "second-checkout" / "workflow"
     shutil.copytree(REPO / "workflow", second, ignore=shutil.ignore_patterns("__pycache__"))
     # with no working compiler, anything but a cache hit would fall back
@@ -43,27 +44,27 @@ def test_a_second_checkout_loads_the_first_ones_build_without_compiling(tmp_path
 @pytest.mark.parametrize("change", ["torch version", "python", "cpu", "source", "flags"])
 def test_the_build_key_changes_with_what_makes_a_build_valid(monkeypatch, tmp_path, change):
     family, versions = cpu_ops.EXTENSION, ("2.13.0+cpu", "abc", "cpython-311")
-    before = kernels.build_key(family, versions)
+    before = loader.build_key(family, versions)
     if change == "torch version":
         versions = ("2.11.0+cu130", "def", "cpython-311")
     elif change == "python":
         versions = ("2.13.0+cpu", "abc", "cpython-312")
     elif change == "cpu":
-        identity = kernels.cpu_identity()
-        monkeypatch.setattr(kernels, "cpu_identity", lambda: identity.replace("avx2", ""))
-        if kernels.cpu_identity() == identity:
-            monkeypatch.setattr(kernels, "cpu_identity", lambda: identity + " another cpu")
+        identity = loader.cpu_identity()
+        monkeypatch.setattr(loader, "cpu_identity", lambda: identity.replace("avx2", ""))
+        if loader.cpu_identity() == identity:
+            monkeypatch.setattr(loader, "cpu_identity", lambda: identity + " another cpu")
     elif change == "source":
-        monkeypatch.setattr(kernels, "CSRC", _edited_csrc(tmp_path))
+        monkeypatch.setattr(loader, "CSRC", _edited_csrc(tmp_path))
     else:
-        family = kernels.TorchExtension(family.name, family.sources, family.headers,
+        family = loader.TorchExtension(family.name, family.sources, family.headers,
                                         flags=(*family.flags, "-DNDEBUG"))
-    assert kernels.build_key(family, versions) != before
+    assert loader.build_key(family, versions) != before
 
 
 def _edited_csrc(folder):
     """A copy of csrc/ with one kernel source edited."""
-    shutil.copytree(kernels.CSRC, folder / "csrc")
+    shutil.copytree(loader.CSRC, folder / "csrc")
     with open(folder / "csrc" / "lif.cpp", "a") as f:
         f.write("// edited\n")
     return folder / "csrc"
@@ -80,7 +81,7 @@ def test_auto_falls_back_and_says_why(tmp_path):
 
 def test_require_stops_with_one_line_when_a_build_fails(tmp_path):
     script = ("import sys; sys.path.insert(0, sys.argv[1]); import torch; "
-              "from snnflow import cpu_ops; cpu_ops.load()")
+              "from snnflow.kernels import cpu_ops; cpu_ops.load()")
     result = subprocess.run([sys.executable, "-c", script, str(REPO / "workflow")],
                             capture_output=True, text=True,
                             env={**os.environ, "SNNFLOW_KERNELS": "require",
@@ -100,4 +101,4 @@ def test_off_loads_nothing():
 
 def test_a_bad_switch_is_named():
     with pytest.raises(SnnflowError, match="config key kernels: 'sometimes'"):
-        kernels.set_mode("sometimes")
+        loader.set_mode("sometimes")

@@ -6,8 +6,8 @@ import pytest
 
 from conftest import all_classes
 from snnflow import SnnflowError
-from snnflow.mnist import (IMAGE_MAGIC, LABEL_MAGIC, build_image_cache, load_images, read_idx,
-                           read_split, write_idx)
+from snnflow.data.idx import IMAGE_MAGIC, LABEL_MAGIC, write_idx
+from snnflow.data.mnist import build_image_cache, load_images, read_idx, read_split
 
 
 def write_mnist(folder, rng, n_train=12, n_test=10, gz=True):

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from snnflow.cnn import CNN
-from snnflow.snn import CSNN, firing_rate
+from snnflow.model.cnn import CNN
+from snnflow.model.snn import CSNN, firing_rate
 
 
 def test_csnn_output_spikes_shape_and_values():
@@ -56,7 +56,7 @@ def test_optimised_cpu_path_uses_its_kernels_and_matches_the_reference(monkeypat
     """The default network on the "cpp" backend (fused blocks, sparse convolutions,
     channels_last) against the reference engine (contiguous, nn.BatchNorm2d, the
     step-by-step LIF) and against the reference in float64, on identical weights."""
-    from snnflow import fused_block, sparse_conv
+    from snnflow.model import fused_block, sparse_conv
 
     calls = {"block": 0, "conv": 0}
     for module, name, key in ((fused_block, "_bn_lif_pool", "block"),
@@ -95,8 +95,8 @@ def test_recorded_activity_matches_the_spikes_counted_by_hand(backend):
     engine's spikes, with fan-outs counted by convolving with all-ones weights."""
     from torch.nn.functional import conv2d, max_pool2d
 
-    from snnflow.neuron import lif_reference
-    from snnflow.snn import SpikeRecord
+    from snnflow.model.neuron import lif_reference
+    from snnflow.model.snn import SpikeRecord
 
     torch.manual_seed(0)
     model = CSNN(channels=(4, 8, 8), hidden=16, engine="fused", backend=backend)

@@ -1,4 +1,4 @@
-"""The data-prep C kernels (snnflow/prep.c) against the numpy and zlib code they
+"""The data-prep C kernels (snnflow/kernels/csrc/prep.c) against the numpy and zlib code they
 replace, and the fallback when they cannot be built."""
 
 import os
@@ -11,18 +11,21 @@ import numpy as np
 import pytest
 
 from conftest import REPO, make_nmnist_tree, random_events
-from snnflow import SnnflowError, events, frames, native
-from snnflow.events import build_event_store, read_pixel_codes, write_events
-from snnflow.frames import bin_codes, build_frame_cache, deflate
+from snnflow import SnnflowError
+from snnflow.data import events, frames
+from snnflow.kernels import prep
+from snnflow.data.events import build_event_store
+from snnflow.data.nmnist import EVENT_DTYPE, read_pixel_codes, write_events
+from snnflow.data.frames import bin_codes, build_frame_cache, deflate
 
 
 @pytest.fixture(params=["c", "numpy"])
 def kernels(request, monkeypatch):
     """Run a test with the C kernels, then with the fallback."""
     if request.param == "c":
-        assert native.library() is not None, "the C kernels did not build (is cc installed?)"
+        assert prep.library() is not None, "the C kernels did not build (is cc installed?)"
     else:
-        monkeypatch.setattr(native, "library", lambda: None)
+        monkeypatch.setattr(prep, "library", lambda: None)
     return request.param
 
 
@@ -85,7 +88,7 @@ def test_chunk_binning_reports_counts_that_overflow(kernels):
 
 
 def test_a_code_off_the_sensor_names_the_event_store():
-    assert native.library() is not None
+    assert prep.library() is not None
     codes, offsets = np.array([5, 2312], np.uint16), np.array([0, 2], np.int64)
     with pytest.raises(SnnflowError, match="store.h5: holds a pixel code outside the sensor"):
         frames._bin_chunk(codes, offsets, 0, 1, np.uint8, "store.h5")
@@ -121,7 +124,7 @@ def test_bad_files_among_good_ones_are_named(kernels, tmp_path, rng, content, wo
 
 def test_c_and_numpy_stages_write_the_same_caches(tmp_path, rng, monkeypatch):
     make_nmnist_tree(tmp_path / "raw", 3, rng, sizes=(1, 900), labels=[1, 7])
-    hot = np.zeros(700, dtype=events.EVENT_DTYPE)  # forces the uint16 rebuild at T=2
+    hot = np.zeros(700, dtype=EVENT_DTYPE)  # forces the uint16 rebuild at T=2
     hot["x"], hot["y"], hot["p"], hot["t"] = 9, 4, 1, np.arange(700)
     write_events(tmp_path / "raw" / "Test" / "7" / "hot.bin", hot)
 
@@ -131,9 +134,9 @@ def test_c_and_numpy_stages_write_the_same_caches(tmp_path, rng, monkeypatch):
         return {T: build_frame_cache(out / "events.h5", T, out / f"T{T}.h5", threads=2)
                 for T in (2, 16)}
 
-    assert native.library() is not None
+    assert prep.library() is not None
     dtypes = build(tmp_path / "c")
-    monkeypatch.setattr(native, "library", lambda: None)
+    monkeypatch.setattr(prep, "library", lambda: None)
     assert build(tmp_path / "numpy") == dtypes == {2: np.uint16, 16: np.uint8}
     for name in ("events.h5", "T2.h5", "T16.h5"):
         with h5py.File(tmp_path / "c" / name) as a, h5py.File(tmp_path / "numpy" / name) as b:
@@ -143,8 +146,8 @@ def test_c_and_numpy_stages_write_the_same_caches(tmp_path, rng, monkeypatch):
 
 
 def loader_in_fresh_process(env):
-    script = ("import sys; sys.path.insert(0, sys.argv[1]); from snnflow import native; "
-              "print('kernels:', native.library() is not None)")
+    script = ("import sys; sys.path.insert(0, sys.argv[1]); from snnflow.kernels import prep; "
+              "print('kernels:', prep.library() is not None)")
     return subprocess.run([sys.executable, "-c", script, str(REPO / "workflow")],
                           capture_output=True, text=True, env={**os.environ, **env})
 

@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from snnflow.neuron import LIF, LIFParams, lif_fused, lif_reference, surrogate_grad
+from snnflow.model.neuron import LIF, LIFParams, lif_fused, lif_reference, surrogate_grad
 
 # the reference, and the fused loop on each CPU backend (C++ kernels, PyTorch ops)
 ENGINES = [lif_reference, functools.partial(lif_fused, backend="cpp"),
@@ -86,8 +86,8 @@ def test_layer_is_multi_step_and_keeps_shape():
 CHECK_FUSED_SCRIPT = """
 import sys, torch
 sys.path.insert(0, {workflow!r})
-from snnflow.neuron import LIFParams, lif_fused, lif_reference
-from snnflow import {module} as backend
+from snnflow.model.neuron import LIFParams, lif_fused, lif_reference
+from snnflow.kernels import {module} as backend
 kernels = backend.load()
 print("kernels:", kernels is not None)
 assert (kernels is not None) == {expect_kernels}

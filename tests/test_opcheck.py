@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from conftest import channels_last_seq, spikes
-from snnflow import cpu_ops, fused_block, neuron, sparse_conv
+from snnflow.kernels import cpu_ops
+from snnflow.model import fused_block, neuron, sparse_conv
 
 LIF = (1.7, 0.6, -0.2)  # tau, v_th, v_reset
 ALPHA = 2.5

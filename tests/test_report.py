@@ -9,8 +9,10 @@ import pandas as pd
 import pytest
 
 from conftest import REPO
-from snnflow import LAYERS, METRICS_COLUMNS, SnnflowError
-from snnflow.report import FIGURES, TABLES, build_report
+from snnflow import SnnflowError
+from snnflow.runs import LAYERS, METRICS_COLUMNS
+from snnflow.report.build import build_report
+from snnflow.report.registry import FIGURES, TABLES
 
 ENERGY = {"e_ac_pj": 0.9, "e_mac_pj": 4.6}
 FINAL_ACC = {  # final test accuracy per model and seed
@@ -39,7 +41,9 @@ def fake_run(folder, model, seed, final_acc, epochs=3):
     predicted[:wrong] = (labels[:wrong] + 1) % 10  # the first classes' errors
     pd.DataFrame({"index": range(100), "label": labels, "prediction": predicted}).to_csv(
         folder / "predictions.csv", index=False)
-    info = {"model": model, "settings": {"lr": 1e-3}, "device_name": "Test CPU (2 threads)",
+    T = None if model == "cnn" else int(model.split("_T")[1])
+    info = {"model": "cnn" if T is None else "snn", "name": model, "T": T, "seed": seed,
+            "label": "CNN" if T is None else f"SNN-{T}", "settings": {"lr": 1e-3}, "device_name": "Test CPU (2 threads)",
             "versions": {"torch": "2.x"}, "code_fingerprint": "f00", "n_train": 100,
             "placement": "claimed GPU slot 0 of 1", "backend": "cpp"}
     (folder / "run.json").write_text(json.dumps(info))
@@ -76,7 +80,8 @@ def study(tmp_path):
 def build(study, runs=None):
     all_runs, root = study
     out = root / "results"
-    build_report(runs or all_runs, 16, root / "data", ENERGY, out / "report.html",
+    folders = [folder for seeds in (runs or all_runs).values() for folder in seeds.values()]
+    build_report(folders, 16, root / "data", ENERGY, out / "report.html",
                  out / "tables", out / "figures")
     return out
 
@@ -159,8 +164,8 @@ def test_the_report_job_runs_without_torch(study):
 import sys, json
 sys.path.insert(0, {str(REPO / 'workflow')!r})
 from pathlib import Path
-from snnflow.report import build_report
-runs = json.loads({json.dumps({m: {s: str(f) for s, f in v.items()} for m, v in runs.items()})!r})
+from snnflow.report.build import build_report
+runs = json.loads({json.dumps([str(f) for v in runs.values() for f in v.values()])!r})
 out = Path({str(root / 'no-torch')!r})
 build_report(runs, 16, {str(root / 'data')!r}, {ENERGY!r}, out / "r.html", out / "t", out / "f")
 assert "torch" not in sys.modules, "the report imported torch"

@@ -5,8 +5,7 @@ import yaml
 
 from conftest import REPO
 from snnflow import SnnflowError
-from snnflow.settings import (cnn_settings, code_files, code_fingerprint, snn_settings,
-                              validate_config)
+from snnflow.settings import cnn_settings, snn_settings, validate_config
 
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
 
@@ -95,40 +94,6 @@ def test_job_settings_carry_only_what_the_job_uses(config):
     assert cnn_settings(config, "0") == cnn
     assert {k: v for k, v in snn_settings(config, "16", "3").items() if k != "lr"} == {
         k: v for k, v in snn.items() if k != "lr"}
-
-
-def test_code_files_follow_imports_and_the_kernel_sources_they_name():
-    train = code_files("train_snn")
-    for indirect in ("snnflow/fused_block.py", "snnflow/sparse_conv.py", "snnflow/cpu_ops.py",
-                     "snnflow/neuron.py", "snnflow/training.py", "snnflow/frames.py",
-                     "snnflow/kernels.py", "snnflow/__init__.py", "snnflow/csrc/lif.cpp",
-                     "snnflow/csrc/lif_step.h", "snnflow/csrc/prep.c"):
-        assert indirect in train
-    assert "snnflow/neuron.py" not in code_files("train_cnn")
-    frames = code_files("frames")
-    assert "snnflow/csrc/prep.c" in frames and "snnflow/csrc/lif.cpp" not in frames
-    assert "snnflow/snn.py" not in frames
-    report = code_files("report")
-    assert report == ["scripts/report.py", "snnflow/__init__.py", "snnflow/atomic.py",
-                      "snnflow/job.py", "snnflow/kernels.py", "snnflow/report.py",
-                      "snnflow/report_figures.py", "snnflow/report_tables.py"]
-
-
-def test_fingerprint_follows_an_indirectly_imported_file(tmp_path, monkeypatch):
-    import shutil
-
-    import snnflow.settings as settings
-
-    shutil.copytree(REPO / "workflow", tmp_path / "workflow",
-                    ignore=shutil.ignore_patterns("__pycache__"))
-    monkeypatch.setattr(settings, "WORKFLOW_DIR", tmp_path / "workflow")
-    scripts = ("train_snn", "train_cnn", "frames", "report")
-    before = {script: code_fingerprint(script) for script in scripts}
-    block = tmp_path / "workflow" / "snnflow" / "csrc" / "bn_lif_pool.cpp"
-    block.write_text(block.read_text() + "// an edit\n")
-    after = {script: code_fingerprint(script) for script in scripts}
-    assert after["train_snn"] != before["train_snn"]
-    assert {k: after[k] == before[k] for k in scripts[1:]} == dict.fromkeys(scripts[1:], True)
 
 
 def test_text_from_a_nested_command_line_override_becomes_numbers(config):

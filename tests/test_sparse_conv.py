@@ -5,8 +5,9 @@ import torch
 from torch import nn
 
 from conftest import spikes
-from snnflow import cpu_ops, sparse_conv
-from snnflow.sparse_conv import applies, conv_spikes
+from snnflow.kernels import cpu_ops
+from snnflow.model import sparse_conv
+from snnflow.model.sparse_conv import applies, conv_spikes
 
 
 def conv_layer(c_in, c_out, generator):

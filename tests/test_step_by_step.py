@@ -2,7 +2,7 @@
 
 import torch
 
-from snnflow.snn import CSNN
+from snnflow.model.snn import CSNN
 from step_by_step import forward_step_by_step
 
 

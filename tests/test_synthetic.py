@@ -1,8 +1,8 @@
 import numpy as np
 
-from snnflow.events import list_recordings, recording_statistics
-from snnflow.mnist import read_split
-from snnflow.synthetic import write_dataset
+from snnflow.data.nmnist import list_recordings, recording_statistics
+from snnflow.data.mnist import read_split
+from snnflow.data.synthetic import write_dataset
 
 
 def test_synthetic_data_looks_like_n_mnist(tmp_path):

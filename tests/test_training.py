@@ -4,9 +4,12 @@ import pandas as pd
 import pytest
 import torch
 
-import snnflow.training as training
-from snnflow import LAYER_COLUMNS, LAYERS, METRICS_COLUMNS, SnnflowError, cnn, snn
-from snnflow.training import Outputs, RunSettings, run
+import snnflow.train.loop as training
+from snnflow import SnnflowError
+from snnflow.runs import LAYER_COLUMNS, LAYERS, METRICS_COLUMNS
+from snnflow.model import cnn, snn
+from snnflow.runs import RunSettings, outputs_in
+from snnflow.train.loop import run
 
 KINDS = {"snn": snn.KIND, "cnn": cnn.KIND}
 
@@ -25,7 +28,7 @@ def settings(model, **overrides):
 def train(s, caches, out, log=lambda m: None, **kw):
     cache = caches / ("nmnist_T4.h5" if s.model == "snn" else "mnist.h5")
     out.mkdir(parents=True, exist_ok=True)
-    return run(KINDS[s.model], s, cache, Outputs.in_folder(out), out / "checkpoint.pt",
+    return run(KINDS[s.model], s, cache, outputs_in(out), out / "checkpoint.pt",
                code_fingerprint="abc", log=log, **kw)
 
 

@@ -73,7 +73,7 @@ def finished_run(tmp_path_factory):
 
 
 def test_complete_study_produces_csvs_and_report(finished_run):
-    from snnflow.report import figure_names
+    from snnflow.report.registry import figure_names
 
     results = finished_run / "results"
     for model, seed in RUNS:
@@ -96,7 +96,7 @@ def test_complete_study_produces_csvs_and_report(finished_run):
     assert html.count("data:image/png;base64,") == len(figures)
     assert sorted(p.stem for p in (results / "figures").iterdir()) == sorted(figures)
     for words in ("CNN vs SNN-4", "SNN-2", "reference study", "Time per epoch",
-                  "2 seeds each", "Spikes and energy", "synthetic (snnflow.synthetic"):
+                  "2 seeds each", "Spikes and energy", "synthetic (snnflow.data.synthetic"):
         assert words in html
     for table in ("comparison", "timing", "accuracy_by_T", "significance", "energy", "layers",
                   "per_class_accuracy", "confusion", "dataset", "runs"):
@@ -123,7 +123,7 @@ def test_two_training_jobs_ran_at_once_on_their_own_gpu_slots(finished_run):
 def test_snakemakes_own_report_holds_every_figure_and_table(finished_run):
     import zipfile
 
-    from snnflow.report import TABLES, figure_names
+    from snnflow.report.registry import TABLES, figure_names
 
     (finished_run / "tiny.yaml").write_text(yaml.safe_dump(TINY))
     snakemake(finished_run, "--configfile", "tiny.yaml", "--report",

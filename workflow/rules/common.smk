@@ -5,11 +5,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
 
 from snnflow import SnnflowError
-from snnflow.gpu_slots import slot_count
-from snnflow.mnist import ALL_FILES as MNIST_FILES, find_idx_file
-from snnflow.report import FIGURES as REPORT_FIGURE_CATEGORIES, TABLES as REPORT_TABLES
-from snnflow.report import figure_names
-from snnflow.settings import cnn_settings, code_fingerprint, snn_settings, validate_config
+from snnflow.data.idx import ALL_FILES as MNIST_FILES, find_idx_file
+from snnflow.fingerprints import code_fingerprint
+from snnflow.report.registry import CONTENTS as REPORT_CONTENTS, FIGURES as REPORT_FIGURES
+from snnflow.report.registry import TABLES as REPORT_TABLES, caption_file, figure_names
+from snnflow.runs import REPORTED_FILES, RUN_FILES, checkpoint_path, model_name, run_folder
+from snnflow.runs import run_outputs
+from snnflow.settings import cnn_settings, snn_settings, validate_config
+from snnflow.train.gpu_slots import slot_count
 
 try:
     validate_config(config, Path(workflow.basedir) / "workflow/schemas/config.schema.yaml")
@@ -21,13 +24,7 @@ SYNTHETIC = config["synthetic"]["enabled"]
 SYNTHETIC_DIR = "results/raw/synthetic"
 T_VALUES = config["snn"]["T"]
 SEEDS = config["seeds"]
-MODELS = [f"snn_T{T}" for T in T_VALUES] + ["cnn"]
-RUN_FILES = ["metrics.csv", "layers.csv", "predictions.csv", "run.json"]
-
-
-def run_folder(model, seed):
-    return f"results/runs/{model}/seed{seed}"
-
+MODELS = [model_name("snn", T) for T in T_VALUES] + [model_name("cnn")]
 
 # Where the data came from, for the report's data table (URLs and md5 sums are resolved
 # by the data_summary job, which has tonic).

@@ -6,7 +6,6 @@ rule synthetic_dataset:
         test_per_class=config["synthetic"]["test_per_class"],
         seed=config["synthetic"]["seed"],
         code=code_fingerprint("synthetic_dataset"),
-        kernels=config["performance"]["kernels"],
     log:
         "results/logs/synthetic_dataset.log",
     conda:

@@ -1,23 +1,25 @@
 # The study page (results/report.html) and, for `snakemake --report`, every table and
-# figure with a caption (workflow/report/{tables,figures}/<name>.rst), by stage.
-REPORT_FIGURES = figure_names(T_VALUES, config["snn"]["main_T"])
+# figure of the registry (snnflow.report.registry) with its caption, by section.
+FIGURES_DRAWN = figure_names(T_VALUES, config["snn"]["main_T"])
 
 
 rule report:
     input:
-        runs=[f"{run_folder(model, seed)}/{file}"
-              for model in MODELS for seed in SEEDS for file in RUN_FILES],
+        runs=[f"{run_folder(model, seed)}/{RUN_FILES[file]}"
+              for model in MODELS for seed in SEEDS for file in REPORTED_FILES],
         data=["results/data/dataset.csv", "results/data/examples.npz"],
+        captions=[str(caption_file(entry)) for entry in REPORT_CONTENTS],
     output:
         html=report("results/report.html", caption="../report/page.rst", category="Report"),
-        tables=[report(f"results/tables/{name}.csv", caption=f"../report/tables/{name}.rst",
-                       category=category, subcategory="Tables")
-                for name, category in REPORT_TABLES.items()],
-        figures=[report(f"results/figures/{name}.png", caption=f"../report/figures/{name}.rst",
-                        category=REPORT_FIGURE_CATEGORIES[name], subcategory="Figures")
-                 for name in REPORT_FIGURES],
+        tables=[report(f"results/tables/{name}.csv", caption=str(caption_file(entry)),
+                       category=entry.section, subcategory="Tables")
+                for name, entry in REPORT_TABLES.items()],
+        figures=[report(f"results/figures/{name}.png",
+                        caption=str(caption_file(REPORT_FIGURES[name])),
+                        category=REPORT_FIGURES[name].section, subcategory="Figures")
+                 for name in FIGURES_DRAWN],
     params:
-        runs={model: {seed: run_folder(model, seed) for seed in SEEDS} for model in MODELS},
+        runs=[run_folder(model, seed) for model in MODELS for seed in SEEDS],
         main_T=config["snn"]["main_T"],
         data=lambda wildcards, input: str(Path(input.data[0]).parent),
         energy=config["energy"],

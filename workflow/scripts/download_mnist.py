@@ -4,7 +4,7 @@ sys.path.insert(0, f"{snakemake.scriptdir}/..")  # the snnflow package
 
 from pathlib import Path
 
-from snnflow.download import MNIST_MD5, fetch, mnist_urls
+from snnflow.data.download import MNIST_MD5, fetch, mnist_urls
 from snnflow.job import run_job
 
 

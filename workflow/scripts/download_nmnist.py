@@ -2,7 +2,7 @@ import sys
 
 sys.path.insert(0, f"{snakemake.scriptdir}/..")  # the snnflow package
 
-from snnflow.download import fetch, nmnist_archive
+from snnflow.data.download import fetch, nmnist_archive
 from snnflow.job import run_job
 
 

@@ -5,7 +5,7 @@ sys.path.insert(0, f"{snakemake.scriptdir}/..")  # the snnflow package
 from pathlib import Path
 
 from snnflow.job import run_job
-from snnflow.report import build_report
+from snnflow.report.build import build_report
 
 
 def main(log):

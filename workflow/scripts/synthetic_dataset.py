@@ -3,7 +3,7 @@ import sys
 sys.path.insert(0, f"{snakemake.scriptdir}/..")  # the snnflow package
 
 from snnflow.job import run_job
-from snnflow.synthetic import write_dataset
+from snnflow.data.synthetic import write_dataset
 
 
 def main(log):

@@ -2,9 +2,9 @@ import sys
 
 sys.path.insert(0, f"{snakemake.scriptdir}/..")  # the snnflow package
 
-from snnflow import cnn
+from snnflow.model import cnn
 from snnflow.job import run_job
-from snnflow.training import run_rule
+from snnflow.train.loop import run_rule
 
 
 def main(log):

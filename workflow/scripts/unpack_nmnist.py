@@ -2,7 +2,7 @@ import sys
 
 sys.path.insert(0, f"{snakemake.scriptdir}/..")  # the snnflow package
 
-from snnflow.download import unpack_split
+from snnflow.data.download import unpack_split
 from snnflow.job import run_job
 
 

@@ -8,7 +8,7 @@ import os
 import shutil
 from pathlib import Path
 
-from . import SnnflowError
+from snnflow import SnnflowError
 
 _FULL = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded"}
 

@@ -5,14 +5,13 @@ import sys
 import time
 import traceback
 
-from . import SnnflowError, first_line, kernels
-from .atomic import disk_full_reason, full_disk_error
+from snnflow import SnnflowError, first_line
+from snnflow.atomic import disk_full_reason, full_disk_error
 
 
 def run_job(snakemake, main):
     """Call `main(log)` with stdout and stderr going to the rule's log file.
 
-    A `kernels` param sets the compiled-kernel switch (snnflow.kernels) first.
     Whatever ends the job, its log says why, since on a cluster the job's own
     terminal output goes elsewhere:
     - a SnnflowError (bad input) ends it with its one-line message, in the log and
@@ -35,8 +34,6 @@ def run_job(snakemake, main):
             sys.exit(1)
 
         try:
-            if hasattr(snakemake.params, "kernels"):
-                kernels.set_mode(snakemake.params.kernels)
             main(log)
         except SnnflowError as err:
             fail(f"error: {err}")

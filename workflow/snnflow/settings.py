@@ -1,19 +1,16 @@
-"""From config.yaml to each job's settings: validation, per-job values, code fingerprints.
+"""From config.yaml to each job's settings: validation and per-job values.
 
 The Snakefile calls these so that every value a job uses reaches it through
 `params:` (and a changed value reruns exactly the jobs that use it). This module
 must import quickly: no torch, h5py or pandas.
 """
 
-import ast
-import hashlib
 import math
 from pathlib import Path
 
-from . import SnnflowError
-from .mnist import ALL_FILES as MNIST_FILES, idx_file
+from snnflow import SnnflowError
+from snnflow.data.idx import ALL_FILES as MNIST_FILES, idx_file
 
-WORKFLOW_DIR = Path(__file__).resolve().parent.parent
 HINT = "fix the config (keys and limits: workflow/schemas/config.schema.yaml)"
 NESTED_OVERRIDE_HINT = ("nested keys given with --config arrive as text; put them in a small "
                         "file and pass it with --configfile")
@@ -165,63 +162,8 @@ def _check_dataset_folders(config):
                                    "there or set mnist_dir to null to download them")
 
 
-def code_files(script):
-    """The files a job script runs, relative to workflow/: the script, every snnflow
-    module it imports directly or through other modules (found with ast, so none can be
-    forgotten), the package's __init__.py, and the kernel sources in snnflow/csrc/ that
-    those modules name."""
-    package = WORKFLOW_DIR / "snnflow"
-    kernel_sources = {p.name for p in (package / "csrc").iterdir() if p.is_file()}
-    files, modules, todo = {f"scripts/{script}.py"}, set(), [WORKFLOW_DIR / "scripts" /
-                                                             f"{script}.py"]
-    while todo:
-        tree = ast.parse(todo.pop().read_text())
-        for node in ast.walk(tree):
-            for name in _imported_snnflow_modules(node, package):
-                if name not in modules:
-                    modules.add(name)
-                    todo.append(package / f"{name}.py")
-            if (isinstance(node, ast.Constant) and isinstance(node.value, str)
-                    and node.value in kernel_sources):
-                files.add(f"snnflow/csrc/{node.value}")
-    if modules:
-        files.add("snnflow/__init__.py")
-    return sorted(files | {f"snnflow/{name}.py" for name in modules})
-
-
-def _imported_snnflow_modules(node, package):
-    """Names of the snnflow modules an import node brings in (`from snnflow.x import`,
-    `from snnflow import x`, `import snnflow.x`, and the relative forms inside the
-    package)."""
-    if isinstance(node, ast.Import):
-        candidates = [a.name.split(".")[1] for a in node.names
-                      if a.name.startswith("snnflow.")]
-    elif isinstance(node, ast.ImportFrom):
-        base = node.module or ""
-        if node.level == 0 and base != "snnflow" and not base.startswith("snnflow."):
-            return []
-        if node.level == 0:
-            base = base.removeprefix("snnflow").lstrip(".")
-        candidates = [base.split(".")[0]] if base else []
-        candidates += [a.name for a in node.names if not base]  # from . import x
-    else:
-        return []
-    return [name for name in candidates if name and (package / f"{name}.py").is_file()]
-
-
-def code_fingerprint(script):
-    """Short hash of the files a job script runs (`code_files`): passed as a param so
-    that editing any code a job runs reruns that job (Snakemake does not track
-    imported modules)."""
-    digest = hashlib.sha256()
-    for name in code_files(script):
-        digest.update(name.encode())
-        digest.update((WORKFLOW_DIR / name).read_bytes())
-    return digest.hexdigest()[:16]
-
-
 def snn_settings(config, T, seed):
-    """Settings of the SNN run with T time steps and `seed` (snnflow.training.RunSettings
+    """Settings of the SNN run with T time steps and `seed` (snnflow.train.loop.RunSettings
     fields)."""
     snn = config["snn"]
     return dict(model="snn", T=int(T), seed=int(seed), device=config["device"],
@@ -232,7 +174,7 @@ def snn_settings(config, T, seed):
 
 
 def cnn_settings(config, seed):
-    """Settings of the CNN run with `seed` (snnflow.training.RunSettings fields)."""
+    """Settings of the CNN run with `seed` (snnflow.train.loop.RunSettings fields)."""
     cnn = config["cnn"]
     return dict(model="cnn", seed=int(seed), device=config["device"],
                 **config["performance"],

@@ -1,0 +1,92 @@
+"""Code fingerprints follow a job script's imports, in every form the package uses, to
+exactly the files it runs: module boundaries decide what reruns."""
+
+import shutil
+
+import pytest
+
+from conftest import REPO
+from snnflow import fingerprints
+from snnflow.fingerprints import code_files, code_fingerprint
+
+
+def test_a_training_job_runs_its_network_kernels_and_loop_but_no_report_code():
+    train = code_files("train_snn")
+    for indirect in ("snnflow/model/fused_block.py", "snnflow/model/sparse_conv.py",
+                     "snnflow/kernels/cpu_ops.py", "snnflow/model/neuron.py",
+                     "snnflow/train/loop.py", "snnflow/data/frames.py", "snnflow/runs.py",
+                     "snnflow/kernels/loader.py", "snnflow/__init__.py",
+                     "snnflow/model/__init__.py", "snnflow/kernels/csrc/lif.cpp",
+                     "snnflow/kernels/csrc/lif_step.h"):
+        assert indirect in train
+    assert not [f for f in train if f.startswith("snnflow/report/")]
+    cnn = code_files("train_cnn")
+    assert "snnflow/model/neuron.py" not in cnn and "snnflow/kernels/cpu_ops.py" not in cnn
+    assert not [f for f in cnn if f.startswith("snnflow/kernels/csrc/")]
+
+
+def test_the_data_jobs_run_no_training_code():
+    frames = code_files("frames")
+    assert "snnflow/kernels/csrc/prep.c" in frames
+    assert not [f for f in frames if f.startswith(("snnflow/model/", "snnflow/train/"))]
+    synthetic = code_files("synthetic_dataset")  # writes recordings and IDX files only
+    assert "snnflow/data/nmnist.py" in synthetic and "snnflow/data/idx.py" in synthetic
+    for reader in ("snnflow/data/events.py", "snnflow/data/mnist.py",
+                   "snnflow/kernels/csrc/prep.c", "snnflow/kernels/loader.py"):
+        assert reader not in synthetic
+
+
+def test_the_report_runs_only_report_code_and_the_run_contract():
+    assert code_files("report") == [
+        "scripts/report.py", "snnflow/__init__.py", "snnflow/atomic.py", "snnflow/job.py",
+        "snnflow/report/__init__.py", "snnflow/report/build.py",
+        "snnflow/report/figures.py", "snnflow/report/page.html.j2", "snnflow/report/page.py",
+        "snnflow/report/registry.py", "snnflow/report/study.py", "snnflow/report/tables.py",
+        "snnflow/runs.py"]
+
+
+@pytest.fixture
+def package(tmp_path, monkeypatch):
+    """An empty workflow folder with one script; write modules into it."""
+    workflow = tmp_path / "workflow"
+    (workflow / "snnflow" / "kernels" / "csrc").mkdir(parents=True)
+    (workflow / "scripts").mkdir()
+    monkeypatch.setattr(fingerprints, "WORKFLOW_DIR", workflow)
+
+    def write(path, text=""):
+        (workflow / path).parent.mkdir(parents=True, exist_ok=True)
+        (workflow / path).write_text(text)
+    return write
+
+
+def test_relative_dotted_and_package_imports_are_followed(package):
+    package("scripts/job.py", "import snnflow.a.b\nfrom snnflow.c import d\n")
+    for init in ("snnflow", "snnflow/a", "snnflow/c", "snnflow/e"):
+        package(f"{init}/__init__.py")
+    package("snnflow/a/b.py", "from . import sibling\nfrom ..e.f import name\n")
+    package("snnflow/a/sibling.py", "from .. import c\nx = 'kernel.c'\n")
+    package("snnflow/c/d.py")
+    package("snnflow/c/unused.py")
+    package("snnflow/e/f.py", "from .g import *\n")
+    package("snnflow/e/g.py")
+    package("snnflow/kernels/csrc/kernel.c")
+    package("snnflow/kernels/csrc/other.c")
+    assert code_files("job") == [
+        "scripts/job.py", "snnflow/__init__.py", "snnflow/a/__init__.py", "snnflow/a/b.py",
+        "snnflow/a/sibling.py", "snnflow/c/__init__.py", "snnflow/c/d.py",
+        "snnflow/e/__init__.py", "snnflow/e/f.py", "snnflow/e/g.py",
+        "snnflow/kernels/csrc/kernel.c"]
+
+
+def test_a_kernel_source_changes_the_fingerprint_of_the_jobs_that_build_it(tmp_path,
+                                                                            monkeypatch):
+    shutil.copytree(REPO / "workflow", tmp_path / "workflow",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(fingerprints, "WORKFLOW_DIR", tmp_path / "workflow")
+    scripts = ("train_snn", "train_cnn", "frames", "report")
+    before = {script: code_fingerprint(script) for script in scripts}
+    block = tmp_path / "workflow" / "snnflow" / "kernels" / "csrc" / "bn_lif_pool.cpp"
+    block.write_text(block.read_text() + "// an edit\n")
+    after = {script: code_fingerprint(script) for script in scripts}
+    assert after["train_snn"] != before["train_snn"]
+    assert {k: after[k] == before[k] for k in scripts[1:]} == dict.fromkeys(scripts[1:], True)

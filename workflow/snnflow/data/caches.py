@@ -1,0 +1,54 @@
+"""Opening the HDF5 files the pipeline writes, refusing incomplete ones.
+
+A file left by a crash outside Snakemake (truncated, or missing a dataset) must be
+reported with its name, never loaded as garbage.
+"""
+
+import numpy as np
+
+from snnflow import SnnflowError
+
+
+def open_checked(path, datasets, attrs=(), same_length=()):
+    """Open `path` read-only and check that every dataset and attribute is there and
+    that each group of datasets in `same_length` agrees on its first dimension."""
+    import h5py
+
+    try:
+        h5 = h5py.File(path, "r")
+    except OSError as err:
+        raise SnnflowError(f"{path}: unreadable HDF5 file ({err}) - delete it and rerun "
+                           "the workflow to rebuild it") from None
+    missing = [d for d in datasets if d not in h5] + [f"@{a}" for a in attrs if a not in h5.attrs]
+    if missing:
+        h5.close()
+        raise SnnflowError(f"{path}: incomplete file (missing {', '.join(missing)}) - delete "
+                           "it and rerun the workflow to rebuild it")
+    for group in same_length:
+        lengths = {name: h5[name].shape[0] for name in group}
+        if len(set(lengths.values())) > 1:
+            h5.close()
+            raise SnnflowError(f"{path}: datasets disagree on the sample count ({lengths}) "
+                               "- delete it and rerun the workflow to rebuild it")
+    return h5
+
+
+def read_dataset(h5, name):
+    """Read one whole dataset, turning HDF5 read errors into a message naming the file."""
+    try:
+        return h5[name][...]
+    except OSError as err:
+        raise SnnflowError(f"{h5.filename}: cannot read {name} ({err}); the file is damaged "
+                           "- delete it and rerun the workflow") from None
+
+
+def load_split(path, split, inputs_name, attrs=()):
+    """(inputs, labels) of one split of a frame or image cache, after checking the file."""
+    datasets = [f"{s}/{d}" for s in ("train", "test") for d in (inputs_name, "labels")]
+    pairs = [datasets[:2], datasets[2:]]
+    with open_checked(path, datasets, attrs, same_length=pairs) as h5:
+        inputs = read_dataset(h5, f"{split}/{inputs_name}")
+        labels = read_dataset(h5, f"{split}/labels").astype(np.int64)
+    if labels.size and (labels.min() < 0 or labels.max() > 9):
+        raise SnnflowError(f"{path}: {split}/labels holds values outside 0-9 - delete it and rerun")
+    return inputs, labels

@@ -1,0 +1,176 @@
+"""Binning events into T frames by event count, and the per-T frame caches.
+
+The n events of a sample are split, in file order, into T runs of n // T events;
+the last frame also takes the n mod T remainder, so no event is lost (when n < T
+every event lands in the last frame). Frame k counts events per (polarity, y, x);
+channel 0 is OFF (p = 0), channel 1 is ON.
+
+The caches are dense (N, T, 2, 34, 34) datasets in chunks of 16 samples, each
+compressed as a zlib stream (HDF5's gzip filter) and written directly. The C
+kernels (snnflow.kernels.prep) bin a chunk and compress it in time proportional to its
+events; without them numpy and zlib produce the same frames.
+"""
+
+import threading
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from snnflow import SnnflowError
+from snnflow.kernels import prep
+from snnflow.atomic import atomic_path
+from snnflow.data.caches import load_split
+from snnflow.data.events import open_event_store
+from snnflow.data.nmnist import HEIGHT, PIXELS_PER_FRAME, POLARITIES, SPLITS, WIDTH
+from snnflow.data.parallel import ordered_map
+
+FRAME_SHAPE = (POLARITIES, HEIGHT, WIDTH)
+SAMPLES_PER_CHUNK = 16
+DEFLATE_LEVEL = 1
+
+
+def frame_of_each_event(n, T):
+    """Frame index of each of n events in order (see the module docstring)."""
+    per_frame = n // T
+    if per_frame == 0:
+        return np.full(n, T - 1, dtype=np.intp)
+    index = np.repeat(np.arange(T, dtype=np.intp), per_frame)
+    return np.concatenate([index, np.full(n - index.size, T - 1, dtype=np.intp)])
+
+
+def bin_codes(codes, T):
+    """Count one sample's pixel codes into a (T, 2, 34, 34) int64 array."""
+    flat = frame_of_each_event(len(codes), T) * PIXELS_PER_FRAME
+    flat += codes
+    return np.bincount(flat, minlength=T * PIXELS_PER_FRAME).reshape(T, *FRAME_SHAPE)
+
+
+_workspace = threading.local()
+
+
+def _buffer(name, shape, dtype):
+    """A buffer of this thread reused from chunk to chunk (a fresh large buffer costs
+    a page fault per 4 KiB)."""
+    buffer = getattr(_workspace, name, None)
+    if buffer is None or buffer.shape != shape or buffer.dtype != dtype:
+        buffer = np.empty(shape, dtype)
+        setattr(_workspace, name, buffer)
+    return buffer
+
+
+def deflate(array):
+    """A zlib stream of the array's bytes, as HDF5's gzip filter reads it. The C kernel
+    skips zero runs eight bytes at a time; zlib's fallback uses its run-length
+    strategy, which beat level-1 deflate and LZF on frames (README)."""
+    data = np.ascontiguousarray(array).reshape(-1).view(np.uint8)
+    lib = prep.library()
+    if lib is None:
+        compressor = zlib.compressobj(DEFLATE_LEVEL, zlib.DEFLATED, 15, 8, zlib.Z_RLE)
+        return compressor.compress(data) + compressor.flush()
+    out = _buffer("deflated", (lib.zlib_sparse_bound(data.size),), np.uint8)
+    tokens = _buffer("tokens", (max(data.size, 1),), np.uint16)
+    size = lib.zlib_sparse(data.ctypes.data, data.size, out.ctypes.data, tokens.ctypes.data)
+    return out[:size].tobytes()
+
+
+def _bin_chunk(codes, offsets, start, T, dtype, store_path):
+    """Frames of the SAMPLES_PER_CHUNK samples from `start` (zero samples past the
+    end), in this thread's buffer; None when a count does not fit `dtype`."""
+    count = min(SAMPLES_PER_CHUNK, len(offsets) - 1 - start)
+    frames = _buffer("frames", (SAMPLES_PER_CHUNK, T, *FRAME_SHAPE), dtype)
+    lib = prep.library()
+    if lib is not None:
+        status = lib.bin_frames(codes.ctypes.data, offsets.ctypes.data, start, count, T,
+                                frames.itemsize, frames.ctypes.data, SAMPLES_PER_CHUNK)
+        if status == -2:
+            raise SnnflowError(f"{store_path}: holds a pixel code outside the sensor - "
+                               "delete it and rerun the workflow to rebuild it")
+        return None if status == -1 else frames
+    frames[count:] = 0
+    limit = np.iinfo(dtype).max
+    for i in range(count):
+        n = int(offsets[start + i + 1] - offsets[start + i])
+        counts = bin_codes(codes[offsets[start + i]:offsets[start + i + 1]], T)
+        # the largest frame holds n // T + n % T events
+        if n // T + n % T > limit and counts.max(initial=0) > limit:
+            return None
+        frames[i] = counts
+    return frames
+
+
+def _write_split(h5, store, split, T, dtype, workers):
+    """Bin one split into `h5`; returns the first sample of a chunk holding a count that
+    does not fit `dtype`, else None."""
+    codes, offsets = store[f"{split}/codes"][...], store[f"{split}/offsets"][...]
+    n = len(offsets) - 1
+    frames = h5.create_dataset(f"{split}/frames", shape=(n, T, *FRAME_SHAPE), dtype=dtype,
+                               chunks=(SAMPLES_PER_CHUNK, T, *FRAME_SHAPE),
+                               maxshape=(None, T, *FRAME_SHAPE),  # a chunk may exceed n
+                               compression="gzip", compression_opts=DEFLATE_LEVEL)
+
+    def compressed_chunk(start):
+        chunk = _bin_chunk(codes, offsets, start, T, dtype, store.filename)
+        return None if chunk is None else deflate(chunk)
+
+    starts = range(0, n, SAMPLES_PER_CHUNK)
+    for start, chunk in zip(starts, ordered_map(compressed_chunk, starts, workers)):
+        if chunk is None:
+            return start
+        frames.id.write_direct_chunk((start, 0, 0, 0, 0), chunk)
+    h5[f"{split}/labels"] = store[f"{split}/labels"][...]
+    h5[f"{split}/names"] = store[f"{split}/names"][...]
+    return None
+
+
+def build_frame_cache(store_path, T, out_path, threads=1):
+    """Write `out_path` with train/test frames (N, T, 2, 34, 34), labels and names.
+
+    Counts are stored as uint8, or uint16 when any count exceeds 255 (never clipped);
+    a recording with more events in one pixel of one frame than uint16 holds is not
+    N-MNIST (a real one has a few thousand events in all) and is refused by name.
+    """
+    import h5py
+
+    with open_event_store(store_path) as store:
+        for dtype in (np.uint8, np.uint16):
+            try:
+                with atomic_path(out_path) as tmp, h5py.File(tmp, "w") as h5:
+                    h5.attrs.update(T=T, split_by="number", layout="frames[n, t, p, y, x]",
+                                    sensor_size=(WIDTH, HEIGHT, POLARITIES),
+                                    source=store.attrs["source"])
+                    for split in SPLITS:
+                        start = _write_split(h5, store, split, T, dtype, threads)
+                        if start is not None:
+                            raise _CountOverflow(split, start)
+                return np.dtype(dtype)
+            except _CountOverflow as overflow:
+                split, start = overflow.args
+        raise _too_many_events(store, split, start, T)
+
+
+def _too_many_events(store, split, start, T):
+    """The error naming the recording of the chunk from `start` whose count overflows."""
+    codes, offsets = store[f"{split}/codes"], store[f"{split}/offsets"][...]
+    limit = np.iinfo(np.uint16).max
+    for i in range(start, min(start + SAMPLES_PER_CHUNK, len(offsets) - 1)):
+        count = int(bin_codes(codes[offsets[i]:offsets[i + 1]], T).max(initial=0))
+        if count > limit:
+            name = store[f"{split}/names"][i]
+            name = name.decode() if isinstance(name, bytes) else name
+            path = Path(store.attrs["source"]) / SPLITS[split] / name
+            return SnnflowError(f"{path}: {count} events in one pixel of one frame at T={T}, "
+                                f"more than the {limit} a frame cache holds; a real N-MNIST "
+                                "recording has a few thousand events in all - remove the file "
+                                "or replace it with a good copy")
+    return SnnflowError(f"{store.filename}: a count does not fit uint16 - delete it and rerun")
+
+
+class _CountOverflow(Exception):
+    """A count of (split, chunk start) exceeded the dtype being written; the cache is
+    rebuilt wider."""
+
+
+def load_frames(path, split):
+    """(frames, labels) of one split of a frame cache, checked."""
+    return load_split(path, split, "frames", attrs=("T",))

@@ -1,0 +1,60 @@
+"""The fused LIF time loop as Triton kernels for CUDA (lif_triton_jit, with the step
+maths of triton_lif_step).
+
+Each program owns BLOCK elements and runs their whole T-step recurrence in
+registers: one read of X and one write of H and S per step forward, one read of
+H and dL/dS and one write of dL/dX per step backward; spikes are bit-identical to the
+reference. `load()` (through snnflow.kernels) returns None when Triton is missing.
+"""
+
+import torch
+
+from snnflow.kernels import loader
+
+BLOCK = 1024
+
+
+def _time_major_dense(x):
+    """True when each time slice is one dense block in memory, slices back to back
+    (contiguous, or channels_last activations viewed as (T, N, C, H, W))."""
+    if x.stride(0) != x[0].numel():
+        return False
+    first = x[0]
+    return first.is_contiguous() or (first.dim() == 4 and
+                                      first.is_contiguous(memory_format=torch.channels_last))
+
+
+def _build():
+    import triton
+
+    from snnflow.kernels.lif_triton_jit import backward_kernel, forward_kernel
+
+    class Kernels:
+        @staticmethod
+        def lif_forward(x, tau, v_threshold, v_reset):
+            x = x if _time_major_dense(x) else x.contiguous()
+            T, M = x.shape[0], x[0].numel()
+            spikes, h_seq = torch.empty_like(x), torch.empty_like(x)
+            forward_kernel[(triton.cdiv(M, BLOCK),)](x, spikes, h_seq, M, T, tau, v_threshold,
+                                                     v_reset, BLOCK=BLOCK)
+            return spikes, h_seq
+
+        @staticmethod
+        def lif_backward(grad_spikes, h_seq, tau, v_threshold, v_reset, alpha):
+            if grad_spikes.stride() != h_seq.stride():
+                grad_spikes = torch.empty_like(h_seq).copy_(grad_spikes)
+            T, M = h_seq.shape[0], h_seq[0].numel()
+            grad_x = torch.empty_like(h_seq)
+            backward_kernel[(triton.cdiv(M, BLOCK),)](grad_spikes, h_seq, grad_x, M, T, tau,
+                                                      v_threshold, v_reset, alpha, BLOCK=BLOCK)
+            return grad_x
+
+    return Kernels
+
+
+TRITON_LIF = loader.TritonModule("snnflow_lif_triton", _build)
+
+
+def load():
+    """The Triton loader, or None when Triton is not installed (or kernels: off)."""
+    return loader.load(TRITON_LIF, "the PyTorch loop")

@@ -1,0 +1,34 @@
+"""The Triton kernels of snnflow.kernels.lif_triton (imported only when Triton is there):
+the LIF time loop forward and backward, one program per BLOCK neurons."""
+
+import triton
+import triton.language as tl
+
+from snnflow.kernels.triton_lif_step import backward_step, charge, fire
+
+
+@triton.jit
+def forward_kernel(x_ptr, s_ptr, h_ptr, M, T, tau, v_th, v_reset, BLOCK: tl.constexpr):
+    offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    mask = offs < M
+    v = tl.full([BLOCK], v_reset, tl.float32)
+    for t in range(T):
+        at = t * M + offs
+        h = charge(v, tl.load(x_ptr + at, mask=mask, other=0.0), tau, v_reset)
+        fired, v = fire(h, v_th, v_reset)
+        tl.store(h_ptr + at, h, mask=mask)
+        tl.store(s_ptr + at, fired.to(tl.float32), mask=mask)
+
+
+@triton.jit
+def backward_kernel(g_ptr, h_ptr, gx_ptr, M, T, tau, v_th, v_reset, alpha,
+                    BLOCK: tl.constexpr):
+    offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    mask = offs < M
+    grad_v = tl.zeros([BLOCK], tl.float32)
+    for i in range(T):
+        at = (T - 1 - i) * M + offs
+        h = tl.load(h_ptr + at, mask=mask, other=0.0)
+        g = tl.load(g_ptr + at, mask=mask, other=0.0)
+        grad_x, grad_v = backward_step(h, g, grad_v, tau, v_th, v_reset, alpha)
+        tl.store(gx_ptr + at, grad_x, mask=mask)

@@ -1,0 +1,32 @@
+"""The LIF neuron's per-step maths as Triton device functions, the one definition every
+Triton kernel uses (as csrc/lif_step.h is for the C++ kernels; snnflow.model.neuron holds
+the equations). Division is IEEE round-to-nearest (div_rn), as PyTorch divides, so the
+spikes are bit-identical to the reference. Imported only where Triton is installed.
+"""
+
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def charge(v, x, tau, v_reset):
+    """H[t] = V[t-1] + (X[t] - (V[t-1] - V_reset)) / tau."""
+    return v + tl.math.div_rn(x - (v - v_reset), tau)
+
+
+@triton.jit
+def fire(h, v_th, v_reset):
+    """(S[t] as a boolean, V[t]): a spike where H[t] >= V_th, which resets to V_reset."""
+    fired = h >= v_th
+    return fired, tl.where(fired, v_reset, h)
+
+
+@triton.jit
+def backward_step(h, grad_spike, grad_v, tau, v_th, v_reset, alpha):
+    """One step back in time: (dL/dX[t], dL/dV[t-1]) from H[t], dL/dS[t] and dL/dV[t],
+    with the sigmoid surrogate of slope alpha for the Heaviside step."""
+    sig = tl.sigmoid(alpha * (h - v_th))
+    grad_s = grad_spike + grad_v * (v_reset - h)
+    grad_h = grad_s * (alpha * sig * (1.0 - sig)) + tl.where(h >= v_th, 0.0, grad_v)
+    grad_x = tl.math.div_rn(grad_h, tau)
+    return grad_x, grad_h - grad_x

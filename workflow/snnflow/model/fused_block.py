@@ -1,0 +1,163 @@
+"""The tail of a convolutional SNN block, BatchNorm -> LIF -> 2x2 max-pool, as one op.
+
+These three layers are bound by memory traffic, not arithmetic: run one after the
+other they write and reread the normalised input, H and the full-size spikes. The
+fused kernels read the conv output once per direction (plus once for the batch
+statistics) and store nothing full-size between forward and backward, which
+recomputes H: on CPU the C++ kernels of csrc/bn_lif_pool.cpp (backend "cpp"), on CUDA
+the Triton kernels of snnflow.kernels.block_triton (backend "triton", with the
+performance.fused_cuda_block switch), both behind the same operators.
+
+Same maths as nn.BatchNorm2d (batch statistics and running-statistics update in
+training, running statistics in eval), the LIF and nn.MaxPool2d. The normalisation
+is computed as y * scale + shift in one fma, which rounds differently from
+nn.BatchNorm2d, so a membrane potential within float rounding of the threshold may
+spike differently; gradients agree to float precision.
+
+Used with the fused engine when BatchNorm is training or no gradient is needed: on CPU
+for float32 channels_last activations, on CUDA for any layout of float32 or half
+precision; otherwise the layers run in turn.
+"""
+
+import torch
+from torch import nn
+
+from snnflow.kernels import block_triton, cpu_ops
+
+
+def bn_lif_pool(y_seq, bn: nn.BatchNorm2d, lif, count=False, fuse_cuda=False):
+    """pool(LIF(bn(y))) for conv outputs y_seq (T, N, C, H, W) -> (T, N, C, H/2, W/2),
+    fused where the backend has kernels for it (on CUDA only with `fuse_cuda`).
+
+    With `count` (evaluation only): (pooled spikes, number of LIF spikes) instead, the
+    spikes counted over the neurons inside the pooling windows, the ones whose spikes
+    can reach the next layer (with an odd size, max-pooling drops the last row and
+    column, and the fused kernel does not compute them)."""
+    if count and bn.training:
+        raise ValueError("spikes are counted in evaluation only")
+    if not _fusable(y_seq, bn, lif, fuse_cuda):
+        T, N = y_seq.shape[:2]
+        return lif.forward_pooled(bn(y_seq.flatten(0, 1)).unflatten(0, (T, N)), count)
+    p = lif.params
+    if not bn.training:
+        scale, shift = _affine(bn.weight, bn.bias, bn.running_mean, bn.running_var, bn.eps)
+        pooled, per_channel = _bn_lif_pool_eval(y_seq, scale, shift, p.tau, p.v_threshold,
+                                                p.v_reset)
+        return (pooled, per_channel.sum()) if count else pooled
+    pooled, mean, var = _bn_lif_pool(y_seq, bn.weight, bn.bias, bn.eps, p.tau, p.v_threshold,
+                                     p.v_reset, p.alpha)
+    with torch.no_grad():  # as nn.BatchNorm2d: the unbiased variance goes into the running one
+        n = y_seq.numel() // y_seq.shape[2]
+        bn.num_batches_tracked.add_(1)
+        bn.running_mean.mul_(1 - bn.momentum).add_(mean, alpha=bn.momentum)
+        bn.running_var.mul_(1 - bn.momentum).add_(var * (n / max(n - 1, 1)), alpha=bn.momentum)
+    return pooled
+
+
+def _fusable(y_seq, bn, lif, fuse_cuda=False):
+    if lif.engine != "fused" or y_seq.dim() != 5:
+        return False
+    if not (bn.affine and bn.track_running_stats) or bn.momentum is None:
+        return False
+    if not bn.training and torch.is_grad_enabled():
+        return False
+    if y_seq.is_cuda:
+        return (fuse_cuda and lif.backend == "triton" and y_seq.dtype in HALF_OR_FLOAT
+                and block_triton.load() is not None)
+    if lif.backend != "cpp" or y_seq.dtype != torch.float32:
+        return False
+    T, N, C, H, W = y_seq.shape
+    channels_last = (N * C * H * W, H * W * C, 1, W * C, C)
+    if any(size > 1 and stride != expected  # a size-1 dimension's stride is never used
+           for size, stride, expected in zip(y_seq.shape, y_seq.stride(), channels_last)):
+        return False
+    return cpu_ops.load() is not None
+
+
+HALF_OR_FLOAT = (torch.float32, torch.bfloat16, torch.float16)
+
+
+def _kernels(y_seq):
+    """The block kernels for y's device (both have the same interface)."""
+    return block_triton.load() if y_seq.is_cuda else cpu_ops.load()
+
+
+def _affine(weight, bias, mean, var, eps):
+    """BatchNorm as x = y * scale + shift."""
+    scale = weight * torch.rsqrt(var + eps)
+    return scale, bias - mean * scale
+
+
+def _pooled_like(y_seq):
+    T, N, C, H, W = y_seq.shape
+    pooled = y_seq.new_empty((T * N, C, H // 2, W // 2)).contiguous(
+        memory_format=torch.channels_last)
+    return pooled.view(T, N, C, H // 2, W // 2)
+
+
+# Registered as custom operators so torch.compile traces through them.
+@torch.library.custom_op("snnflow::bn_lif_pool", mutates_args=())
+def _bn_lif_pool(y_seq: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float,
+                 tau: float, v_threshold: float, v_reset: float,
+                 alpha: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(pooled spikes, batch mean, batch variance) in training mode."""
+    kernels = _kernels(y_seq)
+    mean, var = kernels.channel_moments(y_seq)
+    scale, shift = _affine(weight, bias, mean, var, eps)
+    pooled, _ = kernels.bn_lif_pool_forward(y_seq, scale, shift, tau, v_threshold, v_reset, False)
+    return pooled, mean, var
+
+
+@_bn_lif_pool.register_fake
+def _(y_seq, weight, bias, eps, tau, v_threshold, v_reset, alpha):
+    return _pooled_like(y_seq), weight.new_empty(weight.shape), weight.new_empty(weight.shape)
+
+
+@torch.library.custom_op("snnflow::bn_lif_pool_backward", mutates_args=())
+def _bn_lif_pool_backward(grad_pooled: torch.Tensor, y_seq: torch.Tensor, weight: torch.Tensor,
+                          bias: torch.Tensor, mean: torch.Tensor, var: torch.Tensor, eps: float,
+                          tau: float, v_threshold: float, v_reset: float,
+                          alpha: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Gradients of y, BatchNorm's weight and bias (the statistics depend on y)."""
+    scale, shift = _affine(weight, bias, mean, var, eps)  # bitwise the forward's
+    return tuple(_kernels(y_seq).bn_lif_pool_backward(grad_pooled, y_seq, scale, shift, mean,
+                                                     torch.rsqrt(var + eps), tau, v_threshold,
+                                                     v_reset, alpha))
+
+
+@_bn_lif_pool_backward.register_fake
+def _(grad_pooled, y_seq, weight, bias, mean, var, eps, tau, v_threshold, v_reset, alpha):
+    return torch.empty_like(y_seq), torch.empty_like(weight), torch.empty_like(bias)
+
+
+def _setup_context(ctx, inputs, output):
+    y_seq, weight, bias, eps, *params = inputs
+    _, mean, var = output
+    ctx.mark_non_differentiable(mean, var)
+    ctx.save_for_backward(y_seq, weight, bias, mean, var)
+    ctx.eps, ctx.params = eps, params
+
+
+def _backward(ctx, grad_pooled, _grad_mean, _grad_var):
+    y_seq, weight, bias, mean, var = ctx.saved_tensors
+    grads = _bn_lif_pool_backward(grad_pooled, y_seq, weight, bias, mean, var, ctx.eps,
+                                  *ctx.params)
+    return *grads, None, None, None, None, None
+
+
+_bn_lif_pool.register_autograd(_backward, setup_context=_setup_context)
+
+
+@torch.library.custom_op("snnflow::bn_lif_pool_eval", mutates_args=())
+def _bn_lif_pool_eval(y_seq: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor, tau: float,
+                      v_threshold: float, v_reset: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(pooled spikes, LIF spikes per channel) with BatchNorm's running statistics (no
+    gradient)."""
+    pooled, per_channel = _kernels(y_seq).bn_lif_pool_forward(y_seq, scale, shift, tau,
+                                                              v_threshold, v_reset, True)
+    return pooled, per_channel
+
+
+@_bn_lif_pool_eval.register_fake
+def _(y_seq, scale, shift, tau, v_threshold, v_reset):
+    return _pooled_like(y_seq), scale.new_empty(scale.shape, dtype=torch.int64)

@@ -1,0 +1,212 @@
+"""The LIF neuron over a whole time sequence, with the sigmoid surrogate gradient.
+
+Per step (the reference study's neuron, docs/method.md):
+    H[t] = V[t-1] + (X[t] - (V[t-1] - V_reset)) / tau
+    S[t] = Heaviside(H[t] - V_th)            (spike when H >= V_th)
+    V[t] = H[t] (1 - S[t]) + V_reset S[t]    (V[-1] = V_reset)
+Backward replaces dS/dH by alpha * sigmoid(alpha x) * (1 - sigmoid(alpha x)),
+x = H - V_th; the reset path is not detached.
+
+Two implementations of the same maths:
+- `lif_reference`: step by step with autograd through every step (the reference
+  the tests and the benchmark compare against);
+- `lif_fused`: one autograd node for the whole time loop, which saves only H and
+  runs its own backward loop, with the kernels of an explicit backend: "cpp" (C++ on
+  CPU, csrc/lif.cpp), "triton" (CUDA, `lif_triton`) or "torch" (the same loop in
+  PyTorch ops). Every forward uses the reference's exact float operations, so spikes
+  are identical, including inputs exactly on the threshold.
+"""
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from snnflow.kernels import cpu_ops, lif_triton
+
+
+@dataclass(frozen=True)
+class LIFParams:
+    tau: float = 2.0
+    v_threshold: float = 1.0
+    v_reset: float = 0.0
+    alpha: float = 4.0
+
+
+def surrogate_grad(x, alpha):
+    """d Heaviside(x) / dx as the derivative of sigmoid(alpha x)."""
+    sig = torch.sigmoid(alpha * x)
+    return alpha * sig * (1 - sig)
+
+
+class _SurrogateSpike(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, alpha):
+        ctx.save_for_backward(x)
+        ctx.alpha = alpha
+        return (x >= 0).to(x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad_spike):
+        (x,) = ctx.saved_tensors
+        return grad_spike * surrogate_grad(x, ctx.alpha), None
+
+
+def lif_step(x, v, p: LIFParams):
+    """One reference step: (spikes, next membrane potential); v=None starts at V_reset."""
+    if v is None:
+        v = torch.full_like(x, p.v_reset)
+    h = v + (x - (v - p.v_reset)) / p.tau
+    s = _SurrogateSpike.apply(h - p.v_threshold, p.alpha)
+    return s, h * (1 - s) + p.v_reset * s
+
+
+def lif_reference(x_seq, p: LIFParams):
+    """Step-by-step LIF over x_seq (T, ...) -> spikes (T, ...)."""
+    v = None
+    spikes = []
+    for x in x_seq.unbind(0):  # unbind, not x_seq[t]: indexing makes backward O(T^2)
+        s, v = lif_step(x, v, p)
+        spikes.append(s)
+    return torch.stack(spikes)
+
+
+BACKENDS = ("cpp", "triton", "torch")
+
+
+def compiled_kernels(backend, x):
+    """The compiled LIF kernels of `backend` for x, or None: the PyTorch loop runs for
+    the "torch" backend, for other dtypes than float32 and when the kernels are
+    unavailable."""
+    if x.dtype != torch.float32:
+        return None
+    if backend == "cpp" and not x.is_cuda:
+        return cpu_ops.load()
+    if backend == "triton" and x.is_cuda:
+        return lif_triton.load()
+    return None
+
+
+# The fused loop is registered as a custom operator (with its own autograd), so
+# torch.compile traces through it instead of breaking the graph at every neuron.
+@torch.library.custom_op("snnflow::lif_forward", mutates_args=())
+def _lif_forward(x_seq: torch.Tensor, tau: float, v_threshold: float, v_reset: float,
+                 alpha: float, backend: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(spikes, H) of the whole time loop (alpha is kept for the backward)."""
+    kernels = compiled_kernels(backend, x_seq)
+    if kernels is not None:
+        return tuple(kernels.lif_forward(x_seq, tau, v_threshold, v_reset))
+    return _forward_loop(x_seq, tau, v_threshold, v_reset)
+
+
+@_lif_forward.register_fake
+def _(x_seq, tau, v_threshold, v_reset, alpha, backend):
+    return torch.empty_like(x_seq), torch.empty_like(x_seq)
+
+
+@torch.library.custom_op("snnflow::lif_backward", mutates_args=())
+def _lif_backward(grad_spikes: torch.Tensor, h_seq: torch.Tensor, tau: float,
+                  v_threshold: float, v_reset: float, alpha: float,
+                  backend: str) -> torch.Tensor:
+    """dL/dX of the whole time loop from dL/dS and the saved H."""
+    kernels = compiled_kernels(backend, h_seq)
+    if kernels is not None:
+        return kernels.lif_backward(grad_spikes, h_seq, tau, v_threshold, v_reset, alpha)
+    return _backward_loop(grad_spikes, h_seq, tau, v_threshold, v_reset, alpha)
+
+
+@_lif_backward.register_fake
+def _(grad_spikes, h_seq, tau, v_threshold, v_reset, alpha, backend):
+    return torch.empty_like(h_seq)
+
+
+def _setup_context(ctx, inputs, output):
+    ctx.mark_non_differentiable(output[1])  # H: saved, never differentiated
+    ctx.set_materialize_grads(False)
+    ctx.save_for_backward(output[1])
+    ctx.params = inputs[1:]
+
+
+def _backward(ctx, grad_spikes, _grad_h):
+    (h_seq,) = ctx.saved_tensors
+    return _lif_backward(grad_spikes, h_seq, *ctx.params), None, None, None, None, None
+
+
+_lif_forward.register_autograd(_backward, setup_context=_setup_context)
+
+
+def _forward_loop(x_seq, tau, v_threshold, v_reset):
+    """The fused forward in PyTorch ops: no autograd graph, only H is kept."""
+    h_seq = torch.empty_like(x_seq)
+    spikes = torch.empty_like(h_seq)
+    v = torch.full_like(h_seq[0], v_reset)
+    for t in range(x_seq.shape[0]):
+        h = h_seq[t]
+        torch.sub(v, v_reset, out=h)
+        torch.sub(x_seq[t], h, out=h)
+        h.div_(tau).add_(v)
+        fired = h >= v_threshold
+        spikes[t].copy_(fired)
+        v = torch.where(fired, v_reset, h)
+    return spikes, h_seq
+
+
+def _backward_loop(grad_spikes, h_seq, tau, v_threshold, v_reset, alpha):
+    grad_x = torch.empty_like(h_seq)
+    grad_v = torch.zeros_like(h_seq[0])
+    for t in range(h_seq.shape[0] - 1, -1, -1):
+        h = h_seq[t]
+        fired = h >= v_threshold
+        # dL/dS: from the output and through the reset V = H(1-S) + V_reset S
+        grad_s = grad_spikes[t] + grad_v * (v_reset - h)
+        grad_h = grad_s * surrogate_grad(h - v_threshold, alpha)
+        grad_h += torch.where(fired, 0.0, grad_v)
+        torch.div(grad_h, tau, out=grad_x[t])
+        grad_v = grad_h - grad_x[t]
+    return grad_x
+
+
+def lif_fused(x_seq, p: LIFParams, backend="torch"):
+    """Fused LIF over x_seq (T, ...) -> spikes (T, ...): same values as lif_reference."""
+    return _lif_forward(x_seq, p.tau, p.v_threshold, p.v_reset, p.alpha, backend)[0]
+
+
+class LIF(nn.Module):
+    """Multi-step LIF layer: input (T, N, ...) -> spikes (T, N, ...).
+
+    engine "reference" runs `lif_reference`; engine "fused" runs `lif_fused` with the
+    kernels of `backend` ("cpp", "triton" or "torch": snnflow.kernels.backends chooses)."""
+
+    def __init__(self, params: LIFParams = LIFParams(), engine="fused", backend="torch"):
+        super().__init__()
+        if engine not in ("fused", "reference") or backend not in BACKENDS:
+            raise ValueError(f"engine {engine!r}, backend {backend!r}")
+        self.params = params
+        self.engine = engine
+        self.backend = backend
+
+    def forward(self, x_seq):
+        # under autocast the membrane runs in float32: a half-precision H would move
+        # threshold crossings; the 0/1 spikes are exact in any precision
+        if x_seq.dtype in (torch.float16, torch.bfloat16):
+            x_seq = x_seq.float()
+        if self.engine == "reference":
+            return lif_reference(x_seq, self.params)
+        return lif_fused(x_seq, self.params, self.backend)
+
+    def forward_pooled(self, x_seq, count=False):
+        """LIF, then 2x2 max-pooling of the spikes: (T, N, C, H, W) -> (T, N, C, H/2, W/2);
+        with `count`, (pooled, spikes of the neurons inside the pooling windows).
+        (snnflow.model.fused_block fuses both with the BatchNorm before them.)"""
+        spikes = self(x_seq)
+        pooled = nn.functional.max_pool2d(spikes.flatten(0, 1), 2).unflatten(0, x_seq.shape[:2])
+        if not count:
+            return pooled
+        rows, cols = 2 * pooled.shape[-2], 2 * pooled.shape[-1]
+        return pooled, spikes[..., :rows, :cols].sum()
+
+    def extra_repr(self):
+        p = self.params
+        backend = f", backend={self.backend}" if self.engine == "fused" else ""
+        return (f"tau={p.tau}, v_threshold={p.v_threshold}, v_reset={p.v_reset}, "
+                f"alpha={p.alpha}, engine={self.engine}{backend}")

@@ -1,0 +1,156 @@
+"""The spiking network of the study, the CSNN on N-MNIST frames, and its training spec.
+
+The LIF neurons are the activations, including one after the last FC layer whose
+spikes (T, N, 10) are the output; averaged over T they are firing rates, trained
+with MSE against one-hot labels (docs/method.md).
+
+The network runs multi-step: the stateless layers see the merged (T*N) batch once and
+only the LIF recurrence loops over T. With the fused engine's "cpp" backend, each
+block's BatchNorm, LIF and pooling run as one op (snnflow.model.fused_block) and the
+convolutions of spikes skip their zeros (snnflow.model.sparse_conv).
+"""
+
+import torch.nn.functional as F
+from torch import nn
+
+from snnflow.runs import LAYERS
+from snnflow.kernels import backends
+from snnflow.model.architecture import (N_CLASSES, block_sizes, conv_block, conv_synaptic_ops,
+                                        flat_size)
+from snnflow.data.frames import load_frames
+from snnflow.model.fused_block import bn_lif_pool
+from snnflow.model.neuron import LIF, LIFParams
+from snnflow.model.sparse_conv import conv_spikes
+from snnflow.runs import ModelKind
+
+
+class CSNN(nn.Module):
+    """Input (T, N, 2, 34, 34) float event counts -> output spikes (T, N, 10).
+
+    `engine` "reference" runs every LIF step by step; "fused" runs each LIF time loop as
+    one op with the kernels of `backend` (snnflow.kernels.backends), and on the "cpp" backend
+    also fuses each block's BatchNorm, LIF and pooling and skips the zeros of spikes in
+    the second and third convolutions; on the "triton" backend it fuses the blocks with
+    `fuse_cuda_blocks`."""
+
+    def __init__(self, channels=(32, 64, 128), hidden=256, in_channels=2, size=34,
+                 neuron: LIFParams = LIFParams(), engine="fused", backend="torch",
+                 fuse_cuda_blocks=False):
+        super().__init__()
+        if engine == "reference":
+            backend = "torch"  # the reference runs no kernels of any backend
+        self.engine, self.backend, self.fuse_cuda_blocks = engine, backend, fuse_cuda_blocks
+        self.size = size
+        self.convs = nn.ModuleList()
+        self.neurons = nn.ModuleList()
+        c_in = in_channels
+        for c_out in channels:
+            self.convs.append(nn.Sequential(*conv_block(c_in, c_out)))
+            self.neurons.append(LIF(neuron, engine, backend))
+            c_in = c_out
+        self.fc1 = nn.Linear(flat_size(channels, size), hidden, bias=False)
+        self.lif1 = LIF(neuron, engine, backend)
+        self.fc2 = nn.Linear(hidden, N_CLASSES, bias=False)
+        self.lif2 = LIF(neuron, engine, backend)
+
+    def forward(self, x_seq, record=None):
+        """With `record` (a SpikeRecord; evaluation only), every spiking layer adds its
+        spikes and the synaptic operations its input spikes cause to it."""
+        T, N = x_seq.shape[:2]
+        y = x_seq.flatten(0, 1)
+        for k, ((conv, bn), lif) in enumerate(zip(self.convs, self.neurons)):
+            if k == 0:  # the input is event counts: a multiply-accumulate per nonzero synapse
+                if record is not None:
+                    record.add(LAYERS[0], macs=conv_synaptic_ops(y != 0, conv.out_channels))
+                y = conv(y)
+            else:  # the input is pooled spikes, mostly zeros
+                if record is not None:
+                    record.add(LAYERS[k], synaptic_ops=conv_synaptic_ops(y, conv.out_channels))
+                y = conv_spikes(conv, y, self.backend)
+            y = bn_lif_pool(y.unflatten(0, (T, N)), bn, lif, count=record is not None,
+                            fuse_cuda=self.fuse_cuda_blocks)
+            if record is not None:
+                y, fired = y
+                record.add(LAYERS[k], spikes=fired)
+            y = y.flatten(0, 1)
+        hidden = self.lif1(self.fc1(y.flatten(1)).unflatten(0, (T, N)))
+        out = self.lif2(self.fc2(hidden))
+        if record is not None:  # every spike reaches all units of the next layer
+            record.add("fc1", spikes=hidden.sum(), synaptic_ops=y.sum() * self.fc1.out_features)
+            record.add("fc2", spikes=out.sum(), synaptic_ops=hidden.sum() * N_CLASSES)
+        return out
+
+    def layer_neurons(self):
+        """LIF neurons per sample and time step of each layer whose spikes reach the next
+        layer (max-pooling drops the last row and column of an odd-sized map)."""
+        sizes = block_sizes(self.size)
+        counts = {layer: conv[0].out_channels * (2 * (size // 2)) ** 2
+                  for layer, conv, size in zip(LAYERS, self.convs, sizes)}
+        return {**counts, "fc1": self.fc1.out_features, "fc2": N_CLASSES}
+
+
+class SpikeRecord:
+    """The spiking layers' activity over the evaluation batches of an epoch.
+
+    Per layer: the firing rate (spikes per neuron per time step) and the synaptic
+    operations per sample (SOPs: each input spike times the fan-out of its synapses),
+    both from the recorded spikes. The first convolution is fed event counts, not
+    spikes: its operations are multiply-accumulates (MACs), counted the same way, each
+    nonzero input count times its fan-out (a zero count costs nothing to an event-driven
+    implementation)."""
+
+    def __init__(self, model):
+        self.model = model
+        self.spikes = dict.fromkeys(LAYERS, 0.0)
+        self.synaptic_ops = dict.fromkeys(LAYERS, 0.0)
+        self.macs = dict.fromkeys(LAYERS, 0.0)
+        self.samples = self.steps = 0
+
+    def forward(self, x_seq):
+        """The model's output on a batch, recording its activity."""
+        self.steps, self.samples = x_seq.shape[0], self.samples + x_seq.shape[1]
+        return self.model(x_seq, record=self)
+
+    def add(self, layer, spikes=0.0, synaptic_ops=0.0, macs=0.0):
+        """Add a batch's counts (numbers or device tensors: read once, in rows())."""
+        self.spikes[layer] = self.spikes[layer] + spikes
+        self.synaptic_ops[layer] = self.synaptic_ops[layer] + synaptic_ops
+        self.macs[layer] = self.macs[layer] + macs
+
+    def rows(self):
+        """One row per layer (snnflow.LAYER_COLUMNS but the epoch)."""
+        neurons = self.model.layer_neurons()
+        return [{"layer": layer, "neurons": neurons[layer],
+                 "firing_rate": float(self.spikes[layer]) / (neurons[layer] * self.steps
+                                                             * self.samples),
+                 "synaptic_ops": float(self.synaptic_ops[layer]) / self.samples,
+                 "macs": float(self.macs[layer]) / self.samples} for layer in LAYERS]
+
+
+def firing_rate(spikes):
+    """Mean over T of output spikes (T, N, 10) -> rates (N, 10)."""
+    return spikes.mean(0)
+
+
+def _rate_mse(out, y):
+    """MSE of the firing rates against one-hot labels; the rates are the class scores."""
+    rates = firing_rate(out)
+    return F.mse_loss(rates, F.one_hot(y, N_CLASSES).to(rates.dtype)), rates
+
+
+def _choose_backend(s, device):
+    """The fused engine's backend for `device` (snnflow.kernels.backends), or the reference's."""
+    if s.engine == "reference":
+        return "torch", "none: the reference engine runs the step-by-step LIF"
+    return backends.select(device)
+
+
+def _build(s, backend):
+    neuron = LIFParams(s.tau, s.v_threshold, s.v_reset, s.surrogate_alpha)
+    return CSNN(s.channels, s.hidden, neuron=neuron, engine=s.engine, backend=backend,
+                fuse_cuda_blocks=s.fused_cuda_block)
+
+
+KIND = ModelKind(name="snn", load=load_frames, time_major=True, scale=1.0,
+                 choose_backend=_choose_backend, build=_build, loss=_rate_mse,
+                 new_record=SpikeRecord)

@@ -1,0 +1,96 @@
+"""What data the study used, from the caches the data stages wrote: a row per split and
+one test sample of each class as the networks see it.
+
+- dataset.csv: per dataset and split, the number of samples in all and per class,
+  events per sample (N-MNIST: mean, min, max) and where the data came from;
+- examples.npz: for each class, the first test sample's frames at every T (N-MNIST) and
+  the first test digit (MNIST), for the report's figure.
+"""
+
+import numpy as np
+
+from snnflow.atomic import atomic_path
+from snnflow.data.caches import open_checked, read_dataset
+from snnflow.data.events import open_event_store
+from snnflow.data.nmnist import SPLITS
+
+CLASSES = range(10)
+
+
+def describe_sources(sources):
+    """{"nmnist": text, "mnist": text} from the rule's description of where the data
+    came from: synthetic, a local copy or a download (with its URLs and md5 sums)."""
+    from snnflow.data.download import MNIST_MD5, mnist_urls, nmnist_archive
+
+    if sources["kind"] == "synthetic":
+        text = (f"synthetic (snnflow.data.synthetic, seed {sources['seed']}, "
+                f"{sources['train_per_class']} train / {sources['test_per_class']} test "
+                "recordings per class)")
+        return {"nmnist": text, "mnist": text}
+    described = {}
+    if sources["nmnist_dir"]:
+        described["nmnist"] = f"local copy: {sources['nmnist_dir']}"
+    else:
+        archives = [nmnist_archive(split, sources["nmnist_mirror"]) for split in SPLITS]
+        described["nmnist"] = "download, md5 checked: " + "; ".join(
+            f"{url} (md5 {md5})" for url, md5, _ in archives)
+    if sources["mnist_dir"]:
+        described["mnist"] = f"local copy: {sources['mnist_dir']}"
+    else:
+        described["mnist"] = "download, md5 checked: " + "; ".join(
+            f"{mnist_urls(name, sources['mnist_mirror'])[0]} (md5 {md5})"
+            for name, md5 in MNIST_MD5.items())
+    return described
+
+
+def _split_row(dataset, split, labels, source, events=None):
+    row = {"dataset": dataset, "split": split, "samples": int(len(labels))}
+    row.update({f"class_{c}": int((labels == c).sum()) for c in CLASSES})
+    row.update(events_mean=float(events.mean()) if events is not None else np.nan,
+               events_min=int(events.min()) if events is not None else np.nan,
+               events_max=int(events.max()) if events is not None else np.nan,
+               source=source)
+    return row
+
+
+def summarize(event_store, frame_caches, mnist_cache, sources, out_csv, out_npz):
+    """Write dataset.csv and examples.npz (see the module docstring). `frame_caches` maps
+    T to its cache."""
+    import pandas as pd
+
+    described = describe_sources(sources)
+    rows = []
+    examples = {}
+    with open_event_store(event_store) as store:
+        labels = {split: read_dataset(store, f"{split}/labels") for split in SPLITS}
+        for split in SPLITS:
+            events = np.diff(read_dataset(store, f"{split}/offsets"))
+            rows.append(_split_row("N-MNIST", split, labels[split], described["nmnist"],
+                                   events))
+        names, test_labels = store["test/names"][...], labels["test"]
+        examples["names"] = np.array([names[np.flatnonzero(test_labels == c)[0]].decode()
+                                      if (test_labels == c).any() else "" for c in CLASSES])
+    with open_checked(mnist_cache, ["train/labels", "test/labels", "test/images"]) as h5:
+        for split in SPLITS:
+            rows.append(_split_row("MNIST", split, read_dataset(h5, f"{split}/labels"),
+                                   described["mnist"]))
+        images, labels = h5["test/images"], read_dataset(h5, "test/labels")
+        examples["digits"] = np.stack([_first(images, labels, c)[0] for c in CLASSES])
+    for T, cache in sorted(frame_caches.items()):
+        with open_checked(cache, ["test/frames", "test/labels"]) as h5:
+            frames, labels = h5["test/frames"], read_dataset(h5, "test/labels")
+            examples[f"frames_T{T}"] = np.stack([_first(frames, labels, c) for c in CLASSES])
+    with atomic_path(out_csv) as tmp:
+        pd.DataFrame(rows).to_csv(tmp, index=False)
+    with atomic_path(out_npz) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez_compressed(f, **examples)
+
+
+def _first(data, labels, label):
+    """The first sample of `label` in `data` (zeros when the split lacks the class, which
+    allow_missing_classes permits)."""
+    found = np.flatnonzero(labels == label)
+    if found.size:
+        return data[int(found[0])]
+    return np.zeros(data.shape[1:], dtype=data.dtype)

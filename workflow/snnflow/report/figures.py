@@ -1,0 +1,251 @@
+"""The report's figures, drawn from the tables of snnflow.report.tables (and the example
+frames of the data summary). Each public function takes the Study (its tables already
+computed) and returns a matplotlib figure; each has an entry in snnflow.report.registry.
+
+With several seeds a curve is the mean over seeds with a band from the lowest to the
+highest seed, and a bar or point has an error bar of one standard deviation; each
+figure says which.
+"""
+
+import numpy as np
+
+from snnflow.report.tables import REFERENCE_RESULTS
+from snnflow.runs import model_label
+
+ON, OFF = np.array([0.84, 0.15, 0.16]), np.array([0.12, 0.35, 0.85])  # red and blue
+
+
+def _plt():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    sns.set_theme(style="whitegrid", context="notebook")
+    return plt, sns
+
+
+def _spread_note(n_seeds):
+    return (f"mean over {n_seeds} seeds, band: lowest to highest seed" if n_seeds > 1
+            else "one seed")
+
+
+def _integer_epochs(axes):
+    from matplotlib.ticker import MaxNLocator
+
+    for ax in np.ravel(axes):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def loss_curves(study):
+    return _learning_curves(study.tables["epochs"], "loss", study.order, study.n_seeds)
+
+
+def acc_curves(study):
+    return _learning_curves(study.tables["epochs"], "acc", study.order, study.n_seeds)
+
+
+def _learning_curves(epochs, metric, order, n_seeds):
+    """Train and test `metric` ("loss" or "acc") against the epoch, one line per model."""
+    plt, sns = _plt()
+    data = epochs.melt(id_vars=["model", "seed", "epoch"],
+                       value_vars=[f"train_{metric}", f"test_{metric}"],
+                       var_name="split", value_name="value")
+    data["split"] = data["split"].str.split("_").str[0]
+    if metric == "acc":
+        data["value"] *= 100
+    grid = sns.relplot(data=data, x="epoch", y="value", hue="model", hue_order=order,
+                       col="split", kind="line", marker="o", height=3.6, aspect=1.3,
+                       errorbar=("pi", 100) if n_seeds > 1 else None)
+    grid.set_titles("{col_name}")
+    grid.set_ylabels("accuracy (%)" if metric == "acc" else "loss")
+    _integer_epochs(grid.axes)
+    if metric == "loss" and (data["value"] > 0).all():
+        grid.set(yscale="log")
+    title = ("Loss (SNN: MSE of firing rates, CNN: cross-entropy)" if metric == "loss"
+             else "Accuracy")
+    grid.figure.suptitle(f"{title}; {_spread_note(n_seeds)}", y=1.03)
+    return grid.figure
+
+
+def time_per_epoch(study):
+    """Training and inference seconds per epoch of each model."""
+    epochs, order, n_seeds = study.tables["epochs"], study.order, study.n_seeds
+    plt, sns = _plt()
+    per_run = epochs.groupby(["model", "seed"])[["train_seconds", "test_seconds"]].mean()
+    data = per_run.reset_index().melt(id_vars=["model", "seed"], var_name="phase",
+                                      value_name="seconds")
+    data["phase"] = data["phase"].map({"train_seconds": "training",
+                                       "test_seconds": "inference"})
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    sns.barplot(data=data, x="model", y="seconds", hue="phase", order=order, ax=ax,
+                errorbar="sd" if n_seeds > 1 else None)
+    ax.set_title("Seconds per epoch (ours)" + ("; error bars: 1 std over seeds"
+                                              if n_seeds > 1 else ""))
+    return fig
+
+
+def accuracy_vs_T(study):
+    """Final test accuracy of each SNN-T (error bars: 1 std over seeds), the CNN and the
+    reference study's SNN-16."""
+    by_T, n_seeds = study.tables["accuracy_by_T"], study.n_seeds
+    comparison = study.tables["comparison"]
+    cnn_final = comparison[(comparison["model"] == model_label("cnn"))
+                           & (comparison["source"] == "ours")
+                           & (comparison["epoch_kind"] == "last")]["test_acc"].iloc[0]
+    plt, _ = _plt()
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    std = by_T["last_test_acc_std"].fillna(0) * 100 if n_seeds > 1 else None
+    ax.errorbar(by_T["T"], by_T["last_test_acc"] * 100, yerr=std, fmt="o-", capsize=4,
+                label="SNN, final epoch" + (" (mean, 1 std)" if n_seeds > 1 else ""))
+    ax.plot(by_T["T"], by_T["best_test_acc"] * 100, "s--", label="SNN, best epoch (mean)")
+    if cnn_final is not None:
+        ax.axhline(cnn_final * 100, color="grey", ls=":", label="CNN, final epoch (mean)")
+    ax.plot([16], [REFERENCE_RESULTS[("snn", 16)]["test_acc"] * 100], "r*", ms=12,
+            label="reference study, SNN-16")
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(by_T["T"], [str(t) for t in by_T["T"]])
+    ax.set_xlabel("T (time steps)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.legend(fontsize=8)
+    ax.set_title("Test accuracy against T")
+    return fig
+
+
+def firing_rate_by_epoch(study):
+    """Firing rate of every spiking layer against the epoch, one panel per T."""
+    layer_epochs, n_seeds = study.tables["layers_by_epoch"], study.n_seeds
+    plt, sns = _plt()
+    data = layer_epochs[layer_epochs["T"].notna()].astype({"T": int})
+    grid = sns.relplot(data=data, x="epoch", y="firing_rate", hue="layer", col="T",
+                       kind="line", marker="o", height=3.0, aspect=1.0,
+                       errorbar=("pi", 100) if n_seeds > 1 else None)
+    grid.set_titles("SNN-{col_name}")
+    grid.set_ylabels("spikes per neuron per step")
+    _integer_epochs(grid.axes)
+    grid.figure.suptitle(f"Firing rate on the test set; {_spread_note(n_seeds)}", y=1.05)
+    return grid.figure
+
+
+def firing_rate_vs_T(study):
+    """Final-epoch firing rate of every spiking layer against T (error bars: 1 std)."""
+    layers = study.tables["layers"]
+    plt, _ = _plt()
+    data = layers[layers["T"].notna()].astype({"T": int})
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    for layer, rows in data.groupby("layer", sort=False):
+        rows = rows.sort_values("T")
+        ax.errorbar(rows["T"], rows["firing_rate"], yerr=rows["firing_rate_std"].fillna(0),
+                    fmt="o-", capsize=3, label=layer)
+    ax.set_xscale("log", base=2)
+    Ts = sorted(data["T"].unique())
+    ax.set_xticks(Ts, [str(t) for t in Ts])
+    ax.set_xlabel("T (time steps)")
+    ax.set_ylabel("spikes per neuron per step")
+    ax.legend(fontsize=8, title="layer")
+    ax.set_title("Firing rate at the final epoch (error bars: 1 std over seeds)"
+                 if layers["n"].max() > 1 else "Firing rate at the final epoch")
+    return fig
+
+
+def energy(study):
+    """Estimated energy per inference: spike accumulates and multiply-accumulates."""
+    energy_table = study.tables["energy"]
+    plt, _ = _plt()
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    x = np.arange(len(energy_table))
+    ax.bar(x, energy_table["macs_energy_uj"], label="multiply-accumulates x E_MAC",
+           color="#8c8c8c")
+    ax.bar(x, energy_table["sops_energy_uj"], bottom=energy_table["macs_energy_uj"],
+           label="synaptic operations x E_AC", color="#4c72b0")
+    for i, total in enumerate(energy_table["energy_uj"]):
+        ax.annotate(f"{total:.3g}", (i, total), ha="center", va="bottom", fontsize=8)
+    ax.set_xticks(x, energy_table["model"])
+    ax.set_ylabel("µJ per inference")
+    ax.set_title("Estimated energy per inference (mean over seeds; an estimate, not a "
+                 "measurement)", fontsize=10)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def confusion_main(study):
+    """The main SNN's and the CNN's confusion matrices."""
+    return _confusion_matrices(study.tables["confusion"], [study.main_label, model_label("cnn")])
+
+
+def confusion_other(study):
+    """The other SNNs' confusion matrices."""
+    return _confusion_matrices(study.tables["confusion"], [
+        m for m in study.order if m not in (study.main_label, model_label("cnn"))])
+
+
+def _confusion_matrices(confusion, models):
+    """Row-normalised confusion matrices (% of each true class), side by side."""
+    plt, sns = _plt()
+    fig, axes = plt.subplots(1, len(models), figsize=(4.2 * len(models), 3.8), squeeze=False)
+    for ax, model in zip(axes[0], models):
+        rows = confusion[confusion["model"] == model]
+        matrix = rows.pivot(index="true", columns="predicted", values="fraction") * 100
+        sns.heatmap(matrix, ax=ax, vmin=0, vmax=100, cmap="Blues", annot=True, fmt=".0f",
+                    annot_kws={"fontsize": 6}, cbar=False, square=True)
+        ax.set_title(f"{model} (% of the true class)", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def per_class_accuracy(study):
+    """Test accuracy per class of each model (error bars: 1 std over seeds)."""
+    table, order, n_seeds = study.tables["per_class_accuracy"], study.order, study.n_seeds
+    plt, sns = _plt()
+    data = table.assign(accuracy=table["accuracy"] * 100)
+    fig, ax = plt.subplots(figsize=(9, 3.6))
+    sns.barplot(data=data, x="class", y="accuracy", hue="model", hue_order=order, ax=ax,
+                errorbar=None)
+    if n_seeds > 1:
+        for container, model in zip(ax.containers, order):
+            rows = data[data["model"] == model].sort_values("class")
+            centers = [bar.get_x() + bar.get_width() / 2 for bar in container]
+            ax.errorbar(centers, rows["accuracy"], yerr=rows["accuracy_std"].fillna(0) * 100,
+                        fmt="none", ecolor="black", capsize=2, lw=0.8)
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title("Test accuracy per class, final epoch" + (" (mean, 1 std over seeds)"
+                                                           if n_seeds > 1 else ""))
+    ax.legend(fontsize=7, ncol=len(order))
+    return fig
+
+
+def _colour(frame, scale):
+    """A (2, H, W) frame of event counts as an image: ON red, OFF blue, on white."""
+    on, off = (np.minimum(frame[p] / scale, 1.0)[..., None] for p in (1, 0))
+    return np.clip(1.0 - on * (1 - ON) - off * (1 - OFF), 0.0, 1.0)
+
+
+def examples(study):
+    """For one test sample of each class: the MNIST digit, then the N-MNIST sample's
+    frames at every T side by side (ON events red, OFF blue)."""
+    data = study.examples
+    plt, _ = _plt()
+    Ts = sorted(int(k.split("T")[1]) for k in data if k.startswith("frames_T"))
+    widths = [1.0] + [float(T) for T in Ts]
+    fig, axes = plt.subplots(10, 1 + len(Ts), figsize=(0.34 * sum(widths) + 1.5, 7.2),
+                             gridspec_kw={"width_ratios": widths}, squeeze=False)
+    for c in range(10):
+        axes[c, 0].imshow(data["digits"][c], cmap="gray_r")
+        axes[c, 0].set_ylabel(str(c), rotation=0, labelpad=10, fontsize=9)
+        for ax, T in zip(axes[c, 1:], Ts):
+            frames = data[f"frames_T{T}"][c].astype(float)
+            scale = max(1.0, np.percentile(frames[frames > 0], 99) if (frames > 0).any() else 1)
+            ax.imshow(np.concatenate([_colour(f, scale) for f in frames], axis=1))
+            for k in range(1, T):  # frame borders
+                ax.axvline(k * frames.shape[-1] - 0.5, color="#bbbbbb", lw=0.6)
+    for ax in axes.ravel():
+        ax.set_xticks([])
+        ax.set_yticks([])
+    axes[0, 0].set_title("MNIST", fontsize=9)
+    for ax, T in zip(axes[0, 1:], Ts):
+        ax.set_title(f"T = {T}", fontsize=9)
+    fig.suptitle("What the networks see: one test sample per class, the MNIST digit and the "
+                 "N-MNIST frames at every T (ON events red, OFF blue; in time order)",
+                 fontsize=10)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,121 @@
+"""The study page: every entry of the registry in one self-contained HTML file, rendered
+from page.html.j2 with Jinja2. Tables are shown as the registry's Display says, figures
+embedded as PNG data, each under its title and above its caption."""
+
+import base64
+import html
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from snnflow.report.registry import CONTENTS, SECTIONS, Figure, caption_file
+from snnflow.report.tables import REFERENCE_DEVICE
+
+TEMPLATE = "page.html.j2"
+
+
+@dataclass
+class Item:
+    """One table or figure as the template shows it."""
+    name: str
+    title: str
+    body: str       # HTML
+    caption: str    # HTML
+    source: str     # where its numbers are: tables/<name>.csv, or the figure's file
+    folded: bool = False
+
+
+def render_page(study, pngs):
+    """The page's HTML: `study` with its tables computed, `pngs` {figure name: PNG}."""
+    import jinja2
+
+    sections = {section: [] for section in SECTIONS}
+    for entry in _shown_entries(pngs):
+        sections[entry.section].append(_item(entry, study, pngs))
+    environment = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(Path(__file__).resolve().parent)), autoescape=True,
+        undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    return environment.get_template(TEMPLATE).render(
+        runs=", ".join(study.order), n_seeds=study.n_seeds, main_T=study.main_T,
+        ref_device=REFERENCE_DEVICE, energy=study.energy,
+        sections=[(title, items) for title, items in sections.items() if items])
+
+
+def _shown_entries(pngs):
+    """The entries on the page: the figures drawn, the tables that have a Display."""
+    for entry in CONTENTS:
+        if entry.name in pngs if isinstance(entry, Figure) else entry.display is not None:
+            yield entry
+
+
+def _item(entry, study, pngs):
+    title = entry.title.format(main_T=study.main_T)
+    caption = caption_html(caption_file(entry).read_text())
+    if isinstance(entry, Figure):
+        return Item(entry.name, title, _img(pngs[entry.name], entry.alt.format(
+            main_T=study.main_T)), caption, f"figures/{entry.name}.png", entry.other_snns)
+    return Item(entry.name, title, _html_table(displayed(study.tables[entry.name],
+                                                         entry.display)),
+                caption, f"tables/{entry.name}.csv")
+
+
+def caption_html(text):
+    """A caption file (the reStructuredText that Snakemake's report renders: paragraphs
+    and ``literals``) as HTML."""
+    paragraphs = [" ".join(p.split()) for p in re.split(r"\n\s*\n", text.strip())]
+    out = []
+    for paragraph in paragraphs:
+        escaped = html.escape(paragraph)
+        out.append("<p>" + re.sub(r"``(.+?)``", r"<code>\1</code>", escaped) + "</p>")
+    return "".join(out)
+
+
+def _missing(value):
+    return value is None or (isinstance(value, float) and np.isnan(value))
+
+
+def _percent(mean, std):
+    if _missing(mean):
+        return "-"
+    return f"{100 * mean:.2f} %" if _missing(std) else f"{100 * mean:.2f} ± {100 * std:.2f} %"
+
+
+def _number(mean, std, digits):
+    if _missing(mean):
+        return "-"
+    text = f"{mean:.{digits}f}" if abs(mean) < 1e6 else f"{mean:.4g}"
+    return text if _missing(std) else f"{text} ± {std:.{digits}f}"
+
+
+def displayed(df, display):
+    """The table as the page shows it (snnflow.report.registry.Display)."""
+    import pandas as pd
+
+    if display.rows_without:
+        column, value = display.rows_without
+        df = df[df[column] != value]
+    out = {}
+    for column in df.columns:
+        if column.endswith("_std") or column in display.drop:
+            continue
+        values = df[column]
+        stds = df[f"{column}_std"] if f"{column}_std" in df.columns else [np.nan] * len(df)
+        if column in display.percent:
+            out[column] = [_percent(m, s) for m, s in zip(values, stds)]
+        elif pd.api.types.is_float_dtype(values):
+            digits = display.digits.get(column, display.default_digits)
+            out[column] = [_number(m, s, digits) for m, s in zip(values, stds)]
+        else:
+            out[column] = values
+    return pd.DataFrame(out)
+
+
+def _html_table(df):
+    return df.to_html(index=False, na_rep="-", border=0, classes="table", escape=True)
+
+
+def _img(png, alt):
+    data = base64.b64encode(png).decode()
+    return f'<img src="data:image/png;base64,{data}" alt="{html.escape(alt)}">'

@@ -1,0 +1,117 @@
+"""What the report holds, in the order of the page: one entry per table and figure.
+
+Adding a table is one function in snnflow.report.tables, one entry here and one caption
+file, workflow/report/tables/<name>.rst (a figure: snnflow.report.figures and
+workflow/report/figures/<name>.rst). The caption is shown under the item on the study
+page and beside it in Snakemake's report; the rule declares every entry as an output.
+This module is read when the Snakefile is parsed: it names the functions and imports
+neither pandas nor matplotlib.
+"""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+CAPTIONS = Path(__file__).resolve().parents[2] / "report"  # workflow/report/
+SECTIONS = ("Data", "Training", "Comparison", "Spikes and energy", "Errors", "Runs")
+
+
+@dataclass(frozen=True)
+class Display:
+    """How the page shows a table: `percent` columns as percentages with two decimals,
+    other float columns with `digits[column]` decimals (else `default_digits`),
+    `drop`ped columns and the rows holding `rows_without` = (column, value) left out.
+    Columns `<c>` and `<c>_std` become one "mean ± std" column."""
+    percent: tuple = ()
+    digits: dict = field(default_factory=dict)
+    default_digits: int = 4
+    drop: tuple = ()
+    rows_without: tuple = ()
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    section: str
+    title: str
+    build: str              # the function of snnflow.report.tables: (study) -> DataFrame
+    display: Display | None = Display()  # None: in the CSV and Snakemake's report only
+
+    kind = "tables"
+
+
+@dataclass(frozen=True)
+class Figure:
+    name: str
+    section: str
+    title: str
+    draw: str               # the function of snnflow.report.figures: (study) -> figure
+    alt: str
+    other_snns: bool = False  # drawn only when there is an SNN besides the main one;
+                              # folded on the page
+
+    kind = "figures"
+
+
+def caption_file(entry):
+    return CAPTIONS / entry.kind / f"{entry.name}.rst"
+
+
+PERCENT_ACC = ("train_acc", "test_acc")
+CONTENTS = (
+    Table("dataset", "Data", "The data", "dataset_table",
+          Display(digits={"events_mean": 1, "events_min": 0, "events_max": 0},
+                  drop=("source",))),
+    Figure("examples", "Data", "What the networks see", "examples",
+           "one test sample per class at every T"),
+    Figure("loss_curves", "Training", "Learning curves: loss", "loss_curves", "loss curves"),
+    Figure("acc_curves", "Training", "Learning curves: accuracy", "acc_curves",
+           "accuracy curves"),
+    Table("epochs", "Training", "Every epoch", "epochs_table", None),
+    Table("timing", "Training", "Time per epoch", "timing_table",
+          Display(default_digits=2, drop=("device", "n_train"))),
+    Figure("time_per_epoch", "Training", "Seconds per epoch", "time_per_epoch",
+           "seconds per epoch"),
+    Table("comparison", "Comparison", "CNN vs SNN-{main_T}", "comparison_table",
+          Display(percent=PERCENT_ACC)),
+    Table("accuracy_by_T", "Comparison", "Test accuracy against T", "accuracy_by_T_table",
+          Display(percent=("last_test_acc", "best_test_acc", "last_test_acc_min",
+                           "last_test_acc_max"))),
+    Figure("accuracy_vs_T", "Comparison", "Test accuracy against T", "accuracy_vs_T",
+           "test accuracy against T"),
+    Table("significance", "Comparison", "Is SNN-{main_T} better than the other T?",
+          "significance_table",
+          Display(percent=("mean_difference",), digits={"t": 3, "p_value": 4})),
+    Figure("firing_rate_by_epoch", "Spikes and energy", "Firing rate during training",
+           "firing_rate_by_epoch", "firing rate against the epoch"),
+    Figure("firing_rate_vs_T", "Spikes and energy", "Firing rate against T",
+           "firing_rate_vs_T", "firing rate against T"),
+    Table("layers", "Spikes and energy", "Spikes and operations per layer", "layers_table",
+          Display(digits={"firing_rate": 4, "synaptic_ops": 0, "macs": 0}, drop=("T",),
+                  rows_without=("model", "CNN"))),
+    Table("layers_by_epoch", "Spikes and energy", "Layers by epoch", "layers_by_epoch_table",
+          None),
+    Table("energy", "Spikes and energy", "Estimated energy per inference", "energy_table",
+          Display(digits={"synaptic_ops": 0, "macs": 0, "e_ac_pj": 1, "e_mac_pj": 1,
+                          "sops_energy_uj": 3, "macs_energy_uj": 3, "energy_uj": 3})),
+    Figure("energy", "Spikes and energy", "Estimated energy per inference", "energy",
+           "estimated energy per inference"),
+    Figure("confusion_main", "Errors", "Confusion matrices: SNN-{main_T} and the CNN",
+           "confusion_main", "confusion matrices of SNN-{main_T} and the CNN"),
+    Figure("per_class_accuracy", "Errors", "Test accuracy per class", "per_class_accuracy",
+           "test accuracy per class"),
+    Table("per_class_accuracy", "Errors", "Test accuracy per class",
+          "per_class_accuracy_table", None),
+    Table("confusion", "Errors", "Confusion counts", "confusion_table", None),
+    Figure("confusion_other", "Errors", "Confusion matrices of the other SNNs",
+           "confusion_other", "confusion matrices of the other SNNs", other_snns=True),
+    Table("runs", "Runs", "Runs: configuration, package versions, device", "runs_table"),
+)
+TABLES = {e.name: e for e in CONTENTS if isinstance(e, Table)}
+FIGURES = {e.name: e for e in CONTENTS if isinstance(e, Figure)}
+
+
+def figure_names(t_values, main_T):
+    """The figures a study with these T draws (no figure of the other SNNs without an SNN
+    besides the main one)."""
+    others = any(T != main_T for T in t_values)
+    return [name for name, figure in FIGURES.items() if others or not figure.other_snns]

@@ -1,0 +1,226 @@
+"""The report's tables, computed from what the training and data jobs wrote.
+
+Every function takes the Study (snnflow.report.study: the loaded runs, one per model
+and seed, and the data summary) and returns a DataFrame that the report writes to
+results/tables/ and shows: every number on the page comes from one of these CSV files.
+Accuracies stay fractions here; the page shows them as percentages. With several seeds
+a value is the mean over seeds, `<column>_std` its sample standard deviation and `n`
+the number of seeds. Each table has an entry in snnflow.report.registry.
+"""
+
+import json
+
+import numpy as np
+import pandas as pd
+
+from snnflow.runs import LAYERS, model_label, model_name
+
+# The reference study's numbers (docs/method.md), shown beside ours, by (model, T).
+REFERENCE_DEVICE = "one NVIDIA RTX 3090"
+REFERENCE_RESULTS = {  # last epoch of 100
+    ("cnn", None): dict(train_loss=0.0000, test_loss=0.0329, train_acc=1.0000, test_acc=0.9934),
+    ("snn", 16): dict(train_loss=0.0006, test_loss=0.0011, train_acc=0.9986, test_acc=0.9960),
+}
+REFERENCE_SECONDS = {  # per epoch: (training, inference)
+    ("cnn", None): (1.98, 1.13), ("snn", 4): (23.76, 5.64), ("snn", 8): (25.12, 5.30),
+    ("snn", 16): (23.24, 4.00), ("snn", 32): (61.19, 6.23),
+}
+METRICS = ("train_loss", "test_loss", "train_acc", "test_acc")
+
+
+def by_model(runs):
+    """{model name: its runs} in the order of the study: SNNs by T, then the CNN."""
+    groups = {}
+    for r in sorted(runs, key=lambda r: (r.model == "cnn", r.T or 0, r.seed)):
+        groups.setdefault(r.name, []).append(r)
+    return groups
+
+
+def spread(values, name):
+    """{name: mean, name_std: sample std (NaN for one value)} of `values`."""
+    values = np.asarray(list(values), dtype=float)
+    return {name: values.mean(), f"{name}_std": values.std(ddof=1) if len(values) > 1 else np.nan}
+
+
+def epochs_table(study):
+    """Every epoch of every run (the curves' data)."""
+    return pd.concat([r.metrics.assign(model=r.label, seed=r.seed) for r in study.runs],
+                     ignore_index=True)
+
+
+def comparison_table(study):
+    """The CNN and the main SNN at the last epoch and at the best one (highest test
+    accuracy, per seed), and the reference study's last epoch."""
+    rows = []
+    groups = by_model(study.runs)
+    for model in (model_name("cnn"), model_name("snn", study.main_T)):
+        group = groups[model]
+        for kind in ("last", "best"):
+            picked = [r.metrics.iloc[-1] if kind == "last"
+                      else r.metrics.loc[r.metrics["test_acc"].idxmax()] for r in group]
+            row = {"model": group[0].label, "source": "ours", "epoch_kind": kind, "n": len(picked),
+                   "epoch": ", ".join(str(int(p["epoch"])) for p in picked)}
+            for metric in METRICS:
+                row.update(spread((p[metric] for p in picked), metric))
+            rows.append(row)
+    for (model, T), values in REFERENCE_RESULTS.items():
+        rows.append({"model": model_label(model, T), "source": "reference study", "epoch_kind": "last",
+                     "n": 1, "epoch": "100", **values})
+    return pd.DataFrame(rows)
+
+
+def timing_table(study):
+    """Mean seconds per epoch (training, inference, total) of each model, the spread over
+    seeds, and the reference study's figures."""
+    rows = []
+    for group in by_model(study.runs).values():
+        ref = REFERENCE_SECONDS.get((group[0].model, group[0].T), (np.nan, np.nan))
+        devices = sorted({r.info.get("device_name", "") for r in group})
+        row = {"model": group[0].label, "n": len(group), "device": "; ".join(devices),
+               "epochs": len(group[0].metrics), "n_train": group[0].info.get("n_train")}
+        for column, name in (("train_seconds", "train_seconds"),
+                             ("test_seconds", "inference_seconds")):
+            row.update(spread((r.metrics[column].mean() for r in group), name))
+        row.update(spread((r.metrics[["train_seconds", "test_seconds"]].sum(axis=1).mean()
+                           for r in group), "total_seconds"))
+        row.update(reference_train_seconds=ref[0], reference_inference_seconds=ref[1],
+                   reference_total_seconds=ref[0] + ref[1])
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def accuracy_by_T_table(study):
+    """Final and best test accuracy of each SNN-T over its seeds."""
+    rows = []
+    for group in by_model(study.runs).values():
+        if group[0].T is None:
+            continue
+        last = [r.metrics["test_acc"].iloc[-1] for r in group]
+        row = {"T": group[0].T, "n": len(group), **spread(last, "last_test_acc"),
+               "last_test_acc_min": min(last), "last_test_acc_max": max(last),
+               **spread((r.metrics["test_acc"].max() for r in group), "best_test_acc")}
+        rows.append(row)
+    return pd.DataFrame(rows).sort_values("T")
+
+
+def significance_table(study):
+    """A paired t-test (two-sided, over the seeds both runs have) of the main SNN's final
+    test accuracy against each other T's."""
+    from scipy import stats
+
+    groups, main_name = by_model(study.runs), model_name("snn", study.main_T)
+    main = {r.seed: r.metrics["test_acc"].iloc[-1] for r in groups[main_name]}
+    rows = []
+    for model, group in groups.items():
+        if group[0].T is None or model == main_name:
+            continue
+        other = {r.seed: r.metrics["test_acc"].iloc[-1] for r in group}
+        seeds = sorted(set(main) & set(other))
+        a, b = [main[s] for s in seeds], [other[s] for s in seeds]
+        row = {"comparison": f"{model_label('snn', study.main_T)} vs {group[0].label}", "test": "paired t-test, "
+               "two-sided, final test accuracy", "n": len(seeds),
+               "mean_difference": float(np.mean(np.subtract(a, b))) if seeds else np.nan}
+        if len(seeds) >= 3 and np.ptp(np.subtract(a, b)) > 0:
+            result = stats.ttest_rel(a, b)
+            row.update(t=float(result.statistic), p_value=float(result.pvalue), note="")
+        else:
+            row.update(t=np.nan, p_value=np.nan,
+                       note="fewer than 3 paired seeds: no test is possible" if len(seeds) < 3
+                       else "identical differences in every seed: the test is undefined")
+        rows.append(row)
+    return pd.DataFrame(rows, columns=["comparison", "test", "n", "mean_difference", "t",
+                                       "p_value", "note"])
+
+
+def layers_by_epoch_table(study):
+    """Every epoch's layer activity of every run (firing rates, SOPs, MACs per sample)."""
+    return pd.concat([r.layers.assign(model=r.label, T=pd.array([r.T] * len(r.layers), "Int64"),
+                                      seed=r.seed) for r in study.runs], ignore_index=True)
+
+
+def layers_table(study):
+    """Per model and layer at the final epoch: firing rate (spikes per neuron per time
+    step) and synaptic operations per sample, over seeds; MACs per sample."""
+    rows = []
+    for group in by_model(study.runs).values():
+        finals = [r.layers[r.layers["epoch"] == r.layers["epoch"].max()].set_index("layer")
+                  for r in group]
+        for layer in LAYERS:
+            rows.append({"model": group[0].label, "T": group[0].T, "layer": layer, "n": len(finals),
+                         "neurons": int(finals[0].loc[layer, "neurons"]),
+                         **spread((f.loc[layer, "firing_rate"] for f in finals), "firing_rate"),
+                         **spread((f.loc[layer, "synaptic_ops"] for f in finals),
+                                  "synaptic_ops"),
+                         "macs": float(finals[0].loc[layer, "macs"])})
+    return pd.DataFrame(rows).astype({"T": "Int64"})
+
+
+def energy_table(study):
+    """Energy per inference (one test sample) at the final epoch: SOPs x E_AC plus MACs x
+    E_MAC, in microjoules."""
+    e_ac_pj, e_mac_pj = study.energy["e_ac_pj"], study.energy["e_mac_pj"]
+    rows = []
+    for group in by_model(study.runs).values():
+        totals = []
+        for r in group:
+            final = r.layers[r.layers["epoch"] == r.layers["epoch"].max()]
+            totals.append((final["synaptic_ops"].sum(), final["macs"].sum()))
+        sops, macs = np.array(totals).T
+        energy = (sops * e_ac_pj + macs * e_mac_pj) / 1e6
+        rows.append({"model": group[0].label, "n": len(group), **spread(sops, "synaptic_ops"),
+                     "macs": macs.mean(), "e_ac_pj": e_ac_pj, "e_mac_pj": e_mac_pj,
+                     "sops_energy_uj": (sops * e_ac_pj).mean() / 1e6,
+                     "macs_energy_uj": (macs * e_mac_pj).mean() / 1e6,
+                     **spread(energy, "energy_uj")})
+    return pd.DataFrame(rows)
+
+
+def per_class_accuracy_table(study):
+    """Test accuracy per class of each model's final predictions, over seeds."""
+    rows = []
+    for group in by_model(study.runs).values():
+        for c in range(10):
+            accuracies = []
+            for r in group:
+                mine = r.predictions[r.predictions["label"] == c]
+                accuracies.append((mine["prediction"] == c).mean() if len(mine) else np.nan)
+            n_test = int((group[0].predictions["label"] == c).sum())
+            rows.append({"model": group[0].label, "class": c, "n_test": n_test, "n": len(group),
+                         **spread(accuracies, "accuracy")})
+    return pd.DataFrame(rows)
+
+
+def confusion_table(study):
+    """Counts of (true, predicted) class over the final predictions of all seeds, and the
+    fraction of the true class's samples."""
+    rows = []
+    for group in by_model(study.runs).values():
+        predictions = pd.concat([r.predictions for r in group])
+        counts = pd.crosstab(predictions["label"], predictions["prediction"]).reindex(
+            index=range(10), columns=range(10), fill_value=0)
+        totals = counts.sum(axis=1).replace(0, np.nan)
+        for true in range(10):
+            for predicted in range(10):
+                rows.append({"model": group[0].label, "true": true, "predicted": predicted,
+                             "count": int(counts.loc[true, predicted]),
+                             "fraction": counts.loc[true, predicted] / totals[true]})
+    return pd.DataFrame(rows)
+
+
+def runs_table(study):
+    """Each run's device, placement, backend, package versions, code and settings."""
+    rows = []
+    for r in (r for group in by_model(study.runs).values() for r in group):
+        settings = {k: v for k, v in r.info.get("settings", {}).items() if k != "model"}
+        rows.append({"model": r.label, "seed": r.seed,
+                     "device": r.info.get("device_name", ""),
+                     "placement": r.info.get("placement", "-"),
+                     "backend": r.info.get("backend", "-"),
+                     **r.info.get("versions", {}), "code": r.info.get("code_fingerprint", ""),
+                     "settings": json.dumps(settings, sort_keys=True)})
+    return pd.DataFrame(rows)
+
+
+def dataset_table(study):
+    """The data summary's table (results/data/dataset.csv), as the data_summary job wrote it."""
+    return study.dataset

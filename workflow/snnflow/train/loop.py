@@ -1,0 +1,448 @@
+"""One training run of the SNN or the CNN: prepare, resume, fit, write.
+
+    run(settings, cache, ...)
+      prepare  device, data resident, model built on the chosen backend, optimiser
+      resume   the checkpoint of the same settings and code, if any
+      fit      per epoch: train, evaluate, one CSV row, a checkpoint
+      write    the final model and run.json
+
+What differs between the SNN and the CNN (data, backend, network, loss) is one
+`ModelKind` each (snnflow.runs; snnflow.model.snn.KIND, snnflow.model.cnn.KIND); the
+loop is shared.
+"""
+
+import contextlib
+import csv
+import ctypes
+import json
+import math
+import os
+import platform
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from snnflow import SnnflowError, __version__
+from snnflow.kernels import loader
+from snnflow.machine import cpu_name
+from snnflow.atomic import atomic_path, reporting_full_disk
+from snnflow.runs import (LAYER_COLUMNS, METRICS_COLUMNS, PREDICTION_COLUMNS, RunOutputs,
+                          RunSettings, identity)
+from snnflow.train.checkpoint import load_state, restore_rng, rng_states, save_state
+from snnflow.train.dataset import ResidentDataset
+from snnflow.train.gpu_slots import claim_gpu, slot_count
+
+PROGRESS_EVERY_SECONDS = 30.0
+
+
+def loss_and_scores(model, kind, x, y):
+    """(loss, class scores) of `model` on a batch; the loss is computed in float32."""
+    return kind.loss(model(x).float(), y)
+
+
+def resolve_device(name):
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise SnnflowError(f"config key device: '{name}' asked for, but this machine has no "
+                           "CUDA device - set device: auto or cpu")
+    return torch.device(name)
+
+
+def keep_freed_memory():
+    """Stop glibc from returning large blocks to the OS after every step; re-mapping
+    them each step made multi-step training 13-46% slower and timings unstable."""
+    if sys.platform != "linux":
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return
+    m_trim_threshold, m_mmap_max = -1, -4
+    libc.mallopt(m_mmap_max, 0)
+    libc.mallopt(m_trim_threshold, -1)  # -1: never trim
+
+
+AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def configure_backend(s: RunSettings, device):
+    """Apply the performance switches; returns the autocast context factory."""
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = s.cudnn_benchmark and not s.deterministic
+        if s.deterministic:
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+            torch.use_deterministic_algorithms(True)
+            torch.backends.cudnn.deterministic = True
+        if s.autocast != "none":
+            dtype = AUTOCAST_DTYPES[s.autocast]
+            # a CUDA graph replays the casts it captured: no cache of cast weights
+            return lambda: torch.autocast("cuda", dtype=dtype, cache_enabled=not s.cuda_graphs)
+    return contextlib.nullcontext
+
+
+def _sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def capture_cuda_graph(step):
+    """A CUDA graph of `step()` (captured, not run: replay() runs it)."""
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        step()
+    return graph
+
+
+def run_on_side_stream(step):
+    """Run `step()` on a side stream, as the warm-up before a capture must."""
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        step()
+    torch.cuda.current_stream().wait_stream(stream)
+
+
+class EpochSums:
+    """Loss and accuracy of an epoch summed on the device, and its first non-finite batch;
+    the same tensors all run long (a CUDA graph writes into them), zeroed per epoch."""
+
+    def __init__(self, device):
+        self.loss = torch.zeros((), dtype=torch.float64, device=device)
+        self.correct = torch.zeros((), dtype=torch.int64, device=device)
+        self.first_bad = torch.zeros((), dtype=torch.int64, device=device)
+        self.bad_loss = torch.zeros((), dtype=torch.float32, device=device)
+
+    def zero(self):
+        for total in (self.loss, self.correct, self.first_bad, self.bad_loss):
+            total.zero_()
+
+
+class GraphedSteps:
+    """The whole training step (forward, loss, backward, optimiser) as one CUDA graph,
+    replayed for every full batch: a small step is mostly kernel launches, which the
+    graph does away with. The first WARMUP full batches train eagerly on a side stream
+    (a capture needs it), the next is captured and replayed, and every later one is
+    copied into the captured inputs and replayed; a smaller last batch trains eagerly.
+    Needs Adam with `capturable=True` and a tensor learning rate (snnflow.train.loop.prepare
+    sets them)."""
+
+    WARMUP = 3
+
+    def __init__(self, trainer):
+        self.trainer = trainer
+        self.warmups_left = self.WARMUP
+        self.graph = self.inputs = None
+
+    def step(self, x, y, batch, sums):
+        trainer = self.trainer
+        if self.graph is None and self.warmups_left > 0:
+            self.warmups_left -= 1
+            run_on_side_stream(lambda: trainer.eager_step(x, y, batch, sums))
+            return
+        if self.graph is None:
+            self.inputs = (x.clone(), y.clone(), torch.full((), batch, device=y.device))
+            trainer.optimizer.zero_grad(set_to_none=True)  # gradients from the graph's pool
+            self.graph = capture_cuda_graph(lambda: trainer.step(*self.inputs, sums))
+        else:
+            self.inputs[0].copy_(x)
+            self.inputs[1].copy_(y)
+            self.inputs[2].fill_(batch)
+        self.graph.replay()
+
+
+class Trainer:
+    """Runs epochs of one model: training with the optimiser, evaluation without.
+
+    Loss and accuracy are summed on the device and read once per epoch; so is the
+    non-finite-loss check (the first bad batch is remembered on the device)."""
+
+    def __init__(self, model, eager, kind, optimizer, batch_size, autocast, scaler, log,
+                 cuda_graphs=False):
+        self.model, self.eager, self.kind, self.optimizer = model, eager, kind, optimizer
+        self.batch_size, self.autocast, self.scaler, self.log = batch_size, autocast, scaler, log
+        self.graphs = GraphedSteps(self) if cuda_graphs else None
+        self.sums = None
+
+    def step(self, x, y, batch, sums):
+        """Forward, loss, backward and optimiser step on a batch (gradients cleared by the
+        caller), its loss and accuracy added to `sums` in place; `batch` (a number or a
+        device tensor) is remembered if its loss is the epoch's first non-finite one."""
+        with self.autocast():
+            loss, scores = loss_and_scores(self.model, self.kind, x, y)
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            loss.backward()
+            self.optimizer.step()
+        loss = loss.detach()
+        new_bad = (sums.first_bad == 0) & ~torch.isfinite(loss)
+        sums.first_bad.copy_(torch.where(new_bad, batch, sums.first_bad))
+        sums.bad_loss.copy_(torch.where(new_bad, loss, sums.bad_loss))
+        sums.loss.add_(loss * len(y))
+        sums.correct.add_((scores.argmax(1) == y).sum())
+
+    def eager_step(self, x, y, batch, sums):
+        self.optimizer.zero_grad(set_to_none=True)
+        self.step(x, y, batch, sums)
+
+    def train_epoch(self, data, generator, epoch):
+        """(mean loss, accuracy) over one shuffled pass of `data`."""
+        self.model.train()
+        if self.sums is None:
+            self.sums = EpochSums(data.device)
+        sums = self.sums
+        sums.zero()
+        last_report = time.perf_counter()
+        n_batches = math.ceil(len(data) / self.batch_size)
+        for b, (x, y) in enumerate(data.batches(self.batch_size, generator), start=1):
+            if self.graphs is not None and len(y) == self.batch_size:
+                self.graphs.step(x, y, b, sums)
+            else:
+                self.eager_step(x, y, b, sums)
+            if time.perf_counter() - last_report > PROGRESS_EVERY_SECONDS:
+                self.log(f"epoch {epoch}: batch {b}/{n_batches}")
+                last_report = time.perf_counter()
+        if sums.first_bad.item():
+            raise SnnflowError(f"epoch {epoch} batch {sums.first_bad.item()}: loss is "
+                               f"{sums.bad_loss.item()} - lower lr; the last good checkpoint "
+                               "is kept")
+        return sums.loss.item() / len(data), sums.correct.item() / len(data)
+
+    @torch.inference_mode()
+    def evaluate(self, data):
+        """(mean loss, accuracy, layer rows, predicted classes) over `data` in order, in
+        eval mode, recording the layers' activity (the eager model: recording does not
+        go through torch.compile)."""
+        self.eager.eval()
+        record = self.kind.new_record(self.eager)
+        total_loss = torch.zeros((), dtype=torch.float64, device=data.device)
+        correct = torch.zeros((), dtype=torch.int64, device=data.device)
+        predictions = []
+        for x, y in data.batches(self.batch_size):
+            with self.autocast():
+                loss, scores = self.kind.loss(record.forward(x).float(), y)
+            total_loss += loss * len(y)
+            predicted = scores.argmax(1)
+            correct += (predicted == y).sum()
+            predictions.append(predicted)
+        return (total_loss.item() / len(data), correct.item() / len(data), record.rows(),
+                torch.cat(predictions).cpu())
+
+
+@dataclass
+class Job:
+    """A prepared run: everything `fit` and `write` need."""
+    settings: RunSettings
+    device: torch.device
+    train: ResidentDataset
+    test: ResidentDataset
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: object
+    scaler: object
+    trainer: Trainer
+    generator: torch.Generator
+    backend: str
+    threads: int
+    predictions: torch.Tensor | None = None  # of the last evaluation in this process
+
+
+def load_data(kind, s: RunSettings, cache, device):
+    splits = {}
+    for split in ("train", "test"):
+        inputs, labels = kind.load(cache, split)
+        if kind.time_major and inputs.shape[1] != s.T:
+            raise SnnflowError(f"{cache}: frames have T={inputs.shape[1]}, the run asks for "
+                               f"T={s.T} - delete the cache and rerun")
+        splits[split] = ResidentDataset(inputs, labels, device, kind.time_major, kind.scale)
+    if s.batch_size > len(splits["train"]):
+        raise SnnflowError(f"config key {s.model}.batch_size: {s.batch_size} is larger than the "
+                           f"{len(splits['train'])} training samples in {cache} - lower it")
+    return splits["train"], splits["test"]
+
+
+def prepare(kind, s: RunSettings, cache, threads, log):
+    """Device, data, the model on its backend, optimiser, scheduler: a Job."""
+    keep_freed_memory()
+    torch.set_num_threads(max(1, threads))
+    loader.set_mode(s.kernels)
+    device = resolve_device(s.device)
+    if s.epochs < 1:
+        raise SnnflowError(f"config key {s.model}.epochs: {s.epochs} - must be at least 1")
+    train, test = load_data(kind, s, cache, device)
+    log(f"{s.model}{'' if s.T is None else f'-T{s.T}'}: {len(train)} train / {len(test)} test "
+        f"samples on {device}, cache in {train.resident_on}")
+    return build_job(kind, s, train, test, threads, log)
+
+
+def build_job(kind, s: RunSettings, train, test, threads, log):
+    """The Job of `s` on resident data: the model on its backend, optimiser, scheduler."""
+    device = train.device
+    autocast = configure_backend(s, device)
+    backend, description = kind.choose_backend(s, device)  # and built, before epoch 1
+    if description:
+        log(f"backend {description}")
+    torch.manual_seed(s.seed)
+    model = kind.build(s, backend).to(device)
+    if s.channels_last and s.engine == "reference":
+        log("the reference engine runs contiguous: PyTorch's CPU BatchNorm is far less "
+            "precise in channels_last, and the reference must be a faithful float one")
+    elif s.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    graphs = s.cuda_graphs and device.type == "cuda"
+    if graphs:  # the step, learning rate included, lives on the device
+        optimizer = torch.optim.Adam(model.parameters(), lr=torch.tensor(s.lr, device=device),
+                                     capturable=True)
+        log("CUDA graphs: each full training batch replays one captured step")
+    else:
+        optimizer = torch.optim.Adam(model.parameters(), lr=s.lr)
+    scaler = (torch.amp.GradScaler("cuda") if device.type == "cuda" and s.autocast == "fp16"
+              else None)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=s.epochs)
+    forward_model = torch.compile(model) if s.compile else model
+    trainer = Trainer(forward_model, model, kind, optimizer, s.batch_size, autocast, scaler, log,
+                      cuda_graphs=graphs)
+    return Job(s, device, train, test, model, optimizer, scheduler, scaler, trainer,
+               torch.Generator().manual_seed(s.seed), backend, threads)
+
+
+def resume(job: Job, checkpoint, key, log):
+    """The epoch history of the checkpoint of this key (model, optimiser, scheduler and
+    random states restored), or [] to start fresh."""
+    state = load_state(checkpoint, job.device, log)
+    if state is None:
+        return []
+    if state.get("key") != key:
+        log(f"{checkpoint} belongs to other settings or code; starting fresh")
+        return []
+    job.model.load_state_dict(state["model"])
+    job.optimizer.load_state_dict(state["optimizer"])
+    job.scheduler.load_state_dict(state["scheduler"])
+    if job.scaler is not None and state.get("scaler"):
+        job.scaler.load_state_dict(state["scaler"])
+    restore_rng(state["rng"], job.generator)
+    log(f"resuming from {checkpoint} after epoch {len(state['history'])}")
+    return state["history"]
+
+
+def fit(job: Job, history, outputs, checkpoint, key, log):
+    """Train the remaining epochs: CSV rows and a checkpoint after each. `history` holds
+    one dict per finished epoch: the metrics row and its "layers" rows."""
+    s, device = job.settings, job.device
+    _write_rows(outputs.metrics, METRICS_COLUMNS, history, "w")
+    _write_rows(outputs.layers, LAYER_COLUMNS, [r for h in history for r in h["layers"]], "w")
+    for epoch in range(len(history) + 1, s.epochs + 1):
+        lr = float(job.optimizer.param_groups[0]["lr"])
+        _sync(device)
+        t0 = time.perf_counter()
+        train_loss, train_acc = job.trainer.train_epoch(job.train, job.generator, epoch)
+        _sync(device)
+        t1 = time.perf_counter()
+        test_loss, test_acc, layers, job.predictions = job.trainer.evaluate(job.test)
+        _sync(device)
+        t2 = time.perf_counter()
+        job.scheduler.step()
+        row = dict(epoch=epoch, lr=lr, train_loss=train_loss, train_acc=train_acc,
+                   test_loss=test_loss, test_acc=test_acc,
+                   train_seconds=t1 - t0, test_seconds=t2 - t1,
+                   layers=[{"epoch": epoch, **layer} for layer in layers])
+        history.append(row)
+        _write_rows(outputs.metrics, METRICS_COLUMNS, [row], "a")
+        _write_rows(outputs.layers, LAYER_COLUMNS, row["layers"], "a")
+        save_state(checkpoint, {
+            "key": key, "model": job.model.state_dict(), "optimizer": job.optimizer.state_dict(),
+            "scheduler": job.scheduler.state_dict(), "rng": rng_states(job.generator),
+            "scaler": job.scaler.state_dict() if job.scaler is not None else None,
+            "history": history})
+        log(f"epoch {epoch}/{s.epochs}: train loss {train_loss:.4f} acc {train_acc:.4f} | "
+            f"test loss {test_loss:.4f} acc {test_acc:.4f} | {t1 - t0:.1f}s + {t2 - t1:.1f}s")
+    return history
+
+
+def write(job: Job, outputs, code_fingerprint, placement):
+    """The final model (weights + settings), its test-set predictions and run.json
+    (settings, versions, device, backend, placement)."""
+    s = job.settings
+    save_state(outputs.model, {"settings": s.as_config(), "state_dict": job.model.state_dict(),
+                               "code_fingerprint": code_fingerprint})
+    if job.predictions is None:  # resumed after the last epoch: evaluate the final model
+        job.predictions = job.trainer.evaluate(job.test)[3]
+    labels = job.test.labels.cpu()
+    with atomic_path(outputs.predictions) as tmp:
+        _write_rows(tmp, PREDICTION_COLUMNS, [
+            {"index": i, "label": int(label), "prediction": int(predicted)}
+            for i, (label, predicted) in enumerate(zip(labels, job.predictions))], "w")
+    info = {**identity(s), "settings": s.as_config(), "code_fingerprint": code_fingerprint,
+            "backend": job.backend, "kernels": loader.status(),
+            "n_train": len(job.train), "n_test": len(job.test),
+            **environment(job.device, job.threads), **placement}
+    with atomic_path(outputs.run) as tmp:
+        tmp.write_text(json.dumps(info, indent=2))
+
+
+def run(kind, s: RunSettings, cache, outputs: RunOutputs, checkpoint, code_fingerprint, threads=1,
+        log=print, placement=None):
+    """Train `s` (a model of `kind`) on `cache`, writing `outputs` (with `placement`:
+    where the job ran, into run.json)."""
+    if kind.name != s.model:
+        raise ValueError(f"settings of a {s.model} run given to the {kind.name} loop")
+    started = time.time()
+    job = prepare(kind, s, cache, threads, log)
+    key = s.key(code_fingerprint)
+    history = resume(job, Path(checkpoint), key, log)
+    history = fit(job, history, outputs, Path(checkpoint), key, log)
+    write(job, outputs, code_fingerprint,
+          {**(placement or {}), "started": started, "finished": time.time()})
+    return history
+
+
+def run_rule(kind, snakemake, log):
+    """`run` with what a training rule passes (settings and checkpoint as params), on a
+    GPU slot of its own (claimed before anything initialises CUDA). The number of slots
+    is read from the config, not passed as a param: it says where a run goes, not what
+    it computes, so changing it must not rerun anything."""
+    settings = RunSettings(**snakemake.params.settings)
+    claim = claim_gpu(slot_count(snakemake.config["gpus"]), settings.device, log)
+    out = snakemake.output
+    run(kind, settings, snakemake.input[0],
+        RunOutputs(**{name: Path(getattr(out, name)) for name in RunOutputs._fields}),
+        checkpoint=snakemake.params.checkpoint,
+        code_fingerprint=snakemake.params.code, threads=snakemake.threads, log=log,
+        placement={"gpu_slot": claim.slot, "cuda_visible_devices": claim.visible_devices,
+                   "placement": claim.note})
+
+
+def environment(device, threads):
+    versions = {"python": platform.python_version(), "torch": torch.__version__,
+                "numpy": np.__version__, "snnflow": __version__}
+    try:
+        import h5py
+        versions["h5py"] = h5py.__version__
+    except ImportError:
+        pass
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+    else:
+        name = cpu_name() + f" ({threads} threads)"
+    return {"device": str(device), "device_name": name, "versions": versions,
+            "hostname": platform.node()}
+
+
+def _write_rows(path, columns, rows, mode):
+    """Write (mode "w", with the header) or append rows of `columns` to a CSV file,
+    flushed to disk: a killed job leaves every finished epoch's rows."""
+    with reporting_full_disk(path), open(path, mode, newline="") as f:
+        writer = csv.writer(f)
+        if mode == "w":
+            writer.writerow(columns)
+        for row in rows:
+            writer.writerow([row[c] for c in columns])
+        f.flush()
+        os.fsync(f.fileno())
