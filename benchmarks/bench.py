@@ -183,9 +183,9 @@ def measure_pipeline_prep(data, out, threads, repeats):
 
     import h5py
 
-    from snnflow.kernels import prep
     from snnflow.data.events import build_event_store
     from snnflow.data.frames import build_frame_cache
+    from snnflow.kernels import prep
 
     start = time.perf_counter()
     kernels = prep.library() is not None

@@ -284,10 +284,10 @@ def measure_reference_speed(device, T, n_train, batch, steps=50):
 
 def demo_accuracy(device, folder, per_class, test_per_class, epochs, T=16):
     """Final test accuracy of SNN-T on the demo data for each switch combination."""
-    from snnflow.model import snn
     from snnflow.data.events import build_event_store
     from snnflow.data.frames import build_frame_cache
     from snnflow.data.synthetic import write_dataset
+    from snnflow.model import snn
     from snnflow.runs import RunSettings, outputs_in
     from snnflow.train.loop import run
 

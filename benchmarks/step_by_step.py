@@ -4,7 +4,7 @@ Single-step SNN frameworks execute a network like this: every layer sees one tim
 of N samples, and each LIF keeps its membrane between calls (here with the reference
 step, autograd through every step). In training mode BatchNorm then normalises each
 step's N samples instead of all T*N, so only eval-mode outputs equal the multi-step
-network's (tests/test_step_by_step.py checks that).
+network's (tests/model/test_step_by_step.py checks that).
 """
 
 import torch

@@ -2,8 +2,8 @@ import sys
 
 sys.path.insert(0, f"{snakemake.scriptdir}/..")  # the snnflow package
 
-from snnflow.report.data_summary import summarize
 from snnflow.job import run_job
+from snnflow.report.data_summary import summarize
 
 
 def main(log):

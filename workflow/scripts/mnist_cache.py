@@ -2,8 +2,8 @@ import sys
 
 sys.path.insert(0, f"{snakemake.scriptdir}/..")  # the snnflow package
 
-from snnflow.job import run_job
 from snnflow.data.mnist import build_image_cache
+from snnflow.job import run_job
 
 
 def main(log):

@@ -2,8 +2,8 @@ import sys
 
 sys.path.insert(0, f"{snakemake.scriptdir}/..")  # the snnflow package
 
-from snnflow.model import snn
 from snnflow.job import run_job
+from snnflow.model import snn
 from snnflow.train.loop import run_rule
 
 

@@ -15,8 +15,8 @@ import numpy as np
 from snnflow import SnnflowError
 from snnflow.atomic import atomic_path
 from snnflow.data.caches import open_checked
-from snnflow.data.nmnist import (HEIGHT, POLARITIES, RECORD_BYTES, SPLITS, WIDTH,
-                                 list_recordings, read_pixel_codes)
+from snnflow.data.nmnist import (HEIGHT, POLARITIES, RECORD_BYTES, SPLITS, WIDTH, list_recordings,
+                                 read_pixel_codes)
 from snnflow.data.parallel import ordered_map
 from snnflow.kernels import prep
 
@@ -83,7 +83,8 @@ def open_event_store(path):
                       same_length=[[f"{s}/labels", f"{s}/names"] for s in SPLITS])
     for split in SPLITS:
         offsets = h5[f"{split}/offsets"]
-        if len(offsets) != len(h5[f"{split}/labels"]) + 1 or offsets[-1] != len(h5[f"{split}/codes"]):
+        n_samples, n_codes = len(h5[f"{split}/labels"]), len(h5[f"{split}/codes"])
+        if len(offsets) != n_samples + 1 or offsets[-1] != n_codes:
             h5.close()
             raise SnnflowError(f"{path}: {split}/offsets disagree with the events stored "
                                "- delete it and rerun the workflow to rebuild it")

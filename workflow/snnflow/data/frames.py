@@ -18,12 +18,12 @@ from pathlib import Path
 import numpy as np
 
 from snnflow import SnnflowError
-from snnflow.kernels import prep
 from snnflow.atomic import atomic_path
 from snnflow.data.caches import load_split
 from snnflow.data.events import open_event_store
 from snnflow.data.nmnist import HEIGHT, PIXELS_PER_FRAME, POLARITIES, SPLITS, WIDTH
 from snnflow.data.parallel import ordered_map
+from snnflow.kernels import prep
 
 FRAME_SHAPE = (POLARITIES, HEIGHT, WIDTH)
 SAMPLES_PER_CHUNK = 16

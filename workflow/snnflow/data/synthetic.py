@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from snnflow.data.nmnist import EVENT_DTYPE, HEIGHT, WIDTH, write_events
 from snnflow.data.idx import FILES, write_idx
+from snnflow.data.nmnist import EVENT_DTYPE, HEIGHT, WIDTH, write_events
 
 GLYPH_SIZE = 96
 SACCADE_US = 102_000

@@ -4,10 +4,9 @@ its training spec (cross-entropy of the logits)."""
 import torch.nn.functional as F
 from torch import nn
 
-from snnflow.runs import LAYERS
-from snnflow.model.architecture import N_CLASSES, block_sizes, conv_block, conv_macs, flat_size
 from snnflow.data.mnist import load_images
-from snnflow.runs import ModelKind
+from snnflow.model.architecture import N_CLASSES, block_sizes, conv_block, conv_macs, flat_size
+from snnflow.runs import LAYERS, ModelKind
 
 
 class CNN(nn.Module):

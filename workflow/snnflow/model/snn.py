@@ -13,15 +13,14 @@ convolutions of spikes skip their zeros (snnflow.model.sparse_conv).
 import torch.nn.functional as F
 from torch import nn
 
-from snnflow.runs import LAYERS
+from snnflow.data.frames import load_frames
 from snnflow.kernels import backends
 from snnflow.model.architecture import (N_CLASSES, block_sizes, conv_block, conv_synaptic_ops,
                                         flat_size)
-from snnflow.data.frames import load_frames
 from snnflow.model.fused_block import bn_lif_pool
 from snnflow.model.neuron import LIF, LIFParams
 from snnflow.model.sparse_conv import conv_spikes
-from snnflow.runs import ModelKind
+from snnflow.runs import LAYERS, ModelKind
 
 
 class CSNN(nn.Module):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from snnflow.report.registry import CONTENTS, SECTIONS, Figure, caption_file
+from snnflow.report.registry import CONTENTS, Figure, SECTIONS, caption_file
 from snnflow.report.tables import REFERENCE_DEVICE
 
 TEMPLATE = "page.html.j2"
@@ -19,7 +19,7 @@ TEMPLATE = "page.html.j2"
 @dataclass
 class Item:
     """One table or figure as the template shows it."""
-    name: str
+    anchor: str     # the element's id: "<kind>-<name>" (a table and a figure may share a name)
     title: str
     body: str       # HTML
     caption: str    # HTML
@@ -51,14 +51,21 @@ def _shown_entries(pngs):
 
 
 def _item(entry, study, pngs):
+    anchor = f"{entry.kind}-{entry.name}"
     title = entry.title.format(main_T=study.main_T)
     caption = caption_html(caption_file(entry).read_text())
     if isinstance(entry, Figure):
-        return Item(entry.name, title, _img(pngs[entry.name], entry.alt.format(
-            main_T=study.main_T)), caption, f"figures/{entry.name}.png", entry.other_snns)
-    return Item(entry.name, title, _html_table(displayed(study.tables[entry.name],
-                                                         entry.display)),
-                caption, f"tables/{entry.name}.csv")
+        image = _img(pngs[entry.name], entry.alt.format(main_T=study.main_T))
+        return Item(anchor, title, image, caption, f"figures/{entry.name}.png", entry.other_snns)
+    df, display = study.tables[entry.name], entry.display
+    body = _html_table(displayed(df, display))
+    if display.listed:
+        first = df.columns[0]
+        values = df.drop_duplicates(first).set_index(first)[display.listed]
+        body += "<ul class=\"note\">" + "".join(
+            f"<li>{html.escape(str(key))}: {html.escape(str(value))}</li>"
+            for key, value in values.items()) + "</ul>"
+    return Item(anchor, title, body, caption, f"tables/{entry.name}.csv")
 
 
 def caption_html(text):
@@ -98,7 +105,7 @@ def displayed(df, display):
         df = df[df[column] != value]
     out = {}
     for column in df.columns:
-        if column.endswith("_std") or column in display.drop:
+        if column.endswith("_std") or column in display.drop or column == display.listed:
             continue
         values = df[column]
         stds = df[f"{column}_std"] if f"{column}_std" in df.columns else [np.nan] * len(df)
@@ -109,7 +116,7 @@ def displayed(df, display):
             out[column] = [_number(m, s, digits) for m, s in zip(values, stds)]
         else:
             out[column] = values
-    return pd.DataFrame(out)
+    return pd.DataFrame(out).rename(columns=display.rename)
 
 
 def _html_table(df):

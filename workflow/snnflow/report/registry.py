@@ -19,20 +19,28 @@ SECTIONS = ("Data", "Training", "Comparison", "Spikes and energy", "Errors", "Ru
 class Display:
     """How the page shows a table: `percent` columns as percentages with two decimals,
     other float columns with `digits[column]` decimals (else `default_digits`),
-    `drop`ped columns and the rows holding `rows_without` = (column, value) left out.
-    Columns `<c>` and `<c>_std` become one "mean ± std" column."""
+    `drop`ped columns and the rows holding `rows_without` = (column, value) left out,
+    columns renamed by `rename`; a `listed` column is shown as a list below the table,
+    one item per value of the first column, instead of in it. Columns `<c>` and
+    `<c>_std` become one "mean ± std" column."""
     percent: tuple = ()
     digits: dict = field(default_factory=dict)
     default_digits: int = 4
     drop: tuple = ()
     rows_without: tuple = ()
+    rename: dict = field(default_factory=dict)
+    listed: str | None = None
 
 
 @dataclass(frozen=True)
-class Table:
-    name: str
-    section: str
-    title: str
+class Entry:
+    name: str               # the file: results/<kind>/<name>.<csv or png>, its caption
+    section: str            # one of SECTIONS
+    title: str              # on the page; {main_T} is filled in
+
+
+@dataclass(frozen=True)
+class Table(Entry):
     build: str              # the function of snnflow.report.tables: (study) -> DataFrame
     display: Display | None = Display()  # None: in the CSV and Snakemake's report only
 
@@ -40,12 +48,9 @@ class Table:
 
 
 @dataclass(frozen=True)
-class Figure:
-    name: str
-    section: str
-    title: str
+class Figure(Entry):
     draw: str               # the function of snnflow.report.figures: (study) -> figure
-    alt: str
+    alt: str                # the image's alternative text; {main_T} is filled in
     other_snns: bool = False  # drawn only when there is an SNN besides the main one;
                               # folded on the page
 
@@ -60,7 +65,7 @@ PERCENT_ACC = ("train_acc", "test_acc")
 CONTENTS = (
     Table("dataset", "Data", "The data", "dataset_table",
           Display(digits={"events_mean": 1, "events_min": 0, "events_max": 0},
-                  drop=("source",))),
+                  rename={f"class_{c}": str(c) for c in range(10)}, listed="source")),
     Figure("examples", "Data", "What the networks see", "examples",
            "one test sample per class at every T"),
     Figure("loss_curves", "Training", "Learning curves: loss", "loss_curves", "loss curves"),

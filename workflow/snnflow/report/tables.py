@@ -64,7 +64,8 @@ def comparison_table(study):
                 row.update(spread((p[metric] for p in picked), metric))
             rows.append(row)
     for (model, T), values in REFERENCE_RESULTS.items():
-        rows.append({"model": model_label(model, T), "source": "reference study", "epoch_kind": "last",
+        rows.append({"model": model_label(model, T), "source": "reference study",
+                     "epoch_kind": "last",
                      "n": 1, "epoch": "100", **values})
     return pd.DataFrame(rows)
 
@@ -117,8 +118,8 @@ def significance_table(study):
         other = {r.seed: r.metrics["test_acc"].iloc[-1] for r in group}
         seeds = sorted(set(main) & set(other))
         a, b = [main[s] for s in seeds], [other[s] for s in seeds]
-        row = {"comparison": f"{model_label('snn', study.main_T)} vs {group[0].label}", "test": "paired t-test, "
-               "two-sided, final test accuracy", "n": len(seeds),
+        row = {"comparison": f"{model_label('snn', study.main_T)} vs {group[0].label}",
+               "test": "paired t-test, two-sided, final test accuracy", "n": len(seeds),
                "mean_difference": float(np.mean(np.subtract(a, b))) if seeds else np.nan}
         if len(seeds) >= 3 and np.ptp(np.subtract(a, b)) > 0:
             result = stats.ttest_rel(a, b)

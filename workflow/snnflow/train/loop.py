@@ -27,9 +27,9 @@ import numpy as np
 import torch
 
 from snnflow import SnnflowError, __version__
+from snnflow.atomic import atomic_path, reporting_full_disk
 from snnflow.kernels import loader
 from snnflow.machine import cpu_name
-from snnflow.atomic import atomic_path, reporting_full_disk
 from snnflow.runs import (LAYER_COLUMNS, METRICS_COLUMNS, PREDICTION_COLUMNS, RunOutputs,
                           RunSettings, identity)
 from snnflow.train.checkpoint import load_state, restore_rng, rng_states, save_state
@@ -387,8 +387,8 @@ def write(job: Job, outputs, code_fingerprint, placement):
         tmp.write_text(json.dumps(info, indent=2))
 
 
-def run(kind, s: RunSettings, cache, outputs: RunOutputs, checkpoint, code_fingerprint, threads=1,
-        log=print, placement=None):
+def run(kind, s: RunSettings, cache, outputs: RunOutputs, checkpoint, code_fingerprint,
+        threads=1, log=print, placement=None):
     """Train `s` (a model of `kind`) on `cache`, writing `outputs` (with `placement`:
     where the job ran, into run.json)."""
     if kind.name != s.model:

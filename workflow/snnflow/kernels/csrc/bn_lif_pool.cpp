@@ -184,10 +184,133 @@ std::vector<at::Tensor> bn_lif_pool_forward(at::Tensor y, at::Tensor scale, at::
   return {pooled, counts};
 }
 
+// The backward of one tile of windows, in two passes over cache-sized buffers.
+// Pass 1a: the membrane potentials H of the tile's T steps, recomputed from y exactly as
+// the forward computed them (`v`: V[t-1], per neuron).
+static void recompute_potentials(const Windows& w, const float* yp, const float* ap,
+                                 const float* bp, const int64_t* offsets, int64_t np,
+                                 std::pair<int64_t, int64_t> next, float* h_tile, float* v,
+                                 float ftau, float fth, float fr) {
+  const int64_t C = w.C, width = np * 4 * C;
+  std::fill(v, v + width, fr);
+  for (int64_t t = 0; t < w.T; ++t) {
+    prefetch(yp + t * w.M, next);
+    for (int64_t j = 0; j < np; ++j) {
+      for (int e = 0; e < 4; ++e) {
+        const float* __restrict__ ye = yp + t * w.M + offsets[j * 4 + e];
+        float* __restrict__ ve = v + (j * 4 + e) * C;
+        float* __restrict__ he = h_tile + t * width + (j * 4 + e) * C;
+        for (int64_t c = 0; c < C; ++c) {
+          const float h = charge(ve[c], std::fma(ye[c], ap[c], bp[c]), ftau, fr);
+          he[c] = h;
+          ve[c] = h >= fth ? fr : h;
+        }
+      }
+    }
+  }
+}
+
+// Scratch rows of C values for routing a window's gradient to nn.MaxPool2d's choice.
+struct Routing {
+  std::vector<float> later, before, zeros;
+  explicit Routing(int64_t C) : later(C), before(C), zeros(C, 0.0f) {}
+};
+
+// Pass 1b: the LIF backward in reverse time, each pooled gradient sent to the neuron
+// nn.MaxPool2d picks, dL/dx written to grad_y and summed per channel into sum_g and
+// (times y) sum_gy (`grad_v`: dL/dV[t], per neuron).
+static void lif_backward_tile(const Windows& w, const float* yp, const float* gp,
+                              const int64_t* offsets, int64_t p0, int64_t np,
+                              const float* h_tile, float* grad_v, float* gyp, float* sum_g,
+                              float* sum_gy, Routing& routing, float inv_tau, float fth,
+                              float fr, float fa) {
+  const int64_t C = w.C, width = np * 4 * C;
+  std::fill(grad_v, grad_v + width, 0.0f);
+  std::fill(sum_g, sum_g + C, 0.0f);
+  std::fill(sum_gy, sum_gy + C, 0.0f);
+  for (int64_t t = w.T - 1; t >= 0; --t) {
+    for (int64_t j = 0; j < np; ++j) {
+      const float* __restrict__ gout = gp + t * w.MO + (p0 + j) * C;
+      const float* __restrict__ ht = h_tile + t * width + j * 4 * C;
+      float* __restrict__ none_later = routing.later.data();    // corners 1-3 did not fire
+      float* __restrict__ none_before = routing.before.data();  // no earlier corner fired
+      for (int64_t c = 0; c < C; ++c) {
+        none_later[c] = 1.0f;
+        none_before[c] = 1.0f;
+      }
+      for (int e = 1; e < 4; ++e) {
+        for (int64_t c = 0; c < C; ++c)
+          none_later[c] = ht[e * C + c] >= fth ? 0.0f : none_later[c];
+      }
+      for (int e = 0; e < 4; ++e) {
+        const int64_t at = t * w.M + offsets[j * 4 + e];
+        const float* __restrict__ he = ht + e * C;
+        const float* __restrict__ ye = yp + at;
+        float* __restrict__ gye = gyp + at;
+        float* __restrict__ gve = grad_v + (j * 4 + e) * C;
+        float* __restrict__ sg = sum_g;
+        float* __restrict__ sgy = sum_gy;
+        // corner 0 wins if it fired or corners 1-3 did not; a later corner wins
+        // if it fired and no earlier one did
+        const float* __restrict__ if_silent = e == 0 ? none_later : routing.zeros.data();
+        for (int64_t c = 0; c < C; ++c) {
+          const bool fired = he[c] >= fth;
+          const float share = fired ? none_before[c] : if_silent[c];
+          float grad_x;
+          gve[c] = backward_step(he[c], gout[c] * share, gve[c], &grad_x, inv_tau, fth, fr, fa);
+          gye[c] = grad_x;
+          sg[c] += grad_x;
+          none_before[c] = fired ? 0.0f : none_before[c];
+        }
+        // a loop of its own: inside the one above, gcc leaves it scalar
+        for (int64_t c = 0; c < C; ++c) sgy[c] += gye[c] * ye[c];
+      }
+    }
+  }
+}
+
+// BatchNorm's backward as grad_y = k_g g + k_y y + k_0 per channel, from the sums of
+// dL/dx and dL/dx * y (`total`, summed in a fixed order), and its weight and bias
+// gradients.
+struct BatchNormBackward {
+  std::vector<float> k_g, k_y, k_0;
+  BatchNormBackward(const std::vector<double>& total, const float* ap, const float* mp,
+                    const float* ip, int64_t C, int64_t rows, float* gwp, float* gbp)
+      : k_g(C), k_y(C), k_0(C) {
+    for (int64_t c = 0; c < C; ++c) {
+      const double sum_g = total[c], sum_gy = total[C + c];
+      const double sum_gxhat = ip[c] * (sum_gy - mp[c] * sum_g);  // sum of g * xhat
+      gbp[c] = (float)sum_g;
+      gwp[c] = (float)sum_gxhat;
+      // scale (g - sum_g / rows - (y - mean) invstd sum_gxhat / rows) = k_g g + k_y y + k_0
+      const double ky = -(double)ap[c] * ip[c] * sum_gxhat / rows;
+      k_g[c] = ap[c];
+      k_y[c] = (float)ky;
+      k_0[c] = (float)(-(double)ap[c] * sum_g / rows - ky * mp[c]);
+    }
+  }
+};
+
+// Pass 2: BatchNorm's backward applied to grad_y in place, row by row.
+static void apply_batch_norm_backward(const BatchNormBackward& bn, float* gyp, const float* yp,
+                                      int64_t rows, int64_t C) {
+  const float* __restrict__ kg = bn.k_g.data();
+  const float* __restrict__ ky = bn.k_y.data();
+  const float* __restrict__ k0 = bn.k_0.data();
+  at::parallel_for(0, rows, 2048, [=](int64_t first, int64_t last) {
+    for (int64_t r = first; r < last; ++r) {
+      float* __restrict__ g = gyp + r * C;
+      const float* __restrict__ yr = yp + r * C;
+      for (int64_t c = 0; c < C; ++c) g[c] = kg[c] * g[c] + ky[c] * yr[c] + k0[c];
+    }
+  });
+}
+
 // Gradients of y, of BatchNorm's weight and of its bias (training mode: the batch
 // statistics depend on y). Pass 1 recomputes each tile's membrane potentials, runs the
-// LIF backward into grad_y and sums dL/dx and dL/dx * y per channel; pass 2 applies
-// BatchNorm's backward in place: grad_y = scale * (g - mean(g) - xhat * mean(g xhat)).
+// LIF backward into grad_y and sums dL/dx and dL/dx * y per channel, per block of
+// tiles; pass 2 applies BatchNorm's backward in place:
+// grad_y = scale * (g - mean(g) - xhat * mean(g xhat)).
 std::vector<at::Tensor> bn_lif_pool_backward(at::Tensor grad_pooled, at::Tensor y,
                                                 at::Tensor scale, at::Tensor shift,
                                                 at::Tensor mean, at::Tensor invstd,
@@ -216,73 +339,18 @@ std::vector<at::Tensor> bn_lif_pool_backward(at::Tensor grad_pooled, at::Tensor 
   // leaves the loops scalar
   at::parallel_for(0, blocks, 1, [=](int64_t first_block, int64_t last_block) {
     // `carry` is V[t-1] while recomputing the forward, then dL/dV[t] going backwards
-    std::vector<float> h_tile(T * tile * 4 * C), carry(tile * 4 * C);
-    std::vector<float> later(C), before(C), zeros(C, 0.0f), sum_g(C), sum_gy(C);
+    std::vector<float> h_tile(T * tile * 4 * C), carry(tile * 4 * C), sum_g(C), sum_gy(C);
     std::vector<int64_t> offsets(tile * 4);
+    Routing routing(C);
     for (int64_t b = first_block; b < last_block; ++b) {
       double* block_sums = partial_p + b * 2 * C;
       for (int64_t k = b * tiles_per_block; k < std::min(tiles, (b + 1) * tiles_per_block); ++k) {
-        const int64_t p0 = k * tile, np = std::min(tile, w.positions - p0), width = np * 4 * C;
+        const int64_t p0 = k * tile, np = std::min(tile, w.positions - p0);
         w.corners(p0, np, offsets.data());
-        std::fill(carry.begin(), carry.begin() + width, fr);
-        const auto next = w.span(k + 1);
-        for (int64_t t = 0; t < T; ++t) {
-          prefetch(yp + t * w.M, next);
-          for (int64_t j = 0; j < np; ++j) {
-            for (int e = 0; e < 4; ++e) {
-              const float* __restrict__ ye = yp + t * w.M + offsets[j * 4 + e];
-              float* __restrict__ ve = carry.data() + (j * 4 + e) * C;
-              float* __restrict__ he = h_tile.data() + t * width + (j * 4 + e) * C;
-              for (int64_t c = 0; c < C; ++c) {
-                const float h = charge(ve[c], std::fma(ye[c], ap[c], bp[c]), ftau, fr);
-                he[c] = h;
-                ve[c] = h >= fth ? fr : h;
-              }
-            }
-          }
-        }
-        std::fill(carry.begin(), carry.begin() + width, 0.0f);
-        std::fill(sum_g.begin(), sum_g.end(), 0.0f);
-        std::fill(sum_gy.begin(), sum_gy.end(), 0.0f);
-        for (int64_t t = T - 1; t >= 0; --t) {
-          for (int64_t j = 0; j < np; ++j) {
-            const float* __restrict__ gout = gp + t * w.MO + (p0 + j) * C;
-            const float* __restrict__ ht = h_tile.data() + t * width + j * 4 * C;
-            float* __restrict__ none_later = later.data();    // corners 1-3 did not fire
-            float* __restrict__ none_before = before.data();  // no earlier corner fired
-            for (int64_t c = 0; c < C; ++c) {
-              none_later[c] = 1.0f;
-              none_before[c] = 1.0f;
-            }
-            for (int e = 1; e < 4; ++e) {
-              for (int64_t c = 0; c < C; ++c)
-                none_later[c] = ht[e * C + c] >= fth ? 0.0f : none_later[c];
-            }
-            for (int e = 0; e < 4; ++e) {
-              const int64_t at = t * w.M + offsets[j * 4 + e];
-              const float* __restrict__ he = ht + e * C;
-              const float* __restrict__ ye = yp + at;
-              float* __restrict__ gye = gyp + at;
-              float* __restrict__ gve = carry.data() + (j * 4 + e) * C;
-              float* __restrict__ sg = sum_g.data();
-              float* __restrict__ sgy = sum_gy.data();
-              // corner 0 wins if it fired or corners 1-3 did not; a later corner wins
-              // if it fired and no earlier one did
-              const float* __restrict__ if_silent = e == 0 ? none_later : zeros.data();
-              for (int64_t c = 0; c < C; ++c) {
-                const bool fired = he[c] >= fth;
-                const float share = fired ? none_before[c] : if_silent[c];
-                float grad_x;
-                gve[c] = backward_step(he[c], gout[c] * share, gve[c], &grad_x, inv_tau, fth, fr, fa);
-                gye[c] = grad_x;
-                sg[c] += grad_x;
-                none_before[c] = fired ? 0.0f : none_before[c];
-              }
-              // a loop of its own: inside the one above, gcc leaves it scalar
-              for (int64_t c = 0; c < C; ++c) sgy[c] += gye[c] * ye[c];
-            }
-          }
-        }
+        recompute_potentials(w, yp, ap, bp, offsets.data(), np, w.span(k + 1), h_tile.data(),
+                             carry.data(), ftau, fth, fr);
+        lif_backward_tile(w, yp, gp, offsets.data(), p0, np, h_tile.data(), carry.data(), gyp,
+                          sum_g.data(), sum_gy.data(), routing, inv_tau, fth, fr, fa);
         for (int64_t c = 0; c < C; ++c) {
           block_sums[c] += sum_g[c];
           block_sums[C + c] += sum_gy[c];
@@ -292,34 +360,11 @@ std::vector<at::Tensor> bn_lif_pool_backward(at::Tensor grad_pooled, at::Tensor 
   });
   const int64_t rows = y.numel() / C;
   auto grad_weight = at::empty({C}, y.options()), grad_bias = at::empty({C}, y.options());
-  float* gwp = grad_weight.data_ptr<float>();
-  float* gbp = grad_bias.data_ptr<float>();
-  std::vector<float> k_g(C), k_y(C), k_0(C);
   const auto mean_c = mean.contiguous(), invstd_c = invstd.contiguous();
-  const float* mp = mean_c.data_ptr<float>();
-  const float* ip = invstd_c.data_ptr<float>();
-  const auto total = add_blocks(partial, 2 * C);  // sums of g, then of g * y
-  for (int64_t c = 0; c < C; ++c) {
-    const double sum_g = total[c], sum_gy = total[C + c];
-    const double sum_gxhat = ip[c] * (sum_gy - mp[c] * sum_g);  // sum of g * xhat
-    gbp[c] = (float)sum_g;
-    gwp[c] = (float)sum_gxhat;
-    // scale (g - sum_g / rows - (y - mean) invstd sum_gxhat / rows) = k_g g + k_y y + k_0
-    const double ky = -(double)ap[c] * ip[c] * sum_gxhat / rows;
-    k_g[c] = ap[c];
-    k_y[c] = (float)ky;
-    k_0[c] = (float)(-(double)ap[c] * sum_g / rows - ky * mp[c]);
-  }
-  const float* __restrict__ kg = k_g.data();
-  const float* __restrict__ ky = k_y.data();
-  const float* __restrict__ k0 = k_0.data();
-  at::parallel_for(0, rows, 2048, [=](int64_t first, int64_t last) {
-    for (int64_t r = first; r < last; ++r) {
-      float* __restrict__ g = gyp + r * C;
-      const float* __restrict__ yr = yp + r * C;
-      for (int64_t c = 0; c < C; ++c) g[c] = kg[c] * g[c] + ky[c] * yr[c] + k0[c];
-    }
-  });
+  const BatchNormBackward bn(add_blocks(partial, 2 * C), ap, mean_c.data_ptr<float>(),
+                             invstd_c.data_ptr<float>(), C, rows,
+                             grad_weight.data_ptr<float>(), grad_bias.data_ptr<float>());
+  apply_batch_norm_backward(bn, gyp, yp, rows, C);
   return {grad_y, grad_weight, grad_bias};
 }
 

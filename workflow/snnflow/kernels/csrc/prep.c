@@ -246,12 +246,24 @@ static void at_least_two(uint64_t *freq, int symbols) {
 /* Worst-case size of zlib_sparse's output for `size` input bytes. */
 int64_t zlib_sparse_bound(int64_t size) { return 1024 + size * 5; }
 
-/* Compress in[0..size) (size < 2^31) into out (zlib_sparse_bound(size) bytes), with
- * `tokens` as scratch (size uint16 values); returns the length written. */
-int64_t zlib_sparse(const uint8_t *in, int64_t size, uint8_t *out, uint16_t *tokens) {
-  /* 1. tokens: literal bytes (< 256) or 256 + match length (distance 1) */
-  uint64_t lit_freq[LITLEN_SYMBOLS] = {0}, dist_freq[DIST_SYMBOLS] = {0};
-  uint64_t adler_a = 1, adler_b = 0;
+/* The zlib stream of one buffer is made in four passes: tokens (with their symbol
+ * counts and the Adler-32), the block's Huffman codes, the block header, the tokens. */
+
+typedef struct {
+  uint64_t a, b;
+} Adler32;
+
+typedef struct {
+  uint8_t lit_len[LITLEN_SYMBOLS], dist_len[DIST_SYMBOLS];
+  uint16_t lit_code[LITLEN_SYMBOLS], dist_code[DIST_SYMBOLS];
+  int hlit, hdist; /* literal/length and distance codes sent */
+} BlockCodes;
+
+/* Pass 1: `in` as tokens, literal bytes (< 256) or 256 + match length (distance 1),
+ * counting each symbol; returns the number of tokens. */
+static int64_t tokenize(const uint8_t *in, int64_t size, uint16_t *tokens, uint64_t *lit_freq,
+                        uint64_t *dist_freq, Adler32 *adler) {
+  uint64_t adler_a = adler->a, adler_b = adler->b;
   int64_t ntokens = 0, i = 0;
   while (i < size) {
     uint8_t v = in[i];
@@ -300,28 +312,34 @@ int64_t zlib_sparse(const uint8_t *in, int64_t size, uint8_t *out, uint16_t *tok
       adler_b %= ADLER_MOD;
     }
   }
+  adler->a = adler_a;
+  adler->b = adler_b;
+  return ntokens;
+}
+
+/* Pass 2: the block's Huffman codes from the symbol counts (end of block included). */
+static void build_block_codes(uint64_t *lit_freq, uint64_t *dist_freq, BlockCodes *c) {
   lit_freq[END_OF_BLOCK] = 1;
   at_least_two(lit_freq, LITLEN_SYMBOLS);
   at_least_two(dist_freq, DIST_SYMBOLS);
+  code_lengths(lit_freq, LITLEN_SYMBOLS, 15, c->lit_len);
+  code_lengths(dist_freq, DIST_SYMBOLS, 15, c->dist_len);
+  canonical_codes(c->lit_len, LITLEN_SYMBOLS, c->lit_code);
+  canonical_codes(c->dist_len, DIST_SYMBOLS, c->dist_code);
+  c->hlit = LITLEN_SYMBOLS;
+  c->hdist = DIST_SYMBOLS;
+  while (c->hlit > 257 && !c->lit_len[c->hlit - 1]) c->hlit--;
+  while (c->hdist > 1 && !c->dist_len[c->hdist - 1]) c->hdist--;
+}
 
-  /* 2. Huffman codes */
-  uint8_t lit_len[LITLEN_SYMBOLS], dist_len[DIST_SYMBOLS];
-  uint16_t lit_code[LITLEN_SYMBOLS], dist_code[DIST_SYMBOLS];
-  code_lengths(lit_freq, LITLEN_SYMBOLS, 15, lit_len);
-  code_lengths(dist_freq, DIST_SYMBOLS, 15, dist_len);
-  canonical_codes(lit_len, LITLEN_SYMBOLS, lit_code);
-  canonical_codes(dist_len, DIST_SYMBOLS, dist_code);
-  int hlit = LITLEN_SYMBOLS, hdist = DIST_SYMBOLS;
-  while (hlit > 257 && !lit_len[hlit - 1]) hlit--;
-  while (hdist > 1 && !dist_len[hdist - 1]) hdist--;
-
-  /* 3. the code lengths, run-length coded (symbols 16, 17, 18) */
+/* The code lengths sent (literal/length then distance), run-length coded with symbols
+ * 16 (repeat the last 3-6 times), 17 (3-10 zeros) and 18 (11-138 zeros); returns the
+ * number of symbols. */
+static int run_length_code(const BlockCodes *c, uint8_t *rle_sym, uint8_t *rle_extra) {
   uint8_t all_len[LITLEN_SYMBOLS + DIST_SYMBOLS];
-  memcpy(all_len, lit_len, (size_t)hlit);
-  memcpy(all_len + hlit, dist_len, (size_t)hdist);
-  int total = hlit + hdist, nrle = 0;
-  uint8_t rle_sym[LITLEN_SYMBOLS + DIST_SYMBOLS], rle_extra[LITLEN_SYMBOLS + DIST_SYMBOLS];
-  uint64_t cl_freq[CODELEN_SYMBOLS] = {0};
+  memcpy(all_len, c->lit_len, (size_t)c->hlit);
+  memcpy(all_len + c->hlit, c->dist_len, (size_t)c->hdist);
+  int total = c->hlit + c->hdist, nrle = 0;
   for (int k = 0; k < total;) {
     int len = all_len[k], run = 1;
     while (k + run < total && all_len[k + run] == len) run++;
@@ -335,6 +353,15 @@ int64_t zlib_sparse(const uint8_t *in, int64_t size, uint8_t *out, uint16_t *tok
     }
     for (; run > 0; run--) { rle_sym[nrle] = (uint8_t)len; rle_extra[nrle++] = 0; }
   }
+  return nrle;
+}
+
+/* Pass 3: the header of one final dynamic block: the code-length code, then the code
+ * lengths in it. */
+static void write_block_header(BitWriter *w, const BlockCodes *c) {
+  uint8_t rle_sym[LITLEN_SYMBOLS + DIST_SYMBOLS], rle_extra[LITLEN_SYMBOLS + DIST_SYMBOLS];
+  int nrle = run_length_code(c, rle_sym, rle_extra);
+  uint64_t cl_freq[CODELEN_SYMBOLS] = {0};
   for (int k = 0; k < nrle; k++) cl_freq[rle_sym[k]]++;
   at_least_two(cl_freq, CODELEN_SYMBOLS);
   uint8_t cl_len[CODELEN_SYMBOLS];
@@ -343,37 +370,52 @@ int64_t zlib_sparse(const uint8_t *in, int64_t size, uint8_t *out, uint16_t *tok
   canonical_codes(cl_len, CODELEN_SYMBOLS, cl_code);
   int hclen = CODELEN_SYMBOLS;
   while (hclen > 4 && !cl_len[CODELEN_ORDER[hclen - 1]]) hclen--;
-
-  /* 4. the stream: zlib header, one final dynamic block, Adler-32 */
-  BitWriter w = {out, 0, 0, 0};
-  put_bits(&w, 0x78, 8); /* deflate, 32 KiB window */
-  put_bits(&w, 0x01, 8); /* fastest level; (0x78 * 256 + 0x01) % 31 == 0 */
-  put_bits(&w, 1, 1); /* final block */
-  put_bits(&w, 2, 2); /* dynamic Huffman */
-  put_bits(&w, (uint32_t)(hlit - 257), 5);
-  put_bits(&w, (uint32_t)(hdist - 1), 5);
-  put_bits(&w, (uint32_t)(hclen - 4), 4);
-  for (int k = 0; k < hclen; k++) put_bits(&w, cl_len[CODELEN_ORDER[k]], 3);
+  put_bits(w, 1, 1); /* final block */
+  put_bits(w, 2, 2); /* dynamic Huffman */
+  put_bits(w, (uint32_t)(c->hlit - 257), 5);
+  put_bits(w, (uint32_t)(c->hdist - 1), 5);
+  put_bits(w, (uint32_t)(hclen - 4), 4);
+  for (int k = 0; k < hclen; k++) put_bits(w, cl_len[CODELEN_ORDER[k]], 3);
   static const int RLE_EXTRA_BITS[3] = {2, 3, 7};
   for (int k = 0; k < nrle; k++) {
-    put_bits(&w, cl_code[rle_sym[k]], cl_len[rle_sym[k]]);
-    if (rle_sym[k] >= 16) put_bits(&w, rle_extra[k], RLE_EXTRA_BITS[rle_sym[k] - 16]);
+    put_bits(w, cl_code[rle_sym[k]], cl_len[rle_sym[k]]);
+    if (rle_sym[k] >= 16) put_bits(w, rle_extra[k], RLE_EXTRA_BITS[rle_sym[k] - 16]);
   }
+}
+
+/* Pass 4: the tokens in the block's codes, then the end of the block. */
+static void write_tokens(BitWriter *w, const uint16_t *tokens, int64_t ntokens,
+                         const BlockCodes *c) {
   for (int64_t k = 0; k < ntokens; k++) {
     unsigned t = tokens[k];
     if (t < 256) {
-      put_bits(&w, lit_code[t], lit_len[t]);
+      put_bits(w, c->lit_code[t], c->lit_len[t]);
     } else {
       unsigned length = t - 256;
       int sym = LENGTH_SYMBOL[length];
-      put_bits(&w, lit_code[sym] | (uint64_t)(length - LENGTH_BASE[sym - 257]) << lit_len[sym],
-               lit_len[sym] + LENGTH_EXTRA[sym - 257]);
-      put_bits(&w, dist_code[0], dist_len[0]);
+      put_bits(w, c->lit_code[sym] | (uint64_t)(length - LENGTH_BASE[sym - 257]) << c->lit_len[sym],
+               c->lit_len[sym] + LENGTH_EXTRA[sym - 257]);
+      put_bits(w, c->dist_code[0], c->dist_len[0]);
     }
   }
-  put_bits(&w, lit_code[END_OF_BLOCK], lit_len[END_OF_BLOCK]);
+  put_bits(w, c->lit_code[END_OF_BLOCK], c->lit_len[END_OF_BLOCK]);
+}
+
+/* Compress in[0..size) (size < 2^31) into out (zlib_sparse_bound(size) bytes), with
+ * `tokens` as scratch (size uint16 values); returns the length written. */
+int64_t zlib_sparse(const uint8_t *in, int64_t size, uint8_t *out, uint16_t *tokens) {
+  uint64_t lit_freq[LITLEN_SYMBOLS] = {0}, dist_freq[DIST_SYMBOLS] = {0};
+  Adler32 adler = {1, 0};
+  int64_t ntokens = tokenize(in, size, tokens, lit_freq, dist_freq, &adler);
+  BlockCodes codes;
+  build_block_codes(lit_freq, dist_freq, &codes);
+  BitWriter w = {out, 0, 0, 0};
+  put_bits(&w, 0x78, 8); /* deflate, 32 KiB window */
+  put_bits(&w, 0x01, 8); /* fastest level; (0x78 * 256 + 0x01) % 31 == 0 */
+  write_block_header(&w, &codes);
+  write_tokens(&w, tokens, ntokens, &codes);
   flush_bits(&w);
-  uint32_t adler = (uint32_t)(((adler_b % ADLER_MOD) << 16) | (adler_a % ADLER_MOD));
-  for (int shift = 24; shift >= 0; shift -= 8) out[w.pos++] = (uint8_t)(adler >> shift);
+  uint32_t sum = (uint32_t)(((adler.b % ADLER_MOD) << 16) | (adler.a % ADLER_MOD));
+  for (int shift = 24; shift >= 0; shift -= 8) out[w.pos++] = (uint8_t)(sum >> shift);
   return (int64_t)w.pos;
 }

@@ -5,8 +5,8 @@ import pytest
 from conftest import make_nmnist_tree, random_events
 from snnflow import SnnflowError
 from snnflow.data.events import build_event_store
-from snnflow.data.nmnist import write_events
 from snnflow.data.frames import bin_codes, build_frame_cache, load_frames
+from snnflow.data.nmnist import write_events
 
 
 def reference_frames(x, y, p, T):

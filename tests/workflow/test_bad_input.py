@@ -15,8 +15,8 @@ import torch
 import yaml
 
 from conftest import REPO, all_classes, make_nmnist_tree, random_events
-from snnflow.data.nmnist import EVENT_DTYPE, write_events
 from snnflow.data.idx import write_idx
+from snnflow.data.nmnist import EVENT_DTYPE, write_events
 
 pytestmark = pytest.mark.workflow
 

@@ -6,9 +6,8 @@ import torch
 
 import snnflow.train.loop as training
 from snnflow import SnnflowError
-from snnflow.runs import LAYER_COLUMNS, LAYERS, METRICS_COLUMNS
 from snnflow.model import cnn, snn
-from snnflow.runs import RunSettings, outputs_in
+from snnflow.runs import LAYERS, LAYER_COLUMNS, METRICS_COLUMNS, RunSettings, outputs_in
 from snnflow.train.loop import run
 
 KINDS = {"snn": snn.KIND, "cnn": cnn.KIND}

@@ -13,10 +13,10 @@ import pytest
 from conftest import REPO, make_nmnist_tree, random_events
 from snnflow import SnnflowError
 from snnflow.data import events, frames
-from snnflow.kernels import prep
 from snnflow.data.events import build_event_store
-from snnflow.data.nmnist import EVENT_DTYPE, read_pixel_codes, write_events
 from snnflow.data.frames import bin_codes, build_frame_cache, deflate
+from snnflow.data.nmnist import EVENT_DTYPE, read_pixel_codes, write_events
+from snnflow.kernels import prep
 
 
 @pytest.fixture(params=["c", "numpy"])

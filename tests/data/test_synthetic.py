@@ -1,7 +1,7 @@
 import numpy as np
 
-from snnflow.data.nmnist import list_recordings, recording_statistics
 from snnflow.data.mnist import read_split
+from snnflow.data.nmnist import list_recordings, recording_statistics
 from snnflow.data.synthetic import write_dataset
 
 

@@ -10,9 +10,9 @@ import pytest
 
 from conftest import REPO
 from snnflow import SnnflowError
-from snnflow.runs import LAYERS, METRICS_COLUMNS
 from snnflow.report.build import build_report
 from snnflow.report.registry import FIGURES, TABLES
+from snnflow.runs import LAYERS, METRICS_COLUMNS
 
 ENERGY = {"e_ac_pj": 0.9, "e_mac_pj": 4.6}
 FINAL_ACC = {  # final test accuracy per model and seed
@@ -43,7 +43,8 @@ def fake_run(folder, model, seed, final_acc, epochs=3):
         folder / "predictions.csv", index=False)
     T = None if model == "cnn" else int(model.split("_T")[1])
     info = {"model": "cnn" if T is None else "snn", "name": model, "T": T, "seed": seed,
-            "label": "CNN" if T is None else f"SNN-{T}", "settings": {"lr": 1e-3}, "device_name": "Test CPU (2 threads)",
+            "label": "CNN" if T is None else f"SNN-{T}", "settings": {"lr": 1e-3},
+            "device_name": "Test CPU (2 threads)",
             "versions": {"torch": "2.x"}, "code_fingerprint": "f00", "n_train": 100,
             "placement": "claimed GPU slot 0 of 1", "backend": "cpp"}
     (folder / "run.json").write_text(json.dumps(info))

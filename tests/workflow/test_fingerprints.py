@@ -90,3 +90,38 @@ def test_a_kernel_source_changes_the_fingerprint_of_the_jobs_that_build_it(tmp_p
     after = {script: code_fingerprint(script) for script in scripts}
     assert after["train_snn"] != before["train_snn"]
     assert {k: after[k] == before[k] for k in scripts[1:]} == dict.fromkeys(scripts[1:], True)
+
+
+STAGES = ("data", "model", "train", "report")  # the order data flows in
+ALLOWED = {  # package: the subpackages its modules may import from
+    "data": {"kernels"},
+    "model": {"kernels", "data"},
+    "train": {"kernels"},
+    "report": {"data"},
+    "kernels": set(),
+    "": {"data"},  # the root modules: settings checks the data's file names
+}
+
+
+def snnflow_imports(path):
+    import ast
+
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("snnflow"):
+            yield node.module
+        elif isinstance(node, ast.Import):
+            yield from (a.name for a in node.names if a.name.startswith("snnflow"))
+
+
+def test_no_module_imports_from_a_later_stage():
+    package = REPO / "workflow" / "snnflow"
+    offending = []
+    for path in package.rglob("*.py"):
+        own = path.parent.name if path.parent != package else ""
+        for module in snnflow_imports(path):
+            parts = module.split(".")
+            imported = parts[1] if len(parts) > 2 or (len(parts) == 2 and (
+                package / parts[1]).is_dir()) else ""
+            if imported and imported != own and imported not in ALLOWED[own]:
+                offending.append(f"{path.relative_to(package)} imports {module}")
+    assert offending == []
