@@ -39,6 +39,16 @@ def make_nmnist_tree(root, samples_per_label, rng, sizes=(50, 400), labels=range
     return written
 
 
+def dry_run_plan(output):
+    """{rule: jobs} from the job stats of `snakemake -n`, {} for nothing to be done."""
+    import re
+
+    if "Nothing to be done" in output:
+        return {}
+    table = output.split("Job stats:")[1].split("total")[0]
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M)}
+
+
 def all_classes(rng, n):
     """n labels in random order that hold every digit (n >= 10)."""
     return rng.permutation(np.arange(n) % 10).astype(np.uint8)

@@ -9,7 +9,8 @@ import pytest
 
 from conftest import random_events
 from snnflow import SnnflowError
-from snnflow.data.download import fetch, md5sum, nmnist_archive, unpack_split
+from snnflow.data.download import fetch, nmnist_archive, unpack_split
+from snnflow.data.identity import md5sum
 from snnflow.data.nmnist import read_events, write_events
 
 

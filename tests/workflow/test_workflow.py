@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import REPO, ensure_debian_packages
+from conftest import REPO, dry_run_plan, ensure_debian_packages
 
 pytestmark = pytest.mark.workflow
 
@@ -37,11 +37,7 @@ def snakemake(workdir, *args, check=True, cores=2):
 def planned_jobs(workdir, config):
     """{rule: count} of what a dry run with `config` would run."""
     (workdir / "variant.yaml").write_text(yaml.safe_dump(config))
-    out = snakemake(workdir, "-n", "--configfile", "variant.yaml").stdout
-    if "Nothing to be done" in out:
-        return {}
-    table = out.split("Job stats:")[1].split("total")[0]
-    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M)}
+    return dry_run_plan(snakemake(workdir, "-n", "--configfile", "variant.yaml").stdout)
 
 
 def variant(**changes):

@@ -5,6 +5,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
 
 from snnflow import SnnflowError
+from snnflow.data import manifest
 from snnflow.data.idx import ALL_FILES as MNIST_FILES, find_idx_file
 from snnflow.fingerprints import code_fingerprint
 from snnflow.report.registry import CONTENTS as REPORT_CONTENTS, FIGURES as REPORT_FIGURES
@@ -12,7 +13,7 @@ from snnflow.report.registry import TABLES as REPORT_TABLES, caption_file, figur
 from snnflow.runs import REPORTED_FILES, RUN_FILES, checkpoint_path, model_name, run_folder
 from snnflow.runs import run_outputs
 from snnflow.settings import cnn_settings, snn_settings, validate_config
-from snnflow.train.gpu_slots import slot_count
+from snnflow.train.gpu_slots import count_gpus, slot_count
 
 try:
     validate_config(config, Path(workflow.basedir) / "workflow/schemas/config.schema.yaml")
@@ -42,18 +43,29 @@ try:
 except WorkflowError:
     CORES = None
 TRAIN_THREADS = config["train_threads"] or max(1, (CORES or 8) // max(1, GPU_SLOTS))
+# On the CPU the thread count changes the last bits of the results (docs/performance.md),
+# so where the jobs will train on the CPU it is a param: changing it reruns them.
+CPU_TRAINING = config["device"] == "cpu" or (config["device"] == "auto" and count_gpus() == 0)
+CPU_THREADS = min(TRAIN_THREADS, CORES or TRAIN_THREADS) if CPU_TRAINING else None
 
 
+# A dataset folder of the user's is an input through its manifest (snnflow.data.manifest),
+# rewritten here only when a file in it was added, removed or replaced; the pipeline's own
+# synthetic and downloaded data are outputs of its rules.
 def nmnist_inputs():
     if SYNTHETIC:
         return [SYNTHETIC_DIR]
-    root = config["nmnist_dir"] or "results/raw/NMNIST"
-    return [f"{root}/Train", f"{root}/Test"]
+    if config["nmnist_dir"]:
+        return [str(manifest.update(f"{manifest.MANIFESTS}/nmnist.tsv",
+                                    manifest.nmnist_listing(config["nmnist_dir"])))]
+    return ["results/raw/NMNIST/Train", "results/raw/NMNIST/Test"]
 
 
 def nmnist_root(wildcards, input):
     """The folder holding Train/ and Test/."""
-    return f"{input[0]}/NMNIST" if SYNTHETIC else str(Path(input[0]).parent)
+    if SYNTHETIC:
+        return f"{input[0]}/NMNIST"
+    return config["nmnist_dir"] or str(Path(input[0]).parent)
 
 
 def mnist_root(wildcards, input):
@@ -65,5 +77,7 @@ def mnist_inputs():
     if SYNTHETIC:
         return [SYNTHETIC_DIR]
     if config["mnist_dir"]:
-        return [str(find_idx_file(config["mnist_dir"], name)) for name in MNIST_FILES]
+        files = [str(find_idx_file(config["mnist_dir"], name)) for name in MNIST_FILES]
+        listing = manifest.update(f"{manifest.MANIFESTS}/mnist.tsv", manifest.file_listing(files))
+        return [*files, str(listing)]
     return [f"results/raw/MNIST/{name}.gz" for name in MNIST_FILES]

@@ -12,6 +12,7 @@ rule train_snn:
     params:
         settings=lambda wc: snn_settings(config, wc.T, wc.seed),
         code=code_fingerprint("train_snn"),
+        cpu_threads=CPU_THREADS,
         checkpoint=lambda wc: checkpoint_path(model_name("snn", wc.T), wc.seed),
     threads: TRAIN_THREADS
     resources:
@@ -36,6 +37,7 @@ rule train_cnn:
     params:
         settings=lambda wc: cnn_settings(config, wc.seed),
         code=code_fingerprint("train_cnn"),
+        cpu_threads=CPU_THREADS,
         checkpoint=lambda wc: checkpoint_path(model_name("cnn"), wc.seed),
     threads: TRAIN_THREADS
     resources:

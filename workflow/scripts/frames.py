@@ -10,7 +10,7 @@ from snnflow.kernels import loader
 def main(log):
     loader.set_mode(snakemake.params.kernels)
     dtype = build_frame_cache(snakemake.input[0], snakemake.params.T, snakemake.output[0],
-                              snakemake.threads)
+                              snakemake.threads, code=snakemake.params.code)
     log(f"wrote {snakemake.output[0]} (T={snakemake.params.T}, {dtype})")
 
 

@@ -8,7 +8,7 @@ from snnflow.job import run_job
 
 def main(log):
     build_image_cache(snakemake.params.folder, snakemake.output[0],
-                      snakemake.params.allow_missing_classes)
+                      snakemake.params.allow_missing_classes, code=snakemake.params.code)
     log(f"wrote {snakemake.output[0]} from {snakemake.params.folder}")
 
 

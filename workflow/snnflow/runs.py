@@ -117,7 +117,7 @@ class RunSettings:
 SNN_ONLY = ("T", "tau", "v_threshold", "v_reset", "surrogate_alpha", "engine")
 
 
-def identity(settings: RunSettings):
+def described(settings: RunSettings):
     """What run.json says a run is; the report groups and labels runs by it."""
     return {"model": settings.model, "name": settings.name, "label": settings.label,
             "T": settings.T, "seed": settings.seed}

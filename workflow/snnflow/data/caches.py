@@ -52,3 +52,9 @@ def load_split(path, split, inputs_name, attrs=()):
     if labels.size and (labels.min() < 0 or labels.max() > 9):
         raise SnnflowError(f"{path}: {split}/labels holds values outside 0-9 - delete it and rerun")
     return inputs, labels
+
+
+def cache_identity(path):
+    """The `identity` a cache records: what it was made from (snnflow.data.identity)."""
+    with open_checked(path, [], attrs=("identity",)) as h5:
+        return str(h5.attrs["identity"])

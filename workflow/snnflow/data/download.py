@@ -16,6 +16,7 @@ from pathlib import Path
 
 from snnflow import SnnflowError
 from snnflow.atomic import atomic_path
+from snnflow.data.identity import md5sum
 
 MNIST_MIRRORS = (
     "https://ossci-datasets.s3.amazonaws.com/mnist/",
@@ -44,14 +45,6 @@ def nmnist_archive(split, mirror=None):
 def mnist_urls(name, mirror=None):
     """Where to fetch one MNIST file: the configured mirror, else the built-in ones."""
     return [mirror.rstrip("/") + "/" + name] if mirror else [m + name for m in MNIST_MIRRORS]
-
-
-def md5sum(path):
-    digest = hashlib.md5()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(CHUNK_BYTES), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class _ChecksumMismatch(Exception):

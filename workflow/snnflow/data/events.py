@@ -15,6 +15,7 @@ import numpy as np
 from snnflow import SnnflowError
 from snnflow.atomic import atomic_path
 from snnflow.data.caches import open_checked
+from snnflow.data.identity import Digest, sha256_of
 from snnflow.data.nmnist import (HEIGHT, POLARITIES, RECORD_BYTES, SPLITS, WIDTH, list_recordings,
                                  read_pixel_codes)
 from snnflow.data.parallel import ordered_map
@@ -44,17 +45,26 @@ def _parse_files(paths):
     return codes[:written], counts
 
 
+def _parse_and_hash(paths):
+    """_parse_files, and the digest of the codes, hashed in the worker thread: the store's
+    identity costs little time of its own on several cores."""
+    codes, counts = _parse_files(paths)
+    return codes, counts, sha256_of(codes)
+
+
 def build_event_store(root, out_path, threads=1, allow_missing_classes=False):
     """Parse every recording under `root` (Train/ and Test/) once into an HDF5 store.
 
     The codes are stored uncompressed: they are close to random 11-bit values,
-    which LZF shrank by a few percent for a second of CPU time per 70,000 files.
+    which LZF shrank by a few percent for a second of CPU time per 70,000 files. The
+    store's `identity` is a hash of everything it holds (names, labels, offsets, codes).
     """
     import h5py
 
     root = Path(root)
     splits = {split: list_recordings(root / folder, allow_missing_classes)
               for split, folder in SPLITS.items()}
+    digest = Digest(f"event store {STORE_FORMAT}")
     with atomic_path(out_path) as tmp, h5py.File(tmp, "w") as h5:
         h5.attrs.update(format=STORE_FORMAT, source=str(root.resolve()),
                         sensor_size=(WIDTH, HEIGHT, POLARITIES))
@@ -62,24 +72,31 @@ def build_event_store(root, out_path, threads=1, allow_missing_classes=False):
             folder = SPLITS[split]
             paths = [os.path.join(root, folder, name) for name, _ in entries]
             tasks = [paths[i:i + FILES_PER_TASK] for i in range(0, len(paths), FILES_PER_TASK)]
-            parts = list(ordered_map(_parse_files, tasks, threads))
-            offsets = np.concatenate([[0], np.cumsum(np.concatenate([c for _, c in parts]))])
+            parts = list(ordered_map(_parse_and_hash, tasks, threads))
+            offsets = np.concatenate([[0], np.cumsum(np.concatenate([c for _, c, _ in parts]))])
             group = h5.create_group(split)
             group["offsets"] = offsets
             codes = group.create_dataset("codes", shape=(offsets[-1],), dtype=np.uint16)
+            labels = np.array([label for _, label in entries], dtype=np.uint8)
+            for text in (split, "\n".join(name for name, _ in entries)):
+                digest.add(text)
+            digest.add(labels)
+            digest.add(offsets)
             start = 0
-            for part, _ in parts:  # no concatenated copy of ~600 MB
+            for part, _, part_digest in parts:  # no concatenated copy of ~600 MB
                 codes[start:start + len(part)] = part
+                digest.add(part_digest)
                 start += len(part)
-            group["labels"] = np.array([label for _, label in entries], dtype=np.uint8)
+            group["labels"] = labels
             group["names"] = np.array([name for name, _ in entries], dtype=object)
             group["names"].attrs["relative_to"] = folder
+        h5.attrs["identity"] = digest.hexdigest()
 
 
 def open_event_store(path):
     """Open an event store after checking that it is complete and consistent."""
     datasets = [f"{s}/{d}" for s in SPLITS for d in ("offsets", "codes", "labels", "names")]
-    h5 = open_checked(path, datasets, attrs=("format",),
+    h5 = open_checked(path, datasets, attrs=("format", "identity"),
                       same_length=[[f"{s}/labels", f"{s}/names"] for s in SPLITS])
     for split in SPLITS:
         offsets = h5[f"{split}/offsets"]

@@ -21,6 +21,7 @@ from snnflow import SnnflowError
 from snnflow.atomic import atomic_path
 from snnflow.data.caches import load_split
 from snnflow.data.events import open_event_store
+from snnflow.data.identity import derived
 from snnflow.data.nmnist import HEIGHT, PIXELS_PER_FRAME, POLARITIES, SPLITS, WIDTH
 from snnflow.data.parallel import ordered_map
 from snnflow.kernels import prep
@@ -123,8 +124,9 @@ def _write_split(h5, store, split, T, dtype, workers):
     return None
 
 
-def build_frame_cache(store_path, T, out_path, threads=1):
-    """Write `out_path` with train/test frames (N, T, 2, 34, 34), labels and names.
+def build_frame_cache(store_path, T, out_path, threads=1, code=""):
+    """Write `out_path` with train/test frames (N, T, 2, 34, 34), labels and names; its
+    `identity` is derived from the store's, T and `code` (the job's code fingerprint).
 
     Counts are stored as uint8, or uint16 when any count exceeds 255 (never clipped);
     a recording with more events in one pixel of one frame than uint16 holds is not
@@ -138,7 +140,8 @@ def build_frame_cache(store_path, T, out_path, threads=1):
                 with atomic_path(out_path) as tmp, h5py.File(tmp, "w") as h5:
                     h5.attrs.update(T=T, split_by="number", layout="frames[n, t, p, y, x]",
                                     sensor_size=(WIDTH, HEIGHT, POLARITIES),
-                                    source=store.attrs["source"])
+                                    source=store.attrs["source"],
+                                    identity=derived(store.attrs["identity"], f"T={T}", code))
                     for split in SPLITS:
                         start = _write_split(h5, store, split, T, dtype, threads)
                         if start is not None:

@@ -2,6 +2,7 @@
 cache for the CNN."""
 
 import gzip
+import json
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +10,9 @@ import numpy as np
 from snnflow import SnnflowError
 from snnflow.atomic import atomic_path
 from snnflow.data.caches import load_split
-from snnflow.data.idx import FILES, IMAGE_MAGIC, IMAGE_SHAPE, LABEL_MAGIC, find_idx_file
+from snnflow.data.identity import derived, md5sum
+from snnflow.data.idx import (ALL_FILES, FILES, IMAGE_MAGIC, IMAGE_SHAPE, LABEL_MAGIC,
+                              find_idx_file)
 
 
 def read_idx(path, magic):
@@ -64,13 +67,18 @@ def read_split(folder, split, allow_missing_classes=False):
     return images, labels
 
 
-def build_image_cache(folder, out_path, allow_missing_classes=False):
-    """Write `out_path` with train/test images (N, 1, 28, 28) uint8 and labels."""
+def build_image_cache(folder, out_path, allow_missing_classes=False, code=""):
+    """Write `out_path` with train/test images (N, 1, 28, 28) uint8 and labels; it records
+    the md5 of each IDX file read, and its `identity` is derived from them and `code`
+    (the job's code fingerprint)."""
     import h5py
 
     splits = {split: read_split(folder, split, allow_missing_classes) for split in FILES}
+    md5s = {name: md5sum(find_idx_file(folder, name)) for name in ALL_FILES}
     with atomic_path(out_path) as tmp, h5py.File(tmp, "w") as h5:
-        h5.attrs["source"] = str(Path(folder).resolve())
+        h5.attrs.update(source=str(Path(folder).resolve()),
+                        sources_md5=json.dumps(md5s, sort_keys=True),
+                        identity=derived(json.dumps(md5s, sort_keys=True), code))
         for split, (images, labels) in splits.items():
             h5.create_dataset(f"{split}/images", data=images[:, None],
                               chunks=True, compression="lzf")

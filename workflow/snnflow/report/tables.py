@@ -209,7 +209,7 @@ def confusion_table(study):
 
 
 def runs_table(study):
-    """Each run's device, placement, backend, package versions, code and settings."""
+    """Each run's device, placement, backend, package versions, code, data and settings."""
     rows = []
     for r in (r for group in by_model(study.runs).values() for r in group):
         settings = {k: v for k, v in r.info.get("settings", {}).items() if k != "model"}
@@ -218,6 +218,7 @@ def runs_table(study):
                      "placement": r.info.get("placement", "-"),
                      "backend": r.info.get("backend", "-"),
                      **r.info.get("versions", {}), "code": r.info.get("code_fingerprint", ""),
+                     "data": r.info.get("data_identity", "")[:12],
                      "settings": json.dumps(settings, sort_keys=True)})
     return pd.DataFrame(rows)
 

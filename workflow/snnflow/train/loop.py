@@ -28,10 +28,11 @@ import torch
 
 from snnflow import SnnflowError, __version__
 from snnflow.atomic import atomic_path, reporting_full_disk
+from snnflow.data.caches import cache_identity
 from snnflow.kernels import loader
 from snnflow.machine import cpu_name
 from snnflow.runs import (LAYER_COLUMNS, METRICS_COLUMNS, PREDICTION_COLUMNS, RunOutputs,
-                          RunSettings, identity)
+                          RunSettings, described)
 from snnflow.train.checkpoint import load_state, restore_rng, rng_states, save_state
 from snnflow.train.dataset import ResidentDataset
 from snnflow.train.gpu_slots import claim_gpu, slot_count
@@ -251,7 +252,16 @@ class Job:
     generator: torch.Generator
     backend: str
     threads: int
+    data_identity: str      # the cache's (snnflow.data.identity)
     predictions: torch.Tensor | None = None  # of the last evaluation in this process
+
+    def computed_from(self, code_fingerprint):
+        """What the run computes from, for resuming: the settings and the code, the data,
+        and on the CPU the thread count (PyTorch's CPU BatchNorm, small matrix products,
+        loss reductions and, from 8 threads, convolutions' weight gradients sum in an
+        order that depends on it; docs/performance.md)."""
+        return {"key": self.settings.key(code_fingerprint), "data": self.data_identity,
+                "cpu_threads": self.threads if self.device.type == "cpu" else None}
 
 
 def load_data(kind, s: RunSettings, cache, device):
@@ -269,7 +279,8 @@ def load_data(kind, s: RunSettings, cache, device):
 
 
 def prepare(kind, s: RunSettings, cache, threads, log):
-    """Device, data, the model on its backend, optimiser, scheduler: a Job."""
+    """Device, data (and what it was made from), the model on its backend, optimiser,
+    scheduler: a Job."""
     keep_freed_memory()
     torch.set_num_threads(max(1, threads))
     loader.set_mode(s.kernels)
@@ -277,12 +288,13 @@ def prepare(kind, s: RunSettings, cache, threads, log):
     if s.epochs < 1:
         raise SnnflowError(f"config key {s.model}.epochs: {s.epochs} - must be at least 1")
     train, test = load_data(kind, s, cache, device)
-    log(f"{s.model}{'' if s.T is None else f'-T{s.T}'}: {len(train)} train / {len(test)} test "
-        f"samples on {device}, cache in {train.resident_on}")
-    return build_job(kind, s, train, test, threads, log)
+    data_identity = cache_identity(cache)
+    log(f"{s.label}: {len(train)} train / {len(test)} test samples on {device}, cache in "
+        f"{train.resident_on} (data {data_identity[:12]})")
+    return build_job(kind, s, train, test, threads, log, data_identity)
 
 
-def build_job(kind, s: RunSettings, train, test, threads, log):
+def build_job(kind, s: RunSettings, train, test, threads, log, data_identity=""):
     """The Job of `s` on resident data: the model on its backend, optimiser, scheduler."""
     device = train.device
     autocast = configure_backend(s, device)
@@ -310,17 +322,27 @@ def build_job(kind, s: RunSettings, train, test, threads, log):
     trainer = Trainer(forward_model, model, kind, optimizer, s.batch_size, autocast, scaler, log,
                       cuda_graphs=graphs)
     return Job(s, device, train, test, model, optimizer, scheduler, scaler, trainer,
-               torch.Generator().manual_seed(s.seed), backend, threads)
+               torch.Generator().manual_seed(s.seed), backend, threads, data_identity)
 
 
-def resume(job: Job, checkpoint, key, log):
-    """The epoch history of the checkpoint of this key (model, optimiser, scheduler and
-    random states restored), or [] to start fresh."""
+def resume(job: Job, checkpoint, origin, log):
+    """The epoch history of the checkpoint made from the same `origin` (Job.computed_from;
+    model, optimiser, scheduler and random states restored), or [] to start fresh, saying
+    why."""
     state = load_state(checkpoint, job.device, log)
     if state is None:
         return []
-    if state.get("key") != key:
+    if state.get("key") != origin["key"]:
         log(f"{checkpoint} belongs to other settings or code; starting fresh")
+        return []
+    if state.get("data") != origin["data"]:
+        log(f"{checkpoint} was made on other data (data {str(state.get('data'))[:12]}, now "
+            f"{origin['data'][:12]}); starting fresh")
+        return []
+    if state.get("cpu_threads") != origin["cpu_threads"]:
+        log(f"{checkpoint} was made with {state.get('cpu_threads')} CPU threads, this job has "
+            f"{origin['cpu_threads']}, and CPU results depend on the thread count; "
+            "starting fresh")
         return []
     job.model.load_state_dict(state["model"])
     job.optimizer.load_state_dict(state["optimizer"])
@@ -332,7 +354,7 @@ def resume(job: Job, checkpoint, key, log):
     return state["history"]
 
 
-def fit(job: Job, history, outputs, checkpoint, key, log):
+def fit(job: Job, history, outputs, checkpoint, origin, log):
     """Train the remaining epochs: CSV rows and a checkpoint after each. `history` holds
     one dict per finished epoch: the metrics row and its "layers" rows."""
     s, device = job.settings, job.device
@@ -357,7 +379,7 @@ def fit(job: Job, history, outputs, checkpoint, key, log):
         _write_rows(outputs.metrics, METRICS_COLUMNS, [row], "a")
         _write_rows(outputs.layers, LAYER_COLUMNS, row["layers"], "a")
         save_state(checkpoint, {
-            "key": key, "model": job.model.state_dict(), "optimizer": job.optimizer.state_dict(),
+            **origin, "model": job.model.state_dict(), "optimizer": job.optimizer.state_dict(),
             "scheduler": job.scheduler.state_dict(), "rng": rng_states(job.generator),
             "scaler": job.scaler.state_dict() if job.scaler is not None else None,
             "history": history})
@@ -379,7 +401,8 @@ def write(job: Job, outputs, code_fingerprint, placement):
         _write_rows(tmp, PREDICTION_COLUMNS, [
             {"index": i, "label": int(label), "prediction": int(predicted)}
             for i, (label, predicted) in enumerate(zip(labels, job.predictions))], "w")
-    info = {**identity(s), "settings": s.as_config(), "code_fingerprint": code_fingerprint,
+    info = {**described(s), "settings": s.as_config(), "code_fingerprint": code_fingerprint,
+            "data_identity": job.data_identity,
             "backend": job.backend, "kernels": loader.status(),
             "n_train": len(job.train), "n_test": len(job.test),
             **environment(job.device, job.threads), **placement}
@@ -395,9 +418,9 @@ def run(kind, s: RunSettings, cache, outputs: RunOutputs, checkpoint, code_finge
         raise ValueError(f"settings of a {s.model} run given to the {kind.name} loop")
     started = time.time()
     job = prepare(kind, s, cache, threads, log)
-    key = s.key(code_fingerprint)
-    history = resume(job, Path(checkpoint), key, log)
-    history = fit(job, history, outputs, Path(checkpoint), key, log)
+    origin = job.computed_from(code_fingerprint)
+    history = resume(job, Path(checkpoint), origin, log)
+    history = fit(job, history, outputs, Path(checkpoint), origin, log)
     write(job, outputs, code_fingerprint,
           {**(placement or {}), "started": started, "finished": time.time()})
     return history

@@ -1,0 +1,65 @@
+"""What a user's dataset folder holds, as a small file whose modification time moves only
+when the folder's contents change: the tracked input that makes Snakemake rebuild a
+cache after a recording is added, removed or replaced.
+
+Snakemake judges a folder input by the folder's own mtime, which does not move when a
+file inside a label folder changes, and a file input by its mtime, which `cp -p` and
+`rsync -a` keep old. So the Snakefile lists the files (name, size, mtime and ctime: a
+file's ctime is set by the system on every write and rename and cannot be carried over
+by a copy) when it is parsed, and rewrites the manifest only when that list differs.
+Listing 70,000 recordings takes one stat per file, no read (docs/data.md gives the time);
+the jobs then hash what they read (the caches' `identity`).
+"""
+
+import os
+from pathlib import Path
+
+from snnflow.atomic import atomic_path
+from snnflow.data.nmnist import SPLITS
+
+MANIFESTS = "results/manifests"
+
+
+def _line(relative, stat):
+    return f"{relative}\t{stat.st_size}\t{stat.st_mtime_ns}\t{stat.st_ctime_ns}"
+
+
+def nmnist_listing(root):
+    """One line per `.bin` file under `root`/Train/*/ and `root`/Test/*/ (every subfolder:
+    a wrong one must rerun the event store too, which then names it), and one per
+    subfolder, sorted."""
+    lines = []
+    for folder in SPLITS.values():
+        split = Path(root) / folder
+        if not split.is_dir():
+            continue
+        with os.scandir(split) as entries:
+            subfolders = sorted(e.name for e in entries if e.is_dir())
+        for name in subfolders:
+            lines.append(f"{folder}/{name}/")
+            with os.scandir(split / name) as files:
+                for entry in files:
+                    if entry.name.endswith(".bin") and entry.is_file():
+                        lines.append(_line(f"{folder}/{name}/{entry.name}", entry.stat()))
+    return sorted(lines)
+
+
+def file_listing(paths):
+    """One line per file of `paths` (the MNIST IDX files)."""
+    return [_line(Path(p).name, os.stat(p)) for p in sorted(map(str, paths))]
+
+
+def update(path, lines):
+    """Write `lines` to the manifest `path` unless it already holds exactly them, so that
+    its mtime moves only when the listing changes; returns `path`."""
+    text = "".join(line.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+                   + "\n" for line in lines)
+    path = Path(path)
+    try:
+        if path.read_text() == text:
+            return path
+    except (OSError, UnicodeDecodeError):
+        pass
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+    return path
