@@ -34,10 +34,14 @@ def snakemake(workdir, *args, check=True, cores=2):
     return result
 
 
+CORES = 4  # the finished run's: on the CPU the training threads (cores / GPU slots) count
+
+
 def planned_jobs(workdir, config):
     """{rule: count} of what a dry run with `config` would run."""
     (workdir / "variant.yaml").write_text(yaml.safe_dump(config))
-    return dry_run_plan(snakemake(workdir, "-n", "--configfile", "variant.yaml").stdout)
+    return dry_run_plan(snakemake(workdir, "-n", "--configfile", "variant.yaml",
+                                  cores=CORES).stdout)
 
 
 def variant(**changes):
@@ -65,7 +69,7 @@ def finished_run(tmp_path_factory):
         shutil.copytree(REPO / folder, workdir / folder,
                         ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     (workdir / "tiny.yaml").write_text(yaml.safe_dump(TINY))
-    snakemake(workdir, "--configfile", "tiny.yaml", "--resources", "gpu=2", cores=4)
+    snakemake(workdir, "--configfile", "tiny.yaml", "--resources", "gpu=2", cores=CORES)
     return workdir
 
 
@@ -236,7 +240,7 @@ def test_a_caption_edit_reruns_the_report_only(finished_run):
         assert planned_jobs(finished_run, variant()) == {"report": 1, "all": 1}
     finally:  # the caption as it was, and the report marked up to date again
         caption.write_text(original)
-        snakemake(finished_run, "--configfile", "variant.yaml", "--touch")
+        snakemake(finished_run, "--configfile", "variant.yaml", "--touch", cores=CORES)
 
 
 def test_bad_config_stops_before_any_job_naming_the_key(finished_run):

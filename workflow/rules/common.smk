@@ -15,11 +15,16 @@ from snnflow.runs import run_outputs
 from snnflow.settings import cnn_settings, snn_settings, validate_config
 from snnflow.train.gpu_slots import count_gpus, slot_count
 
-try:
-    validate_config(config, Path(workflow.basedir) / "workflow/schemas/config.schema.yaml")
-except SnnflowError as err:  # one line, as the jobs report bad input, and exit status 1
+def stop_before_any_job(err):
+    """One line, as the jobs report bad input, and exit status 1."""
     print(f"error: {err}", file=sys.stderr)
     sys.exit(1)
+
+
+try:
+    validate_config(config, Path(workflow.basedir) / "workflow/schemas/config.schema.yaml")
+except SnnflowError as err:
+    stop_before_any_job(err)
 
 SYNTHETIC = config["synthetic"]["enabled"]
 SYNTHETIC_DIR = "results/raw/synthetic"
@@ -52,12 +57,20 @@ CPU_THREADS = min(TRAIN_THREADS, CORES or TRAIN_THREADS) if CPU_TRAINING else No
 # A dataset folder of the user's is an input through its manifest (snnflow.data.manifest),
 # rewritten here only when a file in it was added, removed or replaced; the pipeline's own
 # synthetic and downloaded data are outputs of its rules.
+def dataset_manifest(name, listing):
+    """The manifest `name` holding `listing` (a function), written when it changed."""
+    try:
+        return str(manifest.update(f"{manifest.MANIFESTS}/{name}", listing()))
+    except SnnflowError as err:
+        stop_before_any_job(err)
+
+
 def nmnist_inputs():
     if SYNTHETIC:
         return [SYNTHETIC_DIR]
     if config["nmnist_dir"]:
-        return [str(manifest.update(f"{manifest.MANIFESTS}/nmnist.tsv",
-                                    manifest.nmnist_listing(config["nmnist_dir"])))]
+        return [dataset_manifest("nmnist.tsv",
+                                 lambda: manifest.nmnist_listing(config["nmnist_dir"]))]
     return ["results/raw/NMNIST/Train", "results/raw/NMNIST/Test"]
 
 
@@ -78,6 +91,5 @@ def mnist_inputs():
         return [SYNTHETIC_DIR]
     if config["mnist_dir"]:
         files = [str(find_idx_file(config["mnist_dir"], name)) for name in MNIST_FILES]
-        listing = manifest.update(f"{manifest.MANIFESTS}/mnist.tsv", manifest.file_listing(files))
-        return [*files, str(listing)]
+        return [*files, dataset_manifest("mnist.tsv", lambda: manifest.file_listing(files))]
     return [f"results/raw/MNIST/{name}.gz" for name in MNIST_FILES]

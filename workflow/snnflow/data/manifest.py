@@ -14,6 +14,7 @@ the jobs then hash what they read (the caches' `identity`).
 import os
 from pathlib import Path
 
+from snnflow import SnnflowError
 from snnflow.atomic import atomic_path
 from snnflow.data.nmnist import SPLITS
 
@@ -33,15 +34,21 @@ def nmnist_listing(root):
         split = Path(root) / folder
         if not split.is_dir():
             continue
-        with os.scandir(split) as entries:
-            subfolders = sorted(e.name for e in entries if e.is_dir())
-        for name in subfolders:
+        for name in sorted(e.name for e in _entries(split) if e.is_dir()):
             lines.append(f"{folder}/{name}/")
-            with os.scandir(split / name) as files:
-                for entry in files:
-                    if entry.name.endswith(".bin") and entry.is_file():
-                        lines.append(_line(f"{folder}/{name}/{entry.name}", entry.stat()))
+            for entry in _entries(split / name):
+                if entry.name.endswith(".bin") and entry.is_file():
+                    lines.append(_line(f"{folder}/{name}/{entry.name}", entry.stat()))
     return sorted(lines)
+
+
+def _entries(folder):
+    try:
+        with os.scandir(folder) as entries:
+            return list(entries)
+    except OSError as err:
+        raise SnnflowError(f"{folder}: cannot be listed ({err.strerror}) - make it readable "
+                           "(config key nmnist_dir)") from None
 
 
 def file_listing(paths):
@@ -60,6 +67,10 @@ def update(path, lines):
             return path
     except (OSError, UnicodeDecodeError):
         pass
-    with atomic_path(path) as tmp:
-        tmp.write_text(text)
+    try:
+        with atomic_path(path) as tmp:
+            tmp.write_text(text)
+    except OSError as err:
+        raise SnnflowError(f"{path}: cannot be written ({err.strerror}) - make results/ "
+                           "writable: the workflow lists the dataset folder there") from None
     return path
