@@ -20,7 +20,6 @@ RUN_FILES = {
     "model": "model.pt",               # weights and settings (not read by the report)
     "run": "run.json",                 # identity, settings, versions, device, placement
 }
-REPORTED_FILES = ("metrics", "layers", "predictions", "run")  # what the report reads
 METRICS_COLUMNS = ["epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc",
                    "train_seconds", "test_seconds"]
 # layers.csv: spikes per neuron per time step, synaptic operations and multiply-
@@ -30,6 +29,7 @@ LAYERS = ("conv1", "conv2", "conv3", "fc1", "fc2")
 PREDICTION_COLUMNS = ["index", "label", "prediction"]
 CSV_COLUMNS = {"metrics": METRICS_COLUMNS, "layers": LAYER_COLUMNS,
                "predictions": PREDICTION_COLUMNS}
+REPORTED_FILES = (*CSV_COLUMNS, "run")  # what the report reads
 
 RunOutputs = collections.namedtuple("RunOutputs", RUN_FILES)
 

@@ -163,7 +163,7 @@ def _check_dataset_folders(config):
 
 
 def snn_settings(config, T, seed):
-    """Settings of the SNN run with T time steps and `seed` (snnflow.train.loop.RunSettings
+    """Settings of the SNN run with T time steps and `seed` (snnflow.runs.RunSettings
     fields)."""
     snn = config["snn"]
     return dict(model="snn", T=int(T), seed=int(seed), device=config["device"],
@@ -174,7 +174,7 @@ def snn_settings(config, T, seed):
 
 
 def cnn_settings(config, seed):
-    """Settings of the CNN run with `seed` (snnflow.train.loop.RunSettings fields)."""
+    """Settings of the CNN run with `seed` (snnflow.runs.RunSettings fields)."""
     cnn = config["cnn"]
     return dict(model="cnn", seed=int(seed), device=config["device"],
                 **config["performance"],
