@@ -19,6 +19,7 @@ include: "workflow/rules/report.smk"
 
 
 rule all:
+    """The whole study, ending in results/report.html."""
     input:
         "results/report.html",
     default_target: True

@@ -26,9 +26,12 @@ TINY = {
 }
 
 
-def snakemake(workdir, *args, check=True, cores=2):
-    result = subprocess.run([sys.executable, "-m", "snakemake", "--cores", str(cores), *args],
-                            cwd=workdir, capture_output=True, text=True)
+def snakemake(workdir, *args, check=True, cores=2, runtime_only=False):
+    """Snakemake in `workdir`; with `runtime_only`, without what only the test extras
+    install (tests/runtime_only.py), as in the environment `make demo` builds."""
+    runner = [str(REPO / "tests" / "runtime_only.py")] if runtime_only else []
+    result = subprocess.run([sys.executable, *runner, "-m", "snakemake", "--cores", str(cores),
+                             *args], cwd=workdir, capture_output=True, text=True)
     if check and result.returncode != 0:
         raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
     return result
@@ -122,13 +125,15 @@ def test_two_training_jobs_ran_at_once_on_their_own_gpu_slots(finished_run):
 
 
 def test_snakemakes_own_report_holds_every_figure_and_table(finished_run):
+    """`snakemake --report` with the runtime dependencies only (pygments comes with
+    Snakemake's `reports` extra, not only with pytest)."""
     import zipfile
 
     from snnflow.report.registry import TABLES, figure_names
 
     (finished_run / "tiny.yaml").write_text(yaml.safe_dump(TINY))
     snakemake(finished_run, "--configfile", "tiny.yaml", "--report",
-              "results/snakemake-report.zip")
+              "results/snakemake-report.zip", runtime_only=True)
     with zipfile.ZipFile(finished_run / "results" / "snakemake-report.zip") as zf:
         names = zf.namelist()
     for figure in figure_names([2, 4], 4):
@@ -254,3 +259,12 @@ def test_lint_is_clean():
     result = subprocess.run([sys.executable, "-m", "snakemake", "--lint"], cwd=REPO,
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_rule_explains_itself():
+    """`snakemake --list-rules` prints each rule's docstring beside its name."""
+    result = subprocess.run([sys.executable, "-m", "snakemake", "--list-rules"], cwd=REPO,
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    rules = [line for line in result.stdout.splitlines() if line and not line[0].isspace()]
+    assert len(rules) >= 12 and all(" (" in line for line in rules), rules

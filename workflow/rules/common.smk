@@ -1,8 +1,11 @@
 import sys
 from pathlib import Path
 
-# The package holds the logic; job scripts add the same folder to their own path.
-sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
+# The package holds the logic; job scripts add the same folder to their own path. Paths
+# are taken from this file, not from workflow.basedir: used as a module, the workflow's
+# basedir is the outer one's.
+WORKFLOW_DIR = Path(workflow.current_basedir).parent
+sys.path.insert(0, str(WORKFLOW_DIR))
 
 from snnflow import SnnflowError
 from snnflow.data import manifest
@@ -22,7 +25,7 @@ def stop_before_any_job(err):
 
 
 try:
-    validate_config(config, Path(workflow.basedir) / "workflow/schemas/config.schema.yaml")
+    validate_config(config, WORKFLOW_DIR / "schemas" / "config.schema.yaml")
 except SnnflowError as err:
     stop_before_any_job(err)
 

@@ -1,4 +1,7 @@
 rule synthetic_dataset:
+    """The offline demo data: a small synthetic N-MNIST and MNIST in the datasets' own file
+    formats and layouts.
+    """
     output:
         directory(SYNTHETIC_DIR),
     params:
@@ -15,6 +18,7 @@ rule synthetic_dataset:
 
 
 rule download_nmnist:
+    """Download one N-MNIST archive (train or test), md5-checked, with bounded retries."""
     output:
         "results/raw/downloads/nmnist_{split}.zip",
     wildcard_constraints:
@@ -32,6 +36,7 @@ rule download_nmnist:
 
 
 rule unpack_nmnist:
+    """Unpack one N-MNIST archive into Train/ or Test/ with its <label>/*.bin recordings."""
     input:
         lambda wc: f"results/raw/downloads/nmnist_{wc.folder.lower()}.zip",
     output:
@@ -49,6 +54,7 @@ rule unpack_nmnist:
 
 
 rule download_mnist:
+    """Download MNIST's four IDX files from a mirror, md5-checked."""
     output:
         expand("results/raw/MNIST/{name}.gz", name=MNIST_FILES),
     params:
@@ -64,6 +70,9 @@ rule download_mnist:
 
 
 rule nmnist_events:
+    """Parse every N-MNIST recording once into the event store (pixel codes in file order,
+    per-sample offsets).
+    """
     input:
         nmnist_inputs(),
     output:
@@ -85,6 +94,9 @@ rule nmnist_events:
 
 
 rule frames:
+    """Bin the stored events into T frames per sample by event count: the frame cache of
+    one T.
+    """
     input:
         "results/events/nmnist.h5",
     output:
@@ -107,6 +119,7 @@ rule frames:
 
 
 rule mnist_cache:
+    """Read and check MNIST's IDX files into the image cache for the CNN."""
     input:
         mnist_inputs(),
     output:
@@ -124,6 +137,9 @@ rule mnist_cache:
 
 
 rule data_summary:
+    """The data the runs use: samples per class, events per sample, the source, one test
+    sample per class at every T.
+    """
     input:
         events="results/events/nmnist.h5",
         frames=expand("results/frames/nmnist_T{T}.h5", T=T_VALUES),

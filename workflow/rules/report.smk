@@ -4,6 +4,9 @@ FIGURES_DRAWN = figure_names(T_VALUES, config["snn"]["main_T"])
 
 
 rule report:
+    """The study report: every table (CSV), figure (PNG) and the self-contained page
+    results/report.html.
+    """
     input:
         runs=[f"{run_folder(model, seed)}/{RUN_FILES[file]}"
               for model in MODELS for seed in SEEDS for file in REPORTED_FILES],

@@ -2,6 +2,9 @@
 
 
 rule train_snn:
+    """Train the CSNN at T time steps with one seed on its frame cache, resuming a matching
+    checkpoint.
+    """
     input:
         "results/frames/nmnist_T{T}.h5",
     output:
@@ -28,6 +31,7 @@ rule train_snn:
 
 
 rule train_cnn:
+    """Train the CNN with one seed on the MNIST cache, resuming a matching checkpoint."""
     input:
         "results/frames/mnist.h5",
     output:
