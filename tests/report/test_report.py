@@ -182,3 +182,11 @@ def test_report_refuses_a_run_without_epochs(study):
     with pytest.raises(SnnflowError, match="cnn/seed0/metrics.csv: no rows - rerun"):
         build(study)
     assert not (root / "results" / "report.html").exists()
+
+
+def test_snakemakes_report_lists_the_sections_in_the_order_data_flows():
+    from snnflow.report.registry import SECTIONS, report_category
+
+    categories = [report_category(section) for section in SECTIONS]
+    assert sorted(categories) == categories  # its menu sorts them alphabetically
+    assert categories[0] == "1. Data" and categories[-1] == "6. Runs"

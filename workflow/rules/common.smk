@@ -13,6 +13,7 @@ from snnflow.data.idx import ALL_FILES as MNIST_FILES, find_idx_file
 from snnflow.fingerprints import code_fingerprint
 from snnflow.report.registry import CONTENTS as REPORT_CONTENTS, FIGURES as REPORT_FIGURES
 from snnflow.report.registry import TABLES as REPORT_TABLES, caption_file, figure_names
+from snnflow.report.registry import report_category
 from snnflow.runs import REPORTED_FILES, RUN_FILES, checkpoint_path, model_name, run_folder
 from snnflow.runs import run_outputs
 from snnflow.settings import cnn_settings, snn_settings, validate_config

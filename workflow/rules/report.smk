@@ -13,13 +13,15 @@ rule report:
         data=["results/data/dataset.csv", "results/data/examples.npz"],
         captions=[str(caption_file(entry)) for entry in REPORT_CONTENTS],
     output:
-        html=report("results/report.html", caption="../report/page.rst", category="Report"),
+        html=report("results/report.html", caption="../report/page.rst",
+                    category="0. The study page"),
         tables=[report(f"results/tables/{name}.csv", caption=str(caption_file(entry)),
-                       category=entry.section, subcategory="Tables")
+                       category=report_category(entry.section), subcategory="Tables")
                 for name, entry in REPORT_TABLES.items()],
         figures=[report(f"results/figures/{name}.png",
                         caption=str(caption_file(REPORT_FIGURES[name])),
-                        category=REPORT_FIGURES[name].section, subcategory="Figures")
+                        category=report_category(REPORT_FIGURES[name].section),
+                        subcategory="Figures")
                  for name in FIGURES_DRAWN],
     params:
         runs=[run_folder(model, seed) for model in MODELS for seed in SEEDS],

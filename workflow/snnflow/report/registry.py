@@ -57,6 +57,12 @@ class Figure(Entry):
     kind = "figures"
 
 
+def report_category(section):
+    """The category of Snakemake's report for a section: numbered, since that report lists
+    its categories alphabetically and they should read in the order data flows."""
+    return f"{SECTIONS.index(section) + 1}. {section}"
+
+
 def caption_file(entry):
     return CAPTIONS / entry.kind / f"{entry.name}.rst"
 
