@@ -122,10 +122,20 @@ def test_layer_activity_and_predictions_are_written(small_caches, tmp_path, mode
 def test_changed_setting_starts_fresh(small_caches, tmp_path):
     train(settings("cnn", epochs=2), small_caches, tmp_path)
     logs = []
-    s = settings("cnn", epochs=2, lr=0.02)
+    s = settings("cnn", epochs=2, lr=0.02, autocast="bf16")
     train(s, small_caches, tmp_path, log=logs.append)
-    assert any("starting fresh" in line for line in logs)
+    assert any("was made with other settings (cnn.lr: 0.01 -> 0.02, performance.autocast: "
+               "'none' -> 'bf16'); starting fresh" in line for line in logs), logs
     assert list(pd.read_csv(tmp_path / "metrics.csv")["epoch"]) == [1, 2]
+
+
+def test_changed_code_starts_fresh_naming_the_fingerprints(small_caches, tmp_path):
+    train(settings("cnn", epochs=1), small_caches, tmp_path)
+    logs = []
+    s = settings("cnn", epochs=1)
+    run(KINDS["cnn"], s, small_caches / "mnist.h5", outputs_in(tmp_path),
+        tmp_path / "checkpoint.pt", code_fingerprint="def", log=logs.append)
+    assert any("was made with other code (fingerprint abc -> def)" in line for line in logs)
 
 
 def test_non_finite_loss_names_epoch_and_batch_and_keeps_the_checkpoint(

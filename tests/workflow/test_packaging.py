@@ -55,8 +55,8 @@ def installed(name):
     import importlib.metadata
     import platform
 
-    if name == "python":
-        return platform.python_version()
+    if name == "python":  # the envs pin the minor release: conda picks the patch release
+        return ".".join(platform.python_version_tuple()[:2])
     return importlib.metadata.version(name).split("+")[0]  # 2.13.0+cpu -> 2.13.0
 
 

@@ -162,20 +162,34 @@ def _check_dataset_folders(config):
                                    "there or set mnist_dir to null to download them")
 
 
+# The keys of each model's config section that its runs' settings take.
+SECTION_KEYS = {
+    "snn": ("epochs", "batch_size", "lr", "channels", "hidden", "tau", "v_threshold",
+            "v_reset", "surrogate_alpha", "engine"),
+    "cnn": ("epochs", "batch_size", "lr", "channels", "hidden"),
+}
+
+
 def snn_settings(config, T, seed):
     """Settings of the SNN run with T time steps and `seed` (snnflow.runs.RunSettings
     fields)."""
     snn = config["snn"]
     return dict(model="snn", T=int(T), seed=int(seed), device=config["device"],
-                **config["performance"],
-                **{k: snn[k] for k in ("epochs", "batch_size", "lr", "channels", "hidden",
-                                       "tau", "v_threshold", "v_reset", "surrogate_alpha",
-                                       "engine")})
+                **config["performance"], **{k: snn[k] for k in SECTION_KEYS["snn"]})
 
 
 def cnn_settings(config, seed):
     """Settings of the CNN run with `seed` (snnflow.runs.RunSettings fields)."""
     cnn = config["cnn"]
     return dict(model="cnn", seed=int(seed), device=config["device"],
-                **config["performance"],
-                **{k: cnn[k] for k in ("epochs", "batch_size", "lr", "channels", "hidden")})
+                **config["performance"], **{k: cnn[k] for k in SECTION_KEYS["cnn"]})
+
+
+def config_key(model, field):
+    """The config key a RunSettings field of a `model` run comes from (snn.tau, seeds,
+    performance.autocast), for telling a user what changed."""
+    if field in SECTION_KEYS[model] or field == "T":
+        return f"{model}.{field}"
+    if field in ("device", "model"):
+        return field
+    return "seeds" if field == "seed" else f"performance.{field}"

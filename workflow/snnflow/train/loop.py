@@ -20,7 +20,7 @@ import os
 import platform
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +33,7 @@ from snnflow.kernels import loader
 from snnflow.machine import cpu_name
 from snnflow.runs import (LAYER_COLUMNS, METRICS_COLUMNS, PREDICTION_COLUMNS, RunOutputs,
                           RunSettings, described)
+from snnflow.settings import config_key
 from snnflow.train.checkpoint import load_state, restore_rng, rng_states, save_state
 from snnflow.train.dataset import ResidentDataset
 from snnflow.train.gpu_slots import claim_gpu, slot_count
@@ -261,7 +262,8 @@ class Job:
         loss reductions and, from 8 threads, convolutions' weight gradients sum in an
         order that depends on it; docs/performance.md)."""
         return {"key": self.settings.key(code_fingerprint), "data": self.data_identity,
-                "cpu_threads": self.threads if self.device.type == "cpu" else None}
+                "cpu_threads": self.threads if self.device.type == "cpu" else None,
+                "settings": asdict(self.settings), "code": code_fingerprint}
 
 
 def load_data(kind, s: RunSettings, cache, device):
@@ -333,7 +335,7 @@ def resume(job: Job, checkpoint, origin, log):
     if state is None:
         return []
     if state.get("key") != origin["key"]:
-        log(f"{checkpoint} belongs to other settings or code; starting fresh")
+        log(f"{checkpoint} was made with {_changes(state, origin)}; starting fresh")
         return []
     if state.get("data") != origin["data"]:
         log(f"{checkpoint} was made on other data (data {str(state.get('data'))[:12]}, now "
@@ -352,6 +354,19 @@ def resume(job: Job, checkpoint, origin, log):
     restore_rng(state["rng"], job.generator)
     log(f"resuming from {checkpoint} after epoch {len(state['history'])}")
     return state["history"]
+
+
+def _changes(state, origin):
+    """What differs between a checkpoint's settings and code and this run's, in config
+    keys: "other settings (snn.tau: 2.0 -> 3.0)", "other code (fingerprint a -> b)"."""
+    old, new = state.get("settings"), origin["settings"]
+    if not isinstance(old, dict):
+        return "other settings or code (it predates the record of them)"
+    changed = [f"{config_key(new['model'], k)}: {old.get(k)!r} -> {v!r}"
+               for k, v in new.items() if old.get(k) != v]
+    if changed:
+        return f"other settings ({', '.join(changed)})"
+    return f"other code (fingerprint {state.get('code')} -> {origin['code']})"
 
 
 def fit(job: Job, history, outputs, checkpoint, origin, log):
