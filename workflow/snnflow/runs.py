@@ -5,8 +5,6 @@ never parses a folder name. Importable without torch (the Snakefile imports it).
 """
 
 import collections
-import hashlib
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -107,11 +105,6 @@ class RunSettings:
             for name in SNN_ONLY:
                 del values[name]
         return values
-
-    def key(self, code_fingerprint):
-        """Identity of the run for resuming: settings + the code that runs them."""
-        text = json.dumps(asdict(self), sort_keys=True) + code_fingerprint
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 SNN_ONLY = ("T", "tau", "v_threshold", "v_reset", "surrogate_alpha", "engine")

@@ -261,9 +261,9 @@ class Job:
         and on the CPU the thread count (PyTorch's CPU BatchNorm, small matrix products,
         loss reductions and, from 8 threads, convolutions' weight gradients sum in an
         order that depends on it; docs/performance.md)."""
-        return {"key": self.settings.key(code_fingerprint), "data": self.data_identity,
-                "cpu_threads": self.threads if self.device.type == "cpu" else None,
-                "settings": asdict(self.settings), "code": code_fingerprint}
+        return {"settings": asdict(self.settings), "code": code_fingerprint,
+                "data": self.data_identity,
+                "cpu_threads": self.threads if self.device.type == "cpu" else None}
 
 
 def load_data(kind, s: RunSettings, cache, device):
@@ -334,7 +334,7 @@ def resume(job: Job, checkpoint, origin, log):
     state = load_state(checkpoint, job.device, log)
     if state is None:
         return []
-    if state.get("key") != origin["key"]:
+    if (state.get("settings"), state.get("code")) != (origin["settings"], origin["code"]):
         log(f"{checkpoint} was made with {_changes(state, origin)}; starting fresh")
         return []
     if state.get("data") != origin["data"]:
