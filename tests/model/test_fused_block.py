@@ -6,7 +6,7 @@ from torch import nn
 
 from conftest import channels_last_seq
 from snnflow.kernels import cpu_ops
-from snnflow.model.fused_block import _fusable, bn_lif_pool
+from snnflow.model.fused_block import bn_lif_pool, fusable
 from snnflow.model.neuron import LIF, LIFParams, lif_reference
 
 PARAMS = LIFParams(tau=1.7, v_threshold=0.6, v_reset=-0.2, alpha=2.5)
@@ -29,7 +29,7 @@ def layers_in_turn(y_seq, bn):
 def test_the_kernels_are_built_here():
     y = channels_last_seq(1, 1, 2, 4, 4, torch.Generator())
     assert cpu_ops.load() is not None
-    assert _fusable(y, nn.BatchNorm2d(2), LIF(PARAMS, "fused", "cpp"))
+    assert fusable(y, nn.BatchNorm2d(2), LIF(PARAMS, "fused", "cpp"))
 
 
 # shapes: odd sizes (neurons outside every window), T = 1, many tiles and blocks
@@ -41,7 +41,7 @@ def test_training_step_matches_the_layers_in_turn(shape):
     bn_ref, bn_fused = batch_norm(shape[2], g), batch_norm(shape[2], g)
     bn_fused.load_state_dict(bn_ref.state_dict())
     y_ref, y_fused = y.clone().requires_grad_(), y.clone().requires_grad_()
-    assert _fusable(y_fused, bn_fused, LIF(PARAMS, "fused", "cpp"))
+    assert fusable(y_fused, bn_fused, LIF(PARAMS, "fused", "cpp"))
     ref = layers_in_turn(y_ref, bn_ref)
     fused = bn_lif_pool(y_fused, bn_fused, LIF(PARAMS, "fused", "cpp"))
     assert torch.equal(fused, ref)
@@ -120,7 +120,7 @@ def test_other_cases_run_the_layers_in_turn(case):
     else:
         y, bn = y.double(), bn.double()
     lif = LIF(PARAMS, engine, backend)
-    assert not _fusable(y, bn, lif)
+    assert not fusable(y, bn, lif)
     expected = layers_in_turn(y, batch_norm_copy(bn))
     assert torch.equal(bn_lif_pool(y, bn, lif), expected)
 

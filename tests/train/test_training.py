@@ -62,10 +62,10 @@ def test_resume_after_interruption_continues_the_same_run(small_caches, tmp_path
     train(s, small_caches, tmp_path / "straight")
     original = training.Trainer.train_epoch
 
-    def dies_in_epoch_3(self, data, generator, epoch):
+    def dies_in_epoch_3(self, data, generator, epoch, progress=None):
         if epoch == 3:
             raise KeyboardInterrupt
-        return original(self, data, generator, epoch)
+        return original(self, data, generator, epoch, progress)
 
     monkeypatch.setattr(training.Trainer, "train_epoch", dies_in_epoch_3)
     with pytest.raises(KeyboardInterrupt):
@@ -170,6 +170,19 @@ def test_cuda_without_a_gpu_is_refused(small_caches, tmp_path):
         train(settings("cnn", device="cuda"), small_caches, tmp_path)
 
 
+def test_a_job_on_a_gpu_node_whose_torch_cannot_use_it_refuses_the_cpu(monkeypatch):
+    """The jobs' own check (on a cluster they run on other nodes than the one that plans
+    them): device auto, GPUs on the node, a torch that cannot use them."""
+    if torch.cuda.is_available():
+        pytest.skip("this machine's torch can use its GPU")
+    monkeypatch.setattr(training, "count_gpus", lambda: 4)
+    with pytest.raises(SnnflowError, match=r"^config key device: auto, but this machine has 4 "
+                                           r"NVIDIA GPUs and torch .* - install a CUDA build"):
+        training.resolve_device("auto")
+    monkeypatch.setattr(training, "count_gpus", lambda: 0)
+    assert training.resolve_device("auto") == torch.device("cpu")
+
+
 def test_damaged_checkpoint_starts_fresh(small_caches, tmp_path):
     (tmp_path / "checkpoint.pt").write_bytes(b"not a checkpoint")
     logs = []
@@ -208,3 +221,25 @@ def test_graphed_steps_train_exactly_as_eager_steps(small_caches, tmp_path, monk
     eager, graphed = (pd.read_csv(tmp_path / d / "metrics.csv").drop(columns=TIMES)
                       for d in ("eager", "graphed"))
     pd.testing.assert_frame_equal(eager, graphed)
+
+
+def test_a_cuda_build_that_cannot_use_the_gpus_says_why(monkeypatch):
+    """The phrase of a CUDA build of torch that finds no usable GPU: torch's own warning
+    (an old driver), or CUDA_VISIBLE_DEVICES set to nothing."""
+    import warnings
+
+    from snnflow.cuda_check import cuda_problem
+
+    def unavailable():
+        warnings.warn("CUDA initialization: The NVIDIA driver on your system is too old "
+                      "(found version 12020).\nPlease update your GPU driver.")
+        return False
+    monkeypatch.setattr(torch.version, "cuda", "13.0")
+    monkeypatch.setattr(torch.cuda, "is_available", unavailable)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert cuda_problem().endswith("built for CUDA 13.0, cannot use them: CUDA initialization: "
+                                   "The NVIDIA driver on your system is too old (found version "
+                                   "12020).")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert cuda_problem().endswith("cannot use them: CUDA_VISIBLE_DEVICES is set to nothing, "
+                                   "which hides every GPU")

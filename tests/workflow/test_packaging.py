@@ -90,3 +90,17 @@ def test_pip_constraints_are_what_is_installed_and_agree_with_the_envs():
         for name, version in pinned(path).items():
             if name in constraints:
                 assert constraints[name] == version, f"{path.name} and pip-constraints: {name}"
+
+
+def test_the_data_env_pins_tonics_own_dependencies():
+    """pip, installing tonic into the data env, finds each of tonic's requirements there
+    already, pinned: it adds nothing unpinned beside conda's packages."""
+    import importlib.metadata
+
+    env = pinned(REPO / "envs" / "data.yaml")
+    normal = {name.lower().replace("-", "_"): name for name in env}
+    for requirement in importlib.metadata.requires("tonic"):
+        if "extra ==" in requirement:
+            continue
+        name = re.split(r"[<>=!~ ;\[]", requirement)[0].lower().replace("-", "_")
+        assert name in normal, f"envs/data.yaml: tonic needs {requirement}, not pinned there"

@@ -84,11 +84,17 @@ def test_complete_study_produces_csvs_and_report(finished_run):
         folder = results / "runs" / model / f"seed{seed}"
         metrics = pd.read_csv(folder / "metrics.csv")
         assert list(metrics["epoch"]) == [1, 2]
-        assert metrics.notna().all().all()
+        joules = ["train_joules", "test_joules"]  # measured on a GPU only
+        assert metrics.drop(columns=joules).notna().all().all()
+        assert metrics[joules].isna().all().all()
         assert (folder / "model.pt").stat().st_size > 0
         assert len(pd.read_csv(folder / "layers.csv")) == 2 * 5
         assert len(pd.read_csv(folder / "predictions.csv")) == 80
-        assert (results / "logs" / f"train_{model}_seed{seed}.log").exists()
+        log = (results / "logs" / f"train_{model}_seed{seed}.log").read_text()
+        assert re.search(r"kernel check: (passed, max grad diff|nothing to check)", log)
+        assert re.search(r"epoch 1/2: .* \| elapsed 0:\d\d:\d\d \| ends ~\d\d:\d\d \(in ", log)
+        assert re.search(r"epoch 2/2: .* \| elapsed 0:\d\d:\d\d\n", log)
+        assert "done: 2 epochs (2 in this job), last test acc " in log
         assert (results / "benchmarks" / f"train_{model}_seed{seed}.tsv").exists()
     seed0, seed1 = (pd.read_csv(results / "runs" / "snn_T4" / f"seed{s}" / "metrics.csv")
                     for s in (0, 1))

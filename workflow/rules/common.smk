@@ -7,7 +7,10 @@ from pathlib import Path
 WORKFLOW_DIR = Path(workflow.current_basedir).parent
 sys.path.insert(0, str(WORKFLOW_DIR))
 
+from snakemake.settings.types import DeploymentMethod
+
 from snnflow import SnnflowError
+from snnflow.cuda_check import refuse_accidental_cpu
 from snnflow.data import manifest
 from snnflow.data.idx import ALL_FILES as MNIST_FILES, find_idx_file
 from snnflow.fingerprints import code_fingerprint
@@ -46,7 +49,8 @@ DATA_SOURCES = (
 
 # Training jobs run one per GPU slot at once (--resources gpu=N), each with its share of
 # the cores. A cluster run without --cores takes each rule's threads from its profile.
-GPU_SLOTS = slot_count(config["gpus"])
+MACHINE_GPUS = count_gpus()
+GPU_SLOTS = slot_count(config["gpus"], MACHINE_GPUS)
 try:
     CORES = workflow.cores
 except WorkflowError:
@@ -54,8 +58,30 @@ except WorkflowError:
 TRAIN_THREADS = config["train_threads"] or max(1, (CORES or 8) // max(1, GPU_SLOTS))
 # On the CPU the thread count changes the last bits of the results (docs/performance.md),
 # so where the jobs will train on the CPU it is a param: changing it reruns them.
-CPU_TRAINING = config["device"] == "cpu" or (config["device"] == "auto" and count_gpus() == 0)
+CPU_TRAINING = config["device"] == "cpu" or (config["device"] == "auto" and MACHINE_GPUS == 0)
 CPU_THREADS = min(TRAIN_THREADS, CORES or TRAIN_THREADS) if CPU_TRAINING else None
+
+
+def refuse_accidental_cpu_training():
+    """With device: auto on a machine with NVIDIA GPUs, stop before any job when the torch
+    the jobs will run cannot use them (snnflow.cuda_check). Jobs in conda environments run
+    another torch than this process's: they check it themselves, as every job does."""
+    if config["device"] != "auto" or MACHINE_GPUS == 0:
+        return
+    deployment = workflow.deployment_settings
+    if deployment is not None and DeploymentMethod.CONDA in deployment.deployment_method:
+        return
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return
+    try:
+        refuse_accidental_cpu(config["device"], MACHINE_GPUS)
+    except SnnflowError as err:
+        stop_before_any_job(err)
+
+
+refuse_accidental_cpu_training()
 
 
 # A dataset folder of the user's is an input through its manifest (snnflow.data.manifest),

@@ -18,8 +18,10 @@ RUN_FILES = {
     "model": "model.pt",               # weights and settings (not read by the report)
     "run": "run.json",                 # identity, settings, versions, device, placement
 }
+# train_joules, test_joules: the GPU's energy measured over the epoch's training and its
+# evaluation (snnflow.train.energy), empty where it cannot be measured
 METRICS_COLUMNS = ["epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc",
-                   "train_seconds", "test_seconds"]
+                   "train_seconds", "test_seconds", "train_joules", "test_joules"]
 # layers.csv: spikes per neuron per time step, synaptic operations and multiply-
 # accumulates per sample, of both networks' layers with synapses
 LAYER_COLUMNS = ["epoch", "layer", "neurons", "firing_rate", "synaptic_ops", "macs"]
@@ -130,3 +132,5 @@ class ModelKind:
     loss: Callable          # (model output, labels) -> (loss, class scores)
     new_record: Callable    # (model) -> a record of its layers' activity in evaluation:
                             # .forward(x) runs the model, .rows() gives LAYER_COLUMNS
+    compiled_paths: Callable  # (kind, settings, backend, x, generator) -> ([(path, check,
+                              # fallback)], why none): what snnflow.train.kernel_check runs

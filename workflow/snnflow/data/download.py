@@ -16,7 +16,6 @@ from pathlib import Path
 
 from snnflow import SnnflowError
 from snnflow.atomic import atomic_path
-from snnflow.data.identity import md5sum
 
 MNIST_MIRRORS = (
     "https://ossci-datasets.s3.amazonaws.com/mnist/",

@@ -35,7 +35,7 @@ def bn_lif_pool(y_seq, bn: nn.BatchNorm2d, lif, count=False, fuse_cuda=False):
     column, and the fused kernel does not compute them)."""
     if count and bn.training:
         raise ValueError("spikes are counted in evaluation only")
-    if not _fusable(y_seq, bn, lif, fuse_cuda):
+    if not fusable(y_seq, bn, lif, fuse_cuda):
         T, N = y_seq.shape[:2]
         return lif.forward_pooled(bn(y_seq.flatten(0, 1)).unflatten(0, (T, N)), count)
     p = lif.params
@@ -54,7 +54,7 @@ def bn_lif_pool(y_seq, bn: nn.BatchNorm2d, lif, count=False, fuse_cuda=False):
     return pooled
 
 
-def _fusable(y_seq, bn, lif, fuse_cuda=False):
+def fusable(y_seq, bn, lif, fuse_cuda=False):
     if lif.engine != "fused" or y_seq.dim() != 5:
         return False
     if not (bn.affine and bn.track_running_stats) or bn.momentum is None:

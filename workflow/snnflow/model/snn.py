@@ -15,6 +15,7 @@ from torch import nn
 
 from snnflow.data.frames import load_frames
 from snnflow.kernels import backends
+from snnflow.model import kernel_paths
 from snnflow.model.architecture import (N_CLASSES, block_sizes, conv_block, conv_synaptic_ops,
                                         flat_size)
 from snnflow.model.fused_block import bn_lif_pool
@@ -152,4 +153,4 @@ def _build(s, backend):
 
 KIND = ModelKind(name="snn", load=load_frames, time_major=True, scale=1.0,
                  choose_backend=_choose_backend, build=_build, loss=_rate_mse,
-                 new_record=SpikeRecord)
+                 new_record=SpikeRecord, compiled_paths=kernel_paths.compiled_paths)

@@ -172,8 +172,27 @@ def energy_table(study):
                      "macs": macs.mean(), "e_ac_pj": e_ac_pj, "e_mac_pj": e_mac_pj,
                      "sops_energy_uj": (sops * e_ac_pj).mean() / 1e6,
                      "macs_energy_uj": (macs * e_mac_pj).mean() / 1e6,
-                     **spread(energy, "energy_uj")})
+                     **spread(energy, "energy_uj"), **measured_energy(group)})
     return pd.DataFrame(rows)
+
+
+def measured_energy(group):
+    """The GPU energy the runs' jobs measured (snnflow.train.energy): joules per training
+    epoch and microjoules per test inference (an evaluation epoch's joules over its
+    samples: the whole GPU's draw, batched), mean over epochs and seeds, and where they
+    were measured; NaN and the reason where they were not."""
+    measured = [r for r in group if r.metrics["train_joules"].notna().any()]
+    if not measured:
+        notes = sorted({r.info.get("energy_measurement", "not measured") for r in group})
+        return {"measured_train_j_per_epoch": np.nan, "measured_uj_per_inference": np.nan,
+                "measured_on": "; ".join(notes)}
+    per_epoch = [r.metrics["train_joules"].mean() for r in measured]
+    per_inference = [r.metrics["test_joules"].mean() / r.info["n_test"] * 1e6 for r in measured]
+    devices = sorted({r.info.get("device_name", "") for r in measured})
+    return {"measured_train_j_per_epoch": float(np.mean(per_epoch)),
+            "measured_uj_per_inference": float(np.mean(per_inference)),
+            "measured_on": f"measured by NVML on {'; '.join(devices)} ({len(measured)} of "
+                           f"{len(group)} runs)"}
 
 
 def per_class_accuracy_table(study):
@@ -217,6 +236,7 @@ def runs_table(study):
                      "device": r.info.get("device_name", ""),
                      "placement": r.info.get("placement", "-"),
                      "backend": r.info.get("backend", "-"),
+                     "kernel_check": r.info.get("kernel_check", {}).get("summary", "-"),
                      **r.info.get("versions", {}), "code": r.info.get("code_fingerprint", ""),
                      "data": r.info.get("data_identity", "")[:12],
                      "settings": json.dumps(settings, sort_keys=True)})

@@ -18,6 +18,8 @@ import fcntl
 import glob
 import os
 import re
+import shutil
+import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,13 +42,27 @@ def lock_folder():
 
 
 def count_gpus():
-    """NVIDIA GPUs on this machine, counted from /dev without initialising CUDA."""
-    return len([p for p in glob.glob("/dev/nvidia*") if re.fullmatch(r"/dev/nvidia\d+", p)])
+    """NVIDIA GPUs on this machine, counted without initialising CUDA: their device files
+    (/dev/nvidia0, ...), or where a container shows none, the lines of `nvidia-smi -L`."""
+    devices = [p for p in glob.glob("/dev/nvidia*") if re.fullmatch(r"/dev/nvidia\d+", p)]
+    if devices or shutil.which("nvidia-smi") is None:
+        return len(devices)
+    try:
+        listed = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True,
+                                timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return 0
+    if listed.returncode != 0:  # a driver without GPUs: "No devices were found"
+        return 0
+    return sum(line.startswith("GPU ") for line in listed.stdout.splitlines())
 
 
-def slot_count(configured):
-    """The config's `gpus`, or this machine's GPUs when it is null."""
-    return configured if configured is not None else count_gpus()
+def slot_count(configured, machine_gpus=None):
+    """The config's `gpus`, or this machine's GPUs (`machine_gpus`, counted when None)
+    when it is null."""
+    if configured is not None:
+        return configured
+    return count_gpus() if machine_gpus is None else machine_gpus
 
 
 def claim_gpu(slots, device, log, poll=POLL_SECONDS):

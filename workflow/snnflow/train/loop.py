@@ -20,7 +20,7 @@ import os
 import platform
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -28,18 +28,18 @@ import torch
 
 from snnflow import SnnflowError, __version__
 from snnflow.atomic import atomic_path, reporting_full_disk
+from snnflow.cuda_check import refuse_accidental_cpu
 from snnflow.data.caches import cache_identity
 from snnflow.kernels import loader
 from snnflow.machine import cpu_name
 from snnflow.runs import (LAYER_COLUMNS, METRICS_COLUMNS, PREDICTION_COLUMNS, RunOutputs,
                           RunSettings, described)
 from snnflow.settings import config_key
+from snnflow.train import energy, kernel_check
 from snnflow.train.checkpoint import load_state, restore_rng, rng_states, save_state
 from snnflow.train.dataset import ResidentDataset
-from snnflow.train.gpu_slots import claim_gpu, slot_count
-
-PROGRESS_EVERY_SECONDS = 30.0
-
+from snnflow.train.gpu_slots import claim_gpu, count_gpus, slot_count
+from snnflow.train.progress import Progress
 
 def loss_and_scores(model, kind, x, y):
     """(loss, class scores) of `model` on a batch; the loss is computed in float32."""
@@ -47,8 +47,13 @@ def loss_and_scores(model, kind, x, y):
 
 
 def resolve_device(name):
+    """The torch.device of the config's `device`; `auto` on a machine with NVIDIA GPUs
+    that this torch cannot use is refused (snnflow.cuda_check), never the CPU."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        refuse_accidental_cpu(name, count_gpus())
+        return torch.device("cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise SnnflowError(f"config key device: '{name}' asked for, but this machine has no "
                            "CUDA device - set device: auto or cpu")
@@ -194,23 +199,21 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         self.step(x, y, batch, sums)
 
-    def train_epoch(self, data, generator, epoch):
-        """(mean loss, accuracy) over one shuffled pass of `data`."""
+    def train_epoch(self, data, generator, epoch, progress=None):
+        """(mean loss, accuracy) over one shuffled pass of `data`, telling `progress`
+        (snnflow.train.progress) of each batch."""
         self.model.train()
         if self.sums is None:
             self.sums = EpochSums(data.device)
         sums = self.sums
         sums.zero()
-        last_report = time.perf_counter()
-        n_batches = math.ceil(len(data) / self.batch_size)
         for b, (x, y) in enumerate(data.batches(self.batch_size, generator), start=1):
             if self.graphs is not None and len(y) == self.batch_size:
                 self.graphs.step(x, y, b, sums)
             else:
                 self.eager_step(x, y, b, sums)
-            if time.perf_counter() - last_report > PROGRESS_EVERY_SECONDS:
-                self.log(f"epoch {epoch}: batch {b}/{n_batches}")
-                last_report = time.perf_counter()
+            if progress is not None:
+                progress.batch(epoch, b)
         if sums.first_bad.item():
             raise SnnflowError(f"epoch {epoch} batch {sums.first_bad.item()}: loss is "
                                f"{sums.bad_loss.item()} - lower lr; the last good checkpoint "
@@ -254,6 +257,9 @@ class Job:
     backend: str
     threads: int
     data_identity: str      # the cache's (snnflow.data.identity)
+    kernel_check: dict      # what the paths' check found (snnflow.train.kernel_check)
+    energy_meter: object    # an EnergyMeter of the GPU, or None (snnflow.train.energy)
+    energy_note: str        # how the energy columns were measured, or why they were not
     predictions: torch.Tensor | None = None  # of the last evaluation in this process
 
     def computed_from(self, code_fingerprint):
@@ -297,20 +303,23 @@ def prepare(kind, s: RunSettings, cache, threads, log):
 
 
 def build_job(kind, s: RunSettings, train, test, threads, log, data_identity=""):
-    """The Job of `s` on resident data: the model on its backend, optimiser, scheduler."""
+    """The Job of `s` on resident data: the model on its backend, its compiled paths
+    checked (snnflow.train.kernel_check), optimiser, scheduler."""
     device = train.device
     autocast = configure_backend(s, device)
     backend, description = kind.choose_backend(s, device)  # and built, before epoch 1
     if description:
         log(f"backend {description}")
+    checked = kernel_check.verify(kind, s, backend, train, autocast, log)
+    backend = checked.backend
     torch.manual_seed(s.seed)
-    model = kind.build(s, backend).to(device)
+    model = kind.build(replace(s, fused_cuda_block=checked.fused_cuda_block), backend).to(device)
     if s.channels_last and s.engine == "reference":
         log("the reference engine runs contiguous: PyTorch's CPU BatchNorm is far less "
             "precise in channels_last, and the reference must be a faithful float one")
     elif s.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    graphs = s.cuda_graphs and device.type == "cuda"
+    graphs = checked.cuda_graphs
     if graphs:  # the step, learning rate included, lives on the device
         optimizer = torch.optim.Adam(model.parameters(), lr=torch.tensor(s.lr, device=device),
                                      capturable=True)
@@ -324,7 +333,14 @@ def build_job(kind, s: RunSettings, train, test, threads, log, data_identity="")
     trainer = Trainer(forward_model, model, kind, optimizer, s.batch_size, autocast, scaler, log,
                       cuda_graphs=graphs)
     return Job(s, device, train, test, model, optimizer, scheduler, scaler, trainer,
-               torch.Generator().manual_seed(s.seed), backend, threads, data_identity)
+               torch.Generator().manual_seed(s.seed), backend, threads, data_identity,
+               checked.as_record(), *_energy_meter(device, log))
+
+
+def _energy_meter(device, log):
+    meter, note = energy.open_meter(device)
+    log(f"GPU energy: {note}")
+    return meter, note
 
 
 def resume(job: Job, checkpoint, origin, log):
@@ -370,25 +386,32 @@ def _changes(state, origin):
 
 
 def fit(job: Job, history, outputs, checkpoint, origin, log):
-    """Train the remaining epochs: CSV rows and a checkpoint after each. `history` holds
-    one dict per finished epoch: the metrics row and its "layers" rows."""
+    """Train the remaining epochs: CSV rows and a checkpoint after each, progress lines
+    in the log. `history` holds one dict per finished epoch: the metrics row and its
+    "layers" rows."""
     s, device = job.settings, job.device
     _write_rows(outputs.metrics, METRICS_COLUMNS, history, "w")
     _write_rows(outputs.layers, LAYER_COLUMNS, [r for h in history for r in h["layers"]], "w")
+    progress = Progress(len(history) + 1, s.epochs, math.ceil(len(job.train) / s.batch_size),
+                        s.batch_size, log)
+    meter = job.energy_meter
     for epoch in range(len(history) + 1, s.epochs + 1):
         lr = float(job.optimizer.param_groups[0]["lr"])
         _sync(device)
-        t0 = time.perf_counter()
-        train_loss, train_acc = job.trainer.train_epoch(job.train, job.generator, epoch)
+        progress.start_epoch()
+        e0, t0 = meter.joules() if meter else None, time.perf_counter()
+        train_loss, train_acc = job.trainer.train_epoch(job.train, job.generator, epoch,
+                                                        progress)
         _sync(device)
-        t1 = time.perf_counter()
+        e1, t1 = meter.joules() if meter else None, time.perf_counter()
         test_loss, test_acc, layers, job.predictions = job.trainer.evaluate(job.test)
         _sync(device)
-        t2 = time.perf_counter()
+        e2, t2 = meter.joules() if meter else None, time.perf_counter()
         job.scheduler.step()
         row = dict(epoch=epoch, lr=lr, train_loss=train_loss, train_acc=train_acc,
                    test_loss=test_loss, test_acc=test_acc,
                    train_seconds=t1 - t0, test_seconds=t2 - t1,
+                   train_joules=e1 - e0 if meter else "", test_joules=e2 - e1 if meter else "",
                    layers=[{"epoch": epoch, **layer} for layer in layers])
         history.append(row)
         _write_rows(outputs.metrics, METRICS_COLUMNS, [row], "a")
@@ -398,8 +421,11 @@ def fit(job: Job, history, outputs, checkpoint, origin, log):
             "scheduler": job.scheduler.state_dict(), "rng": rng_states(job.generator),
             "scaler": job.scaler.state_dict() if job.scaler is not None else None,
             "history": history})
+        timing = progress.end_epoch(epoch, t1 - t0, t2 - t1)
         log(f"epoch {epoch}/{s.epochs}: train loss {train_loss:.4f} acc {train_acc:.4f} | "
-            f"test loss {test_loss:.4f} acc {test_acc:.4f} | {t1 - t0:.1f}s + {t2 - t1:.1f}s")
+            f"test loss {test_loss:.4f} acc {test_acc:.4f} | {t1 - t0:.1f}s + {t2 - t1:.1f}s | "
+            f"{timing}")
+    log(progress.summary(history))
     return history
 
 
@@ -419,6 +445,7 @@ def write(job: Job, outputs, code_fingerprint, placement):
     info = {**described(s), "settings": s.as_config(), "code_fingerprint": code_fingerprint,
             "data_identity": job.data_identity,
             "backend": job.backend, "kernels": loader.status(),
+            "kernel_check": job.kernel_check, "energy_measurement": job.energy_note,
             "n_train": len(job.train), "n_test": len(job.test),
             **environment(job.device, job.threads), **placement}
     with atomic_path(outputs.run) as tmp:

@@ -1,0 +1,189 @@
+"""The SNN's compiled paths and how a training job checks them (snnflow.train.kernel_check
+runs them): each path's kernels against PyTorch's ops on a few of the job's own samples,
+through the job's network's first layers at its T and widths.
+
+- "C++ CPU ops" (backend cpp): the fused LIF (spikes equal, input gradients within
+  LIF_GRAD_TOLERANCE), the fused BatchNorm + LIF + 2x2 max-pool of a block and the
+  convolution of spikes from their nonzeros (docs/kernels.md has the criteria);
+- "Triton LIF" (backend triton): the fused LIF as above;
+- "fused CUDA block" (performance.fused_cuda_block): the block as above.
+
+`make gpu-check` runs the same comparisons over more shapes.
+"""
+
+import copy
+from dataclasses import replace
+
+import torch
+from torch import nn
+
+from snnflow.kernels import block_triton, cpu_ops, lif_triton
+from snnflow.model.fused_block import fusable
+from snnflow.model.neuron import LIF, LIFParams, lif_reference
+from snnflow.model.sparse_conv import applies, conv_spikes
+from snnflow.path_check import PathCheck, relative_difference
+
+LIF_GRAD_TOLERANCE = 1e-6   # absolute: the fused LIF repeats the reference's float operations
+RELATIVE_TOLERANCE = 1e-4   # of the largest gradient: block and sparse-convolution gradients
+SPIKE_FLIP_TOLERANCE = 1e-4  # fraction of a block's pooled spikes: BatchNorm as one fma rounds
+                             # differently, so a membrane within rounding of V_th may flip
+
+
+def compare_lif(kernels, x_seq, p: LIFParams, generator):
+    """The fused LIF kernels (lif_forward, lif_backward) against the reference steps on
+    x_seq (T, ...): (spikes equal, number of spikes that differ, largest absolute input
+    gradient difference, the largest reference gradient)."""
+    reference = x_seq.detach().clone().requires_grad_()
+    s_ref = lif_reference(reference, p)
+    upstream = torch.randn(s_ref.shape, generator=generator, device=x_seq.device)
+    (s_ref * upstream).sum().backward()
+    spikes, h_seq = kernels.lif_forward(x_seq.detach(), p.tau, p.v_threshold, p.v_reset)
+    grad = kernels.lif_backward(upstream.to(h_seq.dtype), h_seq, p.tau, p.v_threshold,
+                                p.v_reset, p.alpha)
+    mismatches = int((spikes != s_ref).sum())
+    return (mismatches == 0, mismatches, float((grad - reference.grad).abs().max()),
+            float(reference.grad.abs().max()))
+
+
+def _layers_in_turn(y_seq, bn, p, dtype):
+    """(leaf, BatchNorm copy, pooled spikes) of BatchNorm2d in training mode, the reference
+    LIF and MaxPool2d run in turn on y_seq in `dtype`."""
+    T, N = y_seq.shape[:2]
+    bn = copy.deepcopy(bn).train().to(dtype)
+    leaf = y_seq.detach().to(dtype).clone().requires_grad_()
+    spikes = lif_reference(bn(leaf.flatten(0, 1)).unflatten(0, (T, N)), p)
+    return leaf, bn, nn.functional.max_pool2d(spikes.flatten(0, 1), 2).unflatten(0, (T, N))
+
+
+def compare_block(kernels, y_seq, bn: nn.BatchNorm2d, p: LIFParams, generator):
+    """The fused block kernels (channel_moments, bn_lif_pool_forward and _backward, the
+    same interface on CPU and CUDA) against BatchNorm2d in training mode, the reference
+    LIF and MaxPool2d in turn on conv outputs y_seq (T, N, C, H, W): (fraction of pooled
+    spikes that differ from the float32 layers', {gradient: (the kernels' largest
+    difference from the float64 layers', the float32 layers' own), relative to the
+    largest gradient}).
+
+    Against float64, because on real frames the float32 layers are no exact reference:
+    their BatchNorm gradients sum millions of equal terms (the zeros of sparse frames
+    all normalise to the same value) and drift by up to 1e-3. A pooling window whose
+    spike flipped on the threshold (SPIKE_FLIP_TOLERANCE) gets no upstream gradient at
+    any step, so the gradients compare the kernels' maths rather than the flip, which
+    changes that window's gradient by design."""
+    y_seq = y_seq.detach()
+    mean, var = kernels.channel_moments(y_seq)
+    invstd = torch.rsqrt(var + bn.eps)
+    scale = bn.weight.detach() * invstd
+    shift = bn.bias.detach() - mean * scale
+    pooled, _ = kernels.bn_lif_pool_forward(y_seq, scale, shift, p.tau, p.v_threshold,
+                                            p.v_reset, False)
+    float32, float64 = (_layers_in_turn(y_seq, bn, p, dtype)
+                        for dtype in (torch.float32, torch.float64))
+    flipped = pooled != float32[2]
+    upstream = torch.randn(pooled.shape, generator=generator, device=y_seq.device)
+    upstream *= ~(flipped | (pooled != float64[2])).any(0, keepdim=True)
+    for leaf, layer, pooled_ref in (float32, float64):
+        (pooled_ref * upstream.to(leaf.dtype)).sum().backward()
+    ours = kernels.bn_lif_pool_backward(upstream, y_seq, scale, shift, mean, invstd, p.tau,
+                                        p.v_threshold, p.v_reset, p.alpha)
+    (leaf32, bn32, _), (leaf64, bn64, _) = float32, float64
+    references = {"y": (leaf32.grad, leaf64.grad), "weight": (bn32.weight.grad, bn64.weight.grad),
+                  "bias": (bn32.bias.grad, bn64.bias.grad)}
+    errors = {name: (relative_difference(kernel_grad.double(), grad64),
+                     relative_difference(grad32.double(), grad64))
+              for kernel_grad, (name, (grad32, grad64)) in zip(ours, references.items())}
+    return float(flipped.float().mean()), errors
+
+
+def compare_sparse_conv(conv: nn.Conv2d, spikes, generator):
+    """The convolution of spikes from their nonzeros (CPU) against nn.Conv2d on pooled
+    spikes (B, C, H, W): (largest output difference relative to the largest output,
+    largest input or weight gradient difference relative to the largest gradient)."""
+    x_ref, x_ours = (spikes.detach().clone().requires_grad_() for _ in range(2))
+    ref, ours = conv(x_ref), conv_spikes(conv, x_ours, "cpp")
+    upstream = torch.rand(ref.shape, generator=generator, device=ref.device) * 2 - 1
+    grads_ref = torch.autograd.grad((ref * upstream).sum(), [x_ref, conv.weight])
+    grads_ours = torch.autograd.grad((ours * upstream).sum(), [x_ours, conv.weight])
+    return relative_difference(ours, ref), max(relative_difference(a, b)
+                                               for a, b in zip(grads_ours, grads_ref))
+
+
+def _lif_check(path, kernels, z, p, generator):
+    equal, mismatches, grad_diff, largest = compare_lif(kernels, z, p, generator)
+    relative = grad_diff / max(largest, 1e-12)
+    passed = equal and grad_diff <= LIF_GRAD_TOLERANCE
+    detail = (f"LIF spikes {'equal' if equal else f'differ at {mismatches} of {z.numel()}'}, "
+              f"max grad diff {grad_diff:.1e}")
+    return PathCheck(path, passed, detail, relative)
+
+
+def _block_check(path, kernels, y_seq, bn, p, generator):
+    """Passes when few spikes flip and each gradient is within RELATIVE_TOLERANCE of the
+    float64 one, or no further from it than twice the float32 layers' own distance."""
+    flips, errors = compare_block(kernels, y_seq, bn, p, generator)
+    worst = max(ours for ours, _ in errors.values())
+    grads_ok = all(ours <= max(RELATIVE_TOLERANCE, 2 * theirs) for ours, theirs in errors.values())
+    passed = flips <= SPIKE_FLIP_TOLERANCE and grads_ok
+    float32 = max(theirs for _, theirs in errors.values())
+    return PathCheck(path, passed, f"block spikes differ at {flips:.1e} of them, max grad diff "
+                                   f"{worst:.1e} from float64 (PyTorch float32: {float32:.1e})",
+                     worst)
+
+
+class _Probe:
+    """The first layers of the job's network on a few of its samples: the inputs of the
+    paths under check, made with PyTorch's ops (fresh weights from the run's seed)."""
+
+    def __init__(self, kind, s, x):
+        with torch.random.fork_rng(devices=[x.device] if x.is_cuda else []):
+            torch.manual_seed(s.seed)
+            net = kind.build(replace(s, fused_cuda_block=False), "torch").to(x.device)
+        if s.channels_last:
+            net = net.to(memory_format=torch.channels_last)
+        self.params = net.neurons[0].params
+        (conv1, self.bn1), (self.conv2, _) = net.convs[0], net.convs[1]
+        T, N = x.shape[:2]
+        with torch.no_grad():
+            y1 = conv1(x.flatten(0, 1))
+            self.y1 = y1.unflatten(0, (T, N))                      # block 1's input
+            self.z1 = self.bn1(y1).unflatten(0, (T, N))            # LIF 1's input
+            spikes = lif_reference(self.z1, self.params)
+            self.pooled1 = nn.functional.max_pool2d(spikes.flatten(0, 1), 2)  # conv 2's
+
+
+def compiled_paths(kind, s, backend, x, generator):
+    """([(path, check, fallback)], why none) of the SNN job with settings `s` on `backend`:
+    each `check()` gives a PathCheck; `fallback` is what runs if it fails (snn.KIND's
+    compiled_paths)."""
+    if s.engine == "reference":
+        return [], "the reference engine runs PyTorch's ops"
+    if backend == "torch":
+        return [], f"the PyTorch ops run on {x.device.type} (kernels: {s.kernels})"
+    probe = _Probe(kind, s, x)
+    p = probe.params
+    checks = []
+    if backend == "cpp":
+        def cpp_ops():
+            kernels = cpu_ops.load()
+            parts = [_lif_check("C++ CPU ops", kernels, probe.z1, p, generator)]
+            if fusable(probe.y1, probe.bn1, LIF(p, "fused", "cpp")):  # as the job runs it
+                parts.append(_block_check("C++ CPU ops", kernels, probe.y1, probe.bn1, p,
+                                          generator))
+            if applies(probe.conv2, probe.pooled1, "cpp"):
+                out_diff, grad_diff = compare_sparse_conv(probe.conv2, probe.pooled1, generator)
+                parts.append(PathCheck("C++ CPU ops", out_diff <= RELATIVE_TOLERANCE
+                                       and grad_diff <= RELATIVE_TOLERANCE,
+                                       f"sparse conv output diff {out_diff:.1e}, max grad diff "
+                                       f"{grad_diff:.1e}", grad_diff))
+            return PathCheck("C++ CPU ops", all(c.passed for c in parts),
+                             "; ".join(c.detail for c in parts), max(c.grad_diff for c in parts))
+        checks.append(("C++ CPU ops", cpp_ops, "the PyTorch ops"))
+    if backend == "triton":
+        checks.append(("Triton LIF", lambda: _lif_check("Triton LIF", lif_triton.load(), probe.z1,
+                                                        p, generator), "the PyTorch ops"))
+        if s.fused_cuda_block and fusable(probe.y1, probe.bn1, LIF(p, "fused", "triton"),
+                                           fuse_cuda=True):
+            checks.append(("fused CUDA block",
+                           lambda: _block_check("fused CUDA block", block_triton.load(),
+                                                probe.y1, probe.bn1, p, generator),
+                           "the three layers in turn"))
+    return checks, None
