@@ -117,3 +117,46 @@ def test_nmnist_urls_come_from_tonic():
 
     url, md5, folder = nmnist_archive("test")
     assert (url, md5, folder) == (NMNIST.test_url, NMNIST.test_md5, "Test")
+
+
+def test_an_archive_whose_files_unpack_beyond_the_cap_is_refused_before_writing(tmp_path,
+                                                                               monkeypatch):
+    import zipfile
+
+    from snnflow import SnnflowError
+    from snnflow.data import download
+
+    archive = tmp_path / "train.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for i in range(3):
+            zf.writestr(f"Train/{i}/0000{i}.bin", bytes(1000))
+    monkeypatch.setattr(download, "MAX_UNPACKED_BYTES", 2500)
+    with pytest.raises(SnnflowError, match="its files unpack to 3000 bytes, more than 2500"):
+        download.unpack_split(archive, tmp_path / "Train", "Train")
+    assert not (tmp_path / "Train").exists()
+
+
+def test_a_member_that_streams_more_than_it_declares_is_cut_off(tmp_path, monkeypatch):
+    """A member whose data runs past its declared size (a forged header) never writes more
+    than the cap while it streams out."""
+    import zipfile
+
+    from snnflow import SnnflowError
+    from snnflow.data import download
+
+    archive = tmp_path / "train.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("Train/0/00000.bin", bytes(5000))
+    monkeypatch.setattr(download, "MAX_RECORDING_BYTES", 100_000)
+    original = zipfile.ZipFile.infolist
+
+    def understated(self):
+        members = original(self)
+        for m in members:
+            m.file_size = 1000  # the listing says 1 kB; the data holds 5 kB
+        return members
+    monkeypatch.setattr(zipfile.ZipFile, "infolist", understated)
+    monkeypatch.setattr(download, "CHUNK_BYTES", 512)
+    with pytest.raises(SnnflowError):
+        download.unpack_split(archive, tmp_path / "Train", "Train")
+    assert not (tmp_path / "Train").exists()

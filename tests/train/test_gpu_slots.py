@@ -98,3 +98,51 @@ def test_cases_that_claim_no_slot(tmp_path, case):
     assert run["slot"] == "None"
     assert run["visible"] == ("3" if env else "None")
     assert not (tmp_path / "locks").exists() or not list((tmp_path / "locks").iterdir())
+
+
+def claim_here(folder, monkeypatch):
+    from snnflow.train.gpu_slots import claim_gpu
+
+    monkeypatch.setenv("SNNFLOW_GPU_LOCK_DIR", str(folder))
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    claim = claim_gpu(1, "auto", lambda m: None)
+    os.close(claim.handle)
+    return claim
+
+
+def test_the_lock_folder_is_made_private_and_an_existing_ones_mode_is_kept(tmp_path,
+                                                                            monkeypatch):
+    claim_here(tmp_path / "fresh", monkeypatch)
+    assert (tmp_path / "fresh").stat().st_mode & 0o7777 == 0o700
+    (tmp_path / "mine").mkdir(mode=0o750)
+    claim_here(tmp_path / "mine", monkeypatch)
+    assert (tmp_path / "mine").stat().st_mode & 0o7777 == 0o750
+
+
+def test_the_default_lock_folder_is_per_user(monkeypatch):
+    from snnflow.train.gpu_slots import lock_folder
+
+    monkeypatch.delenv("SNNFLOW_GPU_LOCK_DIR", raising=False)
+    assert lock_folder().name == f"snnflow-gpu-slots-{os.getuid()}"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can give a folder to another user")
+def test_another_users_lock_folder_is_refused(tmp_path, monkeypatch):
+    from snnflow import SnnflowError
+
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    os.chown(theirs, 65534, 65534)
+    with pytest.raises(SnnflowError, match=rf"^{theirs}: belongs to another user \(uid 65534\)"):
+        claim_here(theirs, monkeypatch)
+
+
+def test_a_lock_file_planted_as_a_link_is_refused_not_followed(tmp_path, monkeypatch):
+    from snnflow import SnnflowError
+
+    folder, target = tmp_path / "locks", tmp_path / "target"
+    folder.mkdir(mode=0o700)
+    (folder / "gpu0.lock").symlink_to(target)
+    with pytest.raises(SnnflowError, match=r"gpu0.lock: cannot be opened as a lock file"):
+        claim_here(folder, monkeypatch)
+    assert not target.exists()

@@ -19,11 +19,12 @@ def test_a_line_every_30_seconds_with_rate_elapsed_and_the_end():
     clock, lines = Clock(), []
     wall = 1_800_000_000.0
     p = Progress(1, 3, 10, 256, lines.append, clock=clock, wall_clock=lambda: wall)
-    p.start_epoch()
+    p.start_epoch(1)
     for b in range(1, 11):
         clock.now += 4.0  # 4 s per batch of 256
         p.batch(1, b)
     assert len(lines) == 1  # after batch 8 (32 s)
+    assert p.where() == "epoch 1 batch 10 of 10"
     end = time.strftime("%H:%M", time.localtime(wall + 22 * 4.0 + 3 * 0))
     assert lines[0] == (f"epoch 1/3 batch 8/10 | 64 samples/s | elapsed 0:00:32 | ends ~{end} "
                         "(in 0:01:28, evaluation not yet timed)")

@@ -29,7 +29,7 @@ def stop_before_any_job(err):
 
 
 try:
-    validate_config(config, WORKFLOW_DIR / "schemas" / "config.schema.yaml")
+    validate_config(config, WORKFLOW_DIR / "schemas" / "config.schema.yaml", workflow.configfiles)
 except SnnflowError as err:
     stop_before_any_job(err)
 

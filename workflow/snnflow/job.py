@@ -1,12 +1,46 @@
-"""Running a pipeline step from a Snakemake script: log file, one-line errors."""
+"""Running a pipeline step from a Snakemake script: log file, one-line errors, signals."""
 
 import contextlib
+import shutil
+import signal
 import sys
 import time
 import traceback
+from pathlib import Path
 
 from snnflow import SnnflowError, first_line
 from snnflow.atomic import disk_full_reason, full_disk_error
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)  # a scheduler's limit or scancel; Ctrl-C
+_position = [None]  # () -> where the job is ("epoch 3 batch 40"), for the interrupted line
+
+
+class Interrupted(BaseException):
+    """A stop signal arrived; a BaseException, so no `except Exception` swallows it."""
+
+    def __init__(self, signum):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _interrupt(signum, frame):
+    for stop in STOP_SIGNALS:  # one interruption: a second signal must not cut the cleanup
+        signal.signal(stop, signal.SIG_IGN)
+    raise Interrupted(signum)
+
+
+def report_position_with(describe):
+    """Name where the job is, when a signal stops it, with `describe()`."""
+    _position[0] = describe
+
+
+def _remove_outputs(paths):
+    """The job's declared outputs, removed: an interrupted job's are incomplete."""
+    for path in map(Path, paths):
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        elif path.exists() or path.is_symlink():
+            path.unlink(missing_ok=True)
 
 
 def run_job(snakemake, main):
@@ -19,7 +53,10 @@ def run_job(snakemake, main):
     - a full disk that no output's writer named ends it likewise, naming the file
       the system reported;
     - anything else is a bug: the log gets the full traceback, the terminal one line
-      that points to it, and the exit status is 1.
+      that points to it, and the exit status is 1;
+    - SIGTERM or SIGINT ends it with one line saying where it was, its declared outputs
+      removed (what a finished epoch checkpointed is kept) and the exit status 128 +
+      the signal's number.
     """
     log_path = snakemake.log[0]
     terminal = sys.__stderr__
@@ -33,8 +70,18 @@ def run_job(snakemake, main):
             print(line, file=terminal, flush=True)
             sys.exit(1)
 
+        for stop in STOP_SIGNALS:
+            signal.signal(stop, _interrupt)
         try:
             main(log)
+        except Interrupted as err:
+            where = f" at {_position[0]()}" if _position[0] is not None else ""
+            _remove_outputs(snakemake.output)
+            line = (f"error: {log_path}: interrupted by {err}{where} - rerun with "
+                    "--rerun-incomplete to resume")
+            print(line, flush=True)
+            print(line, file=terminal, flush=True)
+            sys.exit(128 + err.signum)
         except SnnflowError as err:
             fail(f"error: {err}")
         except Exception as err:

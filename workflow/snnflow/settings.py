@@ -6,6 +6,8 @@ must import quickly: no torch, h5py or pandas.
 """
 
 import math
+import os
+import re
 from pathlib import Path
 
 from snnflow import SnnflowError
@@ -70,11 +72,41 @@ def _coerce_misread_values(config, validator):
                 value = _yaml_boolean_word(err.instance, err.validator_value)
             else:
                 continue
-            if value is not None and validator.evolve(schema=err.schema).is_valid(value):
+            # of the right type: a value out of range is then refused as such (`-1`)
+            wanted = {"type": err.schema["type"]} if "type" in err.schema else err.schema
+            if value is not None and validator.evolve(schema=wanted).is_valid(value):
                 _set(config, list(err.absolute_path), value)
                 changed = True
         if not changed:
             return
+
+
+YAML_OCTAL = re.compile(r"[-+]?0[0-7_]+")  # YAML 1.1 (PyYAML, Snakemake): 010 is 8
+
+
+def _refuse_octal_numbers(path):
+    """Refuse a number that YAML 1.1 reads as octal (`T: [010, 016]` is T=8 and T=14),
+    naming the key and the file: nobody writes a time step count in octal on purpose."""
+    import yaml
+
+    try:
+        root = yaml.compose(Path(path).read_text())
+    except (OSError, yaml.YAMLError):
+        return  # Snakemake has read it already; what it says about it stands
+    todo = [((), root)]
+    while todo:
+        key_path, node = todo.pop(0)  # in the order of the file
+        if isinstance(node, yaml.MappingNode):
+            todo += [((*key_path, k.value), v) for k, v in node.value]
+        elif isinstance(node, yaml.SequenceNode):
+            todo += [((*key_path, i), v) for i, v in enumerate(node.value)]
+        elif (isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:int"
+              and YAML_OCTAL.fullmatch(node.value)):
+            as_read = int(node.value.replace("_", ""), 8)
+            raise SnnflowError(f"config key {_key_path(key_path)}: {node.value} in {path} is "
+                               f"read by YAML as the octal number {as_read} - write it "
+                               f"without the leading zero ({node.value.lstrip('0+-') or 0}) "
+                               f"or as {as_read}")
 
 
 def _number_or_boolean(text):
@@ -94,12 +126,16 @@ def _yaml_boolean_word(flag, words):
     return next((word for word in words if str(word).lower() in spellings), None)
 
 
-def validate_config(config, schema_path):
+def validate_config(config, schema_path, config_files=()):
     """Check `config` against the JSON schema and the rules a schema cannot express;
     raise SnnflowError naming the first offending key. A value a reader changed the type
-    of (see _coerce_misread_values) is turned back into what the user wrote, in place."""
+    of (see _coerce_misread_values) is turned back into what the user wrote, in place,
+    and `~` in a folder is expanded; `config_files` (the files the config was read from)
+    are checked for numbers YAML misreads."""
     import yaml
 
+    for path in config_files:
+        _refuse_octal_numbers(path)
     schema = yaml.safe_load(Path(schema_path).read_text())
     validator = _strict_validator(schema)
     _coerce_misread_values(config, validator)
@@ -129,10 +165,18 @@ def validate_config(config, schema_path):
                            "step works with autocast none or bf16 (fp16's loss scaling waits "
                            "for the device) and without compile (which captures graphs "
                            "itself) - change one of them")
+    snn = config["snn"]
+    if snn["v_threshold"] <= snn["v_reset"]:
+        raise SnnflowError(f"config key snn.v_threshold: {snn['v_threshold']} is not above "
+                           f"snn.v_reset {snn['v_reset']}, so a neuron just reset is already "
+                           "at the threshold and fires on any input: the network cannot "
+                           "learn - set v_threshold above v_reset")
     if config["snn"]["main_T"] not in config["snn"]["T"]:
         raise SnnflowError(f"config key snn.main_T: {config['snn']['main_T']} is not one of "
                            f"snn.T {config['snn']['T']} - add it to snn.T or change it")
     for key in ("nmnist_dir", "mnist_dir"):
+        if config[key] is not None:
+            config[key] = os.path.expanduser(config[key])  # as a shell would: ~/data
         if config[key] is not None and ("{" in config[key] or "}" in config[key]):
             raise SnnflowError(f"config key {key}: {config[key]} holds '{{' or '}}', which "
                                "Snakemake reads as a wildcard - rename the folder or point "

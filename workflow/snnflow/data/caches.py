@@ -42,11 +42,21 @@ def read_dataset(h5, name):
                            "- delete it and rerun the workflow") from None
 
 
-def load_split(path, split, inputs_name, attrs=()):
-    """(inputs, labels) of one split of a frame or image cache, after checking the file."""
+def load_split(path, split, inputs_name, sample_shape, attrs=()):
+    """(inputs, labels) of one split of a frame or image cache, after checking the file:
+    each input of `sample_shape` (None: any size on that axis), unsigned integers."""
     datasets = [f"{s}/{d}" for s in ("train", "test") for d in (inputs_name, "labels")]
     pairs = [datasets[:2], datasets[2:]]
     with open_checked(path, datasets, attrs, same_length=pairs) as h5:
+        stored = h5[f"{split}/{inputs_name}"]
+        shape = stored.shape[1:]
+        if len(shape) != len(sample_shape) or any(
+                want is not None and got != want for got, want in zip(shape, sample_shape)) \
+                or stored.dtype.kind != "u":
+            expected = "x".join("any" if d is None else str(d) for d in sample_shape)
+            raise SnnflowError(f"{path}: {split}/{inputs_name} holds {stored.dtype} samples of "
+                               f"shape {'x'.join(map(str, shape)) or 'scalar'}, not unsigned "
+                               f"integers of {expected} - delete it and rerun")
         inputs = read_dataset(h5, f"{split}/{inputs_name}")
         labels = read_dataset(h5, f"{split}/labels").astype(np.int64)
     if labels.size and (labels.min() < 0 or labels.max() > 9):

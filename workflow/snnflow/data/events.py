@@ -17,7 +17,7 @@ from snnflow.atomic import atomic_path
 from snnflow.data.caches import open_checked
 from snnflow.data.identity import Digest, sha256_of
 from snnflow.data.nmnist import (HEIGHT, POLARITIES, RECORD_BYTES, SPLITS, WIDTH, list_recordings,
-                                 read_pixel_codes)
+                                 read_pixel_codes, unreadable)
 from snnflow.data.parallel import ordered_map
 from snnflow.kernels import prep
 
@@ -33,7 +33,7 @@ def _parse_files(paths):
     if lib is None:
         codes = [read_pixel_codes(p) for p in paths]
         return np.concatenate(codes), np.fromiter(map(len, codes), np.int64, len(codes))
-    capacity = sum(os.path.getsize(p) for p in paths) // RECORD_BYTES
+    capacity = sum(map(_size, paths)) // RECORD_BYTES
     codes, counts = np.empty(capacity, np.uint16), np.empty(len(paths), np.int64)
     c_paths = (ctypes.c_char_p * len(paths))(*map(os.fsencode, paths))
     written = lib.parse_files(c_paths, len(paths), codes.ctypes.data, capacity,
@@ -43,6 +43,13 @@ def _parse_files(paths):
         read_pixel_codes(bad)  # raises the error that names the file and what is wrong
         raise SnnflowError(f"{bad}: changed while it was being read - rerun the workflow")
     return codes[:written], counts
+
+
+def _size(path):
+    try:
+        return os.path.getsize(path)
+    except OSError as err:
+        raise unreadable(path, err) from None
 
 
 def _parse_and_hash(paths):

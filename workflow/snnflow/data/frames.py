@@ -25,6 +25,7 @@ from snnflow.data.identity import derived
 from snnflow.data.nmnist import HEIGHT, PIXELS_PER_FRAME, POLARITIES, SPLITS, WIDTH
 from snnflow.data.parallel import ordered_map
 from snnflow.kernels import prep
+from snnflow.machine import memory_bytes, size_text
 
 FRAME_SHAPE = (POLARITIES, HEIGHT, WIDTH)
 SAMPLES_PER_CHUNK = 16
@@ -135,6 +136,7 @@ def build_frame_cache(store_path, T, out_path, threads=1, code=""):
     import h5py
 
     with open_event_store(store_path) as store:
+        _refuse_a_cache_no_training_could_hold(store, T)
         for dtype in (np.uint8, np.uint16):
             try:
                 with atomic_path(out_path) as tmp, h5py.File(tmp, "w") as h5:
@@ -150,6 +152,19 @@ def build_frame_cache(store_path, T, out_path, threads=1, code=""):
             except _CountOverflow as overflow:
                 split, start = overflow.args
         raise _too_many_events(store, split, start, T)
+
+
+def _refuse_a_cache_no_training_could_hold(store, T):
+    """A training job holds its whole frame cache in memory as uint8: refuse a T whose
+    cache is larger than this machine's memory before writing any of it."""
+    n = sum(len(store[f"{split}/offsets"]) - 1 for split in SPLITS)
+    needed = n * T * int(np.prod(FRAME_SHAPE))
+    total, _ = memory_bytes()
+    if total is not None and needed > total:
+        raise SnnflowError(f"config key snn.T: {T} makes a frame cache of {size_text(needed)} "
+                           f"({n} recordings x {T} frames x {int(np.prod(FRAME_SHAPE))} bytes), "
+                           f"which the training job holds in memory, and this machine has "
+                           f"{size_text(total)} - lower T")
 
 
 def _too_many_events(store, split, start, T):
@@ -176,4 +191,4 @@ class _CountOverflow(Exception):
 
 def load_frames(path, split):
     """(frames, labels) of one split of a frame cache, checked."""
-    return load_split(path, split, "frames", attrs=("T",))
+    return load_split(path, split, "frames", (None, *FRAME_SHAPE), attrs=("T",))

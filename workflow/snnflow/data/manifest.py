@@ -16,7 +16,7 @@ from pathlib import Path
 
 from snnflow import SnnflowError
 from snnflow.atomic import atomic_path
-from snnflow.data.nmnist import SPLITS
+from snnflow.data.nmnist import SPLITS, is_recording
 
 MANIFESTS = "results/manifests"
 
@@ -37,7 +37,7 @@ def nmnist_listing(root):
         for name in sorted(e.name for e in _entries(split) if e.is_dir()):
             lines.append(f"{folder}/{name}/")
             for entry in _entries(split / name):
-                if entry.name.endswith(".bin") and entry.is_file():
+                if is_recording(entry):
                     lines.append(_line(f"{folder}/{name}/{entry.name}", entry.stat()))
     return sorted(lines)
 

@@ -87,4 +87,4 @@ def build_image_cache(folder, out_path, allow_missing_classes=False, code=""):
 
 def load_images(path, split):
     """(images, labels) of one split of the MNIST cache, checked."""
-    return load_split(path, split, "images")
+    return load_split(path, split, "images", (1, *IMAGE_SHAPE))

@@ -26,8 +26,28 @@ LABELS = [str(d) for d in range(10)]
 EVENT_DTYPE = np.dtype([("x", "<u2"), ("y", "<u2"), ("t", "<u4"), ("p", "u1")])
 
 
+def unreadable(path, err):
+    """The one-line error of a recording the system cannot read."""
+    return SnnflowError(f"{path}: cannot be read ({err.strerror or err}) - make it readable, "
+                        "or remove it if it is not a recording")
+
+
+def is_recording(entry):
+    """Whether a directory entry is a `.bin` file; one that cannot even be examined (a
+    link loop, say) is refused by name rather than skipped."""
+    if not entry.name.endswith(".bin"):
+        return False
+    try:
+        return entry.is_file()
+    except OSError as err:
+        raise unreadable(entry.path, err) from None
+
+
 def _records(path):
-    raw = np.fromfile(path, dtype=np.uint8)
+    try:
+        raw = np.fromfile(path, dtype=np.uint8)
+    except OSError as err:
+        raise unreadable(path, err) from None
     if raw.size == 0:
         raise SnnflowError(f"{path}: empty file; an N-MNIST recording always holds events "
                            "- replace it with a good copy or remove it")
@@ -101,7 +121,7 @@ def list_recordings(split_dir, allow_missing_classes=False):
                                "remove it")
         label = int(label_dir.name)
         with os.scandir(label_dir) as files:  # 70,000 names: strings sort fast, Paths do not
-            names = sorted(f.name for f in files if f.name.endswith(".bin") and f.is_file())
+            names = sorted(f.name for f in files if is_recording(f))
         for name in names:
             _check_utf8(label_dir, name)
         entries += [(f"{label_dir.name}/{name}", label) for name in names]

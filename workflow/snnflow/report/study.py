@@ -69,12 +69,68 @@ def load_run(folder):
         if missing or tables[name].empty:
             what = "no rows" if not missing else "missing columns " + ", ".join(missing)
             raise SnnflowError(f"{folder / RUN_FILES[name]}: {what} - {rerun}")
+    run_json = folder / RUN_FILES["run"]
+    if not isinstance(info, dict):
+        raise SnnflowError(f"{run_json}: holds a {type(info).__name__}, not a run's record - "
+                           f"{rerun}")
     absent = [key for key in ("model", "name", "label", "T", "seed") if key not in info]
     if absent:
-        raise SnnflowError(f"{folder / RUN_FILES['run']}: no {', '.join(absent)} (written by "
-                           f"an older snnflow) - {rerun}")
+        raise SnnflowError(f"{run_json}: no {', '.join(absent)} (written by an older snnflow) "
+                           f"- {rerun}")
+    _check_types(run_json, info, rerun)
+    for name, table in tables.items():
+        textual = [c for c in CSV_COLUMNS[name] if c != "layer"
+                   and not pd.api.types.is_numeric_dtype(table[c])]
+        if textual:
+            raise SnnflowError(f"{folder / RUN_FILES[name]}: column {textual[0]} holds values "
+                               f"that are not numbers - {rerun}")
     return Run(info["model"], info["name"], info["label"], info["T"], int(info["seed"]),
                tables["metrics"], tables["layers"], tables["predictions"], info)
+
+
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+RUN_FIELD_TYPES = {  # run.json's identity fields: what the report groups and labels by
+    "model": (lambda v: v in ("snn", "cnn"), "snn or cnn"),
+    "name": (lambda v: isinstance(v, str), "text"),
+    "label": (lambda v: isinstance(v, str), "text"),
+    "T": (lambda v: v is None or (_is_int(v) and v > 0), "a positive integer or null"),
+    "seed": (lambda v: _is_int(v) and v >= 0, "a non-negative integer"),
+}
+
+
+def _check_types(run_json, info, rerun):
+    for key, (valid, what) in RUN_FIELD_TYPES.items():
+        if not valid(info[key]):
+            raise SnnflowError(f"{run_json}: {key} is {info[key]!r}, not {what} - {rerun}")
+
+
+def load_examples(path):
+    """The data summary's examples (snnflow.report.data_summary), checked: ten digits of
+    28x28 pixels, ten frame sequences (T, 2, 34, 34) per T, ten names."""
+    redo = "delete it and rerun the workflow (the data_summary job writes it)"
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            examples = dict(npz)
+    except (OSError, ValueError, EOFError) as err:  # not an npz; object arrays (pickles)
+        raise SnnflowError(f"{path}: cannot be read as the data summary's examples "
+                           f"({str(err).splitlines()[0][:120]}) - {redo}") from None
+    for key, array in examples.items():
+        if key == "names":
+            valid = array.dtype.kind == "U" and array.shape == (10,)
+        elif key == "digits":
+            valid = array.dtype.kind in "uif" and array.shape == (10, 28, 28)
+        elif key.startswith("frames_T"):
+            valid = array.dtype.kind in "uif" and array.ndim == 5 and array.shape[0] == 10 \
+                and array.shape[2:] == (2, 34, 34)
+        else:
+            valid = False
+        if not valid:
+            raise SnnflowError(f"{path}: {key} is a {array.dtype} array of shape "
+                               f"{array.shape}, not what the data summary writes - {redo}")
+    return examples
 
 
 def load_study(run_folders, main_T, data_dir, energy):
@@ -86,6 +142,5 @@ def load_study(run_folders, main_T, data_dir, energy):
                            "add it to snn.T")
     data_dir = Path(data_dir)
     dataset = pd.read_csv(data_dir / "dataset.csv")
-    with np.load(data_dir / "examples.npz", allow_pickle=False) as npz:
-        examples = dict(npz)
+    examples = load_examples(data_dir / "examples.npz")
     return Study(runs, main_T, dataset, examples, energy)

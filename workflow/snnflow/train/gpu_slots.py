@@ -11,6 +11,12 @@ taken the job waits for one.
 When a scheduler has already set CUDA_VISIBLE_DEVICES (SLURM's `--gpus=1` does), the
 job uses what it was given and claims nothing.
 
+The lock folder is the user's own (snnflow-gpu-slots-<uid> in the temporary folder, or
+$SNNFLOW_GPU_LOCK_DIR): it is created without following links, a folder there that is a
+link or belongs to another user is refused, an existing folder's mode is never changed,
+and lock files are opened without following links. Several users of one machine share
+its GPUs through a scheduler, not through these locks.
+
 This module must not import torch: choosing happens before CUDA may be initialised.
 """
 
@@ -20,9 +26,12 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from snnflow import SnnflowError
 
 POLL_SECONDS = 1.0
 
@@ -37,8 +46,37 @@ class Claim:
 
 
 def lock_folder():
-    """Where the slot locks live: per machine, shared by every workflow and user on it."""
-    return Path(os.environ.get("SNNFLOW_GPU_LOCK_DIR") or "/tmp/snnflow-gpu-slots")
+    """Where the slot locks live: per machine and user, shared by all of its workflows."""
+    configured = os.environ.get("SNNFLOW_GPU_LOCK_DIR")
+    if configured:
+        return Path(configured)
+    return Path(tempfile.gettempdir()) / f"snnflow-gpu-slots-{os.getuid()}"
+
+
+def open_lock_folder(folder):
+    """A file descriptor of `folder`, created (mode 0700) if absent; a link, something
+    other than a folder, or another user's folder is refused with one line."""
+    def refuse(what):
+        return SnnflowError(f"{folder}: {what}, so GPU slots cannot be claimed there safely "
+                            "- remove it, or set SNNFLOW_GPU_LOCK_DIR to a folder of your own")
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        os.mkdir(folder, 0o700)  # never follows a link at `folder`
+    except FileExistsError:
+        pass
+    except OSError as err:
+        raise refuse(f"cannot be created ({err.strerror})") from None
+    try:
+        handle = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except OSError as err:
+        if os.path.islink(folder):
+            raise refuse("is a symbolic link") from None
+        raise refuse(f"is not a folder this job can open ({err.strerror})") from None
+    owner = os.fstat(handle).st_uid
+    if owner != os.getuid():
+        os.close(handle)
+        raise refuse(f"belongs to another user (uid {owner})")
+    return handle
 
 
 def count_gpus():
@@ -80,16 +118,13 @@ def claim_gpu(slots, device, log, poll=POLL_SECONDS):
         return _noted(Claim(None, None, "no GPU slots (gpus: 0 or no GPU found); claiming "
                                         "none"), log)
     folder = lock_folder()
-    folder.mkdir(parents=True, exist_ok=True)
-    try:
-        folder.chmod(0o1777)  # other users' jobs on this machine claim slots here too
-    except PermissionError:
-        pass
+    folder_handle = open_lock_folder(folder)
     waiting_since = None
     while True:
         for slot in range(slots):
-            handle = _try_lock(folder / f"gpu{slot}.lock")
+            handle = _try_lock(folder_handle, folder, f"gpu{slot}.lock")
             if handle is not None:
+                os.close(folder_handle)
                 os.environ["CUDA_VISIBLE_DEVICES"] = str(slot)
                 waited = "" if waiting_since is None else \
                     f" after waiting {time.monotonic() - waiting_since:.0f} s"
@@ -101,10 +136,17 @@ def claim_gpu(slots, device, log, poll=POLL_SECONDS):
         time.sleep(poll)
 
 
-def _try_lock(path):
-    """An open file descriptor of `path` holding its exclusive lock, or None if taken.
-    (Read-only: any user's job can lock a file another user created.)"""
-    handle = os.open(path, os.O_RDONLY | os.O_CREAT, 0o666)
+def _try_lock(folder_handle, folder, name):
+    """An open file descriptor of lock file `name` in the folder open as `folder_handle`,
+    holding its exclusive lock, or None if it is taken. A link planted in its place is
+    refused, never followed."""
+    try:
+        handle = os.open(name, os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600,
+                         dir_fd=folder_handle)
+    except OSError as err:
+        raise SnnflowError(f"{folder / name}: cannot be opened as a lock file "
+                           f"({err.strerror}) - remove it, or set SNNFLOW_GPU_LOCK_DIR to a "
+                           "folder of your own") from None
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

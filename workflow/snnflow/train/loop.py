@@ -30,6 +30,7 @@ from snnflow import SnnflowError, __version__
 from snnflow.atomic import atomic_path, reporting_full_disk
 from snnflow.cuda_check import refuse_accidental_cpu
 from snnflow.data.caches import cache_identity
+from snnflow.job import report_position_with
 from snnflow.kernels import loader
 from snnflow.machine import cpu_name
 from snnflow.runs import (LAYER_COLUMNS, METRICS_COLUMNS, PREDICTION_COLUMNS, RunOutputs,
@@ -38,6 +39,7 @@ from snnflow.settings import config_key
 from snnflow.train import energy, kernel_check
 from snnflow.train.checkpoint import load_state, restore_rng, rng_states, save_state
 from snnflow.train.dataset import ResidentDataset
+from snnflow.train.memory import cache_sample_shape, refuse_what_cannot_fit
 from snnflow.train.gpu_slots import claim_gpu, count_gpus, slot_count
 from snnflow.train.progress import Progress
 
@@ -295,6 +297,7 @@ def prepare(kind, s: RunSettings, cache, threads, log):
     device = resolve_device(s.device)
     if s.epochs < 1:
         raise SnnflowError(f"config key {s.model}.epochs: {s.epochs} - must be at least 1")
+    refuse_what_cannot_fit(kind, s, cache, cache_sample_shape(cache), device)
     train, test = load_data(kind, s, cache, device)
     data_identity = cache_identity(cache)
     log(f"{s.label}: {len(train)} train / {len(test)} test samples on {device}, cache in "
@@ -394,11 +397,12 @@ def fit(job: Job, history, outputs, checkpoint, origin, log):
     _write_rows(outputs.layers, LAYER_COLUMNS, [r for h in history for r in h["layers"]], "w")
     progress = Progress(len(history) + 1, s.epochs, math.ceil(len(job.train) / s.batch_size),
                         s.batch_size, log)
+    report_position_with(progress.where)
     meter = job.energy_meter
     for epoch in range(len(history) + 1, s.epochs + 1):
         lr = float(job.optimizer.param_groups[0]["lr"])
         _sync(device)
-        progress.start_epoch()
+        progress.start_epoch(epoch)
         e0, t0 = meter.joules() if meter else None, time.perf_counter()
         train_loss, train_acc = job.trainer.train_epoch(job.train, job.generator, epoch,
                                                         progress)
@@ -426,6 +430,7 @@ def fit(job: Job, history, outputs, checkpoint, origin, log):
             f"test loss {test_loss:.4f} acc {test_acc:.4f} | {t1 - t0:.1f}s + {t2 - t1:.1f}s | "
             f"{timing}")
     log(progress.summary(history))
+    report_position_with(lambda: "the end, writing the run's files")
     return history
 
 
@@ -459,6 +464,7 @@ def run(kind, s: RunSettings, cache, outputs: RunOutputs, checkpoint, code_finge
     if kind.name != s.model:
         raise ValueError(f"settings of a {s.model} run given to the {kind.name} loop")
     started = time.time()
+    refuse_unwritable_folder(Path(checkpoint).parent)
     job = prepare(kind, s, cache, threads, log)
     origin = job.computed_from(code_fingerprint)
     history = resume(job, Path(checkpoint), origin, log)
@@ -466,6 +472,20 @@ def run(kind, s: RunSettings, cache, outputs: RunOutputs, checkpoint, code_finge
     write(job, outputs, code_fingerprint,
           {**(placement or {}), "started": started, "finished": time.time()})
     return history
+
+
+def refuse_unwritable_folder(folder):
+    """Before the first epoch, not after it: the checkpoints' folder must take a file."""
+    import tempfile
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        handle, probe = tempfile.mkstemp(dir=folder, prefix=".write-test-")
+        os.close(handle)
+        os.unlink(probe)
+    except OSError as err:
+        raise SnnflowError(f"{folder}: cannot be written ({err.strerror}) - make it writable: "
+                           "each epoch's checkpoint goes there") from None
 
 
 def run_rule(kind, snakemake, log):

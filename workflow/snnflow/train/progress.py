@@ -28,12 +28,20 @@ class Progress:
         self.train_seconds = 0.0        # of the epochs this job finished
         self.test_seconds = []
         self.epoch_started = self.started
+        self.position = (first_epoch, 0)
 
-    def start_epoch(self):
+    def start_epoch(self, epoch):
         self.epoch_started = self.clock()
+        self.position = (epoch, 0)
+
+    def where(self):
+        """Where the job is: "epoch 3 batch 40" (the batches it has finished)."""
+        epoch, b = self.position
+        return f"epoch {epoch} batch {b} of {self.n_batches}"
 
     def batch(self, epoch, b):
         """After batch `b` of `epoch`: a line when one is due."""
+        self.position = (epoch, b)
         self.batches_done += 1
         now = self.clock()
         if now - self.last_line < PROGRESS_EVERY_SECONDS:

@@ -1,0 +1,118 @@
+"""A training run that cannot fit in memory is refused before anything is allocated,
+naming the config key that makes it large and the memory it would need.
+
+What a run holds: its whole cache resident (the integers of both splits, as stored),
+the network's parameters with their gradients and Adam's two moments (16 bytes each in
+float32), and one batch's activations, saved for the backward pass. The network and
+the activations are measured on PyTorch's meta device, which allocates nothing; the
+activations are the outputs of every layer for one batch, counted three times (the
+output, what backward keeps of it, its gradient): an estimate, meant to catch sizes
+that cannot work, not to plan memory to the byte.
+"""
+
+import torch
+
+from snnflow import SnnflowError
+from snnflow.machine import memory_bytes, size_text
+
+ACTIVATION_COPIES = 3
+BYTES_PER_PARAMETER = 4 * 4  # float32 weight, gradient, Adam's exp_avg and exp_avg_sq
+
+
+def cache_bytes(cache):
+    """Bytes of every array in the cache's splits, as they are held in memory."""
+    import h5py
+
+    total = 0
+    with h5py.File(cache, "r") as h5:
+        def add(name, item):
+            nonlocal total
+            if isinstance(item, h5py.Dataset):
+                total += item.size * item.dtype.itemsize
+        h5.visititems(add)
+    return total
+
+
+def cache_sample_shape(cache):
+    """The shape of one stored training input: the first array of more than one axis in
+    the cache's train split (the frames (T, 2, 34, 34), the images (1, 28, 28)). The cache
+    is checked when it is loaded; here an unreadable one gives no shape."""
+    import h5py
+
+    try:
+        with h5py.File(cache, "r") as h5:
+            for item in h5["train"].values():
+                if isinstance(item, h5py.Dataset) and item.ndim > 1:
+                    return item.shape[1:]
+    except (OSError, KeyError):
+        pass
+    return None
+
+
+def network_bytes(kind, s, sample_shape):
+    """(parameter count, bytes of parameters and optimiser state, bytes of one batch's
+    activations) of the run's network, measured on the meta device."""
+    with torch.device("meta"):
+        model = kind.build(s, "torch")
+    parameters = sum(p.numel() for p in model.parameters())
+    outputs = []
+
+    def count(module, inputs, output):
+        if torch.is_tensor(output):
+            outputs.append(output.numel() * output.element_size())
+    leaves = [m for m in model.modules() if not list(m.children())]
+    hooks = [m.register_forward_hook(count) for m in leaves]
+    shape = (sample_shape[0], s.batch_size, *sample_shape[1:]) if kind.time_major else \
+        (s.batch_size, *sample_shape)
+    try:
+        with torch.no_grad():
+            model(torch.empty(shape, device="meta"))
+        activations = sum(outputs) * ACTIVATION_COPIES
+    except (RuntimeError, NotImplementedError):  # an op without a meta kernel: unknown
+        activations = 0
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return parameters, parameters * BYTES_PER_PARAMETER, activations
+
+
+def available_bytes(device):
+    """(bytes the network and a batch may use, bytes the data may use) on `device`."""
+    _, host = memory_bytes()
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return free, (host or 0) + free // 2  # the data goes to pinned host memory if need be
+    return host, host
+
+
+def refuse_what_cannot_fit(kind, s, cache, sample_shape, device):
+    """Raise SnnflowError when the run of settings `s` on `cache` (samples of
+    `sample_shape`, as stored) cannot fit in the memory of `device`."""
+    if sample_shape is None:
+        return  # a damaged cache: loading it says what is wrong
+    data = cache_bytes(cache)
+    parameters, network, activations = network_bytes(kind, s, sample_shape)
+    for_network, for_data = available_bytes(device)
+    if for_network is None:
+        return  # no /proc/meminfo: nothing to compare with
+    on_device = network + activations + (data if device.type == "cpu" else 0)
+    if on_device <= for_network and data <= for_data:
+        return
+    parts = {"data": data, "network": network, "batch": activations}
+    largest = max(parts, key=parts.get)
+    section = kind.name
+    key = {"data": f"{section}.T" if kind.time_major else None,
+           "network": f"{section}.hidden" if s.hidden * 64 > max(s.channels) else
+           f"{section}.channels", "batch": f"{section}.batch_size"}[largest]
+    value = {f"{section}.T": s.T, f"{section}.hidden": s.hidden,
+             f"{section}.channels": s.channels, f"{section}.batch_size": s.batch_size}.get(key)
+    needed = (f"about {size_text(network + activations + data)}: the network "
+              f"{size_text(network)} ({parameters:.3g} parameters with their gradients and "
+              f"Adam's moments), one batch's activations {size_text(activations)}, the "
+              f"resident data {size_text(data)}")
+    has = f"{device.type} has {size_text(for_network)} available"
+    if key is None:
+        raise SnnflowError(f"{cache}: this run needs {needed}, and {has} - run it on a "
+                           "machine with more memory")
+    raise SnnflowError(f"config key {key}: {value} makes this run need {needed}, and {has} - "
+                       "lower it")
