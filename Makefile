@@ -29,8 +29,11 @@ demo: $(VENV)/.installed
 study: $(VENV)/.installed
 	$(BIN)/snakemake --cores 8 --resources gpu=1
 
+# Two workers, a test file each at a time (module fixtures stay in one worker): most of
+# the suite waits on Snakemake jobs, so two files at once take about half the time.
+TEST_WORKERS ?= 2
 test: $(VENV)/.installed-test
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 bench: $(VENV)/.installed
 	mkdir -p results

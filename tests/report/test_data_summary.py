@@ -43,3 +43,46 @@ def test_sources_name_the_urls_and_md5_sums_or_the_local_copies():
     mnist = describe_sources({"kind": "datasets", "nmnist_dir": "/d/n", "mnist_dir": None,
                               "nmnist_mirror": None, "mnist_mirror": None})["mnist"]
     assert "train-images-idx3-ubyte.gz (md5 f68b3c2dcbeaaa9fbdd348bbdeb94873)" in mnist
+
+
+def test_test_samples_identical_to_training_samples_are_counted_and_warned_of(tmp_path, rng):
+    """A test split that repeats training recordings (a copied folder, a bad subset) is a
+    study that measures memory: the data table counts them, the page warns at its top."""
+    import shutil
+
+    from conftest import make_nmnist_tree
+    from snnflow.data.events import build_event_store
+    from snnflow.report.page import warnings
+    from snnflow.report.study import Study
+
+    make_nmnist_tree(tmp_path / "raw", 2, rng)
+    for label in (3, 5):  # two test recordings are copies of training ones
+        shutil.copy(tmp_path / "raw" / "Train" / str(label) / "00000.bin",
+                    tmp_path / "raw" / "Test" / str(label) / "00001.bin")
+    build_event_store(tmp_path / "raw", tmp_path / "events.h5")
+    from snnflow.data.idx import write_idx
+    from snnflow.data.mnist import build_image_cache
+    from conftest import all_classes
+
+    images = rng.integers(0, 256, (20, 28, 28), dtype=np.uint8)
+    (tmp_path / "mnist").mkdir()
+    for prefix, part in (("train", images[:10]), ("t10k", images[:10])):  # test = train
+        write_idx(tmp_path / "mnist" / f"{prefix}-images-idx3-ubyte.gz", part)
+        write_idx(tmp_path / "mnist" / f"{prefix}-labels-idx1-ubyte.gz", all_classes(rng, 10))
+    build_image_cache(tmp_path / "mnist", tmp_path / "mnist.h5")
+    summarize(tmp_path / "events.h5", {}, tmp_path / "mnist.h5", SYNTHETIC,
+              tmp_path / "dataset.csv", tmp_path / "examples.npz")
+    table = pd.read_csv(tmp_path / "dataset.csv").set_index(["dataset", "split"])
+    assert table.loc[("N-MNIST", "test"), "test_in_train"] == 2
+    assert table.loc[("N-MNIST", "train"), "test_in_train"] == 0
+    assert table.loc[("MNIST", "test"), "test_in_train"] == 10
+    found = warnings(Study([], 4, table.reset_index(), {}, {}))
+    assert found[0].startswith("2 of the 20 N-MNIST test samples are identical to a training "
+                               "sample: on them the test accuracy measures memory")
+    assert found[1].startswith("10 of the 10 MNIST test samples")
+
+
+def test_distinct_splits_have_nothing_in_common(small_caches, tmp_path):
+    summarize(small_caches / "events.h5", {}, small_caches / "mnist.h5", SYNTHETIC,
+              tmp_path / "dataset.csv", tmp_path / "examples.npz")
+    assert (pd.read_csv(tmp_path / "dataset.csv")["test_in_train"] == 0).all()

@@ -104,7 +104,8 @@ def claim_here(folder, monkeypatch):
     from snnflow.train.gpu_slots import claim_gpu
 
     monkeypatch.setenv("SNNFLOW_GPU_LOCK_DIR", str(folder))
-    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # recorded, so the claim's is undone
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
     claim = claim_gpu(1, "auto", lambda m: None)
     os.close(claim.handle)
     return claim

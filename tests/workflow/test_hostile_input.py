@@ -275,9 +275,9 @@ def wait_for(path, words, timeout=120):
     raise AssertionError(f"'{words}' did not appear in {path}")
 
 
-@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
-def test_a_signalled_training_job_leaves_its_line_its_checkpoint_and_no_outputs(tmp_path,
-                                                                               stop):
+def test_a_sigterm_to_a_training_job_leaves_its_line_its_checkpoint_and_no_outputs(
+        tmp_path):
+    stop = signal.SIGTERM  # a scheduler's time limit or scancel
     config = {**STUDY, "snn": {**STUDY["snn"], "epochs": 200}}
     (tmp_path / "config.yaml").write_text((REPO / "config.yaml").read_text())
     (tmp_path / "case.yaml").write_text(yaml.safe_dump(config))
@@ -302,7 +302,8 @@ def test_a_signalled_training_job_leaves_its_line_its_checkpoint_and_no_outputs(
     assert (tmp_path / "results" / "checkpoints" / "snn_T4_seed0.pt").exists()
 
 
-def test_a_signalled_report_job_leaves_its_line_and_no_page(study):
+def test_a_sigint_to_the_report_job_leaves_its_line_and_no_page(study):
+    """Ctrl-C's SIGINT, sent to the job alone (a terminal sends it to Snakemake too)."""
     log = study / "results" / "logs" / "report.log"
     log.unlink()
     process = subprocess.Popen(
@@ -312,11 +313,11 @@ def test_a_signalled_report_job_leaves_its_line_and_no_page(study):
     pid = job_pid("report")
     wait_for(log, "")  # the job has opened its log: it handles signals from here on
     time.sleep(0.5)
-    os.kill(pid, signal.SIGTERM)
+    os.kill(pid, signal.SIGINT)
     process.communicate(timeout=120)
     assert process.returncode != 0
     log = log.read_text()
-    assert "error: results/logs/report.log: interrupted by SIGTERM - rerun with " \
+    assert "error: results/logs/report.log: interrupted by SIGINT - rerun with " \
            "--rerun-incomplete to resume" in log
     assert not (study / "results" / "report.html").exists()
     rc, output = run_target(study, "results/report.html", STUDY)  # and it comes back

@@ -2,10 +2,14 @@
 one test sample of each class as the networks see it.
 
 - dataset.csv: per dataset and split, the number of samples in all and per class,
-  events per sample (N-MNIST: mean, min, max) and where the data came from;
+  events per sample (N-MNIST: mean, min, max), how many test samples are identical to a
+  training sample (test_in_train: the test split then measures memory, not
+  generalisation; the report warns) and where the data came from;
 - examples.npz: for each class, the first test sample's frames at every T (N-MNIST) and
   the first test digit (MNIST), for the report's figure.
 """
+
+import hashlib
 
 import numpy as np
 
@@ -43,8 +47,26 @@ def describe_sources(sources):
     return described
 
 
-def _split_row(dataset, split, labels, source, events=None):
-    row = {"dataset": dataset, "split": split, "samples": int(len(labels))}
+def _digests(samples):
+    """The set of digests of `samples` (byte strings)."""
+    return {hashlib.blake2b(sample, digest_size=16).digest() for sample in samples}
+
+
+def recordings(codes, offsets):
+    """Each recording's pixel codes of an event store split, as bytes."""
+    return (codes[start:end].tobytes() for start, end in zip(offsets[:-1], offsets[1:]))
+
+
+def count_test_in_train(train_samples, test_samples):
+    """How many test samples are byte-for-byte a training sample."""
+    train = _digests(train_samples)
+    return sum(hashlib.blake2b(sample, digest_size=16).digest() in train
+               for sample in test_samples)
+
+
+def _split_row(dataset, split, labels, source, events=None, repeated=0):
+    row = {"dataset": dataset, "split": split, "samples": int(len(labels)),
+           "test_in_train": repeated if split == "test" else 0}
     row.update({f"class_{c}": int((labels == c).sum()) for c in CLASSES})
     row.update(events_mean=float(events.mean()) if events is not None else np.nan,
                events_min=int(events.min()) if events is not None else np.nan,
@@ -63,17 +85,25 @@ def summarize(event_store, frame_caches, mnist_cache, sources, out_csv, out_npz)
     examples = {}
     with open_event_store(event_store) as store:
         labels = {split: read_dataset(store, f"{split}/labels") for split in SPLITS}
+        offsets = {split: read_dataset(store, f"{split}/offsets") for split in SPLITS}
+        codes = {split: read_dataset(store, f"{split}/codes") for split in SPLITS}
+        repeated = count_test_in_train(recordings(codes["train"], offsets["train"]),
+                                       recordings(codes["test"], offsets["test"]))
+        del codes
         for split in SPLITS:
-            events = np.diff(read_dataset(store, f"{split}/offsets"))
             rows.append(_split_row("N-MNIST", split, labels[split], described["nmnist"],
-                                   events))
+                                   np.diff(offsets[split]), repeated))
         names, test_labels = store["test/names"][...], labels["test"]
         examples["names"] = np.array([names[np.flatnonzero(test_labels == c)[0]].decode()
                                       if (test_labels == c).any() else "" for c in CLASSES])
-    with open_checked(mnist_cache, ["train/labels", "test/labels", "test/images"]) as h5:
+    with open_checked(mnist_cache, ["train/labels", "test/labels", "train/images",
+                                    "test/images"]) as h5:
+        images = {split: read_dataset(h5, f"{split}/images") for split in SPLITS}
+        repeated = count_test_in_train((image.tobytes() for image in images["train"]),
+                                       (image.tobytes() for image in images["test"]))
         for split in SPLITS:
             rows.append(_split_row("MNIST", split, read_dataset(h5, f"{split}/labels"),
-                                   described["mnist"]))
+                                   described["mnist"], repeated=repeated))
         images, labels = h5["test/images"], read_dataset(h5, "test/labels")
         examples["digits"] = np.stack([_first(images, labels, c)[0] for c in CLASSES])
     for T, cache in sorted(frame_caches.items()):

@@ -39,8 +39,20 @@ def render_page(study, pngs):
         undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
     return environment.get_template(TEMPLATE).render(
         runs=", ".join(study.order), n_seeds=study.n_seeds, main_T=study.main_T,
-        ref_device=REFERENCE_DEVICE, energy=study.energy,
+        ref_device=REFERENCE_DEVICE, energy=study.energy, warnings=warnings(study),
         sections=[(title, items) for title, items in sections.items() if items])
+
+
+def warnings(study):
+    """What makes part of the study mean less than it seems, for the top of the page."""
+    found = []
+    for row in study.dataset.itertuples():
+        if row.split == "test" and getattr(row, "test_in_train", 0) > 0:
+            found.append(f"{int(row.test_in_train)} of the {row.samples} {row.dataset} test "
+                         "samples are identical to a training sample: on them the test "
+                         "accuracy measures memory, not generalisation (the data table, "
+                         "column test_in_train)")
+    return found
 
 
 def _shown_entries(pngs):
