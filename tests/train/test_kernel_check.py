@@ -20,6 +20,7 @@ from snnflow.model import cnn, snn
 from snnflow.runs import RunSettings, outputs_in
 from snnflow.train import kernel_check
 from snnflow.train.dataset import ResidentDataset
+from wrong_kernels import WrongLif
 
 
 def settings(**overrides):
@@ -34,26 +35,11 @@ def train_split(small_caches):
     return ResidentDataset(inputs, labels, torch.device("cpu"), time_major=True)
 
 
-class WrongSpikes:
-    """The C++ operators with one of them made wrong: the fused LIF misses every spike
-    exactly on the threshold's side it should fire, as a wrong comparison would."""
-
-    def __init__(self, ops):
-        self.ops = ops
-
-    def __getattr__(self, name):
-        return getattr(self.ops, name)
-
-    def lif_forward(self, x, tau, v_th, v_reset):
-        spikes, h = self.ops.lif_forward(x, tau, v_th, v_reset)
-        return spikes * (h > v_th + 0.05), h
-
-
 @pytest.fixture
 def wrong_lif(monkeypatch):
     ops = cpu_ops.load()
     assert ops is not None
-    monkeypatch.setattr(cpu_ops, "load", lambda: WrongSpikes(ops))
+    monkeypatch.setattr(cpu_ops, "load", lambda: WrongLif(ops))
 
 
 def test_the_kernels_as_they_are_pass_at_the_study_widths(train_split):

@@ -25,21 +25,13 @@ FAKE_NVIDIA_SMI = """#!/bin/sh
 echo "GPU 0: NVIDIA H200 (UUID: GPU-8d1a7c52-0000-0000-0000-000000000000)"
 """
 
-# Appended to the copy's snnflow/kernels/cpu_ops.py: the fused LIF loses the spikes of
-# membranes just above the threshold, as a wrong comparison in a kernel would.
-WRONG_KERNEL = '''
+# Appended to the copy's snnflow/kernels/cpu_ops.py: its operators with a wrong fused LIF
+# (tests/wrong_kernels.py).
+WRONG_KERNEL = f"""
 
-class _WrongLif:
-    def __init__(self, ops):
-        self.ops = ops
-
-    def __getattr__(self, name):
-        return getattr(self.ops, name)
-
-    def lif_forward(self, x, tau, v_th, v_reset):
-        spikes, h = self.ops.lif_forward(x, tau, v_th, v_reset)
-        return spikes * (h > v_th + 0.05), h
-
+import sys as _sys
+_sys.path.insert(0, {str(REPO / "tests")!r})
+from wrong_kernels import WrongLif as _WrongLif
 
 _right_load = load
 
@@ -47,7 +39,7 @@ _right_load = load
 def load():
     ops = _right_load()
     return None if ops is None else _WrongLif(ops)
-'''
+"""
 
 
 @pytest.fixture
