@@ -29,7 +29,7 @@ def test_a_line_every_30_seconds_with_rate_elapsed_and_the_end():
     assert lines[0] == (f"epoch 1/3 batch 8/10 | 64 samples/s | elapsed 0:00:32 | ends ~{end} "
                         "(in 0:01:28, evaluation not yet timed)")
     clock.now += 10.0  # the evaluation
-    timing = p.end_epoch(1, 40.0, 10.0)
+    timing = p.end_epoch(1, 10.0)
     # 20 batches of 4 s and 2 evaluations of 10 s left
     assert timing.endswith("(in 0:01:40)") and timing.startswith("elapsed 0:00:50 | ends ~")
 
@@ -39,7 +39,7 @@ def test_the_last_epoch_ends_with_the_elapsed_time_and_a_summary():
     p = Progress(2, 2, 1, 16, lines.append, clock=clock)
     clock.now += 5.0
     p.batch(2, 1)
-    assert p.end_epoch(2, 4.0, 1.0) == "elapsed 0:00:05"
+    assert p.end_epoch(2, 1.0) == "elapsed 0:00:05"
     history = [{"epoch": 1, "test_acc": 0.9}, {"epoch": 2, "test_acc": 0.85}]
     assert p.summary(history) == ("done: 2 epochs (1 in this job), last test acc 0.8500, "
                                   "best 0.9000 (epoch 1), 0:00:05 in this job")

@@ -66,7 +66,7 @@ def atomic_path(path):
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    _remove(tmp)
+    remove_path(tmp)
     try:
         with reporting_full_disk(path):
             yield tmp
@@ -74,13 +74,13 @@ def atomic_path(path):
                 shutil.rmtree(path)
             os.replace(tmp, path)
     except BaseException:
-        _remove(tmp)
+        remove_path(tmp)
         raise
     for stale in path.parent.glob(f".{glob.escape(path.name)}.tmp-*"):
-        _remove(stale)
+        remove_path(stale)
 
 
-def _remove(p):
+def remove_path(p):
     if p.is_dir() and not p.is_symlink():
         shutil.rmtree(p, ignore_errors=True)
     elif p.exists() or p.is_symlink():

@@ -1,7 +1,6 @@
 """Running a pipeline step from a Snakemake script: log file, one-line errors, signals."""
 
 import contextlib
-import shutil
 import signal
 import sys
 import time
@@ -9,7 +8,7 @@ import traceback
 from pathlib import Path
 
 from snnflow import SnnflowError, first_line
-from snnflow.atomic import disk_full_reason, full_disk_error
+from snnflow.atomic import disk_full_reason, full_disk_error, remove_path
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)  # a scheduler's limit or scancel; Ctrl-C
 _position = [None]  # () -> where the job is ("epoch 3 batch 40"), for the interrupted line
@@ -34,13 +33,6 @@ def report_position_with(describe):
     _position[0] = describe
 
 
-def _remove_outputs(paths):
-    """The job's declared outputs, removed: an interrupted job's are incomplete."""
-    for path in map(Path, paths):
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path, ignore_errors=True)
-        elif path.exists() or path.is_symlink():
-            path.unlink(missing_ok=True)
 
 
 def run_job(snakemake, main):
@@ -76,7 +68,8 @@ def run_job(snakemake, main):
             main(log)
         except Interrupted as err:
             where = f" at {_position[0]()}" if _position[0] is not None else ""
-            _remove_outputs(snakemake.output)
+            for output in snakemake.output:  # an interrupted job's outputs are incomplete
+                remove_path(Path(output))
             line = (f"error: {log_path}: interrupted by {err}{where} - rerun with "
                     "--rerun-incomplete to resume")
             print(line, flush=True)

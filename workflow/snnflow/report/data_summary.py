@@ -99,13 +99,14 @@ def summarize(event_store, frame_caches, mnist_cache, sources, out_csv, out_npz)
     with open_checked(mnist_cache, ["train/labels", "test/labels", "train/images",
                                     "test/images"]) as h5:
         images = {split: read_dataset(h5, f"{split}/images") for split in SPLITS}
+        labels = {split: read_dataset(h5, f"{split}/labels") for split in SPLITS}
         repeated = count_test_in_train((image.tobytes() for image in images["train"]),
                                        (image.tobytes() for image in images["test"]))
         for split in SPLITS:
-            rows.append(_split_row("MNIST", split, read_dataset(h5, f"{split}/labels"),
-                                   described["mnist"], repeated=repeated))
-        images, labels = h5["test/images"], read_dataset(h5, "test/labels")
-        examples["digits"] = np.stack([_first(images, labels, c)[0] for c in CLASSES])
+            rows.append(_split_row("MNIST", split, labels[split], described["mnist"],
+                                   repeated=repeated))
+        examples["digits"] = np.stack([_first(images["test"], labels["test"], c)[0]
+                                       for c in CLASSES])
     for T, cache in sorted(frame_caches.items()):
         with open_checked(cache, ["test/frames", "test/labels"]) as h5:
             frames, labels = h5["test/frames"], read_dataset(h5, "test/labels")

@@ -110,13 +110,11 @@ def verify(kind, s, backend, train, autocast, log):
     if not checks and not graphs:
         log(f"kernel check: {outcome.summary()}")
         return outcome
-    if graphs:
-        checks.append(("CUDA graphs", None, "eager steps"))
+    if graphs:  # last: it trains with what the checks before it left switched on
+        checks.append(("CUDA graphs", lambda: check_graph_steps(
+            kind, replace(s, fused_cuda_block=outcome.fused_cuda_block), outcome.backend, x, y,
+            autocast), "eager steps"))
     for path, run_check, fallback in checks:
-        if path == "CUDA graphs":
-            run_check = lambda: check_graph_steps(  # noqa: E731 (the backend chosen so far)
-                kind, replace(s, fused_cuda_block=outcome.fused_cuda_block), outcome.backend,
-                x, y, autocast)
         try:
             result = run_check()
         except Exception as err:  # a kernel that does not run here is a failed check

@@ -39,7 +39,7 @@ from snnflow.settings import config_key
 from snnflow.train import energy, kernel_check
 from snnflow.train.checkpoint import load_state, restore_rng, rng_states, save_state
 from snnflow.train.dataset import ResidentDataset
-from snnflow.train.memory import cache_sample_shape, refuse_what_cannot_fit
+from snnflow.train.memory import refuse_what_cannot_fit
 from snnflow.train.gpu_slots import claim_gpu, count_gpus, slot_count
 from snnflow.train.progress import Progress
 
@@ -297,7 +297,7 @@ def prepare(kind, s: RunSettings, cache, threads, log):
     device = resolve_device(s.device)
     if s.epochs < 1:
         raise SnnflowError(f"config key {s.model}.epochs: {s.epochs} - must be at least 1")
-    refuse_what_cannot_fit(kind, s, cache, cache_sample_shape(cache), device)
+    refuse_what_cannot_fit(kind, s, cache, device)
     train, test = load_data(kind, s, cache, device)
     data_identity = cache_identity(cache)
     log(f"{s.label}: {len(train)} train / {len(test)} test samples on {device}, cache in "
@@ -425,7 +425,7 @@ def fit(job: Job, history, outputs, checkpoint, origin, log):
             "scheduler": job.scheduler.state_dict(), "rng": rng_states(job.generator),
             "scaler": job.scaler.state_dict() if job.scaler is not None else None,
             "history": history})
-        timing = progress.end_epoch(epoch, t1 - t0, t2 - t1)
+        timing = progress.end_epoch(epoch, t2 - t1)
         log(f"epoch {epoch}/{s.epochs}: train loss {train_loss:.4f} acc {train_acc:.4f} | "
             f"test loss {test_loss:.4f} acc {test_acc:.4f} | {t1 - t0:.1f}s + {t2 - t1:.1f}s | "
             f"{timing}")

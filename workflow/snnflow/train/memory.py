@@ -19,34 +19,24 @@ ACTIVATION_COPIES = 3
 BYTES_PER_PARAMETER = 4 * 4  # float32 weight, gradient, Adam's exp_avg and exp_avg_sq
 
 
-def cache_bytes(cache):
-    """Bytes of every array in the cache's splits, as they are held in memory."""
+def cache_layout(cache):
+    """(shape of one stored training input, bytes of every array in the cache as held in
+    memory), read from the file's metadata: the input is the first array of more than one
+    axis in the train split (the frames (T, 2, 34, 34), the images (1, 28, 28)). The cache
+    is checked when it is loaded; here an unreadable one gives (None, 0)."""
     import h5py
 
-    total = 0
-    with h5py.File(cache, "r") as h5:
-        def add(name, item):
-            nonlocal total
-            if isinstance(item, h5py.Dataset):
-                total += item.size * item.dtype.itemsize
-        h5.visititems(add)
-    return total
-
-
-def cache_sample_shape(cache):
-    """The shape of one stored training input: the first array of more than one axis in
-    the cache's train split (the frames (T, 2, 34, 34), the images (1, 28, 28)). The cache
-    is checked when it is loaded; here an unreadable one gives no shape."""
-    import h5py
-
+    arrays = []
     try:
         with h5py.File(cache, "r") as h5:
-            for item in h5["train"].values():
-                if isinstance(item, h5py.Dataset) and item.ndim > 1:
-                    return item.shape[1:]
-    except (OSError, KeyError):
-        pass
-    return None
+            h5.visititems(lambda name, item: arrays.append((name, item.shape, item.size *
+                                                            item.dtype.itemsize))
+                          if isinstance(item, h5py.Dataset) else None)
+    except OSError:
+        return None, 0
+    inputs = [shape[1:] for name, shape, _ in arrays
+              if name.startswith("train/") and len(shape) > 1]
+    return (inputs[0] if inputs else None), sum(size for _, _, size in arrays)
 
 
 def network_bytes(kind, s, sample_shape):
@@ -85,12 +75,12 @@ def available_bytes(device):
     return host, host
 
 
-def refuse_what_cannot_fit(kind, s, cache, sample_shape, device):
-    """Raise SnnflowError when the run of settings `s` on `cache` (samples of
-    `sample_shape`, as stored) cannot fit in the memory of `device`."""
+def refuse_what_cannot_fit(kind, s, cache, device):
+    """Raise SnnflowError when the run of settings `s` on `cache` cannot fit in the
+    memory of `device`."""
+    sample_shape, data = cache_layout(cache)
     if sample_shape is None:
         return  # a damaged cache: loading it says what is wrong
-    data = cache_bytes(cache)
     parameters, network, activations = network_bytes(kind, s, sample_shape)
     for_network, for_data = available_bytes(device)
     if for_network is None:

@@ -25,7 +25,6 @@ class Progress:
         self.batch_size, self.log, self.clock, self.wall_clock = batch_size, log, clock, wall_clock
         self.started = self.last_line = clock()
         self.batches_done = 0           # by this job
-        self.train_seconds = 0.0        # of the epochs this job finished
         self.test_seconds = []
         self.epoch_started = self.started
         self.position = (first_epoch, 0)
@@ -51,9 +50,8 @@ class Progress:
         self.log(f"epoch {epoch}/{self.epochs} batch {b}/{self.n_batches} | {rate:.0f} samples/s"
                  f" | {self._timing(epoch, b)}")
 
-    def end_epoch(self, epoch, train_seconds, test_seconds):
+    def end_epoch(self, epoch, test_seconds):
         """The timing part of the epoch's line, which the caller logs."""
-        self.train_seconds += train_seconds
         self.test_seconds.append(test_seconds)
         self.last_line = self.clock()
         return self._timing(epoch, self.n_batches, evaluated=True)
