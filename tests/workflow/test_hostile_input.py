@@ -251,16 +251,18 @@ def test_a_frame_cache_of_the_wrong_shape_stops_the_training_job(study, damaged)
 # --- signals: a scheduler's SIGTERM (time limit, scancel) and Ctrl-C's SIGINT
 
 
-def job_pid(script, timeout=120):
-    """The process id of the running job whose Snakemake script is `script`."""
+def job_pid(script, workdir, timeout=120):
+    """The process id of the running job whose Snakemake script is `script`, run in
+    `workdir` (other tests may run the same script at the same time)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for entry in Path("/proc").iterdir():
             try:
                 command = (entry / "cmdline").read_bytes().split(b"\0")
+                here = os.readlink(entry / "cwd") == os.path.realpath(workdir)
             except OSError:
                 continue
-            if len(command) > 1 and command[1].endswith(f".{script}.py".encode()):
+            if here and len(command) > 1 and command[1].endswith(f".{script}.py".encode()):
                 return int(entry.name)
         time.sleep(0.05)
     raise AssertionError(f"no {script} job appeared")
@@ -288,7 +290,7 @@ def test_a_sigterm_to_a_training_job_leaves_its_line_its_checkpoint_and_no_outpu
         stderr=subprocess.STDOUT, text=True)
     log = tmp_path / "results" / "logs" / "train_snn_T4_seed0.log"
     wait_for(log, "epoch 2/200:")
-    os.kill(job_pid("train_snn"), stop)
+    os.kill(job_pid("train_snn", tmp_path), stop)
     output = process.communicate(timeout=120)[0]
     assert process.returncode != 0
     name = signal.Signals(stop).name
@@ -310,7 +312,7 @@ def test_a_sigint_to_the_report_job_leaves_its_line_and_no_page(study):
         [sys.executable, "-m", "snakemake", "results/report.html", "-s",
          str(REPO / "Snakefile"), "--cores", "1", "--configfile", "case.yaml", "--forcerun",
          "report"], cwd=study, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    pid = job_pid("report")
+    pid = job_pid("report", study)
     wait_for(log, "")  # the job has opened its log: it handles signals from here on
     time.sleep(0.5)
     os.kill(pid, signal.SIGINT)
