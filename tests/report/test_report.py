@@ -11,8 +11,8 @@ import pytest
 from conftest import REPO
 from snnflow import SnnflowError
 from snnflow.report.build import build_report
-from snnflow.report.registry import FIGURES, TABLES
-from snnflow.runs import LAYERS, METRICS_COLUMNS
+from snnflow.report.registry import figure_names, table_names
+from snnflow.runs import LAYERS, METRICS_COLUMNS, sweep_variant, variant_label
 
 ENERGY = {"e_ac_pj": 0.9, "e_mac_pj": 4.6}
 FINAL_ACC = {  # final test accuracy per model and seed
@@ -22,16 +22,21 @@ FINAL_ACC = {  # final test accuracy per model and seed
 }
 
 
-def fake_run(folder, model, seed, final_acc, epochs=3):
+def fake_run(folder, model, seed, final_acc, epochs=3, val_acc=None, sweep=None,
+             firing=0.1):
+    """A run's files as its job writes them; `val_acc`: a validation accuracy per epoch
+    (none: no validation split), `sweep`: a sweep's record (snnflow.runs.sweep_variant)."""
     folder.mkdir(parents=True)
     rows = [{"epoch": e, "lr": 1e-3, "train_loss": 1 / e, "train_acc": final_acc * e / epochs,
              "test_loss": 1.1 / e, "test_acc": final_acc * e / epochs,
+             "val_acc": val_acc[e - 1] if val_acc else None,
+             "val_loss": 1.2 / e if val_acc else None,
              "train_seconds": 2.0 + seed, "test_seconds": 0.5} for e in range(1, epochs + 1)]
     pd.DataFrame(rows, columns=METRICS_COLUMNS).to_csv(folder / "metrics.csv", index=False)
     spiking = model != "cnn"
     layers = [{"epoch": e, "layer": layer, "neurons": 100,
-               "firing_rate": 0.1 * (k + 1) + 0.01 * seed if spiking else np.nan,
-               "synaptic_ops": 1000.0 * k if spiking else 0.0,
+               "firing_rate": firing * (k + 1) + 0.01 * seed if spiking else np.nan,
+               "synaptic_ops": 10000.0 * firing * k if spiking else 0.0,
                "macs": (500.0 if k == 0 else 0.0) if spiking else 200.0}
               for e in range(1, epochs + 1) for k, layer in enumerate(LAYERS)]
     pd.DataFrame(layers).to_csv(folder / "layers.csv", index=False)
@@ -42,8 +47,11 @@ def fake_run(folder, model, seed, final_acc, epochs=3):
     pd.DataFrame({"index": range(100), "label": labels, "prediction": predicted}).to_csv(
         folder / "predictions.csv", index=False)
     T = None if model == "cnn" else int(model.split("_T")[1])
+    label = "CNN" if T is None else f"SNN-{T}"
+    if sweep is not None:
+        label = variant_label(sweep["name"], sweep["values"])
     info = {"model": "cnn" if T is None else "snn", "name": model, "T": T, "seed": seed,
-            "label": "CNN" if T is None else f"SNN-{T}", "settings": {"lr": 1e-3},
+            "label": label, "sweep": sweep, "settings": {"lr": 1e-3},
             "device_name": "Test CPU (2 threads)",
             "versions": {"torch": "2.x"}, "code_fingerprint": "f00", "n_train": 100,
             "placement": "claimed GPU slot 0 of 1", "backend": "cpp"}
@@ -96,9 +104,11 @@ def built(tmp_path_factory):
 def test_every_table_and_figure_and_a_self_contained_page(built):
     out = built
     html = (out / "report.html").read_text()
-    assert sorted(p.stem for p in (out / "tables").iterdir()) == sorted(TABLES)
-    assert sorted(p.stem for p in (out / "figures").iterdir()) == sorted(FIGURES)
-    assert html.count('src="data:image/png;base64,') == len(FIGURES)
+    figures = figure_names([4, 16], 16)  # without sweeps: no sweep table or figure
+    assert sorted(p.stem for p in (out / "tables").iterdir()) == sorted(table_names())
+    assert sorted(p.stem for p in (out / "figures").iterdir()) == sorted(figures)
+    assert "sweeps" not in table_names() and "sweep_accuracy" not in figures
+    assert html.count('src="data:image/png;base64,') == len(figures)
     assert "http" not in html.replace("http-equiv", "")
     for words in ("CNN vs SNN-16", "reference study", "Time per epoch", "Spikes and energy",
                   "Horowitz, ISSCC 2014", "not a measurement", "paired t-test",
@@ -189,4 +199,117 @@ def test_snakemakes_report_lists_the_sections_in_the_order_data_flows():
 
     categories = [report_category(section) for section in SECTIONS]
     assert sorted(categories) == categories  # its menu sorts them alphabetically
-    assert categories[0] == "1. Data" and categories[-1] == "6. Runs"
+    assert categories[0] == "1. Data" and categories[-1] == "7. Runs"
+
+
+def test_without_a_validation_split_the_chosen_epoch_is_marked_optimistic(built):
+    accuracy = pd.read_csv(built / "tables" / "accuracy.csv").set_index("model")
+    acc = list(FINAL_ACC["snn_T16"].values())  # the test accuracy rises: the last is best
+    assert accuracy.loc["SNN-16", "final_test_acc"] == pytest.approx(np.mean(acc))
+    assert accuracy.loc["SNN-16", "chosen_test_acc"] == pytest.approx(np.mean(acc))
+    assert (accuracy["chosen_on"] == "chosen on test (optimistic)").all()
+    comparison = pd.read_csv(built / "tables" / "comparison.csv")
+    assert set(comparison["epoch_kind"]) == {"last", "chosen on test (optimistic)"}
+    assert "<td>chosen on test (optimistic)</td>" in (built / "report.html").read_text()
+
+
+def test_with_a_validation_split_the_epoch_is_chosen_on_it(tmp_path):
+    """Validation accuracy peaks at epoch 2 while the test accuracy still rises: the
+    chosen epoch's test accuracy is epoch 2's, not the best test epoch's."""
+    runs = {}
+    for model, seeds in FINAL_ACC.items():
+        for seed, final in seeds.items():
+            folder = tmp_path / "runs" / model / f"seed{seed}"
+            fake_run(folder, model, seed, final, val_acc=[0.5, 0.9, 0.7])
+            runs.setdefault(model, {})[seed] = folder
+    fake_data(tmp_path / "data")
+    out = build((runs, tmp_path))
+    accuracy = pd.read_csv(out / "tables" / "accuracy.csv").set_index("model")
+    acc = np.array(list(FINAL_ACC["snn_T16"].values()))
+    assert accuracy.loc["SNN-16", "chosen_test_acc"] == pytest.approx(np.mean(acc * 2 / 3))
+    assert accuracy.loc["SNN-16", "final_test_acc"] == pytest.approx(np.mean(acc))
+    assert accuracy.loc["SNN-16", "chosen_epoch"] == "2, 2, 2"
+    assert accuracy.loc["SNN-16", "chosen_val_acc"] == pytest.approx(0.9)
+    assert (accuracy["chosen_on"] == "chosen on validation").all()
+    by_T = pd.read_csv(out / "tables" / "accuracy_by_T.csv").set_index("T")
+    assert by_T.loc[16, "chosen_test_acc"] == pytest.approx(np.mean(acc * 2 / 3))
+    html = (out / "report.html").read_text()
+    assert "<td>chosen on validation</td>" in html
+    assert "<td>chosen on test (optimistic)</td>" not in html
+
+
+SWEEP = {  # (tau, alpha) -> final test accuracy per seed, firing rate scale
+    (1.5, 2.0): ([0.70, 0.74], 0.05),
+    (1.5, 8.0): ([0.80, 0.84], 0.2),
+    (3.0, 2.0): ([0.60, 0.62], 0.3),
+}
+
+
+SWEEP_ENERGY = {"e_ac_pj": 0.1, "e_mac_pj": 4.6}  # the CNN costs more than the SNNs
+
+
+def sweep_study(root):
+    """The three-seed study and a two-seed sweep of tau x surrogate_alpha at T=16."""
+    runs, _ = make_study(root)
+    folders = []
+    for (tau, alpha), (accs, firing) in SWEEP.items():
+        variant = f"tau~{tau}/surrogate_alpha~{alpha}"
+        for seed, acc in enumerate(accs):
+            folder = root / "sweeps" / "ta" / variant / f"seed{seed}"
+            fake_run(folder, "snn_T16", seed, acc, firing=firing,
+                     sweep=sweep_variant("ta", variant, {"tau": tau, "surrogate_alpha": alpha}))
+            folders.append(folder)
+    out = root / "results"
+    build_report([f for seeds in runs.values() for f in seeds.values()], 16, root / "data",
+                 SWEEP_ENERGY, out / "report.html", out / "tables", out / "figures", folders)
+    return out
+
+
+def test_the_sweeps_section_and_the_pareto_front(tmp_path):
+    out = sweep_study(tmp_path)
+    assert sorted(p.stem for p in (out / "tables").iterdir()) == sorted(table_names(True))
+    assert sorted(p.stem for p in (out / "figures").iterdir()) == sorted(
+        figure_names([4, 16], 16, sweeps=True))
+    sweeps = pd.read_csv(out / "tables" / "sweeps.csv")
+    assert list(sweeps["variant"]) == ["ta: tau=1.5, surrogate_alpha=2.0",
+                                       "ta: tau=1.5, surrogate_alpha=8.0",
+                                       "ta: tau=3.0, surrogate_alpha=2.0"]
+    first = sweeps.iloc[0]
+    assert (first["tau"], first["surrogate_alpha"], first["n"], first["T"]) == (1.5, 2.0, 2, 16)
+    assert first["final_test_acc"] == pytest.approx(0.72)
+    assert first["final_test_acc_std"] == pytest.approx(np.std([0.70, 0.74], ddof=1))
+    sops = sum(10000.0 * 0.05 * k for k in range(5))
+    assert first["synaptic_ops"] == pytest.approx(sops)
+    assert first["energy_uj"] == pytest.approx((sops * 0.1 + 500 * 4.6) / 1e6)
+    # all five layers have 100 neurons: the network's rate is their mean
+    assert first["firing_rate"] == pytest.approx(np.mean([0.05 * (k + 1) for k in range(5)])
+                                                 + 0.005)
+    pareto = pd.read_csv(out / "tables" / "pareto.csv").set_index("run")
+    assert len(pareto) == 3 + len(SWEEP)
+    # pJ per inference: SNN-4 and SNN-16 3300 (80 %, 92 %), CNN 4600 (98.7 %); the
+    # variants 2800 (72 %), 4300 (82 %), 5300 (61 %). The cheapest, SNN-16 (which beats
+    # SNN-4 at its cost and the second variant for less) and the most accurate are left.
+    assert pareto.loc["SNN-16", "energy_uj"] == pytest.approx(3300 / 1e6)
+    assert sorted(pareto.index[pareto["on_front"]]) == [
+        "CNN", "SNN-16", "ta: tau=1.5, surrogate_alpha=2.0"]
+    html = (out / "report.html").read_text()
+    for words in ("The sweeps&#39; variants", "Test accuracy against each swept setting",
+                  "Accuracy against energy", "ta: tau=1.5, surrogate_alpha=8.0"):
+        assert words in html, words
+
+
+def test_pareto_front_keeps_exactly_the_undominated_points():
+    from snnflow.report.tables import pareto_front
+
+    accuracy = [0.9, 0.8, 0.8, 0.95, 0.7]
+    energy = [2.0, 1.0, 1.5, 3.0, 1.0]
+    assert pareto_front(accuracy, energy).tolist() == [True, True, False, True, False]
+
+
+def test_a_sweep_run_where_a_study_run_belongs_is_refused(study):
+    runs, root = study
+    info = json.loads((runs["cnn"][0] / "run.json").read_text())
+    info["sweep"] = sweep_variant("x", "tau~2.0", {"tau": 2.0})
+    (runs["cnn"][0] / "run.json").write_text(json.dumps(info))
+    with pytest.raises(SnnflowError, match="cnn/seed0/run.json: records a sweep's run"):
+        build(study)

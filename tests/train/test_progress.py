@@ -40,7 +40,12 @@ def test_the_last_epoch_ends_with_the_elapsed_time_and_a_summary():
     clock.now += 5.0
     p.batch(2, 1)
     assert p.end_epoch(2, 1.0) == "elapsed 0:00:05"
-    history = [{"epoch": 1, "test_acc": 0.9}, {"epoch": 2, "test_acc": 0.85}]
+    history = [{"epoch": 1, "test_acc": 0.9, "val_acc": "", "val_loss": ""},
+               {"epoch": 2, "test_acc": 0.85, "val_acc": "", "val_loss": ""}]
     assert p.summary(history) == ("done: 2 epochs (1 in this job), last test acc 0.8500, "
-                                  "best 0.9000 (epoch 1), 0:00:05 in this job")
+                                  "0.9000 at epoch 1 (chosen on test (optimistic)), 0:00:05 "
+                                  "in this job")
+    validated = [{**history[0], "val_acc": 0.7, "val_loss": 0.2},
+                 {**history[1], "val_acc": 0.7, "val_loss": 0.1}]  # a tie: the lower loss
+    assert "0.8500 at epoch 2 (chosen on validation)" in p.summary(validated)
     assert progress_module.PROGRESS_EVERY_SECONDS == 30.0

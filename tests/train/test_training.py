@@ -243,3 +243,62 @@ def test_a_cuda_build_that_cannot_use_the_gpus_says_why(monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     assert cuda_problem().endswith("cannot use them: CUDA_VISIBLE_DEVICES is set to nothing, "
                                    "which hides every GPU")
+
+
+def test_without_a_validation_split_the_run_trains_on_the_whole_training_split(small_caches,
+                                                                              tmp_path):
+    """validation.fraction 0 (the default, the reference study's protocol): the training
+    data is the cache's whole training split, in its order, as before the split existed."""
+    s = settings("snn")
+    cache = small_caches / "nmnist_T4.h5"
+    train_data, validation, test_data, split = training.load_data(snn.KIND, s, cache,
+                                                                  torch.device("cpu"))
+    inputs, labels = snn.KIND.load(cache, "train")
+    assert validation is None and split["n_validation"] == 0
+    assert torch.equal(train_data.inputs, torch.as_tensor(inputs))
+    assert torch.equal(train_data.labels, torch.as_tensor(labels))
+    train(s, small_caches, tmp_path)
+    metrics = pd.read_csv(tmp_path / "metrics.csv")
+    assert metrics[["val_loss", "val_acc"]].isna().all().all()
+    assert json.loads((tmp_path / "run.json").read_text())["validation"]["fraction"] == 0.0
+
+
+@pytest.mark.parametrize("model", ["snn", "cnn"])
+def test_a_validation_split_is_held_out_of_training_and_evaluated_each_epoch(
+        small_caches, tmp_path, model):
+    from snnflow.data.validation import held_out
+
+    s = settings(model, validation_fraction=0.25, validation_seed=4)
+    cache = small_caches / ("nmnist_T4.h5" if model == "snn" else "mnist.h5")
+    train_data, validation, _, split = training.load_data(KINDS[model], s, cache,
+                                                          torch.device("cpu"))
+    inputs, labels = KINDS[model].load(cache, "train")
+    mask = held_out(labels, 0.25, 4)
+    assert torch.equal(validation.inputs, torch.as_tensor(inputs[mask]))
+    assert torch.equal(train_data.inputs, torch.as_tensor(inputs[~mask]))  # in order, the rest
+    assert len(train_data) + len(validation) == len(labels) == 60
+    # 6 samples of each class in both caches: round(0.25 * 6) = 2 of each held out
+    assert torch.bincount(validation.labels, minlength=10).tolist() == [2] * 10
+    train(s, small_caches, tmp_path)
+    metrics = pd.read_csv(tmp_path / "metrics.csv")
+    assert metrics[["val_loss", "val_acc"]].notna().all().all()
+    assert metrics["val_acc"].between(0, 1).all()
+    info = json.loads((tmp_path / "run.json").read_text())
+    assert info["n_train"] == len(train_data) and info["validation"] == split
+    assert split["n_validation"] == mask.sum() and split["seed"] == 4
+
+
+def test_every_snn_and_seed_of_a_study_holds_out_the_same_samples(small_caches, tmp_path):
+    """The split is chosen from the labels, which every frame cache holds in the same
+    order: SNN-2 and SNN-4, seeds 0 and 1, validate on the same recordings."""
+    from snnflow.data.frames import build_frame_cache
+
+    build_frame_cache(small_caches / "events.h5", 2, tmp_path / "nmnist_T2.h5")
+    splits = []
+    for T, seed in ((4, 0), (4, 1), (2, 0)):
+        s = settings("snn", T=T, seed=seed, validation_fraction=0.3, validation_seed=9)
+        cache = small_caches / "nmnist_T4.h5" if T == 4 else tmp_path / "nmnist_T2.h5"
+        _, validation, _, split = training.load_data(snn.KIND, s, cache, torch.device("cpu"))
+        splits.append((split["identity"], validation.labels.tolist(),
+                       validation.inputs.sum((1, 2, 3, 4)).tolist()))  # T frames: same events
+    assert splits[0] == splits[1] == splits[2]

@@ -61,6 +61,12 @@ def set_key(config, dotted, value):
     ("snn.v_threshold", float("nan"), "config key snn.v_threshold: nan is not a finite number"),
     ("download.timeout_seconds", float("inf"), "config key download.timeout_seconds: inf is not"),
     ("mnist_dir", "/no/such/folder", "config key mnist_dir: folder /no/such/folder does not exist"),
+    ("validation.fraction", 0.6, "config key validation.fraction: 0.6 is greater than the maximum"),
+    ("validation.fraction", -0.1, "config key validation.fraction: -0.1 is less than the minimum"),
+    ("validation.seed", -1, "config key validation.seed: -1 is less than the minimum of 0"),
+    ("sweep.T", 0, "config key sweep.T: 0 is less than the minimum of 1"),
+    ("sweep.file", 3, "config key sweep.file: 3 is not valid under any of the given schemas"),
+    ("sweep.file", [], "config key sweep.file: [] is not valid under any"),
 ])
 def test_bad_values_name_the_key(config, key, value, words):
     set_key(config, key, value)
@@ -103,6 +109,27 @@ def test_text_from_a_nested_command_line_override_becomes_numbers(config):
     validate_config(config, SCHEMA)
     assert config["snn"]["T"] == [4, 8] and config["snn"]["main_T"] == 4
     assert config["snn"]["lr"] == 0.001 and config["synthetic"]["enabled"] is True
+
+
+def test_null_from_a_nested_command_line_override_is_null(config):
+    # snakemake --config 'sweep={file: sweeps/tau_alpha.tsv, T: null}' delivers 'null'
+    config["sweep"] = {"file": "sweeps/tau_alpha.tsv", "T": "null"}
+    validate_config(config, SCHEMA)
+    assert config["sweep"] == {"file": "sweeps/tau_alpha.tsv", "T": None}
+
+
+def test_the_validation_seed_is_a_setting_only_with_a_split(config):
+    assert snn_settings(config, 16, 0)["validation_seed"] is None  # fraction 0
+    config["validation"] = {"fraction": 0.1, "seed": 7}
+    settings = snn_settings(config, 16, 0)
+    assert (settings["validation_fraction"], settings["validation_seed"]) == (0.1, 7)
+    assert cnn_settings(config, 0)["validation_seed"] == 7
+
+
+def test_a_sweeps_values_replace_the_snn_sections(config):
+    settings = snn_settings(config, 4, 1, {"tau": 3.0, "batch_size": 64})
+    assert (settings["tau"], settings["batch_size"], settings["T"]) == (3.0, 64, 4)
+    assert settings["lr"] == config["snn"]["lr"]
 
 
 def test_an_unquoted_off_that_yaml_read_as_false_is_the_word_off(config):

@@ -23,7 +23,13 @@ TINY = {
     "snn": {"T": [2, 4], "main_T": 4, "epochs": 2, "batch_size": 20, "lr": 0.01,
             "channels": [4, 8, 8], "hidden": 16},
     "cnn": {"epochs": 2, "batch_size": 20, "lr": 0.01, "channels": [4, 8, 8], "hidden": 16},
+    "validation": {"fraction": 0.25, "seed": 0},  # 5 of each class's 20 training samples
+    "sweep": {"file": "sweeps/tiny.tsv", "T": 2},
 }
+# Two variants (and seeds 0 and 1): whole numbers in a float column name the same folders
+# as 3.0 and 8.0 would.
+TINY_SWEEP = "tau\tsurrogate_alpha\n1.5\t2\n3\t8\n"
+VARIANTS = ["tau~1.5/surrogate_alpha~2.0", "tau~3.0/surrogate_alpha~8.0"]
 
 
 def snakemake(workdir, *args, check=True, cores=2, runtime_only=False):
@@ -72,6 +78,8 @@ def finished_run(tmp_path_factory):
         shutil.copytree(REPO / folder, workdir / folder,
                         ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     (workdir / "tiny.yaml").write_text(yaml.safe_dump(TINY))
+    (workdir / "sweeps").mkdir()
+    (workdir / "sweeps" / "tiny.tsv").write_text(TINY_SWEEP)
     snakemake(workdir, "--configfile", "tiny.yaml", "--resources", "gpu=2", cores=CORES)
     return workdir
 
@@ -85,7 +93,7 @@ def test_complete_study_produces_csvs_and_report(finished_run):
         metrics = pd.read_csv(folder / "metrics.csv")
         assert list(metrics["epoch"]) == [1, 2]
         joules = ["train_joules", "test_joules"]  # measured on a GPU only
-        assert metrics.drop(columns=joules).notna().all().all()
+        assert metrics.drop(columns=joules).notna().all().all()  # validation columns too
         assert metrics[joules].isna().all().all()
         assert (folder / "model.pt").stat().st_size > 0
         assert len(pd.read_csv(folder / "layers.csv")) == 2 * 5
@@ -102,18 +110,47 @@ def test_complete_study_produces_csvs_and_report(finished_run):
     cnn = pd.read_csv(results / "runs" / "cnn" / "seed0" / "metrics.csv")
     assert cnn["test_acc"].iloc[-1] > 0.2  # chance is 0.1
     html = (results / "report.html").read_text()
-    figures = figure_names([2, 4], 4)
+    figures = figure_names([2, 4], 4, sweeps=True)
     assert html.count("data:image/png;base64,") == len(figures)
     assert sorted(p.stem for p in (results / "figures").iterdir()) == sorted(figures)
     for words in ("CNN vs SNN-4", "SNN-2", "reference study", "Time per epoch",
                   "2 seeds each", "Spikes and energy", "synthetic (snnflow.data.synthetic"):
         assert words in html
-    for table in ("comparison", "timing", "accuracy_by_T", "significance", "energy", "layers",
-                  "per_class_accuracy", "confusion", "dataset", "runs"):
+    for table in ("comparison", "timing", "accuracy", "accuracy_by_T", "significance", "energy",
+                  "layers", "pareto", "sweeps", "per_class_accuracy", "confusion", "dataset",
+                  "runs"):
         assert (results / "tables" / f"{table}.csv").exists()
     for log in ("synthetic_dataset", "nmnist_events", "frames_T2", "frames_T4", "mnist_cache",
                 "data_summary", "report"):
         assert (results / "logs" / f"{log}.log").exists()
+
+
+def test_the_sweeps_runs_and_the_chosen_epochs(finished_run):
+    results = finished_run / "results"
+    for variant, seed in itertools.product(VARIANTS, (0, 1)):
+        folder = results / "sweeps" / "tiny" / variant / f"seed{seed}"
+        info = json.loads((folder / "run.json").read_text())
+        values = dict(part.split("~") for part in variant.split("/"))
+        assert info["sweep"] == {"name": "tiny", "variant": variant,
+                                 "values": {k: float(v) for k, v in values.items()}}
+        assert info["T"] == 2 and info["settings"]["tau"] == float(values["tau"])
+        assert info["settings"]["surrogate_alpha"] == float(values["surrogate_alpha"])
+        assert info["settings"]["epochs"] == 2  # the rest from the config's snn section
+        assert len(pd.read_csv(folder / "metrics.csv")) == 2
+        assert (results / "logs" / "sweeps" / "tiny" / variant / f"seed{seed}.log").exists()
+    sweeps = pd.read_csv(results / "tables" / "sweeps.csv")
+    assert list(sweeps["path"]) == VARIANTS and (sweeps["n"] == 2).all()
+    # the same 50 validation samples in every run, trained on the other 150
+    splits = {json.dumps(json.loads(p.read_text())["validation"], sort_keys=True)
+              for p in (results / "runs").glob("snn_T*/seed*/run.json")}
+    splits |= {json.dumps(json.loads(p.read_text())["validation"], sort_keys=True)
+               for p in (results / "sweeps").rglob("run.json")}
+    (split,) = splits
+    assert json.loads(split)["n_validation"] == 50
+    accuracy = pd.read_csv(results / "tables" / "accuracy.csv")
+    assert (accuracy["chosen_on"] == "chosen on validation").all()
+    html = (results / "report.html").read_text()
+    assert "The sweeps&#39; variants" in html and "tiny: tau=3.0, surrogate_alpha=8.0" in html
 
 
 def test_two_training_jobs_ran_at_once_on_their_own_gpu_slots(finished_run):
@@ -127,7 +164,7 @@ def test_two_training_jobs_ran_at_once_on_their_own_gpu_slots(finished_run):
     assert overlapping, "the --resources gpu=2 run never ran two training jobs at once"
     assert all(a["gpu_slot"] != b["gpu_slot"] for a, b in overlapping)
     html = (finished_run / "results" / "report.html").read_text()
-    assert html.count("claimed GPU slot") == len(RUNS)
+    assert html.count("claimed GPU slot") == len(RUNS) + 4  # and the sweep's four runs
 
 
 def test_snakemakes_own_report_holds_every_figure_and_table(finished_run):
@@ -142,7 +179,7 @@ def test_snakemakes_own_report_holds_every_figure_and_table(finished_run):
               "results/snakemake-report.zip", runtime_only=True)
     with zipfile.ZipFile(finished_run / "results" / "snakemake-report.zip") as zf:
         names = zf.namelist()
-    for figure in figure_names([2, 4], 4):
+    for figure in figure_names([2, 4], 4, sweeps=True):
         assert any(name.endswith(f"/{figure}.png") for name in names), figure
     for table in TABLES:
         assert any(name.endswith(f"/{table}.csv") for name in names), table
@@ -206,14 +243,57 @@ def planned_after_editing(workdir, relative_path, comment):
 
 def test_adding_a_seed_runs_only_its_training_jobs_and_the_report(finished_run):
     assert planned_jobs(finished_run, variant(seeds=[0, 1, 2])) == {
-        "train_snn": 2, "train_cnn": 1, "report": 1, "all": 1}
+        "train_snn": 2, "train_cnn": 1, "train_sweep": 2, "report": 1, "all": 1}
+
+
+def planned_with_sweep(workdir, table):
+    """What a dry run plans with the sweep's table replaced by `table`."""
+    path = workdir / "sweeps" / "tiny.tsv"
+    try:
+        path.write_text(table)
+        return planned_jobs(workdir, variant())
+    finally:
+        path.write_text(TINY_SWEEP)
+
+
+def test_adding_a_sweep_row_runs_only_its_jobs_and_the_report(finished_run):
+    assert planned_with_sweep(finished_run, TINY_SWEEP + "3\t2\n") == {
+        "train_sweep": 2, "report": 1, "all": 1}
+
+
+def test_removing_a_sweep_row_drops_it_from_the_report_only(finished_run):
+    assert planned_with_sweep(finished_run, TINY_SWEEP.rsplit("3\t8", 1)[0]) == {
+        "report": 1, "all": 1}
+
+
+def test_a_sweep_at_another_T_builds_its_frames_and_runs(finished_run):
+    assert planned_jobs(finished_run, variant(sweep__T=8)) == {
+        "frames": 1, "train_sweep": 4, "report": 1, "all": 1}
+
+
+def test_the_validation_split_reruns_the_training_jobs_and_the_report(finished_run):
+    assert planned_jobs(finished_run, variant(validation__fraction=0.0)) == {
+        "train_snn": 4, "train_cnn": 2, "train_sweep": 4, "report": 1, "all": 1}
+    assert planned_jobs(finished_run, variant(validation__seed=1)) == {
+        "train_snn": 4, "train_cnn": 2, "train_sweep": 4, "report": 1, "all": 1}
+
+
+def test_a_bad_sweep_cell_stops_before_any_job_naming_file_row_and_column(finished_run):
+    (finished_run / "sweeps" / "bad.tsv").write_text("tau\tlr\n2\t0.01\n3\t-1\n")
+    (finished_run / "bad.yaml").write_text(yaml.safe_dump(variant(sweep__file="sweeps/bad.tsv")))
+    result = snakemake(finished_run, "-n", "--configfile", "bad.yaml", check=False)
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert errors == ["error: sweeps/bad.tsv: row 2 (line 3), column lr: -1.0 is less than or "
+                      "equal to the minimum of 0 - fix the cell (limits: "
+                      "workflow/schemas/config.schema.yaml)"]
 
 
 def test_the_energy_constants_rerun_only_the_report(finished_run):
     assert planned_jobs(finished_run, variant(energy__e_ac_pj=0.5)) == {"report": 1, "all": 1}
 
 
-SNN_AND_REPORT = {"train_snn": 4, "report": 1, "all": 1}
+SNN_AND_REPORT = {"train_snn": 4, "train_sweep": 4, "report": 1, "all": 1}
 EDITS = {  # a file under workflow/snnflow: what an edit to it reruns
     # the network, and a module train_snn.py reaches only through snn.py
     "model/neuron.py": SNN_AND_REPORT,
@@ -222,11 +302,11 @@ EDITS = {  # a file under workflow/snnflow: what an edit to it reruns
     "kernels/cpu_ops.py": SNN_AND_REPORT,
     "kernels/csrc/lif.cpp": SNN_AND_REPORT,
     # the training loop: both models' training jobs
-    "train/loop.py": {"train_snn": 4, "train_cnn": 2, "report": 1, "all": 1},
+    "train/loop.py": {"train_snn": 4, "train_cnn": 2, "train_sweep": 4, "report": 1, "all": 1},
     # the data-prep kernels: the event store, the frames and what is made from them; not
     # the synthetic data, nor the MNIST cache and the CNN
     "kernels/csrc/prep.c": {"nmnist_events": 1, "frames": 2, "data_summary": 1,
-                            "train_snn": 4, "report": 1, "all": 1},
+                            "train_snn": 4, "train_sweep": 4, "report": 1, "all": 1},
     # the MNIST reader: the MNIST cache and what is made from it
     "data/mnist.py": {"mnist_cache": 1, "data_summary": 1, "train_cnn": 2, "report": 1,
                       "all": 1},

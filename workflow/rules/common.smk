@@ -16,10 +16,11 @@ from snnflow.data.idx import ALL_FILES as MNIST_FILES, find_idx_file
 from snnflow.fingerprints import code_fingerprint
 from snnflow.report.registry import CONTENTS as REPORT_CONTENTS, FIGURES as REPORT_FIGURES
 from snnflow.report.registry import TABLES as REPORT_TABLES, caption_file, figure_names
-from snnflow.report.registry import report_category
+from snnflow.report.registry import report_category, table_names
 from snnflow.runs import REPORTED_FILES, RUN_FILES, checkpoint_path, model_name, run_folder
-from snnflow.runs import run_outputs
+from snnflow.runs import run_outputs, sweep_checkpoint_path, sweep_run_folder, sweep_variant
 from snnflow.settings import cnn_settings, snn_settings, validate_config
+from snnflow.sweeps import read_sweeps
 from snnflow.train.gpu_slots import count_gpus, slot_count
 
 def stop_before_any_job(err):
@@ -30,6 +31,13 @@ def stop_before_any_job(err):
 
 try:
     validate_config(config, WORKFLOW_DIR / "schemas" / "config.schema.yaml", workflow.configfiles)
+except SnnflowError as err:
+    stop_before_any_job(err)
+
+# The sweeps' tables are read here, every cell checked: a bad one stops the workflow.
+try:
+    SWEEPS = {sweep.name: sweep
+              for sweep in read_sweeps(config, WORKFLOW_DIR / "schemas" / "config.schema.yaml")}
 except SnnflowError as err:
     stop_before_any_job(err)
 
@@ -123,3 +131,12 @@ def mnist_inputs():
         files = [str(find_idx_file(config["mnist_dir"], name)) for name in MNIST_FILES]
         return [*files, dataset_manifest("mnist.tsv", lambda: manifest.file_listing(files))]
     return [f"results/raw/MNIST/{name}.gz" for name in MNIST_FILES]
+
+
+def sweep_of(wildcards):
+    """The Sweep and the values of the variant a job's wildcards name."""
+    sweep = SWEEPS.get(wildcards.sweep)
+    if sweep is None or wildcards.variant not in sweep.variants:
+        folder = sweep_run_folder(wildcards.sweep, wildcards.variant, wildcards.seed)
+        raise WorkflowError(f"{folder}: no such variant in the sweeps of config key sweep.file")
+    return sweep, sweep.variants[wildcards.variant]

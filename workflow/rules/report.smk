@@ -1,6 +1,10 @@
 # The study page (results/report.html) and, for `snakemake --report`, every table and
 # figure of the registry (snnflow.report.registry) with its caption, by section.
-FIGURES_DRAWN = figure_names(T_VALUES, config["snn"]["main_T"])
+FIGURES_DRAWN = figure_names(T_VALUES, config["snn"]["main_T"], bool(SWEEPS))
+TABLES_MADE = table_names(bool(SWEEPS))
+# The sweeps' runs, in the order of their tables: variants as in the file, then seeds.
+SWEEP_RUNS = [sweep_run_folder(sweep.name, variant, seed)
+              for sweep in SWEEPS.values() for variant in sweep.variants for seed in SEEDS]
 
 
 rule report:
@@ -10,14 +14,18 @@ rule report:
     input:
         runs=[f"{run_folder(model, seed)}/{RUN_FILES[file]}"
               for model in MODELS for seed in SEEDS for file in REPORTED_FILES],
+        sweep_runs=[f"{folder}/{RUN_FILES[file]}" for folder in SWEEP_RUNS
+                    for file in REPORTED_FILES],
         data=["results/data/dataset.csv", "results/data/examples.npz"],
         captions=[str(caption_file(entry)) for entry in REPORT_CONTENTS],
     output:
         html=report("results/report.html", caption="../report/page.rst",
                     category="0. The study page"),
-        tables=[report(f"results/tables/{name}.csv", caption=str(caption_file(entry)),
-                       category=report_category(entry.section), subcategory="Tables")
-                for name, entry in REPORT_TABLES.items()],
+        tables=[report(f"results/tables/{name}.csv",
+                       caption=str(caption_file(REPORT_TABLES[name])),
+                       category=report_category(REPORT_TABLES[name].section),
+                       subcategory="Tables")
+                for name in TABLES_MADE],
         figures=[report(f"results/figures/{name}.png",
                         caption=str(caption_file(REPORT_FIGURES[name])),
                         category=report_category(REPORT_FIGURES[name].section),
@@ -25,6 +33,7 @@ rule report:
                  for name in FIGURES_DRAWN],
     params:
         runs=[run_folder(model, seed) for model in MODELS for seed in SEEDS],
+        sweep_runs=SWEEP_RUNS,
         main_T=config["snn"]["main_T"],
         data=lambda wildcards, input: str(Path(input.data[0]).parent),
         energy=config["energy"],

@@ -8,7 +8,7 @@ rule train_snn:
     input:
         "results/frames/nmnist_T{T}.h5",
     output:
-        **run_outputs(model_name("snn", "{T}"), "{seed}"),
+        **run_outputs(run_folder(model_name("snn", "{T}"), "{seed}")),
     wildcard_constraints:
         T=r"[1-9][0-9]*",
         seed=r"[0-9]+",
@@ -35,7 +35,7 @@ rule train_cnn:
     input:
         "results/frames/mnist.h5",
     output:
-        **run_outputs(model_name("cnn"), "{seed}"),
+        **run_outputs(run_folder(model_name("cnn"), "{seed}")),
     wildcard_constraints:
         seed=r"[0-9]+",
     params:

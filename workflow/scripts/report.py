@@ -11,7 +11,8 @@ from snnflow.report.build import build_report
 def main(log):
     p = snakemake.params
     build_report(p.runs, p.main_T, p.data, p.energy, snakemake.output.html,
-                 Path(snakemake.output.tables[0]).parent, Path(snakemake.output.figures[0]).parent)
+                 Path(snakemake.output.tables[0]).parent, Path(snakemake.output.figures[0]).parent,
+                 p.sweep_runs)
     log(f"wrote {snakemake.output.html}")
 
 

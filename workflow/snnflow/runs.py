@@ -20,8 +20,10 @@ RUN_FILES = {
 }
 # train_joules, test_joules: the GPU's energy measured over the epoch's training and its
 # evaluation (snnflow.train.energy), empty where it cannot be measured
-METRICS_COLUMNS = ["epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc",
-                   "train_seconds", "test_seconds", "train_joules", "test_joules"]
+# val_loss, val_acc: on the validation split (snnflow.data.validation), empty without one
+METRICS_COLUMNS = ["epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc",
+                   "test_loss", "test_acc", "train_seconds", "test_seconds", "train_joules",
+                   "test_joules"]
 # layers.csv: spikes per neuron per time step, synaptic operations and multiply-
 # accumulates per sample, of both networks' layers with synapses
 LAYER_COLUMNS = ["epoch", "layer", "neurons", "firing_rate", "synaptic_ops", "macs"]
@@ -32,6 +34,26 @@ CSV_COLUMNS = {"metrics": METRICS_COLUMNS, "layers": LAYER_COLUMNS,
 REPORTED_FILES = (*CSV_COLUMNS, "run")  # what the report reads
 
 RunOutputs = collections.namedtuple("RunOutputs", RUN_FILES)
+
+# How the epoch a run's result is read at, besides its last, was chosen (chosen_epoch).
+CHOSEN_ON_VALIDATION = "chosen on validation"
+CHOSEN_ON_TEST = "chosen on test (optimistic)"
+
+
+def _number(value):
+    return isinstance(value, (int, float)) and value == value  # not "", None or NaN
+
+
+def chosen_epoch(rows):
+    """(row, how) of the epoch chosen among a run's metrics rows (dicts of METRICS_COLUMNS):
+    the highest validation accuracy, ties to the lower validation loss, then the earlier
+    epoch; without a validation split the highest test accuracy (earlier on ties), which
+    flatters the result since the test set chose it."""
+    rows = list(rows)
+    if all(_number(row["val_acc"]) for row in rows):
+        best = min(rows, key=lambda row: (-row["val_acc"], row["val_loss"], row["epoch"]))
+        return best, CHOSEN_ON_VALIDATION
+    return min(rows, key=lambda row: (-row["test_acc"], row["epoch"])), CHOSEN_ON_TEST
 
 
 def model_name(model, T=None):
@@ -48,10 +70,15 @@ def run_folder(name, seed):
     return f"results/runs/{name}/seed{seed}"
 
 
-def run_outputs(name, seed):
-    """{output name: path} of the files the run of model `name` and `seed` writes (the
-    values may hold wildcards: run_outputs(model_name("snn", "{T}"), "{seed}"))."""
-    folder = run_folder(name, seed)
+def sweep_run_folder(sweep, variant, seed):
+    """The folder of a sweep's run: `variant` is the row's Paramspace pattern
+    (tau~1.5/surrogate_alpha~2.0)."""
+    return f"results/sweeps/{sweep}/{variant}/seed{seed}"
+
+
+def run_outputs(folder):
+    """{output name: path} of the files a run writes to `folder` (which may hold
+    wildcards: run_outputs(run_folder(model_name("snn", "{T}"), "{seed}")))."""
     return {key: f"{folder}/{file}" for key, file in RUN_FILES.items()}
 
 
@@ -64,6 +91,10 @@ def checkpoint_path(name, seed):
     """Where a run keeps its resumable state: outside its declared outputs, which
     Snakemake deletes before the job starts."""
     return f"results/checkpoints/{name}_seed{seed}.pt"
+
+
+def sweep_checkpoint_path(sweep, variant, seed):
+    return f"results/checkpoints/sweeps/{sweep}/{variant}/seed{seed}.pt"
 
 
 @dataclass
@@ -91,6 +122,8 @@ class RunSettings:
     kernels: str = "auto"           # off, auto, require (snnflow.kernels.loader)
     cuda_graphs: bool = False       # CUDA: the whole training step as one CUDA graph
     fused_cuda_block: bool = False  # CUDA: BatchNorm + LIF + pool as one Triton op
+    validation_fraction: float = 0.0  # of the training split held out (snnflow.data.validation)
+    validation_seed: int | None = None  # which samples; None without a split
 
     @property
     def name(self):
@@ -112,10 +145,24 @@ class RunSettings:
 SNN_ONLY = ("T", "tau", "v_threshold", "v_reset", "surrogate_alpha", "engine")
 
 
-def described(settings: RunSettings):
-    """What run.json says a run is; the report groups and labels runs by it."""
-    return {"model": settings.model, "name": settings.name, "label": settings.label,
-            "T": settings.T, "seed": settings.seed}
+def described(settings: RunSettings, sweep=None):
+    """What run.json says a run is; the report groups and labels runs by it. A sweep's
+    run (`sweep`: {"name", "variant", "values"}, see sweep_variant) is labelled by its
+    sweep and values."""
+    label = settings.label if sweep is None else variant_label(sweep["name"], sweep["values"])
+    return {"model": settings.model, "name": settings.name, "label": label,
+            "T": settings.T, "seed": settings.seed, "sweep": sweep}
+
+
+def sweep_variant(sweep, variant, values):
+    """What run.json records of a sweep's run: the sweep's name, the row's Paramspace
+    pattern and its values ({column: number})."""
+    return {"name": sweep, "variant": variant, "values": dict(values)}
+
+
+def variant_label(sweep, values):
+    """The name of a sweep's variant on the page: "tau_alpha: tau=1.5, surrogate_alpha=2.0"."""
+    return f"{sweep}: " + ", ".join(f"{key}={value}" for key, value in values.items())
 
 
 @dataclass(frozen=True)

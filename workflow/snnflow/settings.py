@@ -25,7 +25,7 @@ def _key_path(path):
     return out or "(top level)"
 
 
-def _strict_validator(schema):
+def strict_validator(schema):
     """A validator whose 'integer' refuses whole-number floats: JSON Schema counts 4.0
     as an integer, but `T: [4.0]` would name a run snn_T4.0 and `epochs: 1.0` breaks
     range()."""
@@ -59,22 +59,23 @@ def _set(config, path, value):
 def _coerce_misread_values(config, validator):
     """Give back the value a user wrote where a reader changed its type and the schema
     refuses it:
-    - text that stands for a number or a boolean: Snakemake passes nested values given
-      with --config as strings (`--config 'snn={T: [4], main_T: 4}'` gives T == ['4']);
+    - text that stands for a number, a boolean or null: Snakemake passes nested values
+      given with --config as strings (`--config 'snn={T: [4], main_T: 4}'` gives
+      T == ['4'], `sweep={file: x.tsv, T: null}` gives T == 'null');
     - a boolean where the schema lists words: YAML 1.1 reads an unquoted `off` (no,
       on, yes) as a boolean (`kernels: off` gives False)."""
     for _ in range(100):  # each round fixes at least one value
         changed = False
         for err in validator.iter_errors(config):
             if err.validator == "type" and isinstance(err.instance, str):
-                value = _number_or_boolean(err.instance)
+                value = _number_boolean_or_null(err.instance)
             elif err.validator == "enum" and isinstance(err.instance, bool):
                 value = _yaml_boolean_word(err.instance, err.validator_value)
             else:
                 continue
             # of the right type: a value out of range is then refused as such (`-1`)
             wanted = {"type": err.schema["type"]} if "type" in err.schema else err.schema
-            if value is not None and validator.evolve(schema=wanted).is_valid(value):
+            if value is not UNREAD and validator.evolve(schema=wanted).is_valid(value):
                 _set(config, list(err.absolute_path), value)
                 changed = True
         if not changed:
@@ -109,15 +110,19 @@ def _refuse_octal_numbers(path):
                                f"or as {as_read}")
 
 
-def _number_or_boolean(text):
-    """The int, float or boolean that `text` spells (YAML's words for booleans), else
-    None."""
+UNREAD = object()  # text that spells no number, boolean or null
+
+
+def _number_boolean_or_null(text):
+    """The int, float, boolean or None that `text` spells (YAML's words for booleans and
+    null), else UNREAD."""
     for parse in (int, float):
         try:
             return parse(text)
         except ValueError:
             pass
-    return {"true": True, "false": False}.get(text.strip().lower())
+    return {"true": True, "false": False, "null": None, "~": None}.get(text.strip().lower(),
+                                                                      UNREAD)
 
 
 def _yaml_boolean_word(flag, words):
@@ -137,7 +142,7 @@ def validate_config(config, schema_path, config_files=()):
     for path in config_files:
         _refuse_octal_numbers(path)
     schema = yaml.safe_load(Path(schema_path).read_text())
-    validator = _strict_validator(schema)
+    validator = strict_validator(schema)
     _coerce_misread_values(config, validator)
     for path, value in _walk(config):
         if isinstance(value, float) and not math.isfinite(value):
@@ -214,19 +219,29 @@ SECTION_KEYS = {
 }
 
 
-def snn_settings(config, T, seed):
+def validation_settings(config):
+    """The validation split's settings of every run: the seed only where there is a split,
+    so that changing it without one reruns nothing."""
+    fraction = float(config["validation"]["fraction"])
+    return dict(validation_fraction=fraction,
+                validation_seed=int(config["validation"]["seed"]) if fraction > 0 else None)
+
+
+def snn_settings(config, T, seed, values=None):
     """Settings of the SNN run with T time steps and `seed` (snnflow.runs.RunSettings
-    fields)."""
-    snn = config["snn"]
+    fields), with a sweep's `values` ({snn key: value}) in place of the config's."""
+    snn = {**config["snn"], **(values or {})}
     return dict(model="snn", T=int(T), seed=int(seed), device=config["device"],
-                **config["performance"], **{k: snn[k] for k in SECTION_KEYS["snn"]})
+                **config["performance"], **{k: snn[k] for k in SECTION_KEYS["snn"]},
+                **validation_settings(config))
 
 
 def cnn_settings(config, seed):
     """Settings of the CNN run with `seed` (snnflow.runs.RunSettings fields)."""
     cnn = config["cnn"]
     return dict(model="cnn", seed=int(seed), device=config["device"],
-                **config["performance"], **{k: cnn[k] for k in SECTION_KEYS["cnn"]})
+                **config["performance"], **{k: cnn[k] for k in SECTION_KEYS["cnn"]},
+                **validation_settings(config))
 
 
 def config_key(model, field):
@@ -236,4 +251,6 @@ def config_key(model, field):
         return f"{model}.{field}"
     if field in ("device", "model"):
         return field
+    if field.startswith("validation_"):
+        return f"validation.{field.removeprefix('validation_')}"
     return "seeds" if field == "seed" else f"performance.{field}"

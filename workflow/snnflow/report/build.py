@@ -1,7 +1,8 @@
 """The study report: tables (CSV), figures (PNG) and one self-contained HTML page.
 
-Reads only what the earlier jobs wrote (snnflow.report.study): per run (model and seed)
-metrics.csv, layers.csv, predictions.csv and run.json; the data summary's dataset.csv
+Reads only what the earlier jobs wrote (snnflow.report.study): per run (model and seed,
+and sweep variant and seed) metrics.csv, layers.csv, predictions.csv and run.json; the
+data summary's dataset.csv
 and examples.npz. Nothing is typed in by hand but the reference study's published
 numbers (snnflow.report.tables). What it makes is the registry's (snnflow.report.registry),
 which is also the rule's list of declared outputs.
@@ -11,24 +12,27 @@ import io
 from pathlib import Path
 
 from snnflow.atomic import atomic_path
-from snnflow.report.registry import FIGURES, TABLES, figure_names
+from snnflow.report.registry import FIGURES, TABLES, figure_names, table_names
 
 
-def build_report(run_folders, main_T, data_dir, energy, html_path, tables_dir, figures_dir):
+def build_report(run_folders, main_T, data_dir, energy, html_path, tables_dir, figures_dir,
+                 sweep_folders=()):
     """Write every table to `tables_dir`/<name>.csv, every figure to
-    `figures_dir`/<name>.png and the page to `html_path`."""
+    `figures_dir`/<name>.png and the page to `html_path`; the sweeps' runs lie in
+    `sweep_folders`."""
     import matplotlib.pyplot as plt
 
     from snnflow.report import figures, tables
     from snnflow.report.page import render_page
     from snnflow.report.study import load_study
 
-    study = load_study(run_folders, main_T, data_dir, energy)
-    for name, entry in TABLES.items():  # in order: a table may use the ones before it
-        study.tables[name] = getattr(tables, entry.build)(study)
+    study = load_study(run_folders, main_T, data_dir, energy, sweep_folders)
+    sweeps = bool(study.sweep_runs)
+    for name in table_names(sweeps):  # in order: a table may use the ones before it
+        study.tables[name] = getattr(tables, TABLES[name].build)(study)
     t_values = sorted({r.T for r in study.runs if r.T is not None})
     drawn = {name: getattr(figures, FIGURES[name].draw)(study)
-             for name in figure_names(t_values, main_T)}
+             for name in figure_names(t_values, main_T, sweeps)}
     for name, df in study.tables.items():
         with atomic_path(Path(tables_dir) / f"{name}.csv") as tmp:
             df.to_csv(tmp, index=False)

@@ -98,7 +98,8 @@ def accuracy_vs_T(study):
     std = by_T["last_test_acc_std"].fillna(0) * 100 if n_seeds > 1 else None
     ax.errorbar(by_T["T"], by_T["last_test_acc"] * 100, yerr=std, fmt="o-", capsize=4,
                 label="SNN, final epoch" + (" (mean, 1 std)" if n_seeds > 1 else ""))
-    ax.plot(by_T["T"], by_T["best_test_acc"] * 100, "s--", label="SNN, best epoch (mean)")
+    ax.plot(by_T["T"], by_T["chosen_test_acc"] * 100, "s--",
+            label=f"SNN, epoch {by_T['chosen_on'].iloc[0]} (mean)")
     if cnn_final is not None:
         ax.axhline(cnn_final * 100, color="grey", ls=":", label="CNN, final epoch (mean)")
     ax.plot([16], [REFERENCE_RESULTS[("snn", 16)]["test_acc"] * 100], "r*", ms=12,
@@ -109,6 +110,75 @@ def accuracy_vs_T(study):
     ax.set_ylabel("test accuracy (%)")
     ax.legend(fontsize=8)
     ax.set_title("Test accuracy against T")
+    return fig
+
+
+def pareto(study):
+    """Final test accuracy against estimated energy per inference of every model and sweep
+    variant (mean over seeds, error bars 1 std), the Pareto front joined."""
+    table = study.tables["pareto"]
+    plt, _ = _plt()
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    several = table["n"].max() > 1
+    for source, rows in table.groupby("source", sort=False):
+        ax.errorbar(rows["energy_uj"], rows["final_test_acc"] * 100,
+                    xerr=rows["energy_uj_std"].fillna(0) if several else None,
+                    yerr=rows["final_test_acc_std"].fillna(0) * 100 if several else None,
+                    fmt="o", capsize=3, label="the study's models" if source == "study"
+                    else f"sweep {source}")
+    front = table[table["on_front"]].sort_values("energy_uj")
+    ax.plot(front["energy_uj"], front["final_test_acc"] * 100, "k--", lw=1, zorder=0,
+            label="Pareto front")
+    ax.scatter(front["energy_uj"], front["final_test_acc"] * 100, s=140, facecolors="none",
+               edgecolors="black", zorder=3)
+    for row in table.itertuples():
+        ax.annotate(row.run.split(": ")[-1], (row.energy_uj, row.final_test_acc * 100),
+                    fontsize=7, xytext=(4, 3), textcoords="offset points")
+    ax.set_xscale("log")
+    ax.set_xlabel("estimated energy per inference (µJ, log scale)")
+    ax.set_ylabel("final test accuracy (%)")
+    ax.legend(fontsize=8)
+    ax.set_title("Accuracy against estimated energy" + (" (mean, 1 std over seeds)"
+                                                         if several else ""), fontsize=10)
+    return fig
+
+
+def sweep_accuracy(study):
+    """Per sweep (a row of panels) and swept setting (a panel): final test accuracy against
+    the setting's value, one line per combination of the other swept settings (error bars:
+    1 std over seeds)."""
+    table = study.tables["sweeps"]
+    sweeps = list(dict.fromkeys(table["sweep"]))
+    columns = {sweep: study.sweep_columns(sweep) for sweep in sweeps}
+    width = max(len(c) for c in columns.values())
+    plt, _ = _plt()
+    fig, axes = plt.subplots(len(sweeps), width, figsize=(4.2 * width, 3.4 * len(sweeps)),
+                             squeeze=False)
+    for i, sweep in enumerate(sweeps):
+        rows = table[table["sweep"] == sweep]
+        for j, column in enumerate(columns[sweep]):
+            ax = axes[i, j]
+            others = [c for c in columns[sweep] if c != column]
+            lines = rows.groupby(others, sort=False) if others else [((), rows)]
+            for key, line in lines:
+                key = key if isinstance(key, tuple) else (key,)
+                line = line.sort_values(column)
+                label = ", ".join(f"{c}={v}" for c, v in zip(others, key)) or None
+                ax.errorbar(line[column], line["final_test_acc"] * 100,
+                            yerr=line["final_test_acc_std"].fillna(0) * 100, fmt="o-",
+                            capsize=3, label=label)
+            ax.set_xlabel(column)
+            ax.set_ylabel("final test accuracy (%)")
+            ax.set_title(f"{sweep} (T={int(rows['T'].iloc[0])})", fontsize=10)
+            if others:
+                ax.legend(fontsize=7)
+        for j in range(len(columns[sweep]), width):
+            axes[i, j].set_visible(False)
+    n_seeds = int(table["n"].max())
+    spread = f"mean over {n_seeds} seeds, error bars: 1 std" if n_seeds > 1 else "one seed"
+    fig.suptitle(f"Sweeps: final test accuracy against each swept setting; {spread}",
+                 fontsize=10)
+    fig.tight_layout()
     return fig
 
 

@@ -32,7 +32,7 @@ def render_page(study, pngs):
     import jinja2
 
     sections = {section: [] for section in SECTIONS}
-    for entry in _shown_entries(pngs):
+    for entry in _shown_entries(study, pngs):
         sections[entry.section].append(_item(entry, study, pngs))
     environment = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(Path(__file__).resolve().parent)), autoescape=True,
@@ -55,10 +55,11 @@ def warnings(study):
     return found
 
 
-def _shown_entries(pngs):
-    """The entries on the page: the figures drawn, the tables that have a Display."""
+def _shown_entries(study, pngs):
+    """The entries on the page: the figures drawn, the tables made that have a Display."""
     for entry in CONTENTS:
-        if entry.name in pngs if isinstance(entry, Figure) else entry.display is not None:
+        if (entry.name in pngs if isinstance(entry, Figure)
+                else entry.name in study.tables and entry.display is not None):
             yield entry
 
 

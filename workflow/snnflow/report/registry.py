@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 CAPTIONS = Path(__file__).resolve().parents[2] / "report"  # workflow/report/
-SECTIONS = ("Data", "Training", "Comparison", "Spikes and energy", "Errors", "Runs")
+SECTIONS = ("Data", "Training", "Comparison", "Spikes and energy", "Sweeps", "Errors", "Runs")
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,8 @@ class Table(Entry):
     build: str              # the function of snnflow.report.tables: (study) -> DataFrame
     display: Display | None = Display()  # None: in the CSV and Snakemake's report only
 
+    needs_sweeps: bool = False
+
     kind = "tables"
 
 
@@ -53,6 +55,7 @@ class Figure(Entry):
     alt: str                # the image's alternative text; {main_T} is filled in
     other_snns: bool = False  # drawn only when there is an SNN besides the main one;
                               # folded on the page
+    needs_sweeps: bool = False  # drawn only by a study with sweeps
 
     kind = "figures"
 
@@ -84,8 +87,11 @@ CONTENTS = (
            "seconds per epoch"),
     Table("comparison", "Comparison", "CNN vs SNN-{main_T}", "comparison_table",
           Display(percent=PERCENT_ACC)),
+    Table("accuracy", "Comparison", "Test accuracy: the final epoch and the chosen epoch",
+          "accuracy_table",
+          Display(percent=("final_test_acc", "chosen_test_acc", "chosen_val_acc"))),
     Table("accuracy_by_T", "Comparison", "Test accuracy against T", "accuracy_by_T_table",
-          Display(percent=("last_test_acc", "best_test_acc", "last_test_acc_min",
+          Display(percent=("last_test_acc", "chosen_test_acc", "last_test_acc_min",
                            "last_test_acc_max"))),
     Figure("accuracy_vs_T", "Comparison", "Test accuracy against T", "accuracy_vs_T",
            "test accuracy against T"),
@@ -107,6 +113,19 @@ CONTENTS = (
                           "measured_train_j_per_epoch": 1, "measured_uj_per_inference": 1})),
     Figure("energy", "Spikes and energy", "Estimated energy per inference", "energy",
            "estimated energy per inference"),
+    Table("pareto", "Spikes and energy", "Accuracy against energy: every model and variant",
+          "pareto_table", Display(percent=("final_test_acc",), digits={"energy_uj": 3})),
+    Figure("pareto", "Spikes and energy", "Accuracy against energy: every model and variant",
+           "pareto", "final test accuracy against estimated energy per inference, Pareto "
+           "front marked"),
+    Table("sweeps", "Sweeps", "The sweeps' variants", "sweeps_table",
+          Display(percent=("final_test_acc", "chosen_test_acc"),
+                  digits={"firing_rate": 4, "synaptic_ops": 0, "energy_uj": 3,
+                          "train_seconds": 2, "inference_seconds": 2}, drop=("path",)),
+          needs_sweeps=True),
+    Figure("sweep_accuracy", "Sweeps", "Test accuracy against each swept setting",
+           "sweep_accuracy", "final test accuracy against each swept setting",
+           needs_sweeps=True),
     Figure("confusion_main", "Errors", "Confusion matrices: SNN-{main_T} and the CNN",
            "confusion_main", "confusion matrices of SNN-{main_T} and the CNN"),
     Figure("per_class_accuracy", "Errors", "Test accuracy per class", "per_class_accuracy",
@@ -122,8 +141,14 @@ TABLES = {e.name: e for e in CONTENTS if isinstance(e, Table)}
 FIGURES = {e.name: e for e in CONTENTS if isinstance(e, Figure)}
 
 
-def figure_names(t_values, main_T):
-    """The figures a study with these T draws (no figure of the other SNNs without an SNN
-    besides the main one)."""
+def figure_names(t_values, main_T, sweeps=False):
+    """The figures a study with these T (and `sweeps` or not) draws: no figure of the
+    other SNNs without an SNN besides the main one, none of sweeps without one."""
     others = any(T != main_T for T in t_values)
-    return [name for name, figure in FIGURES.items() if others or not figure.other_snns]
+    return [name for name, figure in FIGURES.items()
+            if (others or not figure.other_snns) and (sweeps or not figure.needs_sweeps)]
+
+
+def table_names(sweeps=False):
+    """The tables a study (with `sweeps` or not) writes."""
+    return [name for name, table in TABLES.items() if sweeps or not table.needs_sweeps]

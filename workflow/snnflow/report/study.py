@@ -27,17 +27,21 @@ class Run:
     layers: pd.DataFrame
     predictions: pd.DataFrame
     info: dict               # run.json
+    sweep: dict | None = None  # a sweep's run: {"name", "variant", "values"} (snnflow.runs)
 
 
 @dataclass
 class Study:
     """The runs, the data summary and the report's settings; `tables` fills up as the
-    report computes them, in the registry's order."""
+    report computes them, in the registry's order. `runs` are the study's models (one per
+    model and seed), `sweep_runs` the sweeps' (snnflow.sweeps), in the order of the
+    sweeps' tables."""
     runs: list
     main_T: int
     dataset: pd.DataFrame
     examples: dict
     energy: dict
+    sweep_runs: list = field(default_factory=list)
     tables: dict = field(default_factory=dict)
 
     @property
@@ -53,6 +57,11 @@ class Study:
     @property
     def main_label(self):
         return model_label("snn", self.main_T)
+
+    def sweep_columns(self, sweep):
+        """The settings the sweep called `sweep` varies, in its table's order."""
+        runs = [r for r in self.sweep_runs if r.sweep["name"] == sweep]
+        return list(dict.fromkeys(key for r in runs for key in r.sweep["values"]))
 
 
 def load_run(folder):
@@ -73,7 +82,7 @@ def load_run(folder):
     if not isinstance(info, dict):
         raise SnnflowError(f"{run_json}: holds a {type(info).__name__}, not a run's record - "
                            f"{rerun}")
-    absent = [key for key in ("model", "name", "label", "T", "seed") if key not in info]
+    absent = [key for key in ("model", "name", "label", "T", "seed", "sweep") if key not in info]
     if absent:
         raise SnnflowError(f"{run_json}: no {', '.join(absent)} (written by an older snnflow) "
                            f"- {rerun}")
@@ -85,7 +94,7 @@ def load_run(folder):
             raise SnnflowError(f"{folder / RUN_FILES[name]}: column {textual[0]} holds values "
                                f"that are not numbers - {rerun}")
     return Run(info["model"], info["name"], info["label"], info["T"], int(info["seed"]),
-               tables["metrics"], tables["layers"], tables["predictions"], info)
+               tables["metrics"], tables["layers"], tables["predictions"], info, info["sweep"])
 
 
 def _is_int(value):
@@ -98,7 +107,15 @@ RUN_FIELD_TYPES = {  # run.json's identity fields: what the report groups and la
     "label": (lambda v: isinstance(v, str), "text"),
     "T": (lambda v: v is None or (_is_int(v) and v > 0), "a positive integer or null"),
     "seed": (lambda v: _is_int(v) and v >= 0, "a non-negative integer"),
+    "sweep": (lambda v: v is None or _is_variant(v), "null or a sweep's name, variant and values"),
 }
+
+
+def _is_variant(value):
+    return (isinstance(value, dict) and isinstance(value.get("name"), str)
+            and isinstance(value.get("variant"), str) and isinstance(value.get("values"), dict)
+            and all(isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool)
+                    for k, v in value["values"].items()))
 
 
 def _check_types(run_json, info, rerun):
@@ -133,9 +150,16 @@ def load_examples(path):
     return examples
 
 
-def load_study(run_folders, main_T, data_dir, energy):
-    """The Study of the runs in `run_folders` and the data summary in `data_dir`."""
+def load_study(run_folders, main_T, data_dir, energy, sweep_folders=()):
+    """The Study of the runs in `run_folders`, the sweeps' runs in `sweep_folders` and the
+    data summary in `data_dir`."""
     runs = [load_run(folder) for folder in run_folders]
+    sweep_runs = [load_run(folder) for folder in sweep_folders]
+    for folder, run in [*zip(run_folders, runs), *zip(sweep_folders, sweep_runs)]:
+        if (run.sweep is None) != (folder in run_folders):
+            kind = "a sweep's run" if run.sweep is not None else "a run of the study's models"
+            raise SnnflowError(f"{Path(folder) / RUN_FILES['run']}: records {kind}, found where "
+                               "the other kind belongs - rerun its training job")
     labels = {r.label for r in runs}
     if model_label("snn", main_T) not in labels or model_label("cnn") not in labels:
         raise SnnflowError(f"config key snn.main_T: no run for T={main_T} and the CNN - "
@@ -143,4 +167,4 @@ def load_study(run_folders, main_T, data_dir, energy):
     data_dir = Path(data_dir)
     dataset = pd.read_csv(data_dir / "dataset.csv")
     examples = load_examples(data_dir / "examples.npz")
-    return Study(runs, main_T, dataset, examples, energy)
+    return Study(runs, main_T, dataset, examples, energy, sweep_runs)

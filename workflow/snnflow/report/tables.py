@@ -13,7 +13,7 @@ import json
 import numpy as np
 import pandas as pd
 
-from snnflow.runs import LAYERS, model_label, model_name
+from snnflow.runs import LAYERS, chosen_epoch, model_label, model_name
 
 # The reference study's numbers (docs/method.md), shown beside ours, by (model, T).
 REFERENCE_DEVICE = "one NVIDIA RTX 3090"
@@ -42,6 +42,17 @@ def spread(values, name):
     return {name: values.mean(), f"{name}_std": values.std(ddof=1) if len(values) > 1 else np.nan}
 
 
+def chosen_row(run):
+    """(metrics row, how it was chosen) of the run's chosen epoch (snnflow.runs.chosen_epoch)."""
+    row, how = chosen_epoch(run.metrics.to_dict("records"))
+    return pd.Series(row), how
+
+
+def chosen_on(group):
+    """How the runs of `group` chose their epoch, in words."""
+    return "; ".join(sorted({chosen_row(r)[1] for r in group}))
+
+
 def epochs_table(study):
     """Every epoch of every run (the curves' data)."""
     return pd.concat([r.metrics.assign(model=r.label, seed=r.seed) for r in study.runs],
@@ -49,15 +60,16 @@ def epochs_table(study):
 
 
 def comparison_table(study):
-    """The CNN and the main SNN at the last epoch and at the best one (highest test
-    accuracy, per seed), and the reference study's last epoch."""
+    """The CNN and the main SNN at the last epoch and at the chosen one (per seed: the
+    highest validation accuracy, or without a validation split the highest test
+    accuracy), and the reference study's last epoch."""
     rows = []
     groups = by_model(study.runs)
     for model in (model_name("cnn"), model_name("snn", study.main_T)):
         group = groups[model]
-        for kind in ("last", "best"):
-            picked = [r.metrics.iloc[-1] if kind == "last"
-                      else r.metrics.loc[r.metrics["test_acc"].idxmax()] for r in group]
+        for kind in ("last", "chosen"):
+            picked = [r.metrics.iloc[-1] if kind == "last" else chosen_row(r)[0] for r in group]
+            kind = kind if kind == "last" else chosen_on(group)
             row = {"model": group[0].label, "source": "ours", "epoch_kind": kind, "n": len(picked),
                    "epoch": ", ".join(str(int(p["epoch"])) for p in picked)}
             for metric in METRICS:
@@ -90,8 +102,25 @@ def timing_table(study):
     return pd.DataFrame(rows)
 
 
+def accuracy_table(study):
+    """Per model: the final epoch's test accuracy (the reference study's protocol) and the
+    test accuracy at the chosen epoch (snnflow.runs.chosen_epoch: on the validation split,
+    or on the test set where there is none, which flatters it), over seeds."""
+    rows = []
+    for group in by_model(study.runs).values():
+        chosen = [chosen_row(r)[0] for r in group]
+        rows.append({"model": group[0].label, "n": len(group),
+                     **spread((r.metrics["test_acc"].iloc[-1] for r in group), "final_test_acc"),
+                     **spread((c["test_acc"] for c in chosen), "chosen_test_acc"),
+                     "chosen_on": chosen_on(group),
+                     "chosen_epoch": ", ".join(str(int(c["epoch"])) for c in chosen),
+                     **spread((c["val_acc"] for c in chosen), "chosen_val_acc"),
+                     "n_validation": group[0].info.get("validation", {}).get("n_validation", 0)})
+    return pd.DataFrame(rows)
+
+
 def accuracy_by_T_table(study):
-    """Final and best test accuracy of each SNN-T over its seeds."""
+    """Final and chosen-epoch test accuracy of each SNN-T over its seeds."""
     rows = []
     for group in by_model(study.runs).values():
         if group[0].T is None:
@@ -99,7 +128,8 @@ def accuracy_by_T_table(study):
         last = [r.metrics["test_acc"].iloc[-1] for r in group]
         row = {"T": group[0].T, "n": len(group), **spread(last, "last_test_acc"),
                "last_test_acc_min": min(last), "last_test_acc_max": max(last),
-               **spread((r.metrics["test_acc"].max() for r in group), "best_test_acc")}
+               **spread((chosen_row(r)[0]["test_acc"] for r in group), "chosen_test_acc"),
+               "chosen_on": chosen_on(group)}
         rows.append(row)
     return pd.DataFrame(rows).sort_values("T")
 
@@ -156,18 +186,32 @@ def layers_table(study):
     return pd.DataFrame(rows).astype({"T": "Int64"})
 
 
+def final_layers(run):
+    """The run's layers.csv rows of its final epoch."""
+    return run.layers[run.layers["epoch"] == run.layers["epoch"].max()]
+
+
+def operations(group, energy):
+    """(SOPs, MACs, estimated microjoules) per inference at the final epoch, an array of
+    each over the runs of `group`: SOPs x E_AC plus MACs x E_MAC."""
+    sops, macs = np.array([(final_layers(r)["synaptic_ops"].sum(), final_layers(r)["macs"].sum())
+                           for r in group], dtype=float).T
+    return sops, macs, (sops * energy["e_ac_pj"] + macs * energy["e_mac_pj"]) / 1e6
+
+
+def network_firing_rate(run):
+    """The final epoch's spikes per neuron per time step of all spiking layers together."""
+    final = final_layers(run)
+    return float((final["firing_rate"] * final["neurons"]).sum() / final["neurons"].sum())
+
+
 def energy_table(study):
     """Energy per inference (one test sample) at the final epoch: SOPs x E_AC plus MACs x
     E_MAC, in microjoules."""
     e_ac_pj, e_mac_pj = study.energy["e_ac_pj"], study.energy["e_mac_pj"]
     rows = []
     for group in by_model(study.runs).values():
-        totals = []
-        for r in group:
-            final = r.layers[r.layers["epoch"] == r.layers["epoch"].max()]
-            totals.append((final["synaptic_ops"].sum(), final["macs"].sum()))
-        sops, macs = np.array(totals).T
-        energy = (sops * e_ac_pj + macs * e_mac_pj) / 1e6
+        sops, macs, energy = operations(group, study.energy)
         rows.append({"model": group[0].label, "n": len(group), **spread(sops, "synaptic_ops"),
                      "macs": macs.mean(), "e_ac_pj": e_ac_pj, "e_mac_pj": e_mac_pj,
                      "sops_energy_uj": (sops * e_ac_pj).mean() / 1e6,
@@ -227,10 +271,68 @@ def confusion_table(study):
     return pd.DataFrame(rows)
 
 
-def runs_table(study):
-    """Each run's device, placement, backend, package versions, code, data and settings."""
+def by_variant(runs):
+    """{(sweep name, variant): its runs} in the order the runs come (the sweeps' tables'),
+    seeds in order."""
+    groups = {}
+    for r in runs:
+        groups.setdefault((r.sweep["name"], r.sweep["variant"]), []).append(r)
+    return {key: sorted(group, key=lambda r: r.seed) for key, group in groups.items()}
+
+
+def sweeps_table(study):
+    """Each sweep's variants: the swept values, final and chosen-epoch test accuracy,
+    firing rate, SOPs and estimated energy per inference at the final epoch, seconds per
+    epoch, over seeds."""
     rows = []
-    for r in (r for group in by_model(study.runs).values() for r in group):
+    for (sweep, variant), group in by_variant(study.sweep_runs).items():
+        chosen = [chosen_row(r)[0] for r in group]
+        sops, _, energy = operations(group, study.energy)
+        rows.append({"sweep": sweep, "variant": group[0].label, "T": group[0].T,
+                     **group[0].sweep["values"], "n": len(group),
+                     **spread((r.metrics["test_acc"].iloc[-1] for r in group), "final_test_acc"),
+                     **spread((c["test_acc"] for c in chosen), "chosen_test_acc"),
+                     "chosen_on": chosen_on(group),
+                     **spread((network_firing_rate(r) for r in group), "firing_rate"),
+                     **spread(sops, "synaptic_ops"), **spread(energy, "energy_uj"),
+                     **spread((r.metrics["train_seconds"].mean() for r in group),
+                              "train_seconds"),
+                     **spread((r.metrics["test_seconds"].mean() for r in group),
+                              "inference_seconds"),
+                     "path": variant})
+    return pd.DataFrame(rows)
+
+
+def pareto_front(accuracy, energy):
+    """A boolean per point: no other point has at least its accuracy at no more energy,
+    better in one of them."""
+    accuracy, energy = np.asarray(accuracy, float), np.asarray(energy, float)
+    dominated = [((accuracy >= a) & (energy <= e) & ((accuracy > a) | (energy < e))).any()
+                 for a, e in zip(accuracy, energy)]
+    return ~np.array(dominated, dtype=bool)
+
+
+def pareto_table(study):
+    """Every model and sweep variant of the study: final test accuracy against estimated
+    energy per inference (mean over seeds), and whether it is on the Pareto front."""
+    groups = [("study", group) for group in by_model(study.runs).values()]
+    groups += [(sweep, group) for (sweep, _), group in by_variant(study.sweep_runs).items()]
+    rows = []
+    for source, group in groups:
+        rows.append({"run": group[0].label, "source": source, "T": group[0].T, "n": len(group),
+                     **spread((r.metrics["test_acc"].iloc[-1] for r in group), "final_test_acc"),
+                     **spread(operations(group, study.energy)[2], "energy_uj")})
+    table = pd.DataFrame(rows).astype({"T": "Int64"})
+    table["on_front"] = pareto_front(table["final_test_acc"], table["energy_uj"])
+    return table
+
+
+def runs_table(study):
+    """Each run's device, placement, backend, package versions, code, data and settings,
+    the sweeps' runs after the study's models'."""
+    rows = []
+    ordered = [r for group in by_model(study.runs).values() for r in group]
+    for r in ordered + [r for group in by_variant(study.sweep_runs).values() for r in group]:
         settings = {k: v for k, v in r.info.get("settings", {}).items() if k != "model"}
         rows.append({"model": r.label, "seed": r.seed,
                      "device": r.info.get("device_name", ""),

@@ -30,6 +30,7 @@ from snnflow import SnnflowError, __version__
 from snnflow.atomic import atomic_path, reporting_full_disk
 from snnflow.cuda_check import refuse_accidental_cpu
 from snnflow.data.caches import cache_identity
+from snnflow.data.validation import held_out, split_identity
 from snnflow.job import report_position_with
 from snnflow.kernels import loader
 from snnflow.machine import cpu_name
@@ -223,24 +224,25 @@ class Trainer:
         return sums.loss.item() / len(data), sums.correct.item() / len(data)
 
     @torch.inference_mode()
-    def evaluate(self, data):
+    def evaluate(self, data, recorded=True):
         """(mean loss, accuracy, layer rows, predicted classes) over `data` in order, in
-        eval mode, recording the layers' activity (the eager model: recording does not
-        go through torch.compile)."""
+        eval mode, recording the layers' activity unless not `recorded` (then no rows;
+        the eager model: recording does not go through torch.compile)."""
         self.eager.eval()
-        record = self.kind.new_record(self.eager)
+        record = self.kind.new_record(self.eager) if recorded else None
+        forward = record.forward if recorded else self.model
         total_loss = torch.zeros((), dtype=torch.float64, device=data.device)
         correct = torch.zeros((), dtype=torch.int64, device=data.device)
         predictions = []
         for x, y in data.batches(self.batch_size):
             with self.autocast():
-                loss, scores = self.kind.loss(record.forward(x).float(), y)
+                loss, scores = self.kind.loss(forward(x).float(), y)
             total_loss += loss * len(y)
             predicted = scores.argmax(1)
             correct += (predicted == y).sum()
             predictions.append(predicted)
-        return (total_loss.item() / len(data), correct.item() / len(data), record.rows(),
-                torch.cat(predictions).cpu())
+        return (total_loss.item() / len(data), correct.item() / len(data),
+                record.rows() if recorded else [], torch.cat(predictions).cpu())
 
 
 @dataclass
@@ -249,6 +251,7 @@ class Job:
     settings: RunSettings
     device: torch.device
     train: ResidentDataset
+    validation: ResidentDataset | None  # held out of the training split, or None
     test: ResidentDataset
     model: torch.nn.Module
     optimizer: torch.optim.Optimizer
@@ -262,6 +265,7 @@ class Job:
     kernel_check: dict      # what the paths' check found (snnflow.train.kernel_check)
     energy_meter: object    # an EnergyMeter of the GPU, or None (snnflow.train.energy)
     energy_note: str        # how the energy columns were measured, or why they were not
+    split: dict             # the validation split's record for run.json
     predictions: torch.Tensor | None = None  # of the last evaluation in this process
 
     def computed_from(self, code_fingerprint):
@@ -275,17 +279,33 @@ class Job:
 
 
 def load_data(kind, s: RunSettings, cache, device):
-    splits = {}
+    """The (train, validation or None, test) ResidentDatasets of `cache`, and the
+    validation split's record: the validation samples are taken out of the training
+    split (snnflow.data.validation), the rest keep their order."""
+    arrays = {}
     for split in ("train", "test"):
         inputs, labels = kind.load(cache, split)
         if kind.time_major and inputs.shape[1] != s.T:
             raise SnnflowError(f"{cache}: frames have T={inputs.shape[1]}, the run asks for "
                                f"T={s.T} - delete the cache and rerun")
-        splits[split] = ResidentDataset(inputs, labels, device, kind.time_major, kind.scale)
-    if s.batch_size > len(splits["train"]):
+        arrays[split] = (inputs, labels)
+    inputs, labels = arrays["train"]
+    held = held_out(labels, s.validation_fraction, s.validation_seed)
+    split = {"fraction": s.validation_fraction, "seed": s.validation_seed,
+             "n_validation": int(held.sum()), "identity": split_identity(held)}
+    if s.validation_fraction > 0:
+        if not held.any():
+            raise SnnflowError(f"config key validation.fraction: {s.validation_fraction} of the "
+                               f"{len(labels)} training samples in {cache} holds out none - "
+                               "raise it or set it to 0")
+        arrays["validation"] = (inputs[held], labels[held])
+        arrays["train"] = (inputs[~held], labels[~held])
+    data = {name: ResidentDataset(*pair, device, kind.time_major, kind.scale)
+            for name, pair in arrays.items()}
+    if s.batch_size > len(data["train"]):
         raise SnnflowError(f"config key {s.model}.batch_size: {s.batch_size} is larger than the "
-                           f"{len(splits['train'])} training samples in {cache} - lower it")
-    return splits["train"], splits["test"]
+                           f"{len(data['train'])} training samples in {cache} - lower it")
+    return data["train"], data.get("validation"), data["test"], split
 
 
 def prepare(kind, s: RunSettings, cache, threads, log):
@@ -298,14 +318,17 @@ def prepare(kind, s: RunSettings, cache, threads, log):
     if s.epochs < 1:
         raise SnnflowError(f"config key {s.model}.epochs: {s.epochs} - must be at least 1")
     refuse_what_cannot_fit(kind, s, cache, device)
-    train, test = load_data(kind, s, cache, device)
+    train, validation, test, split = load_data(kind, s, cache, device)
     data_identity = cache_identity(cache)
-    log(f"{s.label}: {len(train)} train / {len(test)} test samples on {device}, cache in "
-        f"{train.resident_on} (data {data_identity[:12]})")
-    return build_job(kind, s, train, test, threads, log, data_identity)
+    held = (f" / {len(validation)} validation (split {split['identity'][:8]})"
+            if validation is not None else "")
+    log(f"{s.label}: {len(train)} train{held} / {len(test)} test samples on {device}, cache "
+        f"in {train.resident_on} (data {data_identity[:12]})")
+    return build_job(kind, s, train, test, threads, log, data_identity, validation, split)
 
 
-def build_job(kind, s: RunSettings, train, test, threads, log, data_identity=""):
+def build_job(kind, s: RunSettings, train, test, threads, log, data_identity="",
+              validation=None, split=None):
     """The Job of `s` on resident data: the model on its backend, its compiled paths
     checked (snnflow.train.kernel_check), optimiser, scheduler."""
     device = train.device
@@ -335,9 +358,9 @@ def build_job(kind, s: RunSettings, train, test, threads, log, data_identity="")
     forward_model = torch.compile(model) if s.compile else model
     trainer = Trainer(forward_model, model, kind, optimizer, s.batch_size, autocast, scaler, log,
                       cuda_graphs=graphs)
-    return Job(s, device, train, test, model, optimizer, scheduler, scaler, trainer,
+    return Job(s, device, train, validation, test, model, optimizer, scheduler, scaler, trainer,
                torch.Generator().manual_seed(s.seed), backend, threads, data_identity,
-               checked.as_record(), *_energy_meter(device, log))
+               checked.as_record(), *_energy_meter(device, log), split or {})
 
 
 def _energy_meter(device, log):
@@ -411,9 +434,11 @@ def fit(job: Job, history, outputs, checkpoint, origin, log):
         test_loss, test_acc, layers, job.predictions = job.trainer.evaluate(job.test)
         _sync(device)
         e2, t2 = meter.joules() if meter else None, time.perf_counter()
+        val_loss, val_acc = ("", "") if job.validation is None else \
+            job.trainer.evaluate(job.validation, recorded=False)[:2]
         job.scheduler.step()
         row = dict(epoch=epoch, lr=lr, train_loss=train_loss, train_acc=train_acc,
-                   test_loss=test_loss, test_acc=test_acc,
+                   val_loss=val_loss, val_acc=val_acc, test_loss=test_loss, test_acc=test_acc,
                    train_seconds=t1 - t0, test_seconds=t2 - t1,
                    train_joules=e1 - e0 if meter else "", test_joules=e2 - e1 if meter else "",
                    layers=[{"epoch": epoch, **layer} for layer in layers])
@@ -426,17 +451,20 @@ def fit(job: Job, history, outputs, checkpoint, origin, log):
             "scaler": job.scaler.state_dict() if job.scaler is not None else None,
             "history": history})
         timing = progress.end_epoch(epoch, t2 - t1)
+        validated = ("" if job.validation is None
+                     else f"val loss {val_loss:.4f} acc {val_acc:.4f} | ")
         log(f"epoch {epoch}/{s.epochs}: train loss {train_loss:.4f} acc {train_acc:.4f} | "
-            f"test loss {test_loss:.4f} acc {test_acc:.4f} | {t1 - t0:.1f}s + {t2 - t1:.1f}s | "
-            f"{timing}")
+            f"{validated}test loss {test_loss:.4f} acc {test_acc:.4f} | {t1 - t0:.1f}s + "
+            f"{t2 - t1:.1f}s | {timing}")
     log(progress.summary(history))
     report_position_with(lambda: "the end, writing the run's files")
     return history
 
 
-def write(job: Job, outputs, code_fingerprint, placement):
+def write(job: Job, outputs, code_fingerprint, placement, sweep=None):
     """The final model (weights + settings), its test-set predictions and run.json
-    (settings, versions, device, backend, placement)."""
+    (settings, versions, device, backend, placement, the validation split and, for a
+    sweep's run, its variant: snnflow.runs.sweep_variant)."""
     s = job.settings
     save_state(outputs.model, {"settings": s.as_config(), "state_dict": job.model.state_dict(),
                                "code_fingerprint": code_fingerprint})
@@ -447,20 +475,21 @@ def write(job: Job, outputs, code_fingerprint, placement):
         _write_rows(tmp, PREDICTION_COLUMNS, [
             {"index": i, "label": int(label), "prediction": int(predicted)}
             for i, (label, predicted) in enumerate(zip(labels, job.predictions))], "w")
-    info = {**described(s), "settings": s.as_config(), "code_fingerprint": code_fingerprint,
+    info = {**described(s, sweep), "settings": s.as_config(),
+            "code_fingerprint": code_fingerprint,
             "data_identity": job.data_identity,
             "backend": job.backend, "kernels": loader.status(),
             "kernel_check": job.kernel_check, "energy_measurement": job.energy_note,
-            "n_train": len(job.train), "n_test": len(job.test),
+            "n_train": len(job.train), "n_test": len(job.test), "validation": job.split,
             **environment(job.device, job.threads), **placement}
     with atomic_path(outputs.run) as tmp:
         tmp.write_text(json.dumps(info, indent=2))
 
 
 def run(kind, s: RunSettings, cache, outputs: RunOutputs, checkpoint, code_fingerprint,
-        threads=1, log=print, placement=None):
+        threads=1, log=print, placement=None, sweep=None):
     """Train `s` (a model of `kind`) on `cache`, writing `outputs` (with `placement`:
-    where the job ran, into run.json)."""
+    where the job ran, and `sweep`: the variant of a sweep's run, into run.json)."""
     if kind.name != s.model:
         raise ValueError(f"settings of a {s.model} run given to the {kind.name} loop")
     started = time.time()
@@ -470,7 +499,7 @@ def run(kind, s: RunSettings, cache, outputs: RunOutputs, checkpoint, code_finge
     history = resume(job, Path(checkpoint), origin, log)
     history = fit(job, history, outputs, Path(checkpoint), origin, log)
     write(job, outputs, code_fingerprint,
-          {**(placement or {}), "started": started, "finished": time.time()})
+          {**(placement or {}), "started": started, "finished": time.time()}, sweep)
     return history
 
 
@@ -501,7 +530,8 @@ def run_rule(kind, snakemake, log):
         checkpoint=snakemake.params.checkpoint,
         code_fingerprint=snakemake.params.code, threads=snakemake.threads, log=log,
         placement={"gpu_slot": claim.slot, "cuda_visible_devices": claim.visible_devices,
-                   "placement": claim.note})
+                   "placement": claim.note},
+        sweep=getattr(snakemake.params, "sweep", None))  # a sweep's rule passes its variant
 
 
 def environment(device, threads):

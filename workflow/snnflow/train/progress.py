@@ -9,6 +9,8 @@ once an epoch has ended, its evaluation too (until then evaluation is not counte
 import time
 from datetime import timedelta
 
+from snnflow.runs import chosen_epoch
+
 PROGRESS_EVERY_SECONDS = 30.0
 
 
@@ -73,11 +75,13 @@ class Progress:
         return f"elapsed {_duration(elapsed)} | ends ~{end} (in {_duration(left)}{unevaluated})"
 
     def summary(self, history):
-        """The job's last line: epochs, last and best test accuracy, time."""
+        """The job's last line: epochs, the last and the chosen epoch's test accuracy
+        (snnflow.runs.chosen_epoch), time."""
         if not history:
             return "done: no epoch to train"
-        best = max(history, key=lambda row: row["test_acc"])
+        chosen, how = chosen_epoch(history)
         trained = len(history) - self.first_epoch + 1
         return (f"done: {len(history)} epochs ({trained} in this job), last test acc "
-                f"{history[-1]['test_acc']:.4f}, best {best['test_acc']:.4f} (epoch "
-                f"{best['epoch']}), {_duration(self.clock() - self.started)} in this job")
+                f"{history[-1]['test_acc']:.4f}, {chosen['test_acc']:.4f} at epoch "
+                f"{chosen['epoch']} ({how}), {_duration(self.clock() - self.started)} in "
+                "this job")
