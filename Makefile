@@ -14,13 +14,17 @@ $(BIN)/python:
 # torch is installed on its own, pinned, so pip takes the CPU wheel of that release
 # instead of a multi-GB CUDA build; a GPU machine installs its CUDA build beforehand.
 # The other packages at the versions the tests ran with (envs/pip-constraints.txt).
-$(VENV)/.installed: pyproject.toml envs/pip-constraints.txt | $(BIN)/python
+# The NIR importers (envs/nir-importers.txt) without their declared dependencies, which
+# they do not need and which would bring a torch of their own; the extra "nir" holds what
+# they import.
+$(VENV)/.installed: pyproject.toml envs/pip-constraints.txt envs/nir-importers.txt | $(BIN)/python
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -c envs/pip-constraints.txt -e .
+	$(BIN)/python -m pip install -q -c envs/pip-constraints.txt -e '.[nir]'
+	$(BIN)/python -m pip install -q --no-deps -r envs/nir-importers.txt
 	touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed
-	$(BIN)/python -m pip install -q -c envs/pip-constraints.txt -e '.[test,slurm]'
+	$(BIN)/python -m pip install -q -c envs/pip-constraints.txt -e '.[test,slurm,nir]'
 	touch $@
 
 demo: $(VENV)/.installed

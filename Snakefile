@@ -19,6 +19,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/sweep.smk"
+include: "workflow/rules/nir.smk"
 include: "workflow/rules/report.smk"
 
 

@@ -199,7 +199,7 @@ def test_snakemakes_report_lists_the_sections_in_the_order_data_flows():
 
     categories = [report_category(section) for section in SECTIONS]
     assert sorted(categories) == categories  # its menu sorts them alphabetically
-    assert categories[0] == "1. Data" and categories[-1] == "7. Runs"
+    assert categories[0] == "1. Data" and categories[-1] == "8. Runs"
 
 
 def test_without_a_validation_split_the_chosen_epoch_is_marked_optimistic(built):
@@ -267,9 +267,9 @@ def sweep_study(root):
 
 def test_the_sweeps_section_and_the_pareto_front(tmp_path):
     out = sweep_study(tmp_path)
-    assert sorted(p.stem for p in (out / "tables").iterdir()) == sorted(table_names(True))
+    assert sorted(p.stem for p in (out / "tables").iterdir()) == sorted(table_names(["sweeps"]))
     assert sorted(p.stem for p in (out / "figures").iterdir()) == sorted(
-        figure_names([4, 16], 16, sweeps=True))
+        figure_names([4, 16], 16, ["sweeps"]))
     sweeps = pd.read_csv(out / "tables" / "sweeps.csv")
     assert list(sweeps["variant"]) == ["ta: tau=1.5, surrogate_alpha=2.0",
                                        "ta: tau=1.5, surrogate_alpha=8.0",
@@ -313,3 +313,25 @@ def test_a_sweep_run_where_a_study_run_belongs_is_refused(study):
     (runs["cnn"][0] / "run.json").write_text(json.dumps(info))
     with pytest.raises(SnnflowError, match="cnn/seed0/run.json: records a sweep's run"):
         build(study)
+
+
+def test_the_nir_section_from_the_checks_rows_and_a_damaged_file_named(study, tmp_path):
+    from snnflow.runs import NIR_COLUMNS
+
+    runs, root = study
+    good = tmp_path / "snn_T16_seed0.csv"
+    row = dict(zip(NIR_COLUMNS, ["norse", "1.1.0", "SNN-16", 16, 0, 100, 3, 3, 0, 1, 1.0, 0.9,
+                                 0.9, "equal", "norse.torch.from_nir"]))
+    pd.DataFrame([row]).to_csv(good, index=False)
+    out = root / "results"
+    folders = [folder for seeds in runs.values() for folder in seeds.values()]
+    build_report(folders, 16, root / "data", ENERGY, out / "report.html", out / "tables",
+                 out / "figures", nir_checks=[good])
+    assert pd.read_csv(out / "tables" / "nir.csv").iloc[0]["tie_mismatches"] == 3
+    html = (out / "report.html").read_text()
+    assert "Deploying the SNN (NIR)" in html and "<li>norse: norse.torch.from_nir</li>" in html
+    bad = tmp_path / "snn_T4_seed0.csv"
+    bad.write_text("importer\nnorse\n")
+    with pytest.raises(SnnflowError, match="snn_T4_seed0.csv: not the NIR check's columns"):
+        build_report(folders, 16, root / "data", ENERGY, out / "report.html", out / "tables",
+                     out / "figures", nir_checks=[good, bad])

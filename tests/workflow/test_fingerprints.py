@@ -92,11 +92,12 @@ def test_a_kernel_source_changes_the_fingerprint_of_the_jobs_that_build_it(tmp_p
     assert {k: after[k] == before[k] for k in scripts[1:]} == dict.fromkeys(scripts[1:], True)
 
 
-STAGES = ("data", "model", "train", "report")  # the order data flows in
+STAGES = ("data", "model", "train", "deploy", "report")  # the order data flows in
 ALLOWED = {  # package: the subpackages its modules may import from
     "data": {"kernels"},
     "model": {"kernels", "data"},
     "train": {"kernels", "data"},  # the loop reads the caches; the networks come as specs
+    "deploy": {"model"},  # the trained network, rebuilt from its model.pt
     "report": {"data"},
     "kernels": set(),
     "": {"data"},  # the root modules: settings checks the data's file names

@@ -110,7 +110,7 @@ def test_complete_study_produces_csvs_and_report(finished_run):
     cnn = pd.read_csv(results / "runs" / "cnn" / "seed0" / "metrics.csv")
     assert cnn["test_acc"].iloc[-1] > 0.2  # chance is 0.1
     html = (results / "report.html").read_text()
-    figures = figure_names([2, 4], 4, sweeps=True)
+    figures = figure_names([2, 4], 4, ["sweeps", "nir"])
     assert html.count("data:image/png;base64,") == len(figures)
     assert sorted(p.stem for p in (results / "figures").iterdir()) == sorted(figures)
     for words in ("CNN vs SNN-4", "SNN-2", "reference study", "Time per epoch",
@@ -179,7 +179,7 @@ def test_snakemakes_own_report_holds_every_figure_and_table(finished_run):
               "results/snakemake-report.zip", runtime_only=True)
     with zipfile.ZipFile(finished_run / "results" / "snakemake-report.zip") as zf:
         names = zf.namelist()
-    for figure in figure_names([2, 4], 4, sweeps=True):
+    for figure in figure_names([2, 4], 4, ["sweeps", "nir"]):
         assert any(name.endswith(f"/{figure}.png") for name in names), figure
     for table in TABLES:
         assert any(name.endswith(f"/{table}.csv") for name in names), table
@@ -215,14 +215,18 @@ def test_nothing_reruns_without_a_change(finished_run):
     assert planned_jobs(finished_run, variant()) == {}
 
 
+NIR_JOBS = {"export_nir": 4, "verify_nir": 4}  # one each per SNN run
+
+
 def test_snn_setting_reruns_the_snn_jobs_and_the_report(finished_run):
     assert planned_jobs(finished_run, variant(snn__tau=3.0)) == {
-        "train_snn": 4, "report": 1, "all": 1}
+        "train_snn": 4, **NIR_JOBS, "report": 1, "all": 1}
 
 
 def test_adding_a_T_builds_its_frames_and_run_only(finished_run):
     assert planned_jobs(finished_run, variant(snn__T=[2, 4, 8])) == {
-        "frames": 1, "data_summary": 1, "train_snn": 2, "report": 1, "all": 1}
+        "frames": 1, "data_summary": 1, "train_snn": 2, "export_nir": 2, "verify_nir": 2,
+        "report": 1, "all": 1}
 
 
 def test_cnn_learning_rate_reruns_the_cnn_and_the_report(finished_run):
@@ -243,7 +247,8 @@ def planned_after_editing(workdir, relative_path, comment):
 
 def test_adding_a_seed_runs_only_its_training_jobs_and_the_report(finished_run):
     assert planned_jobs(finished_run, variant(seeds=[0, 1, 2])) == {
-        "train_snn": 2, "train_cnn": 1, "train_sweep": 2, "report": 1, "all": 1}
+        "train_snn": 2, "train_cnn": 1, "train_sweep": 2, "export_nir": 2, "verify_nir": 2,
+        "report": 1, "all": 1}
 
 
 def planned_with_sweep(workdir, table):
@@ -273,9 +278,29 @@ def test_a_sweep_at_another_T_builds_its_frames_and_runs(finished_run):
 
 def test_the_validation_split_reruns_the_training_jobs_and_the_report(finished_run):
     assert planned_jobs(finished_run, variant(validation__fraction=0.0)) == {
-        "train_snn": 4, "train_cnn": 2, "train_sweep": 4, "report": 1, "all": 1}
+        "train_snn": 4, "train_cnn": 2, "train_sweep": 4, **NIR_JOBS, "report": 1, "all": 1}
     assert planned_jobs(finished_run, variant(validation__seed=1)) == {
-        "train_snn": 4, "train_cnn": 2, "train_sweep": 4, "report": 1, "all": 1}
+        "train_snn": 4, "train_cnn": 2, "train_sweep": 4, **NIR_JOBS, "report": 1, "all": 1}
+
+
+def test_the_nir_check_follows_its_switch_and_its_sample_count(finished_run):
+    assert planned_jobs(finished_run, variant(nir__enabled=False)) == {"report": 1, "all": 1}
+    assert planned_jobs(finished_run, variant(nir__samples=10)) == {
+        "verify_nir": 4, "report": 1, "all": 1}
+
+
+def test_every_snn_run_is_exported_and_checked_in_the_importers(finished_run):
+    results = finished_run / "results"
+    nir = pd.read_csv(results / "tables" / "nir.csv")
+    assert len(nir) == 4 * 3  # SNN-2 and SNN-4, two seeds, three importers
+    assert set(nir["importer"]) == {"spikingjelly", "norse", "snntorch"}
+    installed = nir[nir["version"].notna()]
+    assert (installed["samples"] == 80).all() and (installed["prediction_agreement"] == 1).all()
+    assert (installed["other_mismatches"] == 0).all()
+    for T, seed in itertools.product((2, 4), (0, 1)):
+        assert (results / "runs" / f"snn_T{T}" / f"seed{seed}" / "model.nir").stat().st_size
+        assert (results / "logs" / f"verify_nir_T{T}_seed{seed}.log").exists()
+    assert "Deploying the SNN (NIR)" in (results / "report.html").read_text()
 
 
 def test_a_bad_sweep_cell_stops_before_any_job_naming_file_row_and_column(finished_run):
@@ -293,7 +318,7 @@ def test_the_energy_constants_rerun_only_the_report(finished_run):
     assert planned_jobs(finished_run, variant(energy__e_ac_pj=0.5)) == {"report": 1, "all": 1}
 
 
-SNN_AND_REPORT = {"train_snn": 4, "train_sweep": 4, "report": 1, "all": 1}
+SNN_AND_REPORT = {"train_snn": 4, "train_sweep": 4, **NIR_JOBS, "report": 1, "all": 1}
 EDITS = {  # a file under workflow/snnflow: what an edit to it reruns
     # the network, and a module train_snn.py reaches only through snn.py
     "model/neuron.py": SNN_AND_REPORT,
@@ -302,11 +327,13 @@ EDITS = {  # a file under workflow/snnflow: what an edit to it reruns
     "kernels/cpu_ops.py": SNN_AND_REPORT,
     "kernels/csrc/lif.cpp": SNN_AND_REPORT,
     # the training loop: both models' training jobs
-    "train/loop.py": {"train_snn": 4, "train_cnn": 2, "train_sweep": 4, "report": 1, "all": 1},
+    "train/loop.py": {"train_snn": 4, "train_cnn": 2, "train_sweep": 4, **NIR_JOBS, "report": 1,
+                      "all": 1},
     # the data-prep kernels: the event store, the frames and what is made from them; not
     # the synthetic data, nor the MNIST cache and the CNN
     "kernels/csrc/prep.c": {"nmnist_events": 1, "frames": 2, "data_summary": 1,
-                            "train_snn": 4, "train_sweep": 4, "report": 1, "all": 1},
+                            "train_snn": 4, "train_sweep": 4, **NIR_JOBS, "report": 1,
+                            "all": 1},
     # the MNIST reader: the MNIST cache and what is made from it
     "data/mnist.py": {"mnist_cache": 1, "data_summary": 1, "train_cnn": 2, "report": 1,
                       "all": 1},

@@ -18,9 +18,11 @@ from snnflow.report.registry import CONTENTS as REPORT_CONTENTS, FIGURES as REPO
 from snnflow.report.registry import TABLES as REPORT_TABLES, caption_file, figure_names
 from snnflow.report.registry import report_category, table_names
 from snnflow.runs import REPORTED_FILES, RUN_FILES, checkpoint_path, model_name, run_folder
-from snnflow.runs import run_outputs, sweep_checkpoint_path, sweep_run_folder, sweep_variant
+from snnflow.runs import nir_check_path, run_outputs, sweep_checkpoint_path, sweep_run_folder
+from snnflow.runs import sweep_variant
 from snnflow.settings import cnn_settings, snn_settings, validate_config
 from snnflow.sweeps import read_sweeps
+from snnflow.deploy.importers import importer_versions
 from snnflow.train.gpu_slots import count_gpus, slot_count
 
 def stop_before_any_job(err):
@@ -42,6 +44,10 @@ except SnnflowError as err:
     stop_before_any_job(err)
 
 SYNTHETIC = config["synthetic"]["enabled"]
+NIR = config["nir"]["enabled"]
+# The NIR importers this Python has (snnflow.deploy.nir_check.IMPORTERS), by version:
+# read from the installed packages' metadata, none imported.
+NIR_IMPORTER_VERSIONS = importer_versions()
 SYNTHETIC_DIR = "results/raw/synthetic"
 T_VALUES = config["snn"]["T"]
 SEEDS = config["seeds"]

@@ -32,6 +32,11 @@ PREDICTION_COLUMNS = ["index", "label", "prediction"]
 CSV_COLUMNS = {"metrics": METRICS_COLUMNS, "layers": LAYER_COLUMNS,
                "predictions": PREDICTION_COLUMNS}
 REPORTED_FILES = (*CSV_COLUMNS, "run")  # what the report reads
+# A run's NIR check (nir_check_path; snnflow.deploy.nir_check): one row per importer
+NIR_COLUMNS = ["importer", "version", "model", "T", "seed", "samples", "spike_mismatches",
+               "tie_mismatches", "other_mismatches", "samples_differing",
+               "prediction_agreement", "accuracy_ours", "accuracy_importer",
+               "layer_spikes", "note"]
 
 RunOutputs = collections.namedtuple("RunOutputs", RUN_FILES)
 
@@ -91,6 +96,11 @@ def checkpoint_path(name, seed):
     """Where a run keeps its resumable state: outside its declared outputs, which
     Snakemake deletes before the job starts."""
     return f"results/checkpoints/{name}_seed{seed}.pt"
+
+
+def nir_check_path(name, seed):
+    """The NIR check's rows of a run (snnflow.deploy.nir_check.NIR_COLUMNS)."""
+    return f"results/nir/{name}_seed{seed}.csv"
 
 
 def sweep_checkpoint_path(sweep, variant, seed):

@@ -16,23 +16,25 @@ from snnflow.report.registry import FIGURES, TABLES, figure_names, table_names
 
 
 def build_report(run_folders, main_T, data_dir, energy, html_path, tables_dir, figures_dir,
-                 sweep_folders=()):
+                 sweep_folders=(), nir_checks=None):
     """Write every table to `tables_dir`/<name>.csv, every figure to
     `figures_dir`/<name>.png and the page to `html_path`; the sweeps' runs lie in
-    `sweep_folders`."""
+    `sweep_folders`, the NIR checks' rows in the files `nir_checks` (None: no NIR
+    export)."""
     import matplotlib.pyplot as plt
 
     from snnflow.report import figures, tables
     from snnflow.report.page import render_page
     from snnflow.report.study import load_study
 
-    study = load_study(run_folders, main_T, data_dir, energy, sweep_folders)
-    sweeps = bool(study.sweep_runs)
-    for name in table_names(sweeps):  # in order: a table may use the ones before it
+    study = load_study(run_folders, main_T, data_dir, energy, sweep_folders, nir_checks)
+    present = [name for name, has in (("sweeps", study.sweep_runs),
+                                      ("nir", study.nir is not None)) if has]
+    for name in table_names(present):  # in order: a table may use the ones before it
         study.tables[name] = getattr(tables, TABLES[name].build)(study)
     t_values = sorted({r.T for r in study.runs if r.T is not None})
     drawn = {name: getattr(figures, FIGURES[name].draw)(study)
-             for name in figure_names(t_values, main_T, sweeps)}
+             for name in figure_names(t_values, main_T, present)}
     for name, df in study.tables.items():
         with atomic_path(Path(tables_dir) / f"{name}.csv") as tmp:
             df.to_csv(tmp, index=False)

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 CAPTIONS = Path(__file__).resolve().parents[2] / "report"  # workflow/report/
-SECTIONS = ("Data", "Training", "Comparison", "Spikes and energy", "Sweeps", "Errors", "Runs")
+SECTIONS = ("Data", "Training", "Comparison", "Spikes and energy", "Sweeps",
+            "Deploying the SNN (NIR)", "Errors", "Runs")
 
 
 @dataclass(frozen=True)
@@ -43,8 +44,8 @@ class Entry:
 class Table(Entry):
     build: str              # the function of snnflow.report.tables: (study) -> DataFrame
     display: Display | None = Display()  # None: in the CSV and Snakemake's report only
-
-    needs_sweeps: bool = False
+    needs: str | None = None  # made only by a study with "sweeps" (config key sweep.file)
+                              # or "nir" (nir.enabled)
 
     kind = "tables"
 
@@ -55,7 +56,7 @@ class Figure(Entry):
     alt: str                # the image's alternative text; {main_T} is filled in
     other_snns: bool = False  # drawn only when there is an SNN besides the main one;
                               # folded on the page
-    needs_sweeps: bool = False  # drawn only by a study with sweeps
+    needs: str | None = None  # drawn only by a study with "sweeps"
 
     kind = "figures"
 
@@ -122,10 +123,14 @@ CONTENTS = (
           Display(percent=("final_test_acc", "chosen_test_acc"),
                   digits={"firing_rate": 4, "synaptic_ops": 0, "energy_uj": 3,
                           "train_seconds": 2, "inference_seconds": 2}, drop=("path",)),
-          needs_sweeps=True),
+          needs="sweeps"),
     Figure("sweep_accuracy", "Sweeps", "Test accuracy against each swept setting",
            "sweep_accuracy", "final test accuracy against each swept setting",
-           needs_sweeps=True),
+           needs="sweeps"),
+    Table("nir", "Deploying the SNN (NIR)", "The exported graph in other frameworks",
+          "nir_table", Display(percent=("prediction_agreement", "accuracy_ours",
+                                        "accuracy_importer"), drop=("T",), listed="note"),
+          needs="nir"),
     Figure("confusion_main", "Errors", "Confusion matrices: SNN-{main_T} and the CNN",
            "confusion_main", "confusion matrices of SNN-{main_T} and the CNN"),
     Figure("per_class_accuracy", "Errors", "Test accuracy per class", "per_class_accuracy",
@@ -141,14 +146,15 @@ TABLES = {e.name: e for e in CONTENTS if isinstance(e, Table)}
 FIGURES = {e.name: e for e in CONTENTS if isinstance(e, Figure)}
 
 
-def figure_names(t_values, main_T, sweeps=False):
-    """The figures a study with these T (and `sweeps` or not) draws: no figure of the
-    other SNNs without an SNN besides the main one, none of sweeps without one."""
+def figure_names(t_values, main_T, present=()):
+    """The figures a study with these T draws, `present` naming what it has of "sweeps"
+    and "nir": no figure of the other SNNs without an SNN besides the main one, none of
+    what it does not have."""
     others = any(T != main_T for T in t_values)
     return [name for name, figure in FIGURES.items()
-            if (others or not figure.other_snns) and (sweeps or not figure.needs_sweeps)]
+            if (others or not figure.other_snns) and figure.needs in (None, *present)]
 
 
-def table_names(sweeps=False):
-    """The tables a study (with `sweeps` or not) writes."""
-    return [name for name, table in TABLES.items() if sweeps or not table.needs_sweeps]
+def table_names(present=()):
+    """The tables a study with `present` (of "sweeps" and "nir") writes."""
+    return [name for name, table in TABLES.items() if table.needs in (None, *present)]

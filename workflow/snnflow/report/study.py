@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from snnflow import SnnflowError
-from snnflow.runs import CSV_COLUMNS, RUN_FILES, model_label
+from snnflow.runs import CSV_COLUMNS, NIR_COLUMNS, RUN_FILES, model_label
 
 
 @dataclass
@@ -42,6 +42,7 @@ class Study:
     examples: dict
     energy: dict
     sweep_runs: list = field(default_factory=list)
+    nir: pd.DataFrame | None = None  # the NIR checks' rows (snnflow.deploy.nir_check)
     tables: dict = field(default_factory=dict)
 
     @property
@@ -150,9 +151,26 @@ def load_examples(path):
     return examples
 
 
-def load_study(run_folders, main_T, data_dir, energy, sweep_folders=()):
-    """The Study of the runs in `run_folders`, the sweeps' runs in `sweep_folders` and the
-    data summary in `data_dir`."""
+def load_nir_checks(paths):
+    """The NIR checks' rows of the files `paths`, in order, checked."""
+    tables = []
+    for path in paths:
+        try:
+            table = pd.read_csv(path)
+        except (OSError, ValueError) as err:
+            raise SnnflowError(f"{path}: cannot read the NIR check ({err}) - rerun its "
+                               "verify_nir job") from None
+        if list(table.columns) != NIR_COLUMNS or table.empty:
+            raise SnnflowError(f"{path}: not the NIR check's columns or no rows - rerun its "
+                               "verify_nir job")
+        tables.append(table)
+    return pd.concat(tables, ignore_index=True)
+
+
+def load_study(run_folders, main_T, data_dir, energy, sweep_folders=(), nir_checks=None):
+    """The Study of the runs in `run_folders`, the sweeps' runs in `sweep_folders`, the
+    NIR checks in the files `nir_checks` (None: none) and the data summary in
+    `data_dir`."""
     runs = [load_run(folder) for folder in run_folders]
     sweep_runs = [load_run(folder) for folder in sweep_folders]
     for folder, run in [*zip(run_folders, runs), *zip(sweep_folders, sweep_runs)]:
@@ -167,4 +185,5 @@ def load_study(run_folders, main_T, data_dir, energy, sweep_folders=()):
     data_dir = Path(data_dir)
     dataset = pd.read_csv(data_dir / "dataset.csv")
     examples = load_examples(data_dir / "examples.npz")
-    return Study(runs, main_T, dataset, examples, energy, sweep_runs)
+    nir = load_nir_checks(nir_checks) if nir_checks is not None else None
+    return Study(runs, main_T, dataset, examples, energy, sweep_runs, nir)

@@ -327,6 +327,12 @@ def pareto_table(study):
     return table
 
 
+def nir_table(study):
+    """Per importer and SNN run: what the NIR check compared and found
+    (snnflow.deploy.nir_check), as its jobs wrote it."""
+    return study.nir
+
+
 def runs_table(study):
     """Each run's device, placement, backend, package versions, code, data and settings,
     the sweeps' runs after the study's models'."""
