@@ -183,7 +183,8 @@ def test_a_lock_folder_planted_as_a_link_is_refused_and_never_re_moded(tmp_path,
 STUDY = {"synthetic": {"enabled": True, "train_per_class": 3, "test_per_class": 2, "seed": 0},
          "snn": {"T": [4], "main_T": 4, "epochs": 1, "batch_size": 10, "channels": [4, 8, 8],
                  "hidden": 16},
-         "cnn": {"epochs": 1, "batch_size": 10, "channels": [4, 8, 8], "hidden": 16}}
+         "cnn": {"epochs": 1, "batch_size": 10, "channels": [4, 8, 8], "hidden": 16},
+         "nir": {"enabled": False, "samples": None}}  # tests/workflow/test_workflow.py runs it
 
 
 @pytest.fixture(scope="module")
