@@ -37,17 +37,6 @@ def _restore_batch_flatten(module):
             child.start_dim = 1
 
 
-def _stateful(model):
-    """A stepper over (x_t, state) -> (out, state) modules."""
-    def run(x_seq):
-        state, outputs = None, []
-        for x in x_seq:
-            out, state = model(x, state)
-            outputs.append(out)
-        return torch.stack(outputs)
-    return run
-
-
 def import_spikingjelly(graph):
     from spikingjelly.activation_based.nir_exchange import import_from_nir
 
@@ -63,8 +52,15 @@ def import_norse(graph):
 
     model = norse.torch.from_nir(graph, dt=DT)
     _restore_batch_flatten(model)
-    return model, _stateful(model), ("norse.torch.from_nir (dt given); Flatten made to keep the "
-                                     "batch dimension (its importer folds it in)")
+
+    def run(x_seq):  # step by step, the state passed on
+        state, outputs = None, []
+        for x in x_seq:
+            out, state = model(x, state)
+            outputs.append(out)
+        return torch.stack(outputs)
+    return model, run, ("norse.torch.from_nir (dt given); Flatten made to keep the batch "
+                        "dimension (its importer folds it in)")
 
 
 def import_snntorch(graph):

@@ -76,11 +76,12 @@ def graph_of(model, tau, v_threshold, v_reset, metadata):
         order += [f"conv{k}", f"lif{k}", f"pool{k}", f"pool{k}_fire"]
     nodes["flatten"] = nir.Flatten(input_type={"input": np.array([channels, size, size])},
                                    start_dim=0, end_dim=-1)
+    order.append("flatten")
     for name, linear in (("fc1", model.fc1), ("fc2", model.fc2)):
         weight = linear.weight.detach().float().numpy()
         nodes[name] = nir.Linear(weight=weight)
         nodes[f"lif_{name}"] = _lif((weight.shape[0],), tau, v_threshold, v_reset)
-        order += [name, f"lif_{name}"] if name == "fc2" else ["flatten", name, f"lif_{name}"]
+        order += [name, f"lif_{name}"]
     nodes["output"] = nir.Output(output_type={"output": np.array([weight.shape[0]])})
     order.append("output")
     edges = list(zip(order[:-1], order[1:]))
