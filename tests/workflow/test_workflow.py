@@ -159,6 +159,8 @@ def test_two_training_jobs_ran_at_once_on_their_own_gpu_slots(finished_run):
     for info in runs:
         assert info["gpu_slot"] in (0, 1) and info["cuda_visible_devices"] == str(info["gpu_slot"])
         assert info["device"] == "cpu" and "(2 threads)" in info["device_name"]  # 4 cores / 2
+    runs += [json.loads(p.read_text())  # the sweep's runs claim slots too
+             for p in (finished_run / "results" / "sweeps").rglob("run.json")]
     overlapping = [(a, b) for a, b in itertools.combinations(runs, 2)
                    if a["started"] < b["finished"] and b["started"] < a["finished"]]
     assert overlapping, "the --resources gpu=2 run never ran two training jobs at once"

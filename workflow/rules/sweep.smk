@@ -23,6 +23,7 @@ rule train_sweep:
         cpu_threads=CPU_THREADS,
         checkpoint=lambda wc: sweep_checkpoint_path(wc.sweep, wc.variant, wc.seed),
     threads: TRAIN_THREADS
+    priority: 1  # before the NIR jobs that wait on them: training holds the GPU slots busy
     resources:
         gpu=1,
     log:

@@ -18,6 +18,7 @@ rule train_snn:
         cpu_threads=CPU_THREADS,
         checkpoint=lambda wc: checkpoint_path(model_name("snn", wc.T), wc.seed),
     threads: TRAIN_THREADS
+    priority: 1  # before the NIR jobs that wait on them: training holds the GPU slots busy
     resources:
         gpu=1,
     log:
@@ -44,6 +45,7 @@ rule train_cnn:
         cpu_threads=CPU_THREADS,
         checkpoint=lambda wc: checkpoint_path(model_name("cnn"), wc.seed),
     threads: TRAIN_THREADS
+    priority: 1  # before the NIR jobs that wait on them: training holds the GPU slots busy
     resources:
         gpu=1,
     log:
