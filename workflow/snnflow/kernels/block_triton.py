@@ -2,8 +2,9 @@
 (the counterpart of csrc/bn_lif_pool.cpp; snnflow.model.fused_block calls either with the
 same interface).
 
-Each program owns one channel and BLOCK pooling windows of it, and runs the whole
-T-step recurrence of the window's four neurons in registers. The LIF input is the
+Each program owns a tile of pooling windows x channels (channels the fastest axis where
+they are the unit stride, as in channels_last; block_triton_jit says why) and runs the
+whole T-step recurrence of each window's four neurons in registers. The LIF input is the
 batch-normalised y * scale[c] + shift[c] as one fma, as on CPU.
 
 - forward: pooled spikes (1 when any of the window's neurons fired; in y's dtype, which
@@ -14,19 +15,33 @@ batch-normalised y * scale[c] + shift[c] as one fma, as on CPU.
   y, one write and one read of H, all of a program's own region), then the LIF backward
   runs in reverse time, sending each pooled gradient to the neuron nn.MaxPool2d picks
   (the first that fired in row-major window order, else the top-left one), and each
-  program adds its channel's sums of dL/dx and dL/dx * y into its own slot, summed in a
-  fixed order afterwards: deterministic. BatchNorm's backward then runs in torch ops.
+  program adds its channels' sums of dL/dx and dL/dx * y into its own slots, summed in a
+  fixed order afterwards: deterministic, no atomics. BatchNorm's backward then runs in
+  torch ops.
 
-Division is IEEE round-to-nearest (div_rn), as PyTorch divides. `load()` (through
-snnflow.kernels) returns None without Triton; the kernels are checked in Triton's
-interpreter on CPU (TRITON_INTERPRET=1) and on a GPU by `make gpu-check`.
+Division is IEEE round-to-nearest (div_rn). `load()` (through snnflow.kernels) returns
+None without Triton; the kernels are checked in Triton's interpreter on CPU
+(TRITON_INTERPRET=1), compiled for real GPUs by tests/kernels/test_ptx.py, and run on a
+GPU by `make gpu-check`.
 """
 
 import torch
 
 from snnflow.kernels import loader
 
-BLOCK = 128  # pooling windows per program
+BLOCK = 128  # (window, channel) lanes per program
+MAX_CHANNEL_LANES = 32
+
+
+def tile(y):
+    """(windows, channels) of a program's tile for conv outputs y (T, N, C, H, W):
+    channels the fast axis (up to MAX_CHANNEL_LANES of them) where they are y's unit
+    stride, else one channel's windows."""
+    C = y.shape[2]
+    if y.stride(2) != 1 or C == 1:
+        return BLOCK, 1
+    channels = min(MAX_CHANNEL_LANES, 1 << (C - 1).bit_length())
+    return BLOCK // channels, channels
 
 
 def _build():
@@ -36,7 +51,8 @@ def _build():
 
     def grid(y):
         T, N, C, H, W = y.shape
-        return (C, triton.cdiv(N * (H // 2) * (W // 2), BLOCK))
+        windows, channels = tile(y)
+        return (triton.cdiv(C, channels), triton.cdiv(N * (H // 2) * (W // 2), windows))
 
     class Kernels:
         """The interface of the C++ block kernels (torch.ops.snnflow_cpu), on CUDA."""
@@ -53,10 +69,12 @@ def _build():
                                  dtype=y.dtype).contiguous(
                 memory_format=torch.channels_last).view(T, N, C, H // 2, W // 2)
             counts = torch.zeros(C, dtype=torch.int64, device=y.device)
+            windows, channels = tile(y)
             forward_kernel[grid(y)](y, scale.float().contiguous(), shift.float().contiguous(),
-                                    pooled, counts, T, N, H // 2, W // 2, *y.stride(),
-                                    *pooled.stride(), tau, v_th, v_reset, COUNT=count,
-                                    BLOCK=BLOCK)
+                                    pooled, counts, T, C, N, H // 2, W // 2, *y.stride(),
+                                    *pooled.stride(), float(tau), float(v_th), float(v_reset),
+                                    COUNT=count, WB=windows, CB=channels,
+                                    enable_fp_fusion=False)
             return pooled, counts
 
         @staticmethod
@@ -66,11 +84,13 @@ def _build():
             h_scratch = torch.empty_like(y, dtype=torch.float32)
             grad_x = torch.zeros_like(y, dtype=torch.float32)  # 0 outside the windows
             programs = grid(y)
+            windows, channels = tile(y)
             sums = torch.empty((C, programs[1], 2), dtype=torch.float32, device=y.device)
             backward_kernel[programs](y, scale.float().contiguous(), shift.float().contiguous(),
-                                     grad_pooled, h_scratch, grad_x, sums, T, N, H // 2,
-                                     W // 2, *y.stride(), *grad_pooled.stride(), tau, v_th,
-                                     v_reset, alpha, BLOCK=BLOCK)
+                                     grad_pooled, h_scratch, grad_x, sums, T, C, N, H // 2,
+                                     W // 2, *y.stride(), *grad_pooled.stride(), float(tau),
+                                     float(v_th), float(v_reset), float(alpha), WB=windows,
+                                     CB=channels, enable_fp_fusion=True)
             total = sums.double().sum(1)  # fixed order: deterministic
             rows = y.numel() // C
             sum_g, sum_gy = total[:, 0], total[:, 1]

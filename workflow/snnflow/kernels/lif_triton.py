@@ -3,8 +3,13 @@ maths of triton_lif_step).
 
 Each program owns BLOCK elements and runs their whole T-step recurrence in
 registers: one read of X and one write of H and S per step forward, one read of
-H and dL/dS and one write of dL/dX per step backward; spikes are bit-identical to the
-reference. `load()` (through snnflow.kernels) returns None when Triton is missing.
+H and dL/dS and one write of dL/dX per step backward. The forward is compiled without
+contracting multiply-adds, so its spikes are bit-identical to the reference's
+(snnflow.model.neuron divides exactly on every device); the backward lets the compiler
+fuse multiply-adds, and its gradients agree to a few ulp (docs/kernels.md). The
+settings are passed as floats: Triton specialises an integer argument (`tau: 2` from
+YAML) as an integer, which the division would not compile with. `load()` (through
+snnflow.kernels) returns None when Triton is missing.
 """
 
 import torch
@@ -35,8 +40,9 @@ def _build():
             x = x if _time_major_dense(x) else x.contiguous()
             T, M = x.shape[0], x[0].numel()
             spikes, h_seq = torch.empty_like(x), torch.empty_like(x)
-            forward_kernel[(triton.cdiv(M, BLOCK),)](x, spikes, h_seq, M, T, tau, v_threshold,
-                                                     v_reset, BLOCK=BLOCK)
+            forward_kernel[(triton.cdiv(M, BLOCK),)](x, spikes, h_seq, M, T, float(tau),
+                                                     float(v_threshold), float(v_reset),
+                                                     BLOCK=BLOCK, enable_fp_fusion=False)
             return spikes, h_seq
 
         @staticmethod
@@ -45,8 +51,10 @@ def _build():
                 grad_spikes = torch.empty_like(h_seq).copy_(grad_spikes)
             T, M = h_seq.shape[0], h_seq[0].numel()
             grad_x = torch.empty_like(h_seq)
-            backward_kernel[(triton.cdiv(M, BLOCK),)](grad_spikes, h_seq, grad_x, M, T, tau,
-                                                      v_threshold, v_reset, alpha, BLOCK=BLOCK)
+            backward_kernel[(triton.cdiv(M, BLOCK),)](grad_spikes, h_seq, grad_x, M, T,
+                                                      float(tau), float(v_threshold),
+                                                      float(v_reset), float(alpha),
+                                                      BLOCK=BLOCK, enable_fp_fusion=True)
             return grad_x
 
     return Kernels
