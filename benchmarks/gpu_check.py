@@ -1,29 +1,36 @@
 """make gpu-check: the CUDA path proven by one command, in a few minutes on one GPU.
 
-    python3 benchmarks/gpu_check.py [--json results/gpu-check.json]
+    python3 benchmarks/gpu_check.py [--json results/gpu-check.json] [--budget-minutes 8]
+                                    [--device cuda:N]
 
-1. Correctness
+1. Correctness, with TF32 off (it compares kernels, not TF32's rounding)
    - the Triton LIF against the reference step, T = 1, 4, 16, 32, contiguous and
-     channels_last, float32 and under bf16 autocast: spikes bit-identical, gradients
-     within 1e-6;
-   - the fused CUDA block (Triton BatchNorm + LIF + 2x2 max-pool) against the three
-     layers in turn: spikes, the gradients of y, the weight and the bias;
-   - 30 training steps of the CUDA engine (Triton LIF, cuDNN) against the reference
-     engine (step-by-step LIF, contiguous) on the same batches from the same weights:
-     both loss trajectories and their largest difference.
+     channels_last, float32 and bf16 inputs: spikes bit-identical, gradients within
+     LIF_GRAD_TOLERANCE of the largest (the training jobs' criterion);
+   - the fused CUDA block against the three layers in turn, channels_last and
+     contiguous, float32 and bf16: spikes, the gradients of y, the weight and the bias;
+   - one training step of the CUDA engine (with and without the fused block): every
+     parameter's gradient against the float64 reference engine's, beside PyTorch's
+     float32 reference engine's own distance; then 30 steps of the loss, for
+     information only (spikes that flip on the threshold grow into loss differences).
 2. Speed: seconds per training and inference epoch at batch 256 of SNN-4/8/16/32 and
    the CNN, on a resident uint8 dataset of the full size (60,000 + 10,000 synthetic
-   samples), each from at least 50 timed steps after warm-up, with peak GPU memory; for
-   the engine as it runs by default, with CUDA graphs, with CUDA graphs and the fused
-   block, and with all of that under bf16 autocast; the reference engine at T=16 beside
-   them.
+   samples), each from at least 50 timed steps after a warm-up epoch, with peak
+   reserved GPU memory (a CUDA graph's private pool included); for the engine as it
+   runs by default, with TF32, with CUDA graphs, with graphs and the fused block, and
+   with all of that under bf16 autocast; the reference engine at T=16 beside them.
+   Each row names the backend that really ran, what the job's kernel check found and
+   any fallback.
 3. Accuracy of the speed switches: 3 epochs of the demo data (SNN-16), final test
    accuracy with autocast none / bf16, CUDA graphs off / on, the fused block off / on.
 
-Writes the figures to --json and a table to the terminal; exits 1 on any mismatch and 2,
-with one line, on a machine without CUDA. Needs only torch (with Triton), numpy, h5py and
-matplotlib: the Python of a GPU machine that already holds torch, without installing
-anything (README "Checking the GPU path").
+Every row is guarded (an error, out-of-memory included, becomes that row's reason) and
+the JSON and a Markdown table (the same name, .md) are written after every row, so a
+killed or timed-out run leaves what it measured. Past the time budget the rows left are
+listed as skipped. Exits 1 when a correctness row fails, 2 with one line on a machine
+without CUDA, else 0. Needs only torch (with Triton), numpy, h5py and matplotlib: the
+Python of a GPU machine that already holds torch, without installing anything
+(docs/gpu.md, "Checking the GPU path").
 
 `--device cpu --smoke` runs every part at toy sizes on the CPU, the Triton kernels in
 Triton's interpreter (TRITON_INTERPRET=1): the test suite's check that the command works.
@@ -41,122 +48,265 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO / "workflow"), str(REPO / "benchmarks")]
 
-SWITCHES = {  # name: (cuda_graphs, fused_cuda_block, autocast)
-    "default": (False, False, "none"),
-    "graphs": (True, False, "none"),
-    "graphs+fused": (True, True, "none"),
-    "graphs+fused+bf16": (True, True, "bf16"),
+SWITCHES = {  # name: (cuda_graphs, fused_cuda_block, autocast, tf32)
+    "default": (False, False, "none", False),
+    "tf32": (False, False, "none", True),
+    "graphs": (True, False, "none", False),
+    "graphs+fused": (True, True, "none", False),
+    "graphs+fused+bf16": (True, True, "bf16", False),
 }
+CORRECTNESS = ("lif", "block", "training")
+SECTIONS = (*CORRECTNESS, "speed", "accuracy")
 
 
-def check_lif(device, Ts=(1, 4, 16, 32), shape=(64, 32, 17, 17)):
-    """Triton LIF against the reference step: (rows, all passed). The comparison is the
-    training jobs' own (snnflow.train.kernel_check)."""
+class Report:
+    """The figures so far, written after every row (JSON and a Markdown table), with a
+    time budget: a row asked for past it is listed as skipped instead of run."""
+
+    def __init__(self, json_path, settings, budget_seconds):
+        self.json_path, self.md_path = json_path, json_path.with_suffix(".md")
+        self.budget, self.started = budget_seconds, time.perf_counter()
+        self.data = {"settings": settings, **{section: [] for section in SECTIONS},
+                     "skipped": [], "passed": None, "seconds": 0.0, "finished": False}
+
+    def run_row(self, section, name, measure):
+        """Append measure()'s row (a dict) to `section`; an exception becomes the row's
+        reason (and a failed correctness row); past the budget the row is skipped."""
+        if time.perf_counter() - self.started > self.budget:
+            self.data["skipped"].append(f"{section}: {name}")
+            self.write()
+            return None
+        try:
+            row = {"name": name, **measure()}
+        except Exception as err:  # noqa: BLE001 - a row that cannot run says why
+            row = {"name": name, "passed": False if section in CORRECTNESS else None,
+                   "error": f"{type(err).__name__}: {one_line(err)}"}
+            free_device_memory()
+        self.data[section].append(row)
+        print(f"  {section:8} {name:44} {row_summary(section, row)}", flush=True)
+        self.write()
+        return row
+
+    def finish(self):
+        """True when every correctness row passed, False when one failed, None when none
+        failed but some were skipped at the time budget."""
+        rows = [row for section in CORRECTNESS for row in self.data[section]]
+        skipped = any(name.split(":")[0] in CORRECTNESS for name in self.data["skipped"])
+        if not all(row.get("passed") for row in rows):
+            self.data["passed"] = False
+        else:
+            self.data["passed"] = None if skipped or not rows else True
+        self.data["finished"] = True
+        self.write()
+        return self.data["passed"]
+
+    def write(self):
+        self.data["seconds"] = round(time.perf_counter() - self.started, 1)
+        self.json_path.parent.mkdir(parents=True, exist_ok=True)
+        for path, text in ((self.json_path, json.dumps(self.data, indent=2)),
+                           (self.md_path, markdown(self.data))):
+            partial = path.with_name(path.name + ".partial")
+            partial.write_text(text)
+            os.replace(partial, path)
+
+
+def one_line(err, limit=300):
+    text = " ".join(str(err).split())
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def free_device_memory():
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def check_lif(report, device, Ts=(1, 4, 16, 32), shape=(64, 32, 17, 17)):
+    """Triton LIF against the reference step, by the training jobs' own comparison and
+    criterion (snnflow.model.kernel_paths)."""
     import torch
 
     from snnflow.kernels import lif_triton
+    from snnflow.model.kernel_paths import compare_lif, lif_passes
     from snnflow.model.neuron import LIFParams
-    from snnflow.model.kernel_paths import LIF_GRAD_TOLERANCE, compare_lif
 
-    kernels = lif_triton.load()
     p = LIFParams()  # the study's neuron
-    rows, ok = [], kernels is not None
+
+    def case(T, layout, precision):
+        kernels = lif_triton.load()
+        if kernels is None:
+            raise RuntimeError("the Triton LIF kernels are not available here (Triton?)")
+        g = torch.Generator(device=device).manual_seed(T)
+        x = torch.randn(T * shape[0], *shape[1:], generator=g, device=device) * 1.5 + 0.5
+        if layout == "channels_last":
+            x = x.contiguous(memory_format=torch.channels_last)
+        x = x.unflatten(0, (T, shape[0]))
+        if precision == "bf16":  # what the LIF gets under autocast: bf16 values
+            x = x.to(torch.bfloat16)
+        x32 = x.float()  # the LIF runs its membrane in float32 either way
+        x32[:, 0, 0, 0, :] = 2.0  # exactly on the threshold after a reset
+        equal, mismatches, grad_diff, largest = compare_lif(kernels, x32, p, g)
+        return {"T": T, "layout": layout, "precision": precision, "spikes_equal": equal,
+                "spike_mismatches": mismatches, "max_grad_diff": grad_diff,
+                "relative_grad_diff": grad_diff / max(largest, 1e-12),
+                "passed": lif_passes(equal, grad_diff, largest)}
+
     for T in Ts:
         for layout in ("contiguous", "channels_last"):
-            for precision in ("float32", "bf16 autocast"):
-                g = torch.Generator(device=device).manual_seed(T)
-                x = torch.randn(T * shape[0], *shape[1:], generator=g, device=device) * 1.5 + 0.5
-                if layout == "channels_last":
-                    x = x.contiguous(memory_format=torch.channels_last)
-                x = x.unflatten(0, (T, shape[0]))
-                if precision != "float32":  # what the LIF gets under autocast: bf16 values
-                    x = x.to(torch.bfloat16)
-                x32 = x.float()  # the LIF runs its membrane in float32 either way
-                x32[:, 0, 0, 0, :] = 2.0  # exactly on the threshold after a reset
-                spikes_equal, _, grad_error, _ = compare_lif(kernels, x32, p, g)
-                passed = spikes_equal and grad_error <= LIF_GRAD_TOLERANCE
-                ok &= passed
-                rows.append({"T": T, "layout": layout, "precision": precision,
-                             "spikes_equal": spikes_equal, "max_grad_error": grad_error,
-                             "passed": passed})
-    return rows, bool(ok)
+            for precision in ("float32", "bf16"):
+                report.run_row("lif", f"T={T} {layout} {precision}",
+                               lambda: case(T, layout, precision))
 
 
-def check_block(device, shapes=((4, 32, 32, 34, 34), (16, 16, 64, 17, 17), (1, 8, 16, 8, 8))):
+def check_block(report, device, shapes=((4, 32, 32, 34, 34), (16, 16, 64, 17, 17),
+                                        (1, 8, 16, 8, 8), (2, 4, 40, 9, 9))):
     """The fused Triton block against BatchNorm2d, the LIF and MaxPool2d in turn, by the
-    training jobs' own comparison and criterion (snnflow.train.kernel_check)."""
+    training jobs' own comparison and criterion (snnflow.model.kernel_paths)."""
     import torch
     from torch import nn
 
     from snnflow.kernels import block_triton
+    from snnflow.model.kernel_paths import block_passes, compare_block
     from snnflow.model.neuron import LIFParams
-    from snnflow.model.kernel_paths import (RELATIVE_TOLERANCE, SPIKE_FLIP_TOLERANCE,
-                                            compare_block)
 
-    kernels = block_triton.load()
     p = LIFParams()  # the study's neuron
-    rows, ok = [], kernels is not None
-    for T, N, C, H, W in shapes:
+
+    def case(shape, layout, dtype):
+        kernels = block_triton.load()
+        if kernels is None:
+            raise RuntimeError("the Triton block kernels are not available here (Triton?)")
+        T, N, C, H, W = shape
         g = torch.Generator(device=device).manual_seed(C)
-        y = (torch.randn(T * N, C, H, W, generator=g, device=device) * 1.5 + 0.3).contiguous(
-            memory_format=torch.channels_last).unflatten(0, (T, N))
+        y = torch.randn(T * N, C, H, W, generator=g, device=device) * 1.5 + 0.3
+        if layout == "channels_last":
+            y = y.contiguous(memory_format=torch.channels_last)
+        y = y.to(dtype).unflatten(0, (T, N))
         bn = nn.BatchNorm2d(C).to(device)
         with torch.no_grad():
             bn.weight.uniform_(0.5, 1.5, generator=g)
             bn.bias.uniform_(-0.3, 0.3, generator=g)
         flips, errors = compare_block(kernels, y, bn, p, g)
-        passed = flips <= SPIKE_FLIP_TOLERANCE and all(
-            ours <= max(RELATIVE_TOLERANCE, 2 * theirs) for ours, theirs in errors.values())
-        ok &= passed
-        rows.append({"shape": [T, N, C, H, W], "spike_flips": flips,
-                     **{f"grad_{k}_rel_error": ours for k, (ours, _) in errors.items()},
-                     **{f"grad_{k}_torch_float32_rel_error": theirs
-                        for k, (_, theirs) in errors.items()}, "passed": passed})
-    return rows, bool(ok)
+        return {"shape": list(shape), "layout": layout, "precision": str(dtype)[6:],
+                "tile": list(block_triton.tile(y)), "spike_flips": flips,
+                **{f"grad_{k}_rel_error": ours for k, (ours, _) in errors.items()},
+                **{f"grad_{k}_torch_float32_rel_error": theirs
+                   for k, (_, theirs) in errors.items()},
+                "passed": block_passes(flips, errors, dtype)}
+
+    cases = [(shape, layout, dtype) for shape in shapes
+             for layout in ("channels_last", "contiguous")
+             for dtype in (torch.float32, torch.bfloat16)]
+    for shape, layout, dtype in cases:
+        report.run_row("block", f"{shape} {layout} {str(dtype)[6:]}",
+                       lambda: case(shape, layout, dtype))
 
 
-def check_training(device, steps=30, batch=32, T=8):
-    """The CUDA engine (with and without the fused block) against the reference engine
-    over `steps` Adam steps from the same weights on the same batches."""
+def gradients_of_one_step(model, x, y):
+    """{parameter name: gradient} of the study's loss on one batch."""
+    from snnflow.model import snn
+
+    model.zero_grad(set_to_none=True)
+    snn.KIND.loss(model(x).float(), y)[0].backward()
+    return {name: p.grad.detach().double() for name, p in model.named_parameters()}
+
+
+def check_training(report, device, batch=4, T=4, steps=30, attempts=5):
+    """One training step of the CUDA engine against the float64 reference engine, with
+    PyTorch's float32 reference engine run in the same layout (channels_last) beside it:
+    its forward is the CUDA engine's bit for bit (the same convolutions, the LIF's exact
+    forward), so it takes the same branch of every spike. A membrane within float32
+    rounding of the threshold flips a spike against float64, which moves the gradients a
+    lot in both float32 engines alike; so a batch passes when every parameter's gradient
+    is within RELATIVE_TOLERANCE (of the largest) of float64's, or of the float32
+    reference's. The fused block rounds BatchNorm as one fma and may flip a spike of its
+    own: the row passes when most of `attempts` batches do. A wrong gradient (a surrogate
+    slope 1 % off) fails every batch. Then the loss over `steps` Adam steps, for
+    information."""
     import torch
 
     from snnflow.model import snn
+    from snnflow.model.kernel_paths import RELATIVE_TOLERANCE
     from snnflow.model.neuron import LIFParams
+    from snnflow.path_check import relative_difference
 
-    torch.manual_seed(0)
-    neuron = LIFParams()
     backend = "triton" if device.type == "cuda" else "torch"
-    engines = {"reference": snn.CSNN(neuron=neuron, engine="reference").to(device)}
-    for name, fuse in (("cuda_engine", False), ("cuda_engine_fused_block", True)):
-        engines[name] = snn.CSNN(neuron=neuron, engine="fused", backend=backend,
-                                 fuse_cuda_blocks=fuse).to(device)
-        engines[name].load_state_dict(engines["reference"].state_dict())
-        engines[name] = engines[name].to(memory_format=torch.channels_last)
-    g = torch.Generator(device=device).manual_seed(1)
-    batches = [((torch.rand(T, batch, 2, 34, 34, generator=g, device=device) < 0.05).float() * 2,
-                torch.randint(0, 10, (batch,), generator=g, device=device))
-               for _ in range(steps)]
-    losses = {}
-    for name, model in engines.items():
-        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-        trajectory = []
-        for x, y in batches:
-            optimizer.zero_grad(set_to_none=True)
-            loss = snn.KIND.loss(model(x).float(), y)[0]
-            loss.backward()
-            optimizer.step()
-            trajectory.append(float(loss.detach()))
-        losses[name] = trajectory
-    scale = max(abs(v) for v in losses["reference"])
-    difference = max(abs(a - b) for name in engines if name != "reference"
-                     for a, b in zip(losses[name], losses["reference"]))
-    relative = difference / scale
-    # spikes that flip on the threshold (cuDNN's sums, BatchNorm as one fma) grow into
-    # small loss differences over the steps; a wrong gradient gives large ones
-    passed = relative < 0.05
-    return {"steps": steps, "batch": batch, "T": T, "losses": losses,
-            "max_difference": difference, "max_relative_difference": relative,
-            "passed": passed}, passed
+
+    def engines():
+        torch.manual_seed(0)
+        models = {"float64 reference": snn.CSNN(neuron=LIFParams(), engine="reference"),
+                  "float32 reference": snn.CSNN(neuron=LIFParams(), engine="reference"),
+                  "cuda engine": snn.CSNN(neuron=LIFParams(), engine="fused", backend=backend),
+                  "cuda engine, fused block": snn.CSNN(neuron=LIFParams(), engine="fused",
+                                                       backend=backend,
+                                                       fuse_cuda_blocks=True)}
+        for name, model in models.items():
+            model.load_state_dict(models["float64 reference"].state_dict())
+            model.to(device).train()
+            if name != "float64 reference":
+                model.to(memory_format=torch.channels_last)
+        models["float64 reference"].double()
+        return models
+
+    def batch_of(seed):
+        g = torch.Generator(device=device).manual_seed(seed)
+        x = (torch.rand(T, batch, 2, 34, 34, generator=g, device=device) < 0.05).float() * 2
+        return x, torch.randint(0, 10, (batch,), generator=g, device=device)
+
+    def first_step(engine):
+        models = engines()
+        tries = []
+        for seed in range(1, attempts + 1):
+            x, y = batch_of(seed)
+            exact = gradients_of_one_step(models["float64 reference"], x.double(), y)
+            ours = gradients_of_one_step(models[engine], x, y)
+            float32 = gradients_of_one_step(models["float32 reference"], x, y)
+
+            def distance(grads, reference):
+                return max(relative_difference(grads[k], reference[k]) for k in reference)
+            to_float64, to_float32 = distance(ours, exact), distance(ours, float32)
+            tries.append({"batch_seed": seed, "grad_rel_error": to_float64,
+                          "grad_rel_error_to_float32": to_float32,
+                          "torch_float32_grad_rel_error": distance(float32, exact),
+                          "passed": min(to_float64, to_float32) <= RELATIVE_TOLERANCE})
+        passing = [t for t in tries if t["passed"]]
+        worst = max(tries, key=lambda t: min(t["grad_rel_error"],
+                                             t["grad_rel_error_to_float32"]))
+        return {"batch": batch, "T": T, "tries": tries, "batches_passed": len(passing),
+                "passed": 2 * len(passing) > len(tries),
+                **{key: worst[key] for key in ("grad_rel_error", "grad_rel_error_to_float32",
+                                               "torch_float32_grad_rel_error")}}
+
+    def trajectory():
+        models = engines()
+        del models["float64 reference"]
+        batches = [batch_of(100 + step) for step in range(steps)]
+        losses = {}
+        for name, model in models.items():
+            optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+            losses[name] = []
+            for x, y in batches:
+                optimizer.zero_grad(set_to_none=True)
+                loss = snn.KIND.loss(model(x).float(), y)[0]
+                loss.backward()
+                optimizer.step()
+                losses[name].append(float(loss.detach()))
+        scale = max(abs(v) for v in losses["float32 reference"])
+        difference = max(abs(a - b) for name in losses if name != "float32 reference"
+                         for a, b in zip(losses[name], losses["float32 reference"]))
+        return {"steps": steps, "losses": losses, "max_relative_difference": difference / scale,
+                "passed": True, "information_only": True}
+
+    benchmark = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = False  # the same convolution algorithms for all
+    try:
+        for engine in ("cuda engine", "cuda engine, fused block"):
+            report.run_row("training", f"first-step gradients, {engine}",
+                           lambda: first_step(engine))
+        report.run_row("training", f"{steps} steps' loss against the float32 reference",
+                       trajectory)
+    finally:
+        torch.backends.cudnn.benchmark = benchmark
 
 
 def synthetic_split(spec, n, T, device, chunk=5000):
@@ -184,19 +334,20 @@ def synthetic_split(spec, n, T, device, chunk=5000):
 def measure_speed(device, kind, T, switches, n_train, n_test, batch, engine="fused",
                   min_steps=50, max_seconds=60.0):
     """Seconds per training and inference epoch, from at least `min_steps` timed steps
-    after a warm-up epoch part, and peak device memory."""
+    after a warm-up epoch, peak reserved device memory, and what really ran: the
+    backend, the job's kernel check and any fallback."""
     import torch
 
     from snnflow.model import cnn, snn
     from snnflow.runs import RunSettings
     from snnflow.train.loop import build_job
 
-    graphs, fused_block, autocast = SWITCHES[switches]
+    graphs, fused_block, autocast, tf32 = SWITCHES[switches]
     spec = snn.KIND if kind == "snn" else cnn.KIND
     s = RunSettings(model=kind, epochs=1, batch_size=batch, lr=1e-3, seed=0,
                     device=str(device), T=T if kind == "snn" else None, engine=engine,
                     cuda_graphs=graphs and device.type == "cuda",
-                    fused_cuda_block=fused_block, autocast=autocast)
+                    fused_cuda_block=fused_block, autocast=autocast, tf32=tf32)
     train = synthetic_split(spec, n_train, T, device)
     test = synthetic_split(spec, n_test, T, device)
     job = build_job(spec, s, train, test, threads=os.cpu_count() or 1, log=lambda m: None)
@@ -215,19 +366,32 @@ def measure_speed(device, kind, T, switches, n_train, n_test, batch, engine="fus
                 break
         return total / calls, calls * steps_per_call
 
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
     train_steps, test_steps = math.ceil(n_train / batch), math.ceil(n_test / batch)
     job.trainer.train_epoch(job.train, job.generator, 1)  # warm-up: kernels, graph capture
     job.trainer.evaluate(job.test)
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
     train_s, timed_train = timed(lambda: job.trainer.train_epoch(job.train, job.generator, 2),
                                  train_steps)
     test_s, timed_test = timed(lambda: job.trainer.evaluate(job.test), test_steps)
-    peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
+    peak = torch.cuda.max_memory_reserved(device) / 2**30 if device.type == "cuda" else None
+    ran = [job.backend]
+    if job.trainer.graphs is not None:
+        ran.append("graphs")
+    if getattr(job.model, "fuse_cuda_blocks", False):
+        ran.append("fused block")
+    if autocast != "none":
+        ran.append(autocast)
+    if tf32 and device.type == "cuda":
+        ran.append("tf32")
+    check = job.kernel_check
+    del job, train, test
+    free_device_memory()
     return {"model": "cnn" if kind == "cnn" else f"snn_T{T}", "switches": switches,
-            "engine": engine, "backend": job.backend, "train_epoch_s": train_s,
+            "engine": engine, "ran": " + ".join(ran), "train_epoch_s": train_s,
             "inference_epoch_s": test_s, "timed_train_steps": timed_train,
-            "timed_inference_steps": timed_test, "peak_memory_gib": peak}
+            "timed_inference_steps": timed_test, "peak_reserved_gib": peak,
+            "kernel_check": check["summary"], "fell_back": check["fell_back"], "passed": None}
 
 
 def measure_reference_speed(device, T, n_train, batch, steps=50):
@@ -259,10 +423,11 @@ def measure_reference_speed(device, T, n_train, batch, steps=50):
     sync()
     per_step = (time.perf_counter() - start) / steps
     return {"model": f"snn_T{T}", "switches": "step-by-step reference", "engine": "reference",
-            "train_epoch_s": per_step * math.ceil(n_train / batch), "timed_train_steps": steps}
+            "ran": "torch (step by step)", "train_epoch_s": per_step * math.ceil(n_train / batch),
+            "timed_train_steps": steps, "passed": None}
 
 
-def demo_accuracy(device, folder, per_class, test_per_class, epochs, T=16):
+def demo_accuracy(report, device, folder, per_class, test_per_class, epochs, T=16):
     """Final test accuracy of SNN-T on the demo data for each switch combination."""
     from snnflow.data.events import build_event_store
     from snnflow.data.frames import build_frame_cache
@@ -272,59 +437,119 @@ def demo_accuracy(device, folder, per_class, test_per_class, epochs, T=16):
     from snnflow.train.loop import run
 
     folder = Path(folder)
-    write_dataset(folder / "raw", per_class, test_per_class, 0)
-    build_event_store(folder / "raw" / "NMNIST", folder / "events.h5", os.cpu_count() or 1)
-    build_frame_cache(folder / "events.h5", T, folder / f"nmnist_T{T}.h5", os.cpu_count() or 1)
-    results = []
+
+    def data():
+        write_dataset(folder / "raw", per_class, test_per_class, 0)
+        build_event_store(folder / "raw" / "NMNIST", folder / "events.h5", os.cpu_count() or 1)
+        build_frame_cache(folder / "events.h5", T, folder / f"nmnist_T{T}.h5",
+                          os.cpu_count() or 1)
+
+    def train(graphs, fused, autocast, name):
+        out = folder / name.replace(" ", "_").replace("=", "-")
+        out.mkdir()
+        s = RunSettings(model="snn", epochs=epochs, batch_size=16, lr=0.003, seed=0,
+                        device=str(device), channels=[8, 16, 32], hidden=64, T=T,
+                        cuda_graphs=graphs, fused_cuda_block=fused, autocast=autocast)
+        lines = []
+        history = run(snn.KIND, s, folder / f"nmnist_T{T}.h5", outputs_in(out),
+                      out / "checkpoint.pt", code_fingerprint="gpu-check", log=lines.append)
+        info = json.loads((out / "run.json").read_text())
+        return {"switches": name, "final_test_acc": history[-1]["test_acc"],
+                "train_seconds": sum(h["train_seconds"] for h in history),
+                "ran": info["backend"], "kernel_check": info["kernel_check"]["summary"],
+                "passed": None}
+
+    made = report.run_row("accuracy", "demo data", lambda: (data(), {"passed": None})[1])
+    if made is None or "error" in made:
+        return
     combos = [(graphs, fused, autocast) for autocast in ("none", "bf16")
               for graphs in (False, True) for fused in (False, True)]
     for graphs, fused, autocast in combos:
         if device.type != "cuda" and (graphs or fused or autocast != "none"):
             continue  # CUDA switches
         name = f"autocast={autocast} graphs={graphs} fused_block={fused}"
-        out = folder / name.replace(" ", "_").replace("=", "-")
-        out.mkdir()
-        s = RunSettings(model="snn", epochs=epochs, batch_size=16, lr=0.003, seed=0,
-                        device=str(device), channels=[8, 16, 32], hidden=64, T=T,
-                        cuda_graphs=graphs, fused_cuda_block=fused, autocast=autocast)
-        history = run(snn.KIND, s, folder / f"nmnist_T{T}.h5", outputs_in(out),
-                      out / "checkpoint.pt", code_fingerprint="gpu-check", log=lambda m: None)
-        results.append({"switches": name, "final_test_acc": history[-1]["test_acc"],
-                        "train_seconds": sum(h["train_seconds"] for h in history)})
-    return results
+        report.run_row("accuracy", name, lambda: train(graphs, fused, autocast, name))
 
 
-def table(report):
-    from snnflow.model.kernel_paths import LIF_GRAD_TOLERANCE
+def row_summary(section, row):
+    if "error" in row:
+        return f"{'MISMATCH' if row.get('passed') is False else 'error'}: {row['error']}"
+    verdict = {True: "ok", False: "MISMATCH", None: ""}[row.get("passed")]
+    if section == "lif":
+        return (f"spikes {'equal' if row['spikes_equal'] else 'DIFFER'}, grad diff "
+                f"{row['relative_grad_diff']:.1e} of the largest {verdict}")
+    if section == "block":
+        return (f"flips {row['spike_flips']:.1e}, grad y {row['grad_y_rel_error']:.1e} w "
+                f"{row['grad_weight_rel_error']:.1e} b {row['grad_bias_rel_error']:.1e} "
+                f"(float32 PyTorch: y {row['grad_y_torch_float32_rel_error']:.1e}) {verdict}")
+    if section == "training" and "tries" in row:
+        return (f"{row['batches_passed']} of {len(row['tries'])} batches passed; worst grad "
+                f"{row['grad_rel_error']:.1e} from float64, "
+                f"{row['grad_rel_error_to_float32']:.1e} from float32 PyTorch (which is "
+                f"{row['torch_float32_grad_rel_error']:.1e} from float64) {verdict}")
+    if section == "training":
+        return f"largest loss difference {row['max_relative_difference']:.2%} (information)"
+    if section == "speed":
+        peak = row.get("peak_reserved_gib")
+        return (f"train {row['train_epoch_s']:.3f} s, inference "
+                f"{row.get('inference_epoch_s', float('nan')):.3f} s per epoch, peak "
+                f"{'-' if peak is None else f'{peak:.2f} GiB'}; ran {row['ran']}")
+    if section == "accuracy" and row["name"] == "demo data":
+        return "made"
+    if section == "accuracy" and "final_test_acc" in row:
+        return (f"test acc {100 * row['final_test_acc']:.2f} % ({row['train_seconds']:.1f} s); "
+                f"ran {row['ran']}")
+    return verdict
 
-    lines = ["1. correctness"]
-    lines.append(f"   Triton LIF vs reference: {sum(r['passed'] for r in report['lif'])}/"
-                 f"{len(report['lif'])} cases passed (spikes equal, grads <= {LIF_GRAD_TOLERANCE})")
-    worst = max((r["max_grad_error"] for r in report["lif"]), default=float("nan"))
-    lines.append(f"     largest gradient error {worst:.2e}")
-    for r in report["block"]:
-        lines.append(f"   fused block {r['shape']}: spike flips {r['spike_flips']:.1e}, grad "
-                     f"rel. errors from float64 y {r['grad_y_rel_error']:.1e} w "
-                     f"{r['grad_weight_rel_error']:.1e} b {r['grad_bias_rel_error']:.1e} "
-                     f"(PyTorch float32: y {r['grad_y_torch_float32_rel_error']:.1e}) "
-                     f"{'ok' if r['passed'] else 'MISMATCH'}")
-    t = report["training"]
-    lines.append(f"   {t['steps']} training steps, CUDA engine vs reference: largest loss "
-                 f"difference {t['max_difference']:.2e} ({t['max_relative_difference']:.2%})")
-    lines.append("2. speed: seconds per epoch at batch "
-                 f"{report['settings']['batch']} ({report['settings']['n_train']} + "
-                 f"{report['settings']['n_test']} samples)")
-    lines.append(f"   {'model':8} {'switches':24} {'train s':>8} {'infer s':>8} {'peak GiB':>9}")
-    for r in report["speed"]:
-        peak = r.get("peak_memory_gib")
-        lines.append(f"   {r['model']:8} {r['switches']:24} {r['train_epoch_s']:8.3f} "
-                     f"{r.get('inference_epoch_s', float('nan')):8.3f} "
-                     f"{peak if peak is not None else float('nan'):9.2f}")
-    lines.append("3. accuracy of the switches (demo data, SNN-16)")
-    for r in report["accuracy"]:
-        lines.append(f"   {r['switches']:45} test acc {100 * r['final_test_acc']:6.2f} %  "
-                     f"({r['train_seconds']:.1f} s of training)")
-    lines.append("result: " + ("all checks passed" if report["passed"] else "MISMATCH"))
+
+def result_line(data):
+    if data["passed"] is None:
+        return ("incomplete: correctness rows skipped at the time budget" if data["finished"]
+                else "not finished")
+    return "all checks passed" if data["passed"] else "MISMATCH"
+
+
+def speed_table(rows):
+    lines = ["| model | switches | ran | train s | inference s | peak GiB | kernel check |",
+             "| --- | --- | --- | ---: | ---: | ---: | --- |"]
+    for row in rows:
+        if "error" in row:
+            lines.append(f"| {row['name']} | | error | | | | {row['error']} |")
+            continue
+        peak = row.get("peak_reserved_gib")
+        inference = row.get("inference_epoch_s")
+        lines.append(f"| {row['model']} | {row['switches']} | {row['ran']} | "
+                     f"{row['train_epoch_s']:.3f} | "
+                     f"{'-' if inference is None else f'{inference:.3f}'} | "
+                     f"{'-' if peak is None else f'{peak:.2f}'} | "
+                     f"{row.get('kernel_check', '-')} |")
+    return lines
+
+
+def markdown(data):
+    """The report as Markdown tables, for docs/gpu.md."""
+    settings = data["settings"]
+    lines = [f"# make gpu-check on {settings['name']}", "",
+             f"torch {settings['torch']}, device {settings['device']}, "
+             f"{data['seconds']:.0f} s{'' if data['finished'] else ' (unfinished)'}; result: "
+             + result_line(data), ""]
+    titles = {"lif": "Triton LIF against the reference step",
+              "block": "Fused CUDA block against the three layers in turn",
+              "training": "Training against the float64 reference",
+              "speed": f"Seconds per epoch at batch {settings['batch']} "
+                       f"({settings['n_train']} + {settings['n_test']} samples)",
+              "accuracy": "Accuracy of the switches (demo data, SNN-16)"}
+    for section in SECTIONS:
+        if not data[section]:
+            continue
+        lines += [f"## {titles[section]}", ""]
+        lines += speed_table(data[section]) if section == "speed" else [
+            "| row | result |", "| --- | --- |",
+            *[f"| {row['name']} | {row_summary(section, row).replace('|', '/')} |"
+              for row in data[section]]]
+        lines.append("")
+    if data["skipped"]:
+        lines += ["## Skipped (time budget)", "", *[f"- {name}" for name in data["skipped"]], ""]
     return "\n".join(lines)
 
 
@@ -332,6 +557,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description="the CUDA path, checked and timed")
     parser.add_argument("--json", type=Path, default=REPO / "results" / "gpu-check.json")
     parser.add_argument("--device", default="cuda")
+    parser.add_argument("--budget-minutes", type=float, default=8.0,
+                        help="stop starting rows after this long and write what is there "
+                             "(default 8)")
     parser.add_argument("--smoke", action="store_true",
                         help="toy sizes (the test suite's run on CPU)")
     args = parser.parse_args(argv)
@@ -345,42 +573,42 @@ def main(argv=None):
     if device.type == "cpu" and not args.smoke:
         print("gpu-check: --device cpu only with --smoke", file=sys.stderr)
         return 2
+    from snnflow.precision import tf32_off
+    from snnflow.train import loop
+
+    if device.type == "cuda":
+        device = loop.resolve_device(str(device))  # made current: Triton launches there
     smoke = args.smoke
     sizes = dict(n_train=60_000, n_test=10_000, batch=256) if not smoke else \
         dict(n_train=64, n_test=32, batch=16)
     torch.backends.cudnn.benchmark = True
-    report = {"settings": {"device": str(device), "torch": torch.__version__, **sizes,
-                           "name": torch.cuda.get_device_name(device)
-                           if device.type == "cuda" else "cpu"}}
-    started = time.perf_counter()
-    report["lif"], lif_ok = check_lif(device, **({"Ts": (1, 4), "shape": (2, 3, 5, 5)}
-                                                  if smoke else {}))
-    report["block"], block_ok = check_block(device, **({"shapes": ((2, 2, 3, 6, 7),)}
-                                                        if smoke else {}))
-    report["training"], training_ok = check_training(
-        device, **({"steps": 3, "batch": 4, "T": 2} if smoke else {}))
-    speed = []
-    models = [("snn", T) for T in (4, 8, 16, 32)] + [("cnn", 1)]
+    report = Report(args.json, {"device": str(device), "torch": torch.__version__, **sizes,
+                                "name": torch.cuda.get_device_name(device)
+                                if device.type == "cuda" else "cpu"},
+                    args.budget_minutes * 60)
+    with tf32_off():
+        check_lif(report, device, **({"Ts": (1, 4), "shape": (2, 3, 5, 5)} if smoke else {}))
+        check_block(report, device, **({"shapes": ((2, 2, 3, 6, 7), (1, 2, 34, 4, 4))}
+                                       if smoke else {}))
+        check_training(report, device, **({"steps": 3, "batch": 2, "T": 2} if smoke else {}))
+    models = [("snn", 16), ("cnn", 1), ("snn", 4), ("snn", 8), ("snn", 32)]
     for switches in (SWITCHES if device.type == "cuda" else ["default"]):
         for kind, T in (models if not smoke else [("snn", 2), ("cnn", 1)]):
-            speed.append(measure_speed(device, kind, T, switches, **sizes,
-                                       min_steps=50 if not smoke else 2))
-            print(f"  {speed[-1]['model']:8} {switches:20} train {speed[-1]['train_epoch_s']:.3f}"
-                  f" s/epoch, inference {speed[-1]['inference_epoch_s']:.3f} s/epoch",
-                  flush=True)
-    speed.append(measure_reference_speed(device, 16 if not smoke else 2, sizes["n_train"],
-                                         sizes["batch"], steps=50 if not smoke else 2))
-    report["speed"] = speed
+            name = f"{'cnn' if kind == 'cnn' else f'snn_T{T}'} {switches}"
+            report.run_row("speed", name, lambda: measure_speed(
+                device, kind, T, switches, **sizes, min_steps=50 if not smoke else 2))
+    T_reference = 16 if not smoke else 2
+    report.run_row("speed", f"snn_T{T_reference} step-by-step reference",
+                   lambda: measure_reference_speed(device, T_reference, sizes["n_train"],
+                                                   sizes["batch"],
+                                                   steps=50 if not smoke else 2))
     with tempfile.TemporaryDirectory() as folder:
-        report["accuracy"] = demo_accuracy(device, folder, *((50, 20, 3) if not smoke
-                                                              else (2, 1, 1)))
-    report["passed"] = bool(lif_ok and block_ok and training_ok)
-    report["seconds"] = time.perf_counter() - started
-    print(table(report))
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(report, indent=2))
-    print(f"wrote {args.json} in {report['seconds']:.0f} s")
-    return 0 if report["passed"] else 1
+        demo_accuracy(report, device, folder, *((50, 20, 3) if not smoke else (2, 1, 1)))
+    passed = report.finish()
+    print(markdown(report.data))
+    print(f"result: {result_line(report.data)}")
+    print(f"wrote {args.json} and {report.md_path} in {report.data['seconds']:.0f} s")
+    return 0 if passed else 1
 
 
 if __name__ == "__main__":

@@ -133,7 +133,8 @@ def batch_norm_copy(bn):
 
 def test_the_triton_kernels_match_the_layers_in_turn_in_the_interpreter():
     """The CUDA fused block (snnflow.kernels.block_triton), run by Triton's interpreter on CPU:
-    spikes, spike counts and the gradients of y, the weight and the bias."""
+    spikes and the gradients of y, the weight and the bias, channels_last (channel tiles,
+    40 channels in two) and contiguous, float32 and bf16."""
     import os
     import subprocess
     import sys
@@ -142,13 +143,34 @@ def test_the_triton_kernels_match_the_layers_in_turn_in_the_interpreter():
 
     pytest.importorskip("triton")
     script = """
-import sys, json, torch
+import sys, json, tempfile, torch
+from pathlib import Path
 sys.path[:0] = [sys.argv[1], sys.argv[2]]
-from gpu_check import check_block
-rows, ok = check_block(torch.device("cpu"), shapes=((1, 2, 3, 4, 4), (4, 3, 5, 17, 17),
-                                                    (3, 2, 4, 6, 7)))
-print(json.dumps(rows))
-assert ok
+from gpu_check import Report, check_block
+settings = {"name": "cpu", "torch": "", "device": "cpu", "batch": 0, "n_train": 0, "n_test": 0}
+report = Report(Path(tempfile.mkdtemp()) / "out.json", settings, 600)
+check_block(report, torch.device("cpu"), shapes=((1, 2, 3, 4, 4), (4, 3, 5, 17, 17),
+                                                 (3, 2, 4, 6, 7), (2, 2, 40, 5, 6)))
+print(json.dumps(report.data["block"]))
+assert len(report.data["block"]) == 16 and all(row["passed"] for row in report.data["block"])
+# evaluation: pooled spikes and the spikes per channel, counted with atomics per tile
+from snnflow.kernels import block_triton
+from snnflow.model.neuron import LIFParams, lif_reference
+p = LIFParams()
+g = torch.Generator().manual_seed(3)
+for C, layout, dtype in ((5, "channels_last", torch.float32), (40, "channels_last", torch.bfloat16),
+                         (6, "contiguous", torch.float32)):
+    y = torch.randn(12, C, 9, 9, generator=g) * 1.5 + 0.3
+    if layout == "channels_last":
+        y = y.contiguous(memory_format=torch.channels_last)
+    y = y.to(dtype).unflatten(0, (4, 3))
+    scale, shift = torch.rand(C, generator=g) + 0.5, torch.rand(C, generator=g) - 0.5
+    pooled, counts = block_triton.load().bn_lif_pool_forward(y, scale, shift, 2, 1.0, 0.0, True)
+    z = torch.addcmul(shift.view(1, 1, C, 1, 1), y.float(), scale.view(1, 1, C, 1, 1))
+    spikes = lif_reference(z, p)
+    expected = torch.nn.functional.max_pool2d(spikes.flatten(0, 1), 2).unflatten(0, (4, 3))
+    assert pooled.dtype == dtype and torch.equal(pooled.float(), expected), (C, layout)
+    assert torch.equal(counts, spikes[..., :8, :8].sum((0, 1, 3, 4)).long()), (C, layout)
 """
     result = subprocess.run([sys.executable, "-c", script, str(REPO / "workflow"),
                              str(REPO / "benchmarks")], capture_output=True, text=True,

@@ -147,3 +147,27 @@ def test_a_lock_file_planted_as_a_link_is_refused_not_followed(tmp_path, monkeyp
     with pytest.raises(SnnflowError, match=r"gpu0.lock: cannot be opened as a lock file"):
         claim_here(folder, monkeypatch)
     assert not target.exists()
+
+
+def test_an_inherited_list_of_gpus_gives_the_slots_and_each_job_is_narrowed_to_one(tmp_path):
+    """Inside `salloc --gpus=2` (or an exported CUDA_VISIBLE_DEVICES=3,5) the jobs share
+    the listed GPUs, one each, whatever the config's count; a third job waits."""
+    first, second = (holder(tmp_path, slots=8, hold=60, CUDA_VISIBLE_DEVICES="3, 5")
+                     for _ in range(2))
+    try:
+        claims = [parse("".join(wait_for_line(p, "claimed"))) for p in (first, second)]
+        assert sorted(c["visible"] for c in claims) == ["3", "5"]
+        assert sorted(c["slot"] for c in claims) == ["0", "1"]
+        assert any("claimed GPU slot 0 of 2 listed in the inherited CUDA_VISIBLE_DEVICES=3, 5"
+                   in line for c in claims for line in c["lines"])
+        assert sorted(p.name for p in (tmp_path / "locks").iterdir()) == ["gpu3.lock",
+                                                                          "gpu5.lock"]
+        third = holder(tmp_path, slots=8, hold=0, CUDA_VISIBLE_DEVICES="3,5")
+        wait_for_line(third, "log all 2 GPU slots listed in the inherited "
+                             "CUDA_VISIBLE_DEVICES=3,5 are taken")
+        third.kill()
+        third.wait()
+    finally:
+        for process in (first, second):
+            process.kill()
+            process.wait()

@@ -170,3 +170,38 @@ print(ok.passed, block.passed, wrong.passed, wrong.detail)
                             env={**os.environ, "TRITON_INTERPRET": "1"})
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.startswith("True True False LIF spikes differ at "), result.stdout
+
+
+def lif_inputs(train_split):
+    """The LIF inputs the checks see: the job's (its first layer on its own samples, T=4)
+    and gpu-check's (random membranes at T=16 and 32)."""
+    probe = kernel_check_probe(train_split)
+    g = torch.Generator().manual_seed(5)
+    randoms = [torch.randn(T, 8, 16, 9, 9, generator=g) * 1.5 + 0.5 for T in (16, 32)]
+    return [probe.z1, *randoms]
+
+
+def kernel_check_probe(train_split):
+    from snnflow.model.kernel_paths import _Probe
+
+    x, _ = next(train_split.batches(4))
+    return _Probe(snn.KIND, settings(), x)
+
+
+def test_a_lif_that_rounds_as_a_gpu_passes_and_wrong_ones_fail(train_split):
+    """The LIF check's tolerance holds for correct compiled kernels (a GPU's sigmoid within
+    2 ulp, contracted multiply-adds) and still catches wrong spikes, a surrogate slope 1 %
+    off and a detached reset."""
+    from snnflow.model.kernel_paths import _lif_check
+    from snnflow.model.neuron import LIFParams
+    from wrong_kernels import GpuRoundingLif, NoResetPathLif, WrongSlopeLif
+
+    ops = cpu_ops.load()
+    p = LIFParams()
+    for z in lif_inputs(train_split):
+        g = torch.Generator().manual_seed(0)
+        gpu_like = _lif_check("Triton LIF", GpuRoundingLif(ops), z, p, g)
+        assert gpu_like.passed and 0 < gpu_like.grad_diff < 1e-5, gpu_like.detail
+        for wrong in (WrongLif(ops), WrongSlopeLif(ops), NoResetPathLif(ops)):
+            check = _lif_check("Triton LIF", wrong, z, p, torch.Generator().manual_seed(0))
+            assert not check.passed, (type(wrong).__name__, check.detail)

@@ -127,6 +127,7 @@ class RunSettings:
     channels_last: bool = True
     cudnn_benchmark: bool = True
     autocast: str = "none"          # CUDA only: none, bf16, fp16
+    tf32: bool = False              # CUDA: TF32 convolutions, matrix products (snnflow.precision)
     compile: bool = False
     deterministic: bool = False
     kernels: str = "auto"           # off, auto, require (snnflow.kernels.loader)

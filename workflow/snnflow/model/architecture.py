@@ -31,10 +31,11 @@ def block_sizes(size, blocks=3):
 
 
 @functools.cache
-def conv_taps(height, width):
-    """(H, W) tensor: how many weights of a 3x3 convolution with padding 1 each input
-    pixel meets, i.e. how many output pixels it reaches (9 inside, 6 on an edge, 4 in a
-    corner). An input's fan-out is this times the output channels."""
+def conv_taps(height, width, device=torch.device("cpu")):
+    """(H, W) float64 tensor on `device`: how many weights of a 3x3 convolution with
+    padding 1 each input pixel meets, i.e. how many output pixels it reaches (9 inside, 6
+    on an edge, 4 in a corner). An input's fan-out is this times the output channels.
+    Cached per device: counting a batch's operations copies nothing to the device."""
     rows = torch.full((height,), 3.0)
     cols = torch.full((width,), 3.0)
     for line in (rows, cols):
@@ -44,7 +45,7 @@ def conv_taps(height, width):
         rows[:] = 1.0
     if width == 1:
         cols[:] = 1.0
-    return rows[:, None] * cols[None, :]
+    return (rows[:, None] * cols[None, :]).to(device=device, dtype=torch.float64)
 
 
 def conv_macs(c_in, c_out, size):
@@ -58,4 +59,4 @@ def conv_synaptic_ops(spikes, c_out):
     with padding 1 and c_out output channels: each spike times its fan-out (a tensor on
     the spikes' device, so that counting does not wait for the device)."""
     per_pixel = spikes.sum((0, 1), dtype=torch.float64)
-    return (per_pixel * conv_taps(*spikes.shape[-2:]).to(per_pixel)).sum() * c_out
+    return (per_pixel * conv_taps(*spikes.shape[-2:], spikes.device)).sum() * c_out

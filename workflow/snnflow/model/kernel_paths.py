@@ -3,10 +3,11 @@ runs them): each path's kernels against PyTorch's ops on a few of the job's own 
 through the job's network's first layers at its T and widths.
 
 - "C++ CPU ops" (backend cpp): the fused LIF (spikes equal, input gradients within
-  LIF_GRAD_TOLERANCE), the fused BatchNorm + LIF + 2x2 max-pool of a block and the
-  convolution of spikes from their nonzeros (docs/kernels.md has the criteria);
+  LIF_GRAD_TOLERANCE of the largest), the fused BatchNorm + LIF + 2x2 max-pool of a block
+  and the convolution of spikes from their nonzeros (docs/kernels.md has the criteria);
 - "Triton LIF" (backend triton): the fused LIF as above;
-- "fused CUDA block" (performance.fused_cuda_block): the block as above.
+- "fused CUDA block" (performance.fused_cuda_block): the block as above, in the precision
+  the job's autocast gives it.
 
 `make gpu-check` runs the same comparisons over more shapes.
 """
@@ -18,12 +19,17 @@ import torch
 from torch import nn
 
 from snnflow.kernels import block_triton, cpu_ops, lif_triton
+from snnflow.precision import AUTOCAST_DTYPES
 from snnflow.model.fused_block import fusable
 from snnflow.model.neuron import LIF, LIFParams, lif_reference
 from snnflow.model.sparse_conv import applies, conv_spikes
 from snnflow.path_check import PathCheck, relative_difference
 
-LIF_GRAD_TOLERANCE = 1e-6   # absolute: the fused LIF repeats the reference's float operations
+# Of the largest gradient. The fused LIF repeats the reference's float operations, but a
+# GPU's sigmoid (ex2.approx, div.full) and contracted multiply-adds round otherwise: a
+# few ulp, about 1e-6 of the largest gradient emulated on the study's inputs, where a
+# wrong surrogate slope or a dropped reset path is 1e-2 or more (docs/kernels.md).
+LIF_GRAD_TOLERANCE = 1e-5
 RELATIVE_TOLERANCE = 1e-4   # of the largest gradient: block and sparse-convolution gradients
 SPIKE_FLIP_TOLERANCE = 1e-4  # fraction of a block's pooled spikes: BatchNorm as one fma rounds
                              # differently, so a membrane within rounding of V_th may flip
@@ -107,22 +113,35 @@ def compare_sparse_conv(conv: nn.Conv2d, spikes, generator):
                                                for a, b in zip(grads_ours, grads_ref))
 
 
+def lif_passes(spikes_equal, grad_diff, largest):
+    """The fused LIF's criterion: spikes equal, input gradients within LIF_GRAD_TOLERANCE
+    of the largest."""
+    return spikes_equal and grad_diff <= LIF_GRAD_TOLERANCE * largest
+
+
 def _lif_check(path, kernels, z, p, generator):
     equal, mismatches, grad_diff, largest = compare_lif(kernels, z, p, generator)
     relative = grad_diff / max(largest, 1e-12)
-    passed = equal and grad_diff <= LIF_GRAD_TOLERANCE
     detail = (f"LIF spikes {'equal' if equal else f'differ at {mismatches} of {z.numel()}'}, "
-              f"max grad diff {grad_diff:.1e}")
-    return PathCheck(path, passed, detail, relative)
+              f"max grad diff {relative:.1e} of the largest")
+    return PathCheck(path, lif_passes(equal, grad_diff, largest), detail, relative)
+
+
+def block_passes(flips, errors, dtype):
+    """The fused block's criterion: few spikes flip, and each gradient is within
+    RELATIVE_TOLERANCE of the float64 one (y's within an ulp of `dtype`, the precision
+    it is returned in), or no further from it than twice the float32 layers' own
+    distance."""
+    def tolerance(name):
+        return max(RELATIVE_TOLERANCE, torch.finfo(dtype).eps if name == "y" else 0.0)
+    return flips <= SPIKE_FLIP_TOLERANCE and all(
+        ours <= max(tolerance(name), 2 * theirs) for name, (ours, theirs) in errors.items())
 
 
 def _block_check(path, kernels, y_seq, bn, p, generator):
-    """Passes when few spikes flip and each gradient is within RELATIVE_TOLERANCE of the
-    float64 one, or no further from it than twice the float32 layers' own distance."""
     flips, errors = compare_block(kernels, y_seq, bn, p, generator)
     worst = max(ours for ours, _ in errors.values())
-    grads_ok = all(ours <= max(RELATIVE_TOLERANCE, 2 * theirs) for ours, theirs in errors.values())
-    passed = flips <= SPIKE_FLIP_TOLERANCE and grads_ok
+    passed = block_passes(flips, errors, y_seq.dtype)
     float32 = max(theirs for _, theirs in errors.values())
     return PathCheck(path, passed, f"block spikes differ at {flips:.1e} of them, max grad diff "
                                    f"{worst:.1e} from float64 (PyTorch float32: {float32:.1e})",
@@ -131,7 +150,9 @@ def _block_check(path, kernels, y_seq, bn, p, generator):
 
 class _Probe:
     """The first layers of the job's network on a few of its samples: the inputs of the
-    paths under check, made with PyTorch's ops (fresh weights from the run's seed)."""
+    paths under check, made with PyTorch's ops (fresh weights from the run's seed), in the
+    precision the job runs them in (under CUDA autocast the block gets bf16 or fp16 conv
+    outputs; the LIF gets their normalised values, in float32)."""
 
     def __init__(self, kind, s, x):
         with torch.random.fork_rng(devices=[x.device] if x.is_cuda else []):
@@ -142,10 +163,14 @@ class _Probe:
         self.params = net.neurons[0].params
         (conv1, self.bn1), (self.conv2, _) = net.convs[0], net.convs[1]
         T, N = x.shape[:2]
+        low = AUTOCAST_DTYPES.get(s.autocast) if x.is_cuda else None
         with torch.no_grad():
             y1 = conv1(x.flatten(0, 1))
+            if low is not None:
+                y1 = y1.to(low)
             self.y1 = y1.unflatten(0, (T, N))                      # block 1's input
-            self.z1 = self.bn1(y1).unflatten(0, (T, N))            # LIF 1's input
+            # LIF 1's input: BatchNorm's output in the job's precision, run in float32
+            self.z1 = self.bn1(y1.float()).to(y1.dtype).float().unflatten(0, (T, N))
             spikes = lif_reference(self.z1, self.params)
             self.pooled1 = nn.functional.max_pool2d(spikes.flatten(0, 1), 2)  # conv 2's
 

@@ -15,6 +15,12 @@ Two implementations of the same maths:
   CPU, csrc/lif.cpp), "triton" (CUDA, `lif_triton`) or "torch" (the same loop in
   PyTorch ops). Every forward uses the reference's exact float operations, so spikes
   are identical, including inputs exactly on the threshold.
+
+The division by tau is IEEE division on every device (`tau_divisor`): PyTorch's CUDA
+kernels divide by a Python number as a multiplication by its rounded reciprocal, which
+is exact only for a power of two (the study's tau = 2) and moves the membrane by an ulp
+for tau = 1.5 or 3. So the reference, the PyTorch loop and the compiled kernels compute
+the same membrane, spike for spike, on the CPU and on CUDA for any tau.
 """
 
 from dataclasses import dataclass
@@ -31,6 +37,21 @@ class LIFParams:
     v_threshold: float = 1.0
     v_reset: float = 0.0
     alpha: float = 4.0
+
+    def __post_init__(self):
+        # floats, whatever the config's YAML wrote (`tau: 2` is an int): the compiled
+        # kernels specialise on the argument's type
+        for name in ("tau", "v_threshold", "v_reset", "alpha"):
+            object.__setattr__(self, name, float(getattr(self, name)))
+
+
+def tau_divisor(tau, like):
+    """tau as the divisor of tensors like `like`, so that dividing by it rounds as IEEE
+    division on every device: on CUDA a tensor, since PyTorch multiplies by the rounded
+    reciprocal of a Python number divisor."""
+    if like.is_cuda:
+        return torch.full((), tau, dtype=like.dtype, device=like.device)
+    return tau
 
 
 def surrogate_grad(x, alpha):
@@ -56,7 +77,7 @@ def lif_step(x, v, p: LIFParams):
     """One reference step: (spikes, next membrane potential); v=None starts at V_reset."""
     if v is None:
         v = torch.full_like(x, p.v_reset)
-    h = v + (x - (v - p.v_reset)) / p.tau
+    h = v + (x - (v - p.v_reset)) / tau_divisor(p.tau, x)
     s = _SurrogateSpike.apply(h - p.v_threshold, p.alpha)
     return s, h * (1 - s) + p.v_reset * s
 
@@ -140,11 +161,12 @@ def _forward_loop(x_seq, tau, v_threshold, v_reset):
     h_seq = torch.empty_like(x_seq)
     spikes = torch.empty_like(h_seq)
     v = torch.full_like(h_seq[0], v_reset)
+    divisor = tau_divisor(tau, x_seq)
     for t in range(x_seq.shape[0]):
         h = h_seq[t]
         torch.sub(v, v_reset, out=h)
         torch.sub(x_seq[t], h, out=h)
-        h.div_(tau).add_(v)
+        h.div_(divisor).add_(v)
         fired = h >= v_threshold
         spikes[t].copy_(fired)
         v = torch.where(fired, v_reset, h)

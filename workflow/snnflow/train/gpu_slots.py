@@ -8,8 +8,12 @@ when it ends however it ends (SIGKILL included); the job then sets
 CUDA_VISIBLE_DEVICES to that slot, so its `cuda:0` is its own GPU. When every slot is
 taken the job waits for one.
 
-When a scheduler has already set CUDA_VISIBLE_DEVICES (SLURM's `--gpus=1` does), the
-job uses what it was given and claims nothing.
+When a scheduler has already set CUDA_VISIBLE_DEVICES to one GPU (SLURM's `--gpus=1`
+does), the job uses what it was given and claims nothing. When it lists several
+(inside `salloc --gpus=4`, or exported by hand), the job claims one of those, the slots
+being the listed GPUs, and narrows CUDA_VISIBLE_DEVICES to it. A slot's lock file is
+named by the GPU's entry (gpu2.lock for GPU 2), so jobs given a list and jobs counting
+the machine's GPUs share the same locks.
 
 The lock folder is the user's own (snnflow-gpu-slots-<uid> in the temporary folder, or
 $SNNFLOW_GPU_LOCK_DIR): it is created without following links, a folder there that is a
@@ -106,34 +110,43 @@ def slot_count(configured, machine_gpus=None):
 def claim_gpu(slots, device, log, poll=POLL_SECONDS):
     """Claim one of `slots` GPU slots for this process (see the module docstring) and set
     CUDA_VISIBLE_DEVICES. `device` is the config's: an explicit `cuda:N` or `cpu`
-    claims nothing."""
+    claims nothing. An inherited CUDA_VISIBLE_DEVICES that lists several GPUs gives the
+    slots instead of `slots`."""
     given = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if given is not None:
+    listed = [entry.strip() for entry in (given or "").split(",") if entry.strip()]
+    if given is not None and (len(listed) < 2 or device not in ("auto", "cuda")):
         return _noted(Claim(None, given, f"CUDA_VISIBLE_DEVICES={given} was set by the "
                                          "scheduler or the user; claiming no GPU slot"), log)
     if device not in ("auto", "cuda"):
         return _noted(Claim(None, None, f"device {device} set in the config; claiming no GPU "
                                         "slot"), log)
-    if slots < 1:
+    gpus = listed or [str(slot) for slot in range(slots)]
+    origin = f" listed in the inherited CUDA_VISIBLE_DEVICES={given}" if listed else ""
+    if not gpus:
         return _noted(Claim(None, None, "no GPU slots (gpus: 0 or no GPU found); claiming "
                                         "none"), log)
     folder = lock_folder()
     folder_handle = open_lock_folder(folder)
     waiting_since = None
     while True:
-        for slot in range(slots):
-            handle = _try_lock(folder_handle, folder, f"gpu{slot}.lock")
+        for slot, gpu in enumerate(gpus):
+            handle = _try_lock(folder_handle, folder, f"gpu{_file_safe(gpu)}.lock")
             if handle is not None:
                 os.close(folder_handle)
-                os.environ["CUDA_VISIBLE_DEVICES"] = str(slot)
+                os.environ["CUDA_VISIBLE_DEVICES"] = gpu
                 waited = "" if waiting_since is None else \
                     f" after waiting {time.monotonic() - waiting_since:.0f} s"
-                return _noted(Claim(slot, str(slot), f"claimed GPU slot {slot} of {slots}"
-                                    f"{waited} (CUDA_VISIBLE_DEVICES={slot})", handle), log)
+                return _noted(Claim(slot, gpu, f"claimed GPU slot {slot} of {len(gpus)}{origin}"
+                                    f"{waited} (CUDA_VISIBLE_DEVICES={gpu})", handle), log)
         if waiting_since is None:
             waiting_since = time.monotonic()
-            log(f"all {slots} GPU slots are taken; waiting for one ({folder})")
+            log(f"all {len(gpus)} GPU slots{origin} are taken; waiting for one ({folder})")
         time.sleep(poll)
+
+
+def _file_safe(entry):
+    """A CUDA_VISIBLE_DEVICES entry (2, GPU-8f3a..., MIG-...) as part of a file name."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", entry)
 
 
 def _try_lock(folder_handle, folder, name):

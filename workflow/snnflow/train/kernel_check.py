@@ -7,7 +7,8 @@ samples of its own training data, through its own network's layers at its own T 
 widths:
 
 - the model's compiled paths, which its ModelKind names (the SNN's: C++ CPU ops, Triton
-  LIF, fused CUDA block; snnflow.model.kernel_paths; the CNN has none);
+  LIF, fused CUDA block, the block in the precision the job's autocast gives it;
+  snnflow.model.kernel_paths; the CNN has none);
 - "CUDA graphs" (performance.cuda_graphs): training steps replayed from one captured
   graph against the same steps run eagerly from the same weights.
 
@@ -25,6 +26,7 @@ import torch
 
 from snnflow import SnnflowError, first_line
 from snnflow.path_check import PathCheck, relative_difference
+from snnflow.precision import tf32_off
 
 GRAPH_TOLERANCE = 1e-5      # relative: losses and weights of replayed against eager steps
 CHECK_SAMPLES = 4           # training samples the check runs (the CNN: 4 x 4)
@@ -98,7 +100,13 @@ def check_graph_steps(kind, s, backend, x, y, autocast):
 
 def verify(kind, s, backend, train, autocast, log):
     """Check the paths the job with settings `s` is about to use on `backend`, on a few
-    samples of its training split `train` (a ResidentDataset); an Outcome."""
+    samples of its training split `train` (a ResidentDataset), with TF32 off (the checks
+    compare kernels, not TF32's rounding); an Outcome."""
+    with tf32_off():
+        return _verify(kind, s, backend, train, autocast, log)
+
+
+def _verify(kind, s, backend, train, autocast, log):
     device = train.device
     graphs = s.cuda_graphs and device.type == "cuda"
     outcome = Outcome(backend, s.fused_cuda_block and backend == "triton", graphs)

@@ -34,6 +34,7 @@ from snnflow.data.validation import held_out, split_identity
 from snnflow.job import report_position_with
 from snnflow.kernels import loader
 from snnflow.machine import cpu_name
+from snnflow.precision import AUTOCAST_DTYPES, set_tf32
 from snnflow.runs import (LAYER_COLUMNS, METRICS_COLUMNS, PREDICTION_COLUMNS, RunOutputs,
                           RunSettings, described)
 from snnflow.settings import config_key
@@ -50,17 +51,31 @@ def loss_and_scores(model, kind, x, y):
 
 
 def resolve_device(name):
-    """The torch.device of the config's `device`; `auto` on a machine with NVIDIA GPUs
-    that this torch cannot use is refused (snnflow.cuda_check), never the CPU."""
+    """The torch.device of the config's `device`, with its index, made the current CUDA
+    device: Triton launches its kernels, and streams and graph captures run, on the
+    current device, not on the tensors' (so `cuda:1` would otherwise run them on GPU 0).
+    `auto` on a machine with NVIDIA GPUs that this torch cannot use is refused
+    (snnflow.cuda_check), never the CPU."""
     if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        refuse_accidental_cpu(name, count_gpus())
-        return torch.device("cpu")
+        if not torch.cuda.is_available():
+            refuse_accidental_cpu(name, count_gpus())
+            return torch.device("cpu")
+        name = "cuda"
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise SnnflowError(f"config key device: '{name}' asked for, but this machine has no "
                            "CUDA device - set device: auto or cpu")
-    return torch.device(name)
+    device = torch.device(name)
+    if device.type != "cuda":
+        return device
+    if device.index is None:
+        device = torch.device("cuda", torch.cuda.current_device())
+    if device.index >= torch.cuda.device_count():
+        raise SnnflowError(f"config key device: '{name}', but this job sees "
+                           f"{torch.cuda.device_count()} CUDA device(s) (CUDA_VISIBLE_DEVICES="
+                           f"{os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')}) - use cuda:0 "
+                           "to cuda:N-1, or device: auto")
+    torch.cuda.set_device(device)
+    return device
 
 
 def keep_freed_memory():
@@ -77,12 +92,10 @@ def keep_freed_memory():
     libc.mallopt(m_trim_threshold, -1)  # -1: never trim
 
 
-AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
-
-
 def configure_backend(s: RunSettings, device):
     """Apply the performance switches; returns the autocast context factory."""
     if device.type == "cuda":
+        set_tf32(s.tf32)
         torch.backends.cudnn.benchmark = s.cudnn_benchmark and not s.deterministic
         if s.deterministic:
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
@@ -389,13 +402,34 @@ def resume(job: Job, checkpoint, origin, log):
             "starting fresh")
         return []
     job.model.load_state_dict(state["model"])
-    job.optimizer.load_state_dict(state["optimizer"])
-    job.scheduler.load_state_dict(state["scheduler"])
+    restore_optimizer(job.optimizer, job.scheduler, state)
     if job.scaler is not None and state.get("scaler"):
         job.scaler.load_state_dict(state["scaler"])
     restore_rng(state["rng"], job.generator)
     log(f"resuming from {checkpoint} after epoch {len(state['history'])}")
     return state["history"]
+
+
+def restore_optimizer(optimizer, scheduler, state):
+    """The optimiser's and scheduler's saved state, kept in the form this process runs
+    them: whether Adam is `capturable` and whether its learning rate is a device tensor
+    (CUDA graphs) depend on this job's graph check, not on the run that saved the state;
+    a checkpoint of the other form would otherwise put Adam's steps on the wrong device
+    or capture a non-capturable Adam. Only the values are taken from the state."""
+    ours = [(group["capturable"], group["lr"]) for group in optimizer.param_groups]
+    saved = state["optimizer"]
+    optimizer.load_state_dict({**saved, "param_groups": [
+        {**group, "capturable": capturable}
+        for group, (capturable, _) in zip(saved["param_groups"], ours)]})
+    for group, (_, lr) in zip(optimizer.param_groups, ours):
+        value = float(group["lr"])
+        if torch.is_tensor(lr):
+            lr.fill_(value)  # the tensor a captured graph reads
+        group["lr"] = lr if torch.is_tensor(lr) else value
+        group["initial_lr"] = float(group["initial_lr"])
+    scheduler.load_state_dict(state["scheduler"])
+    scheduler.base_lrs = [float(lr) for lr in scheduler.base_lrs]
+    scheduler._last_lr = [float(lr) for lr in scheduler._last_lr]
 
 
 def _changes(state, origin):

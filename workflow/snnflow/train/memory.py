@@ -7,7 +7,9 @@ float32), and one batch's activations, saved for the backward pass. The network 
 the activations are measured on PyTorch's meta device, which allocates nothing; the
 activations are the outputs of every layer for one batch, counted three times (the
 output, what backward keeps of it, its gradient): an estimate, meant to catch sizes
-that cannot work, not to plan memory to the byte.
+that cannot work, not to plan memory to the byte. With CUDA graphs a batch's
+activations are held twice: the captured step allocates from a private memory pool of
+its own, beside the blocks the eager warm-up steps left in PyTorch's cache.
 """
 
 import torch
@@ -16,6 +18,7 @@ from snnflow import SnnflowError
 from snnflow.machine import memory_bytes, size_text
 
 ACTIVATION_COPIES = 3
+GRAPH_POOLS = 2  # with CUDA graphs: the eager steps' cached blocks and the graph's pool
 BYTES_PER_PARAMETER = 4 * 4  # float32 weight, gradient, Adam's exp_avg and exp_avg_sq
 
 
@@ -82,6 +85,8 @@ def refuse_what_cannot_fit(kind, s, cache, device):
     if sample_shape is None:
         return  # a damaged cache: loading it says what is wrong
     parameters, network, activations = network_bytes(kind, s, sample_shape)
+    if device.type == "cuda" and s.cuda_graphs:
+        activations *= GRAPH_POOLS
     for_network, for_data = available_bytes(device)
     if for_network is None:
         return  # no /proc/meminfo: nothing to compare with
@@ -96,10 +101,12 @@ def refuse_what_cannot_fit(kind, s, cache, device):
            f"{section}.channels", "batch": f"{section}.batch_size"}[largest]
     value = {f"{section}.T": s.T, f"{section}.hidden": s.hidden,
              f"{section}.channels": s.channels, f"{section}.batch_size": s.batch_size}.get(key)
+    graphs = " (twice: eager and in the CUDA graph's pool)" if (
+        device.type == "cuda" and s.cuda_graphs) else ""
     needed = (f"about {size_text(network + activations + data)}: the network "
               f"{size_text(network)} ({parameters:.3g} parameters with their gradients and "
-              f"Adam's moments), one batch's activations {size_text(activations)}, the "
-              f"resident data {size_text(data)}")
+              f"Adam's moments), one batch's activations {size_text(activations)}{graphs}, "
+              f"the resident data {size_text(data)}")
     has = f"{device.type} has {size_text(for_network)} available"
     if key is None:
         raise SnnflowError(f"{cache}: this run needs {needed}, and {has} - run it on a "
