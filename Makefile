@@ -43,12 +43,14 @@ bench: $(VENV)/.installed
 	mkdir -p results
 	$(BIN)/python benchmarks/bench.py --prep-samples 70000 --json results/bench.json
 
-# The CUDA path checked and timed on a GPU machine (README "Checking the GPU path"), with
-# the Python that already holds torch there; elsewhere with the project's environment.
+# The CUDA path checked and timed on a GPU machine (docs/gpu.md, "Checking the GPU path"),
+# with the Python that already holds torch there; elsewhere with the project's
+# environment. GPU_CHECK_ARGS: e.g. --device cuda:1 --budget-minutes 12
+GPU_CHECK_ARGS ?=
 gpu-check:
 	@if $(PYTHON) -c "import torch" 2>/dev/null; then py=$(PYTHON); \
 	else $(MAKE) -s $(VENV)/.installed && py=$(BIN)/python; fi; \
-	$$py benchmarks/gpu_check.py --json results/gpu-check.json
+	$$py benchmarks/gpu_check.py --json results/gpu-check.json $(GPU_CHECK_ARGS)
 
 lint: $(VENV)/.installed
 	$(BIN)/snakemake --lint
