@@ -1,7 +1,8 @@
 """The LIF neuron's per-step maths as Triton device functions, the one definition every
 Triton kernel uses (as csrc/lif_step.h is for the C++ kernels; snnflow.model.neuron holds
-the equations). Division is IEEE round-to-nearest (div_rn), as PyTorch divides, so the
-spikes are bit-identical to the reference. Imported only where Triton is installed.
+the equations). Division is IEEE round-to-nearest (div_rn), as the reference divides on
+every device (snnflow.model.neuron.tau_divisor), so the spikes are bit-identical to the
+reference's. Imported only where Triton is installed.
 """
 
 import triton
