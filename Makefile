@@ -5,7 +5,7 @@ PYTHON ?= python3
 CORES ?= 2
 BIN := $(VENV)/bin
 
-.PHONY: demo test study bench gpu-check lint clean clean-results-and-downloaded-datasets
+.PHONY: demo test study bench gpu-check lint stale clean clean-results-and-downloaded-datasets
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,8 @@ $(VENV)/.installed-test: $(VENV)/.installed
 	$(BIN)/python -m pip install -q -c envs/pip-constraints.txt -e '.[test,slurm,nir]'
 	touch $@
 
+# The demo writes results-demo/ (config key results_dir in workflow/demo.yaml), never the
+# study's results/.
 demo: $(VENV)/.installed
 	$(BIN)/snakemake --cores $(CORES) --configfile workflow/demo.yaml
 
@@ -52,16 +54,26 @@ gpu-check:
 	else $(MAKE) -s $(VENV)/.installed && py=$(BIN)/python; fi; \
 	$$py benchmarks/gpu_check.py --json results/gpu-check.json $(GPU_CHECK_ARGS)
 
+# Files in a results folder that the current config no longer makes (a dropped T, seed or
+# sweep row, an earlier config's runs): listed; REMOVE=1 removes them. CONFIG: the options
+# the study runs with, e.g. make stale CONFIG="--configfile my.yaml" (the demo's:
+# CONFIG="--configfile workflow/demo.yaml").
+CONFIG ?=
+stale: $(VENV)/.installed
+	$(BIN)/python -m snnflow.stale $(if $(REMOVE),--remove) --cores 1 $(CONFIG)
+
 lint: $(VENV)/.installed
 	$(BIN)/snakemake --lint
 
-# Everything the study computed, but the downloads (results/raw: about 1 GB of N-MNIST)
-# and the checkpoints of unfinished runs: rerunning starts from the data stages.
+# Everything the study and the demo computed, but the downloads (results/raw: about 1 GB
+# of N-MNIST) and the checkpoints of unfinished runs: rerunning starts from the data stages.
 clean:
-	find results -mindepth 1 -maxdepth 1 ! -name raw ! -name checkpoints -exec rm -rf {} + 2>/dev/null || true
+	for folder in results results-demo; do \
+	    find $$folder -mindepth 1 -maxdepth 1 ! -name raw ! -name checkpoints -exec rm -rf {} + 2>/dev/null || true; \
+	done
 	rm -rf .snakemake
 
 # Everything, the downloaded datasets and checkpoints included; named so that nobody
 # types it by accident.
 clean-results-and-downloaded-datasets:
-	rm -rf results .snakemake
+	rm -rf results results-demo .snakemake

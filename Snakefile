@@ -24,7 +24,7 @@ include: "workflow/rules/report.smk"
 
 
 rule all:
-    """The whole study, ending in results/report.html."""
+    """The whole study, ending in <results_dir>/report.html (config key results_dir)."""
     input:
-        "results/report.html",
+        f"{RESULTS}/report.html",
     default_target: True

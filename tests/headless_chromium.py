@@ -34,6 +34,7 @@ class PageVisit:
     console_errors: list = field(default_factory=list)
     images: list = field(default_factory=list)        # [alt, complete, naturalWidth]
     screenshot: bytes = b""
+    measured: object = None                           # what `measure` returned
 
 
 class _Pipe:
@@ -81,9 +82,10 @@ class _Pipe:
                 return event
 
 
-def visit(chromium, url, width=1200):
+def visit(chromium, url, width=1200, measure=None):
     """Load `url`, wait for its load event, and return a PageVisit with a full-page
-    screenshot."""
+    screenshot at `width` pixels; `measure`, a JavaScript expression giving JSON text,
+    is evaluated at that width and its value parsed into PageVisit.measured."""
     to_chromium, from_chromium = os.pipe(), os.pipe()
     high = [os.dup(fd) for fd in (to_chromium[0], from_chromium[1])]
 
@@ -115,6 +117,10 @@ def visit(chromium, url, width=1200):
                            expression="document.documentElement.scrollHeight")
         pipe.send("Emulation.setDeviceMetricsOverride", events, session, width=width,
                   height=int(height["result"]["value"]), deviceScaleFactor=1, mobile=False)
+        if measure is not None:
+            result = pipe.send("Runtime.evaluate", events, session, expression=measure,
+                               returnByValue=True)
+            seen.measured = json.loads(result["result"]["value"])
         shot = pipe.send("Page.captureScreenshot", events, session, format="png")
         seen.screenshot = base64.b64decode(shot["data"])
         time.sleep(0.5)  # late console messages

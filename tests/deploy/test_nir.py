@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import REPO
 from snnflow.deploy import nir_check, nir_graph
 from snnflow.model import snn
 from snnflow.runs import RunSettings, outputs_in
@@ -140,3 +141,24 @@ def test_a_file_that_is_no_models_is_named(tmp_path):
     (tmp_path / "model.pt").write_bytes(b"not a torch file")
     with pytest.raises(SnnflowError, match="model.pt: not an SNN run's model .* - delete it"):
         nir_graph.trained_model(tmp_path / "model.pt")
+
+
+def test_spikingjelly_without_triton_says_nothing_that_asks_nothing():
+    """A CPU install has no Triton: SpikingJelly's first multi-step LIF made torch log
+    "Triton not available" for each of its ops (16 lines in a demo)."""
+    script = """
+import sys
+sys.modules["triton"] = None  # as in an install without Triton
+sys.path.insert(0, sys.argv[1])
+import torch
+from snnflow.deploy.nir_check import quiet_triton_probe
+from spikingjelly.activation_based import neuron
+if sys.argv[2] == "quiet":
+    quiet_triton_probe()
+print(neuron.LIFNode(step_mode="m")(torch.rand(4, 2, 3)).shape)
+"""
+    pytest.importorskip("spikingjelly")
+    loud, quiet = (subprocess.run([sys.executable, "-c", script, str(REPO / "workflow"), mode],
+                                  capture_output=True, text=True) for mode in ("loud", "quiet"))
+    assert "Triton not available" in loud.stderr  # the line is there to be silenced
+    assert quiet.returncode == 0 and quiet.stderr == "", quiet.stderr

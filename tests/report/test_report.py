@@ -1,6 +1,7 @@
 """The report from fake runs whose numbers are known: tables, statistics, figures, page."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -11,7 +12,7 @@ import pytest
 from conftest import REPO
 from snnflow import SnnflowError
 from snnflow.report.build import build_report
-from snnflow.report.registry import figure_names, table_names
+from snnflow.report.registry import FIGURE_FORMATS, TABLE_FORMATS, figure_names, table_names
 from snnflow.runs import LAYERS, METRICS_COLUMNS, sweep_variant, variant_label
 
 ENERGY = {"e_ac_pj": 0.9, "e_mac_pj": 4.6}
@@ -101,12 +102,22 @@ def built(tmp_path_factory):
     return build(make_study(tmp_path_factory.mktemp("study")))
 
 
+def files_in(folder):
+    return sorted(p.name for p in folder.iterdir())
+
+
+def every_format(names, formats):
+    """The files of `names` in every format: a table's CSV, LaTeX and Markdown, a
+    figure's PNG, PDF and SVG."""
+    return sorted(f"{name}.{extension}" for name in names for extension in formats)
+
+
 def test_every_table_and_figure_and_a_self_contained_page(built):
     out = built
     html = (out / "report.html").read_text()
     figures = figure_names([4, 16], 16)  # without sweeps: no sweep table or figure
-    assert sorted(p.stem for p in (out / "tables").iterdir()) == sorted(table_names())
-    assert sorted(p.stem for p in (out / "figures").iterdir()) == sorted(figures)
+    assert files_in(out / "tables") == every_format(table_names(), TABLE_FORMATS)
+    assert files_in(out / "figures") == every_format(figures, FIGURE_FORMATS)
     assert "sweeps" not in table_names() and "sweep_accuracy" not in figures
     assert html.count('src="data:image/png;base64,') == len(figures)
     assert "http" not in html.replace("http-equiv", "")
@@ -267,9 +278,9 @@ def sweep_study(root):
 
 def test_the_sweeps_section_and_the_pareto_front(tmp_path):
     out = sweep_study(tmp_path)
-    assert sorted(p.stem for p in (out / "tables").iterdir()) == sorted(table_names(["sweeps"]))
-    assert sorted(p.stem for p in (out / "figures").iterdir()) == sorted(
-        figure_names([4, 16], 16, ["sweeps"]))
+    assert files_in(out / "tables") == every_format(table_names(["sweeps"]), TABLE_FORMATS)
+    assert files_in(out / "figures") == every_format(figure_names([4, 16], 16, ["sweeps"]),
+                                                     FIGURE_FORMATS)
     sweeps = pd.read_csv(out / "tables" / "sweeps.csv")
     assert list(sweeps["variant"]) == ["ta: tau=1.5, surrogate_alpha=2.0",
                                        "ta: tau=1.5, surrogate_alpha=8.0",
@@ -335,3 +346,90 @@ def test_the_nir_section_from_the_checks_rows_and_a_damaged_file_named(study, tm
     with pytest.raises(SnnflowError, match="snn_T4_seed0.csv: not the NIR check's columns"):
         build_report(folders, 16, root / "data", ENERGY, out / "report.html", out / "tables",
                      out / "figures", nir_checks=[good, bad])
+
+
+def test_the_page_sets_times_beside_the_reference_with_what_each_side_ran_on(built):
+    """Time per epoch compared as rates: samples per epoch, device, and the seconds per the
+    reference's 60,000-sample epoch; a synthetic study says so at the top."""
+    html = (built / "report.html").read_text()
+    timing = pd.read_csv(built / "tables" / "timing.csv")
+    for column in ("device", "n_train", "train_seconds_per_60000", "reference_device",
+                   "reference_train_seconds"):
+        assert column in timing.columns
+    row = timing.iloc[0]
+    assert row["train_seconds_per_60000"] == pytest.approx(row["train_seconds"] * 600)
+    for words in ("train samples", "train s per 60,000", "reference train s (60,000)",
+                  "one NVIDIA RTX 3090", "Not the reference study's data:",
+                  "reference study (not comparable: synthetic data here)"):
+        assert words in html, words
+
+
+def test_every_table_for_papers_holds_the_cells_the_page_shows(built):
+    import html as html_module
+
+    from snnflow.report.registry import TABLES
+
+    page = (built / "report.html").read_text()
+    for name, entry in TABLES.items():
+        if entry.display is None or name not in table_names():
+            continue
+        section = page[page.index(f'<section id="tables-{name}">'):]
+        body = section[section.index("<tbody>"):section.index("</tbody>")]
+        rows = [[html_module.unescape(re.sub(r"<[^>]+>", "", cell))  # the text, as read
+                 for cell in re.findall(r"<td>(.*?)</td>", row, re.S)]
+                for row in re.findall(r"<tr>(.*?)</tr>", body, re.S)]
+        markdown = (built / "tables" / f"{name}.md").read_text().splitlines()[2:]
+        shown = [[c.strip().replace("\\|", "|") for c in line.strip()[2:-2].split(" | ")]
+                 for line in markdown]
+        assert shown == rows, name
+    latex = (built / "tables" / "comparison.tex").read_text()
+    assert latex.startswith("\\begin{tabular}") and "\\toprule" in latex
+    assert "test\\_acc (\\%)" in latex and "$99.60$" in latex
+    assert re.search(r"\$\d+\.\d\d \\pm \d+\.\d\d\$", latex)  # a mean ± std over seeds
+
+
+def test_vector_figures_keep_their_text_as_text(built):
+    svg = (built / "figures" / "accuracy_vs_T.svg").read_text()
+    assert "<text" in svg and "test accuracy (%)" in svg  # not outlines
+    pdf = (built / "figures" / "accuracy_vs_T.pdf").read_bytes()
+    assert b"/FontFile2" in pdf  # TrueType embedded (fonttype 42), not Type 3 outlines
+
+
+def test_the_runs_table_shows_what_differs_not_every_setting(built):
+    html = (built / "report.html").read_text()
+    runs = pd.read_csv(built / "tables" / "runs.csv")
+    assert {"settings", "settings_differing", "versions"} <= set(runs.columns)
+    assert '"batch_size"' not in html  # the full settings stay in the CSV and run.json
+    assert "settings (differing)" in html
+
+
+def test_snakemakes_report_numbers_its_categories_without_gaps():
+    from snnflow.report.registry import SECTIONS, report_category
+
+    present = [s for s in SECTIONS if s != "Sweeps"]
+    numbers = [int(report_category(s, present).split(".")[0]) for s in present]
+    assert numbers == list(range(1, len(present) + 1))
+
+
+def test_every_latex_table_compiles_with_pdflatex(built, tmp_path):
+    """Every .tex table \\input into a document with booktabs, compiled by pdflatex (CI
+    installs it: texlive-latex-base and texlive-latex-recommended)."""
+    import shutil
+    import subprocess
+
+    if shutil.which("pdflatex") is None:
+        pytest.skip("pdflatex is not installed (Debian: texlive-latex-base, "
+                    "texlive-latex-recommended)")
+    tables = sorted((built / "tables").glob("*.tex"))
+    assert len(tables) == len(table_names())
+    body = "\n".join(f"\\section*{{{t.stem.replace('_', ' ')}}}\n\\resizebox{{\\textwidth}}{{!}}"
+                     f"{{\\input{{{t}}}}}" for t in tables)
+    (tmp_path / "tables.tex").write_text(
+        "\\documentclass{article}\n\\usepackage{booktabs}\n\\usepackage{graphicx}\n"
+        "\\usepackage[T1]{fontenc}\n\\usepackage[utf8]{inputenc}\n"
+        f"\\begin{{document}}\n{body}\n\\end{{document}}\n")
+    result = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error",
+                             "tables.tex"], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert (tmp_path / "tables.pdf").stat().st_size > 10_000

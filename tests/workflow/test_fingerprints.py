@@ -39,7 +39,7 @@ def test_the_data_jobs_run_no_training_code():
 def test_the_report_runs_only_report_code_and_the_run_contract():
     assert code_files("report") == [
         "scripts/report.py", "snnflow/__init__.py", "snnflow/atomic.py", "snnflow/job.py",
-        "snnflow/report/__init__.py", "snnflow/report/build.py",
+        "snnflow/report/__init__.py", "snnflow/report/build.py", "snnflow/report/export.py",
         "snnflow/report/figures.py", "snnflow/report/page.html.j2", "snnflow/report/page.py",
         "snnflow/report/registry.py", "snnflow/report/study.py", "snnflow/report/tables.py",
         "snnflow/runs.py"]

@@ -162,3 +162,27 @@ def test_cuda_graphs_refuse_fp16_and_compile(config, other):
         validate_config(config, SCHEMA)
     config["performance"].update(autocast="bf16", compile=False)
     validate_config(config, SCHEMA)
+
+
+def test_dataset_folders_are_shown_as_the_user_wrote_them(monkeypatch):
+    """What people share never shows the machine's resolved path: the home folder is ~
+    again (the config check expanded it), a relative folder stays relative."""
+    from snnflow.settings import as_written
+
+    monkeypatch.setenv("HOME", "/home/ada")
+    assert as_written("/home/ada/data/nmnist") == "~/data/nmnist"
+    assert as_written("/home/ada") == "~"
+    assert as_written("/home/adam/nmnist") == "/home/adam/nmnist"  # another folder
+    assert as_written("data/nmnist") == "data/nmnist"
+    assert as_written("/srv/nmnist") == "/srv/nmnist"
+    assert as_written(None) is None
+
+
+def test_a_results_folder_with_a_wildcard_is_refused_and_home_is_expanded(config, monkeypatch):
+    config["results_dir"] = "results-{T}"
+    with pytest.raises(SnnflowError, match=r"^config key results_dir: results-\{T\} holds"):
+        validate_config(config, SCHEMA)
+    monkeypatch.setenv("HOME", "/home/ada")
+    config["results_dir"] = "~/studies/a/"
+    validate_config(config, SCHEMA)
+    assert config["results_dir"] == "/home/ada/studies/a"

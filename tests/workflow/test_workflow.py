@@ -85,7 +85,7 @@ def finished_run(tmp_path_factory):
 
 
 def test_complete_study_produces_csvs_and_report(finished_run):
-    from snnflow.report.registry import figure_names
+    from snnflow.report.registry import FIGURE_FORMATS, TABLE_FORMATS, figure_names, table_names
 
     results = finished_run / "results"
     for model, seed in RUNS:
@@ -112,7 +112,11 @@ def test_complete_study_produces_csvs_and_report(finished_run):
     html = (results / "report.html").read_text()
     figures = figure_names([2, 4], 4, ["sweeps", "nir"])
     assert html.count("data:image/png;base64,") == len(figures)
-    assert sorted(p.stem for p in (results / "figures").iterdir()) == sorted(figures)
+    assert sorted(p.name for p in (results / "figures").iterdir()) == sorted(
+        f"{name}.{extension}" for name in figures for extension in FIGURE_FORMATS)
+    for table in table_names(["sweeps", "nir"]):
+        for extension in TABLE_FORMATS:
+            assert (results / "tables" / f"{table}.{extension}").exists(), (table, extension)
     for words in ("CNN vs SNN-4", "SNN-2", "reference study", "Time per epoch",
                   "2 seeds each", "Spikes and energy", "synthetic (snnflow.data.synthetic"):
         assert words in html
@@ -188,6 +192,31 @@ def test_snakemakes_own_report_holds_every_figure_and_table(finished_run):
     assert sum(name.endswith("/report.html") for name in names) == 2  # ours, inside theirs
 
 
+def machine_paths(workdir):
+    """Absolute paths of this machine that a shared output must not show."""
+    return [str(workdir), str(workdir.resolve()), str(Path.home()), str(REPO)]
+
+
+def test_what_people_share_shows_no_path_of_this_machine(finished_run):
+    """The page, every CSV and table, and Snakemake's report archive show folders as the
+    user wrote them (relative; the home folder as ~), never the machine's resolved paths."""
+    import zipfile
+
+    results = finished_run / "results"
+    shared = [results / "report.html", *results.glob("tables/*"), *results.glob("data/*.csv")]
+    texts = {str(path): path.read_text(errors="replace") for path in shared}
+    archive = results / "snakemake-report.zip"
+    if not archive.exists():
+        snakemake(finished_run, "--configfile", "tiny.yaml", "--report",
+                  "results/snakemake-report.zip", runtime_only=True)
+    with zipfile.ZipFile(archive) as zf:
+        texts.update({name: zf.read(name).decode(errors="replace") for name in zf.namelist()
+                      if name.endswith((".html", ".csv", ".txt", ".rst", ".json", ".js"))})
+    for name, text in texts.items():
+        for path in machine_paths(finished_run):
+            assert path not in text, (name, path)
+
+
 def test_the_page_in_a_real_browser(finished_run):
     """Every image decodes, nothing is fetched from outside the file, no console error."""
     import headless_chromium
@@ -197,7 +226,7 @@ def test_the_page_in_a_real_browser(finished_run):
         pytest.skip(reason)
     chromium = headless_chromium.find_chromium()
     page = finished_run / "results" / "report.html"
-    seen = headless_chromium.visit(chromium, page.as_uri())
+    seen = headless_chromium.visit(chromium, page.as_uri(), width=1400, measure=LAYOUT)
     assert len(seen.images) == html_images(page) and seen.images
     for alt, complete, width in seen.images:
         assert complete and width > 0, f"image '{alt}' did not decode"
@@ -207,6 +236,25 @@ def test_the_page_in_a_real_browser(finished_run):
     screenshot = finished_run / "results" / "report-screenshot.png"
     screenshot.write_bytes(seen.screenshot)
     assert seen.screenshot.startswith(b"\x89PNG") and len(seen.screenshot) > 10_000
+    layout = seen.measured  # at 1400 px: no table wider than the page, a compact runs table
+    assert layout["page"] == 1400 and layout["too_wide"] == [], layout
+    assert layout["runs_rows"] and max(layout["runs_rows"]) < 100, layout["runs_rows"]
+    assert layout["names"] > 10 and layout["wrapped_names"] == [], layout  # SNN-4 never breaks
+
+
+# What the page looks like at the width it was measured at (headless_chromium.visit)
+LAYOUT = """JSON.stringify({
+  page: document.documentElement.clientWidth,
+  too_wide: Array.from(document.querySelectorAll("table.table")).filter(
+      t => t.getBoundingClientRect().right > document.documentElement.clientWidth
+           || t.parentElement.scrollWidth > t.parentElement.clientWidth + 1).map(
+      t => t.closest("section").id),
+  runs_rows: Array.from(document.querySelectorAll("#tables-runs tbody tr")).map(
+      r => Math.round(r.getBoundingClientRect().height)),
+  wrapped_names: Array.from(document.querySelectorAll("table.table span.name")).filter(
+      name => name.getClientRects().length > 1).map(name => name.textContent),
+  names: document.querySelectorAll("table.table span.name").length
+})"""
 
 
 def html_images(page):
@@ -383,3 +431,70 @@ def test_every_rule_explains_itself():
     assert result.returncode == 0, result.stderr
     rules = [line for line in result.stdout.splitlines() if line and not line[0].isspace()]
     assert len(rules) >= 12 and all(" (" in line for line in rules), rules
+
+
+def test_a_second_config_shows_only_its_runs_and_the_firsts_leftovers_are_listed(
+        finished_run, tmp_path):
+    """One study per results folder: after T [2, 4] and two sweep rows, a run with T [4]
+    and one row leaves the page, the tables and Snakemake's report with the second
+    config's runs only, and `python -m snnflow.stale` (make stale) names the first
+    config's leftovers, then removes them on request."""
+    import zipfile
+
+    workdir = tmp_path / "study"
+    shutil.copytree(finished_run, workdir, symlinks=True)
+    second = variant(snn__T=[4])
+    (workdir / "second.yaml").write_text(yaml.safe_dump(second))
+    (workdir / "sweeps" / "tiny.tsv").write_text("tau\tsurrogate_alpha\n1.5\t2\n")
+    snakemake(workdir, "--configfile", "second.yaml", "--resources", "gpu=2", cores=CORES)
+    results = workdir / "results"
+    html = (results / "report.html").read_text()
+    assert "SNN-2" not in html and "tau=3.0" not in html and "SNN-4" in html
+    for table in ("timing", "accuracy", "runs", "pareto"):
+        text = (results / "tables" / f"{table}.csv").read_text()
+        assert "SNN-2" not in text and "tau=3.0" not in text, table
+    snakemake(workdir, "--configfile", "second.yaml", "--report", "results/second.zip",
+              runtime_only=True)
+    with zipfile.ZipFile(results / "second.zip") as zf:
+        assert not [name for name in zf.namelist() if "snn_T2" in name or "tau~3.0" in name]
+
+    def stale(*options):
+        result = subprocess.run([sys.executable, "-m", "snnflow.stale", *options, "--cores",
+                                 "1", "--configfile", "second.yaml"], cwd=workdir,
+                                capture_output=True, text=True)
+        assert result.returncode == 0, result.stdout + result.stderr
+        return result.stdout.splitlines()
+
+    listed = stale()
+    leftovers = listed[:-1]
+    assert "results/runs/snn_T2/seed0/metrics.csv" in leftovers
+    assert "results/frames/nmnist_T2.h5" not in leftovers  # the sweep still trains at T=2
+    assert "results/checkpoints/snn_T2_seed1.pt" in leftovers
+    assert "results/logs/train_snn_T2_seed0.log" in leftovers
+    assert "results/benchmarks/train_snn_T2_seed0.tsv" in leftovers
+    assert f"results/sweeps/tiny/{VARIANTS[1]}/seed0/run.json" in leftovers
+    assert all("snn_T4" not in line and VARIANTS[0] not in line for line in leftovers)
+    assert not [line for line in leftovers if line.startswith("results/raw/")]
+    assert listed[-1].startswith(f"{len(leftovers)} files (") and "REMOVE=1" in listed[-1]
+    assert stale("--remove")[-1].startswith(f"removed {len(leftovers)} files")
+    assert not (results / "runs" / "snn_T2").exists()
+    assert (results / "runs" / "snn_T4" / "seed0" / "metrics.csv").exists()
+    assert (results / "checkpoints" / "snn_T4_seed0.pt").exists()
+    assert stale() == ["results/ holds nothing that the current config no longer makes"]
+    assert planned_jobs(workdir, second) == {}  # nothing the study needs was removed
+
+
+def test_the_demo_writes_its_own_folder_never_the_studys(tmp_path):
+    """`make demo` then the study: the demo's every output lies in results-demo/."""
+    workdir = tmp_path / "copy"
+    workdir.mkdir()
+    for name in ("Snakefile", "config.yaml"):
+        shutil.copy(REPO / name, workdir / name)
+    for folder in ("workflow", "envs", "sweeps"):
+        shutil.copytree(REPO / folder, workdir / folder,
+                        ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    summary = snakemake(workdir, "--configfile", "workflow/demo.yaml", "--summary").stdout
+    outputs = [line.split("\t")[0] for line in summary.splitlines()[1:]]
+    assert outputs and all(path.startswith("results-demo/") for path in outputs), outputs[:5]
+    study = snakemake(workdir, "--summary").stdout.splitlines()[1:]
+    assert all(line.startswith("results/") for line in study)

@@ -1,3 +1,4 @@
+import os
 import sys
 from pathlib import Path
 
@@ -16,11 +17,12 @@ from snnflow.data.idx import ALL_FILES as MNIST_FILES, find_idx_file
 from snnflow.fingerprints import code_fingerprint
 from snnflow.report.registry import CONTENTS as REPORT_CONTENTS, FIGURES as REPORT_FIGURES
 from snnflow.report.registry import TABLES as REPORT_TABLES, caption_file, figure_names
+from snnflow.report.registry import FIGURE_FORMATS, TABLE_FORMATS, present_sections
 from snnflow.report.registry import report_category, table_names
 from snnflow.runs import REPORTED_FILES, RUN_FILES, checkpoint_path, model_name, run_folder
 from snnflow.runs import nir_check_path, run_outputs, sweep_checkpoint_path, sweep_run_folder
 from snnflow.runs import sweep_variant
-from snnflow.settings import cnn_settings, snn_settings, validate_config
+from snnflow.settings import as_written, cnn_settings, snn_settings, validate_config
 from snnflow.sweeps import read_sweeps
 from snnflow.deploy.importers import importer_versions
 from snnflow.train.gpu_slots import count_gpus, slot_count
@@ -43,21 +45,25 @@ try:
 except SnnflowError as err:
     stop_before_any_job(err)
 
+# Everything the study makes goes under this folder: one study per folder (the demo's
+# is results-demo), so two studies never mix their files.
+RESULTS = config["results_dir"]
 SYNTHETIC = config["synthetic"]["enabled"]
 NIR = config["nir"]["enabled"]
 # The NIR importers this Python has (snnflow.deploy.nir_check.IMPORTERS), by version:
 # read from the installed packages' metadata, none imported.
 NIR_IMPORTER_VERSIONS = importer_versions()
-SYNTHETIC_DIR = "results/raw/synthetic"
+SYNTHETIC_DIR = f"{RESULTS}/raw/synthetic"
 T_VALUES = config["snn"]["T"]
 SEEDS = config["seeds"]
 MODELS = [model_name("snn", T) for T in T_VALUES] + [model_name("cnn")]
 
 # Where the data came from, for the report's data table (URLs and md5 sums are resolved
-# by the data_summary job, which has tonic).
+# by the data_summary job, which has tonic); folders as the user wrote them.
 DATA_SOURCES = (
     {"kind": "synthetic", **config["synthetic"]} if SYNTHETIC else
-    {"kind": "datasets", "nmnist_dir": config["nmnist_dir"], "mnist_dir": config["mnist_dir"],
+    {"kind": "datasets", "nmnist_dir": as_written(config["nmnist_dir"]),
+     "mnist_dir": as_written(config["mnist_dir"]),
      "nmnist_mirror": config["download"]["nmnist_mirror"],
      "mnist_mirror": config["download"]["mnist_mirror"]})
 
@@ -104,7 +110,7 @@ refuse_accidental_cpu_training()
 def dataset_manifest(name, listing):
     """The manifest `name` holding `listing` (a function), written when it changed."""
     try:
-        return str(manifest.update(f"{manifest.MANIFESTS}/{name}", listing()))
+        return str(manifest.update(f"{RESULTS}/manifests/{name}", listing()))
     except SnnflowError as err:
         stop_before_any_job(err)
 
@@ -115,7 +121,7 @@ def nmnist_inputs():
     if config["nmnist_dir"]:
         return [dataset_manifest("nmnist.tsv",
                                  lambda: manifest.nmnist_listing(config["nmnist_dir"]))]
-    return ["results/raw/NMNIST/Train", "results/raw/NMNIST/Test"]
+    return [f"{RESULTS}/raw/NMNIST/Train", f"{RESULTS}/raw/NMNIST/Test"]
 
 
 def nmnist_root(wildcards, input):
@@ -136,13 +142,13 @@ def mnist_inputs():
     if config["mnist_dir"]:
         files = [str(find_idx_file(config["mnist_dir"], name)) for name in MNIST_FILES]
         return [*files, dataset_manifest("mnist.tsv", lambda: manifest.file_listing(files))]
-    return [f"results/raw/MNIST/{name}.gz" for name in MNIST_FILES]
+    return [f"{RESULTS}/raw/MNIST/{name}.gz" for name in MNIST_FILES]
 
 
 def sweep_of(wildcards):
     """The Sweep and the values of the variant a job's wildcards name."""
     sweep = SWEEPS.get(wildcards.sweep)
     if sweep is None or wildcards.variant not in sweep.variants:
-        folder = sweep_run_folder(wildcards.sweep, wildcards.variant, wildcards.seed)
+        folder = sweep_run_folder(RESULTS, wildcards.sweep, wildcards.variant, wildcards.seed)
         raise WorkflowError(f"{folder}: no such variant in the sweeps of config key sweep.file")
     return sweep, sweep.variants[wildcards.variant]

@@ -10,7 +10,7 @@ rule synthetic_dataset:
         seed=config["synthetic"]["seed"],
         code=code_fingerprint("synthetic_dataset"),
     log:
-        "results/logs/synthetic_dataset.log",
+        f"{RESULTS}/logs/synthetic_dataset.log",
     conda:
         "../../envs/data.yaml"
     script:
@@ -20,7 +20,7 @@ rule synthetic_dataset:
 rule download_nmnist:
     """Download one N-MNIST archive (train or test), md5-checked, with bounded retries."""
     output:
-        "results/raw/downloads/nmnist_{split}.zip",
+        f"{RESULTS}/raw/downloads/nmnist_{{split}}.zip",
     wildcard_constraints:
         split="train|test",
     params:
@@ -28,7 +28,7 @@ rule download_nmnist:
         retries=config["download"]["retries"],
         mirror=config["download"]["nmnist_mirror"],
     log:
-        "results/logs/download_nmnist_{split}.log",
+        f"{RESULTS}/logs/download_nmnist_{{split}}.log",
     conda:
         "../../envs/data.yaml"
     script:
@@ -38,15 +38,15 @@ rule download_nmnist:
 rule unpack_nmnist:
     """Unpack one N-MNIST archive into Train/ or Test/ with its <label>/*.bin recordings."""
     input:
-        lambda wc: f"results/raw/downloads/nmnist_{wc.folder.lower()}.zip",
+        lambda wc: f"{RESULTS}/raw/downloads/nmnist_{wc.folder.lower()}.zip",
     output:
-        directory("results/raw/NMNIST/{folder}"),
+        directory(f"{RESULTS}/raw/NMNIST/{{folder}}"),
     wildcard_constraints:
         folder="Train|Test",
     params:
         code=code_fingerprint("unpack_nmnist"),
     log:
-        "results/logs/unpack_nmnist_{folder}.log",
+        f"{RESULTS}/logs/unpack_nmnist_{{folder}}.log",
     conda:
         "../../envs/data.yaml"
     script:
@@ -56,13 +56,13 @@ rule unpack_nmnist:
 rule download_mnist:
     """Download MNIST's four IDX files from a mirror, md5-checked."""
     output:
-        expand("results/raw/MNIST/{name}.gz", name=MNIST_FILES),
+        expand(f"{RESULTS}/raw/MNIST/{{name}}.gz", name=MNIST_FILES),
     params:
         timeout=config["download"]["timeout_seconds"],
         retries=config["download"]["retries"],
         mirror=config["download"]["mnist_mirror"],
     log:
-        "results/logs/download_mnist.log",
+        f"{RESULTS}/logs/download_mnist.log",
     conda:
         "../../envs/data.yaml"
     script:
@@ -76,7 +76,7 @@ rule nmnist_events:
     input:
         nmnist_inputs(),
     output:
-        "results/events/nmnist.h5",
+        f"{RESULTS}/events/nmnist.h5",
     params:
         root=nmnist_root,
         allow_missing_classes=config["allow_missing_classes"],
@@ -84,9 +84,9 @@ rule nmnist_events:
         kernels=config["performance"]["kernels"],
     threads: 2
     log:
-        "results/logs/nmnist_events.log",
+        f"{RESULTS}/logs/nmnist_events.log",
     benchmark:
-        "results/benchmarks/nmnist_events.tsv"
+        f"{RESULTS}/benchmarks/nmnist_events.tsv"
     conda:
         "../../envs/data.yaml"
     script:
@@ -98,9 +98,9 @@ rule frames:
     one T.
     """
     input:
-        "results/events/nmnist.h5",
+        f"{RESULTS}/events/nmnist.h5",
     output:
-        "results/frames/nmnist_T{T}.h5",
+        f"{RESULTS}/frames/nmnist_T{{T}}.h5",
     wildcard_constraints:
         T=r"[1-9][0-9]*",
     params:
@@ -109,9 +109,9 @@ rule frames:
         kernels=config["performance"]["kernels"],
     threads: 2
     log:
-        "results/logs/frames_T{T}.log",
+        f"{RESULTS}/logs/frames_T{{T}}.log",
     benchmark:
-        "results/benchmarks/frames_T{T}.tsv"
+        f"{RESULTS}/benchmarks/frames_T{{T}}.tsv"
     conda:
         "../../envs/data.yaml"
     script:
@@ -123,13 +123,13 @@ rule mnist_cache:
     input:
         mnist_inputs(),
     output:
-        "results/frames/mnist.h5",
+        f"{RESULTS}/frames/mnist.h5",
     params:
         folder=mnist_root,
         allow_missing_classes=config["allow_missing_classes"],
         code=code_fingerprint("mnist_cache"),
     log:
-        "results/logs/mnist_cache.log",
+        f"{RESULTS}/logs/mnist_cache.log",
     conda:
         "../../envs/data.yaml"
     script:
@@ -141,18 +141,18 @@ rule data_summary:
     sample per class at every T.
     """
     input:
-        events="results/events/nmnist.h5",
-        frames=expand("results/frames/nmnist_T{T}.h5", T=T_VALUES),
-        mnist="results/frames/mnist.h5",
+        events=f"{RESULTS}/events/nmnist.h5",
+        frames=expand(f"{RESULTS}/frames/nmnist_T{{T}}.h5", T=T_VALUES),
+        mnist=f"{RESULTS}/frames/mnist.h5",
     output:
-        dataset="results/data/dataset.csv",
-        examples="results/data/examples.npz",
+        dataset=f"{RESULTS}/data/dataset.csv",
+        examples=f"{RESULTS}/data/examples.npz",
     params:
         T=T_VALUES,
         sources=DATA_SOURCES,
         code=code_fingerprint("data_summary"),
     log:
-        "results/logs/data_summary.log",
+        f"{RESULTS}/logs/data_summary.log",
     conda:
         "../../envs/data.yaml"
     script:

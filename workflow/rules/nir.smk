@@ -8,17 +8,17 @@ rule export_nir:
     LIF with the dt and the threshold rule in the graph's metadata).
     """
     input:
-        model=f"{run_folder(model_name('snn', '{T}'), '{seed}')}/{RUN_FILES['model']}",
-        run=f"{run_folder(model_name('snn', '{T}'), '{seed}')}/{RUN_FILES['run']}",
+        model=f"{run_folder(RESULTS, model_name('snn', '{T}'), '{seed}')}/{RUN_FILES['model']}",
+        run=f"{run_folder(RESULTS, model_name('snn', '{T}'), '{seed}')}/{RUN_FILES['run']}",
     output:
-        f"{run_folder(model_name('snn', '{T}'), '{seed}')}/model.nir",
+        f"{run_folder(RESULTS, model_name('snn', '{T}'), '{seed}')}/model.nir",
     wildcard_constraints:
         T=r"[1-9][0-9]*",
         seed=r"[0-9]+",
     params:
         code=code_fingerprint("export_nir"),
     log:
-        "results/logs/export_nir_T{T}_seed{seed}.log",
+        f"{RESULTS}/logs/export_nir_T{{T}}_seed{{seed}}.log",
     conda:
         "../../envs/nir.yaml"
     script:
@@ -31,12 +31,12 @@ rule verify_nir:
     trained model.
     """
     input:
-        graph=f"{run_folder(model_name('snn', '{T}'), '{seed}')}/model.nir",
-        model=f"{run_folder(model_name('snn', '{T}'), '{seed}')}/{RUN_FILES['model']}",
-        run=f"{run_folder(model_name('snn', '{T}'), '{seed}')}/{RUN_FILES['run']}",
-        frames="results/frames/nmnist_T{T}.h5",
+        graph=f"{run_folder(RESULTS, model_name('snn', '{T}'), '{seed}')}/model.nir",
+        model=f"{run_folder(RESULTS, model_name('snn', '{T}'), '{seed}')}/{RUN_FILES['model']}",
+        run=f"{run_folder(RESULTS, model_name('snn', '{T}'), '{seed}')}/{RUN_FILES['run']}",
+        frames=f"{RESULTS}/frames/nmnist_T{{T}}.h5",
     output:
-        nir_check_path(model_name("snn", "{T}"), "{seed}"),
+        nir_check_path(RESULTS, model_name("snn", "{T}"), "{seed}"),
     wildcard_constraints:
         T=r"[1-9][0-9]*",
         seed=r"[0-9]+",
@@ -45,7 +45,7 @@ rule verify_nir:
         importers=NIR_IMPORTER_VERSIONS,  # installing or upgrading one reruns the check
         code=code_fingerprint("verify_nir"),
     log:
-        "results/logs/verify_nir_T{T}_seed{seed}.log",
+        f"{RESULTS}/logs/verify_nir_T{{T}}_seed{{seed}}.log",
     conda:
         "../../envs/nir.yaml"
     script:

@@ -9,9 +9,9 @@ rule train_sweep:
     matching checkpoint.
     """
     input:
-        lambda wc: f"results/frames/nmnist_T{sweep_of(wc)[0].T}.h5",
+        lambda wc: f"{RESULTS}/frames/nmnist_T{sweep_of(wc)[0].T}.h5",
     output:
-        **run_outputs(sweep_run_folder("{sweep}", "{variant}", "{seed}")),
+        **run_outputs(sweep_run_folder(RESULTS, "{sweep}", "{variant}", "{seed}")),
     wildcard_constraints:
         sweep=r"[A-Za-z0-9][A-Za-z0-9_-]*",
         variant=r"[^/~]+~[^/]+(/[^/~]+~[^/]+)*",
@@ -21,15 +21,15 @@ rule train_sweep:
         sweep=lambda wc: sweep_variant(wc.sweep, wc.variant, sweep_of(wc)[1]),
         code=code_fingerprint("train_snn"),
         cpu_threads=CPU_THREADS,
-        checkpoint=lambda wc: sweep_checkpoint_path(wc.sweep, wc.variant, wc.seed),
+        checkpoint=lambda wc: sweep_checkpoint_path(RESULTS, wc.sweep, wc.variant, wc.seed),
     threads: TRAIN_THREADS
     priority: 1  # before the NIR jobs that wait on them: training holds the GPU slots busy
     resources:
         gpu=1,
     log:
-        "results/logs/sweeps/{sweep}/{variant}/seed{seed}.log",
+        f"{RESULTS}/logs/sweeps/{{sweep}}/{{variant}}/seed{{seed}}.log",
     benchmark:
-        "results/benchmarks/sweeps/{sweep}/{variant}/seed{seed}.tsv"
+        f"{RESULTS}/benchmarks/sweeps/{{sweep}}/{{variant}}/seed{{seed}}.tsv"
     conda:
         "../../envs/train.yaml"
     script:

@@ -6,9 +6,9 @@ rule train_snn:
     checkpoint.
     """
     input:
-        "results/frames/nmnist_T{T}.h5",
+        f"{RESULTS}/frames/nmnist_T{{T}}.h5",
     output:
-        **run_outputs(run_folder(model_name("snn", "{T}"), "{seed}")),
+        **run_outputs(run_folder(RESULTS, model_name("snn", "{T}"), "{seed}")),
     wildcard_constraints:
         T=r"[1-9][0-9]*",
         seed=r"[0-9]+",
@@ -16,15 +16,15 @@ rule train_snn:
         settings=lambda wc: snn_settings(config, wc.T, wc.seed),
         code=code_fingerprint("train_snn"),
         cpu_threads=CPU_THREADS,
-        checkpoint=lambda wc: checkpoint_path(model_name("snn", wc.T), wc.seed),
+        checkpoint=lambda wc: checkpoint_path(RESULTS, model_name("snn", wc.T), wc.seed),
     threads: TRAIN_THREADS
     priority: 1  # before the NIR jobs that wait on them: training holds the GPU slots busy
     resources:
         gpu=1,
     log:
-        "results/logs/train_snn_T{T}_seed{seed}.log",
+        f"{RESULTS}/logs/train_snn_T{{T}}_seed{{seed}}.log",
     benchmark:
-        "results/benchmarks/train_snn_T{T}_seed{seed}.tsv"
+        f"{RESULTS}/benchmarks/train_snn_T{{T}}_seed{{seed}}.tsv"
     conda:
         "../../envs/train.yaml"
     script:
@@ -34,24 +34,24 @@ rule train_snn:
 rule train_cnn:
     """Train the CNN with one seed on the MNIST cache, resuming a matching checkpoint."""
     input:
-        "results/frames/mnist.h5",
+        f"{RESULTS}/frames/mnist.h5",
     output:
-        **run_outputs(run_folder(model_name("cnn"), "{seed}")),
+        **run_outputs(run_folder(RESULTS, model_name("cnn"), "{seed}")),
     wildcard_constraints:
         seed=r"[0-9]+",
     params:
         settings=lambda wc: cnn_settings(config, wc.seed),
         code=code_fingerprint("train_cnn"),
         cpu_threads=CPU_THREADS,
-        checkpoint=lambda wc: checkpoint_path(model_name("cnn"), wc.seed),
+        checkpoint=lambda wc: checkpoint_path(RESULTS, model_name("cnn"), wc.seed),
     threads: TRAIN_THREADS
     priority: 1  # before the NIR jobs that wait on them: training holds the GPU slots busy
     resources:
         gpu=1,
     log:
-        "results/logs/train_cnn_seed{seed}.log",
+        f"{RESULTS}/logs/train_cnn_seed{{seed}}.log",
     benchmark:
-        "results/benchmarks/train_cnn_seed{seed}.tsv"
+        f"{RESULTS}/benchmarks/train_cnn_seed{{seed}}.tsv"
     conda:
         "../../envs/train.yaml"
     script:

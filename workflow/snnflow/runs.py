@@ -71,19 +71,20 @@ def model_label(model, T=None):
     return "CNN" if model == "cnn" else f"SNN-{T}"
 
 
-def run_folder(name, seed):
-    return f"results/runs/{name}/seed{seed}"
+def run_folder(root, name, seed):
+    """The folder of a run in the study folder `root` (config key results_dir)."""
+    return f"{root}/runs/{name}/seed{seed}"
 
 
-def sweep_run_folder(sweep, variant, seed):
+def sweep_run_folder(root, sweep, variant, seed):
     """The folder of a sweep's run: `variant` is the row's Paramspace pattern
     (tau~1.5/surrogate_alpha~2.0)."""
-    return f"results/sweeps/{sweep}/{variant}/seed{seed}"
+    return f"{root}/sweeps/{sweep}/{variant}/seed{seed}"
 
 
 def run_outputs(folder):
     """{output name: path} of the files a run writes to `folder` (which may hold
-    wildcards: run_outputs(run_folder(model_name("snn", "{T}"), "{seed}")))."""
+    wildcards: run_outputs(run_folder(root, model_name("snn", "{T}"), "{seed}")))."""
     return {key: f"{folder}/{file}" for key, file in RUN_FILES.items()}
 
 
@@ -92,19 +93,19 @@ def outputs_in(folder):
     return RunOutputs(**{key: Path(folder) / file for key, file in RUN_FILES.items()})
 
 
-def checkpoint_path(name, seed):
+def checkpoint_path(root, name, seed):
     """Where a run keeps its resumable state: outside its declared outputs, which
     Snakemake deletes before the job starts."""
-    return f"results/checkpoints/{name}_seed{seed}.pt"
+    return f"{root}/checkpoints/{name}_seed{seed}.pt"
 
 
-def nir_check_path(name, seed):
+def nir_check_path(root, name, seed):
     """The NIR check's rows of a run (snnflow.deploy.nir_check.NIR_COLUMNS)."""
-    return f"results/nir/{name}_seed{seed}.csv"
+    return f"{root}/nir/{name}_seed{seed}.csv"
 
 
-def sweep_checkpoint_path(sweep, variant, seed):
-    return f"results/checkpoints/sweeps/{sweep}/{variant}/seed{seed}.pt"
+def sweep_checkpoint_path(root, sweep, variant, seed):
+    return f"{root}/checkpoints/sweeps/{sweep}/{variant}/seed{seed}.pt"
 
 
 @dataclass

@@ -179,6 +179,10 @@ def validate_config(config, schema_path, config_files=()):
     if config["snn"]["main_T"] not in config["snn"]["T"]:
         raise SnnflowError(f"config key snn.main_T: {config['snn']['main_T']} is not one of "
                            f"snn.T {config['snn']['T']} - add it to snn.T or change it")
+    if "{" in config["results_dir"] or "}" in config["results_dir"]:
+        raise SnnflowError(f"config key results_dir: {config['results_dir']} holds '{{' or "
+                           "'}}', which Snakemake reads as a wildcard - choose another folder")
+    config["results_dir"] = os.path.expanduser(config["results_dir"]).rstrip("/") or "/"
     for key in ("nmnist_dir", "mnist_dir"):
         if config[key] is not None:
             config[key] = os.path.expanduser(config[key])  # as a shell would: ~/data
@@ -192,6 +196,10 @@ def validate_config(config, schema_path, config_files=()):
 
 
 def _check_dataset_folders(config):
+    if "{" in config["results_dir"] or "}" in config["results_dir"]:
+        raise SnnflowError(f"config key results_dir: {config['results_dir']} holds '{{' or "
+                           "'}}', which Snakemake reads as a wildcard - choose another folder")
+    config["results_dir"] = os.path.expanduser(config["results_dir"]).rstrip("/") or "/"
     for key in ("nmnist_dir", "mnist_dir"):
         folder = config[key]
         if folder is not None and not Path(folder).is_dir():
@@ -225,6 +233,18 @@ def validation_settings(config):
     fraction = float(config["validation"]["fraction"])
     return dict(validation_fraction=fraction,
                 validation_seed=int(config["validation"]["seed"]) if fraction > 0 else None)
+
+
+def as_written(folder):
+    """A dataset folder of the config as the user wrote it, for what people share (the
+    page, the CSVs, Snakemake's report): the home folder as `~` again (validate_config
+    expanded it), a relative folder as it is; never the machine's resolved path."""
+    if not folder:
+        return folder
+    home = os.path.expanduser("~")
+    if home not in ("~", "/") and (folder == home or folder.startswith(home.rstrip("/") + "/")):
+        return "~" + folder[len(home.rstrip("/")):]
+    return folder
 
 
 def snn_settings(config, T, seed, values=None):

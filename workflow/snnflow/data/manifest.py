@@ -18,9 +18,6 @@ from snnflow import SnnflowError
 from snnflow.atomic import atomic_path
 from snnflow.data.nmnist import SPLITS, is_recording
 
-MANIFESTS = "results/manifests"
-
-
 def _line(relative, stat):
     return f"{relative}\t{stat.st_size}\t{stat.st_mtime_ns}\t{stat.st_ctime_ns}"
 

@@ -37,9 +37,20 @@ def _restore_batch_flatten(module):
             child.start_dim = 1
 
 
+def quiet_triton_probe():
+    """Silence torch's "Triton not available, find_triton_kernels = []": SpikingJelly
+    registers its Triton ops on first use, and where Triton is not installed (a CPU
+    install) torch logs that line for each of them, asking nothing of the user. Only
+    that logger of torch's, which says nothing else of use here, is turned down."""
+    import logging
+
+    logging.getLogger("torch._library.triton").setLevel(logging.ERROR)
+
+
 def import_spikingjelly(graph):
     from spikingjelly.activation_based.nir_exchange import import_from_nir
 
+    quiet_triton_probe()
     model = import_from_nir(graph, dt=DT, step_mode="m")
 
     def run(x_seq):  # multi-step: the whole sequence at once

@@ -1,4 +1,5 @@
-"""The study report: tables (CSV), figures (PNG) and one self-contained HTML page.
+"""The study report: tables (CSV, and as the page shows them in LaTeX and Markdown),
+figures (PNG, PDF and SVG) and one self-contained HTML page.
 
 Reads only what the earlier jobs wrote (snnflow.report.study): per run (model and seed,
 and sweep variant and seed) metrics.csv, layers.csv, predictions.csv and run.json; the
@@ -12,19 +13,25 @@ import io
 from pathlib import Path
 
 from snnflow.atomic import atomic_path
-from snnflow.report.registry import FIGURES, TABLES, figure_names, table_names
+from snnflow.report.registry import (FIGURE_FORMATS, FIGURES, TABLE_FORMATS, TABLES,
+                                     figure_names, table_names)
+
+
+UNDATED = {"pdf": {"CreationDate": None}, "svg": {"Date": None}}  # the same bytes each time
 
 
 def build_report(run_folders, main_T, data_dir, energy, html_path, tables_dir, figures_dir,
                  sweep_folders=(), nir_checks=None):
-    """Write every table to `tables_dir`/<name>.csv, every figure to
-    `figures_dir`/<name>.png and the page to `html_path`; the sweeps' runs lie in
-    `sweep_folders`, the NIR checks' rows in the files `nir_checks` (None: no NIR
-    export)."""
+    """Write every table to `tables_dir`/<name>.csv (and .tex and .md: the cells the page
+    shows, snnflow.report.export), every figure to `figures_dir`/<name>.png (and .pdf and
+    .svg) and the page to `html_path`; the sweeps' runs lie in `sweep_folders`, the NIR
+    checks' rows in the files `nir_checks` (None: no NIR export)."""
     import matplotlib.pyplot as plt
 
     from snnflow.report import figures, tables
-    from snnflow.report.page import render_page
+    from snnflow.report.export import latex_table, markdown_table
+    from snnflow.report.page import displayed, render_page
+    from snnflow.report.registry import Display
     from snnflow.report.study import load_study
 
     study = load_study(run_folders, main_T, data_dir, energy, sweep_folders, nir_checks)
@@ -38,14 +45,22 @@ def build_report(run_folders, main_T, data_dir, energy, html_path, tables_dir, f
     for name, df in study.tables.items():
         with atomic_path(Path(tables_dir) / f"{name}.csv") as tmp:
             df.to_csv(tmp, index=False)
+        cells = displayed(df, TABLES[name].display or Display())
+        for extension, render in zip(TABLE_FORMATS[1:], (latex_table, markdown_table)):
+            with atomic_path(Path(tables_dir) / f"{name}.{extension}") as tmp:
+                Path(tmp).write_text(render(cells))
     pngs = {}  # name -> PNG bytes, written to figures_dir and embedded in the page
     for name, fig in drawn.items():
-        buffer = io.BytesIO()
-        fig.savefig(buffer, dpi=100, bbox_inches="tight", format="png")
+        figures.percent_axes_within_0_100(fig)
+        for extension in FIGURE_FORMATS:
+            buffer = io.BytesIO()
+            fig.savefig(buffer, dpi=100, bbox_inches="tight", format=extension,
+                        metadata=UNDATED.get(extension))
+            with atomic_path(Path(figures_dir) / f"{name}.{extension}") as tmp:
+                tmp.write_bytes(buffer.getvalue())
+            if extension == "png":
+                pngs[name] = buffer.getvalue()
         plt.close(fig)
-        pngs[name] = buffer.getvalue()
-        with atomic_path(Path(figures_dir) / f"{name}.png") as tmp:
-            tmp.write_bytes(pngs[name])
     page = render_page(study, pngs)
     with atomic_path(html_path) as tmp:
         Path(tmp).write_text(page)

@@ -9,7 +9,7 @@ figure says which.
 
 import numpy as np
 
-from snnflow.report.tables import REFERENCE_RESULTS
+from snnflow.report.tables import REFERENCE_RESULTS, data_scope
 from snnflow.runs import model_label
 
 ON, OFF = np.array([0.84, 0.15, 0.16]), np.array([0.12, 0.35, 0.85])  # red and blue
@@ -22,7 +22,20 @@ def _plt():
     import seaborn as sns
 
     sns.set_theme(style="whitegrid", context="notebook")
+    # vector figures keep their text as text (TrueType in PDF, text in SVG): searchable,
+    # editable, and set in the paper's own fonts by whoever redraws them
+    matplotlib.rcParams.update({"pdf.fonttype": 42, "ps.fonttype": 42,
+                                "svg.fonttype": "none"})
     return plt, sns
+
+
+def percent_axes_within_0_100(fig):
+    """Every axis of `fig` labelled in % of accuracy shows no value below 0 or above 100
+    (error bars and margins would take it to -20 or 120)."""
+    for ax in fig.axes:
+        if "accuracy (%)" in ax.get_ylabel():
+            low, high = ax.get_ylim()
+            ax.set_ylim(max(0.0, low), min(100.0, high))
 
 
 def _spread_note(n_seeds):
@@ -77,11 +90,16 @@ def time_per_epoch(study):
                                       value_name="seconds")
     data["phase"] = data["phase"].map({"train_seconds": "training",
                                        "test_seconds": "inference"})
+    timing = study.tables["timing"]
     fig, ax = plt.subplots(figsize=(7, 3.6))
     sns.barplot(data=data, x="model", y="seconds", hue="phase", order=order, ax=ax,
                 errorbar="sd" if n_seeds > 1 else None)
+    ran_on = "; ".join(sorted(set(timing["device"])))
+    samples = ", ".join(sorted({f"{a} + {b}" for a, b in zip(timing["n_train"],
+                                                             timing["n_test"])}))
     ax.set_title("Seconds per epoch (ours)" + ("; error bars: 1 std over seeds"
-                                              if n_seeds > 1 else ""))
+                                              if n_seeds > 1 else "")
+                 + f"\n{samples} samples per epoch on {ran_on}", fontsize=9)
     return fig
 
 
@@ -102,8 +120,10 @@ def accuracy_vs_T(study):
             label=f"SNN, epoch {by_T['chosen_on'].iloc[0]} (mean)")
     if cnn_final is not None:
         ax.axhline(cnn_final * 100, color="grey", ls=":", label="CNN, final epoch (mean)")
+    kind = data_scope(study)[0]
     ax.plot([16], [REFERENCE_RESULTS[("snn", 16)]["test_acc"] * 100], "r*", ms=12,
-            label="reference study, SNN-16")
+            label="reference study, SNN-16" + ("" if kind == "full" else
+                                              f" (not comparable: {kind} data here)"))
     ax.set_xscale("log", base=2)
     ax.set_xticks(by_T["T"], [str(t) for t in by_T["T"]])
     ax.set_xlabel("T (time steps)")
@@ -280,7 +300,7 @@ def per_class_accuracy(study):
     ax.set_ylabel("test accuracy (%)")
     ax.set_title("Test accuracy per class, final epoch" + (" (mean, 1 std over seeds)"
                                                            if n_seeds > 1 else ""))
-    ax.legend(fontsize=7, ncol=len(order))
+    ax.legend(fontsize=7, ncol=len(order), loc="upper center", bbox_to_anchor=(0.5, -0.2))
     return fig
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from snnflow.report.registry import CONTENTS, Figure, SECTIONS, caption_file
-from snnflow.report.tables import REFERENCE_DEVICE
+from snnflow.report.tables import REFERENCE_DEVICE, data_scope
 
 TEMPLATE = "page.html.j2"
 
@@ -39,8 +39,20 @@ def render_page(study, pngs):
         undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
     return environment.get_template(TEMPLATE).render(
         runs=", ".join(study.order), n_seeds=study.n_seeds, main_T=study.main_T,
-        ref_device=REFERENCE_DEVICE, energy=study.energy, warnings=warnings(study),
+        ref_device=REFERENCE_DEVICE, energy=study.energy, banner=banner(study),
+        warnings=warnings(study),
         sections=[(title, items) for title, items in sections.items() if items])
+
+
+def banner(study):
+    """One sentence for the top of the page when the data are not the full N-MNIST the
+    reference study used, else None."""
+    kind, what, _ = data_scope(study)
+    if kind == "full":
+        return None
+    return (f"These results come from {what}. The reference study's figures beside them "
+            "(full N-MNIST and MNIST, 60,000 + 10,000 samples) are not comparable with "
+            "them: they show what the method reached, not what this study should reach.")
 
 
 def warnings(study):
@@ -127,13 +139,22 @@ def displayed(df, display):
         elif pd.api.types.is_float_dtype(values):
             digits = display.digits.get(column, display.default_digits)
             out[column] = [_number(m, s, digits) for m, s in zip(values, stds)]
-        else:
-            out[column] = values
+        else:  # text and integers; a missing one (NaN, pd.NA) shows as "-"
+            out[column] = ["-" if _missing(v) or v is pd.NA else v for v in values]
     return pd.DataFrame(out).rename(columns=display.rename)
 
 
 def _html_table(df):
-    return df.to_html(index=False, na_rep="-", border=0, classes="table", escape=True)
+    """The table's HTML; a header may break after each underscore (final_test_acc), so
+    that long names do not widen the table past the page, a model's name never."""
+    text = df.to_html(index=False, na_rep="-", border=0, classes="table", escape=True)
+    text = re.sub(r"<th>([^<]*)</th>",
+                  lambda m: "<th>" + m.group(1).replace("_", "_<wbr>") + "</th>", text)
+    return MODEL_NAME.sub(r'<span class="name">\1</span>', text)
+
+
+# A model's name (SNN-16) is never broken at its hyphen; longer labels still wrap at spaces
+MODEL_NAME = re.compile(r"(?<=[>\s])((?:SNN|CNN)-\d+)(?=[\s<,:;)])")
 
 
 def _img(png, alt):

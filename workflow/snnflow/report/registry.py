@@ -12,6 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 CAPTIONS = Path(__file__).resolve().parents[2] / "report"  # workflow/report/
+FIGURE_FORMATS = ("png", "pdf", "svg")  # the page embeds the PNG; vector ones for papers
+TABLE_FORMATS = ("csv", "tex", "md")    # the CSV holds the numbers, the others the page's
+                                        # cells (snnflow.report.export)
 SECTIONS = ("Data", "Training", "Comparison", "Spikes and energy", "Sweeps",
             "Deploying the SNN (NIR)", "Errors", "Runs")
 
@@ -61,10 +64,18 @@ class Figure(Entry):
     kind = "figures"
 
 
-def report_category(section):
-    """The category of Snakemake's report for a section: numbered, since that report lists
-    its categories alphabetically and they should read in the order data flows."""
-    return f"{SECTIONS.index(section) + 1}. {section}"
+def report_category(section, present=SECTIONS):
+    """The category of Snakemake's report for a section: numbered among the sections the
+    study has (`present`), since that report lists its categories alphabetically and they
+    should read in the order data flows, without gaps."""
+    shown = [name for name in SECTIONS if name in present]
+    return f"{shown.index(section) + 1}. {section}"
+
+
+def present_sections(figures, tables):
+    """The sections that hold one of the named figures or tables."""
+    return {entry.section for entry in (*(FIGURES[n] for n in figures),
+                                        *(TABLES[n] for n in tables))}
 
 
 def caption_file(entry):
@@ -83,7 +94,14 @@ CONTENTS = (
            "accuracy curves"),
     Table("epochs", "Training", "Every epoch", "epochs_table", None),
     Table("timing", "Training", "Time per epoch", "timing_table",
-          Display(default_digits=2, drop=("device", "n_train"))),
+          Display(default_digits=2, drop=("reference_n_train",),
+                  rename={"n_train": "train samples", "n_test": "test samples",
+                          "train_seconds_per_60000": "train s per 60,000",
+                          "inference_seconds_per_10000": "inference s per 10,000",
+                          "train_seconds": "train s", "inference_seconds": "inference s",
+                          "total_seconds": "total s", "reference_device": "reference device",
+                          "reference_train_seconds": "reference train s (60,000)",
+                          "reference_inference_seconds": "reference inference s (10,000)"})),
     Figure("time_per_epoch", "Training", "Seconds per epoch", "time_per_epoch",
            "seconds per epoch"),
     Table("comparison", "Comparison", "CNN vs SNN-{main_T}", "comparison_table",
@@ -140,7 +158,9 @@ CONTENTS = (
     Table("confusion", "Errors", "Confusion counts", "confusion_table", None),
     Figure("confusion_other", "Errors", "Confusion matrices of the other SNNs",
            "confusion_other", "confusion matrices of the other SNNs", other_snns=True),
-    Table("runs", "Runs", "Runs: configuration, package versions, device", "runs_table"),
+    Table("runs", "Runs", "Runs: configuration, package versions, device", "runs_table",
+          Display(drop=("settings",), rename={"settings_differing": "settings (differing)",
+                                              "kernel_check": "kernel check"})),
 )
 TABLES = {e.name: e for e in CONTENTS if isinstance(e, Table)}
 FIGURES = {e.name: e for e in CONTENTS if isinstance(e, Figure)}

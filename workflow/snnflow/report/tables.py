@@ -17,6 +17,7 @@ from snnflow.runs import LAYERS, chosen_epoch, model_label, model_name
 
 # The reference study's numbers (docs/method.md), shown beside ours, by (model, T).
 REFERENCE_DEVICE = "one NVIDIA RTX 3090"
+REFERENCE_SAMPLES = (60_000, 10_000)  # training and test samples per epoch: full N-MNIST
 REFERENCE_RESULTS = {  # last epoch of 100
     ("cnn", None): dict(train_loss=0.0000, test_loss=0.0329, train_acc=1.0000, test_acc=0.9934),
     ("snn", 16): dict(train_loss=0.0006, test_loss=0.0011, train_acc=0.9986, test_acc=0.9960),
@@ -59,47 +60,87 @@ def epochs_table(study):
                      ignore_index=True)
 
 
+def data_scope(study):
+    """What the study's N-MNIST data are, from the data summary: (kind, sentence, short
+    label), kind "full" (the 60,000 + 10,000 recordings the reference study used),
+    "subset" or "synthetic"; the reference's figures compare with ours only when full."""
+    rows = study.dataset[study.dataset["dataset"] == "N-MNIST"]
+    samples = dict(zip(rows["split"], rows["samples"]))
+    n_train, n_test = int(samples.get("train", 0)), int(samples.get("test", 0))
+    sizes = f"{n_train} + {n_test}"
+    if any(str(source).startswith("synthetic") for source in rows["source"]):
+        return ("synthetic", f"synthetic data ({sizes} recordings made by "
+                             "snnflow.data.synthetic), not N-MNIST", f"synthetic ({sizes})")
+    if (n_train, n_test) != REFERENCE_SAMPLES:
+        return ("subset", f"a subset of N-MNIST ({sizes} of its {REFERENCE_SAMPLES[0]} + "
+                          f"{REFERENCE_SAMPLES[1]} recordings)", f"N-MNIST subset ({sizes})")
+    return "full", f"N-MNIST ({sizes} recordings)", f"N-MNIST ({sizes})"
+
+
+def reference_source(study):
+    """How the reference study's rows are labelled: "reference study", or with why they
+    are not comparable when our data are not the full N-MNIST."""
+    kind = data_scope(study)[0]
+    return ("reference study" if kind == "full"
+            else f"reference study (not comparable: {kind} data here)")
+
+
 def comparison_table(study):
     """The CNN and the main SNN at the last epoch and at the chosen one (per seed: the
     highest validation accuracy, or without a validation split the highest test
     accuracy), and the reference study's last epoch."""
     rows = []
     groups = by_model(study.runs)
+    ours = data_scope(study)[2]
     for model in (model_name("cnn"), model_name("snn", study.main_T)):
         group = groups[model]
         for kind in ("last", "chosen"):
             picked = [r.metrics.iloc[-1] if kind == "last" else chosen_row(r)[0] for r in group]
             kind = kind if kind == "last" else chosen_on(group)
-            row = {"model": group[0].label, "source": "ours", "epoch_kind": kind, "n": len(picked),
+            row = {"model": group[0].label, "source": "ours", "data": ours,
+                   "epoch_kind": kind, "n": len(picked),
                    "epoch": ", ".join(str(int(p["epoch"])) for p in picked)}
             for metric in METRICS:
                 row.update(spread((p[metric] for p in picked), metric))
             rows.append(row)
+    reference = f"N-MNIST ({REFERENCE_SAMPLES[0]} + {REFERENCE_SAMPLES[1]})"
     for (model, T), values in REFERENCE_RESULTS.items():
-        rows.append({"model": model_label(model, T), "source": "reference study",
-                     "epoch_kind": "last",
-                     "n": 1, "epoch": "100", **values})
+        rows.append({"model": model_label(model, T), "source": reference_source(study),
+                     "data": reference if model == "snn" else reference.replace("N-", ""),
+                     "epoch_kind": "last", "n": 1, "epoch": "100", **values})
     return pd.DataFrame(rows)
 
 
 def timing_table(study):
-    """Mean seconds per epoch (training, inference, total) of each model, the spread over
-    seeds, and the reference study's figures."""
+    """Mean seconds per epoch (training, inference, total) of each model and the spread
+    over seeds, with what they ran on (device, samples per epoch) and the same seconds
+    per the reference study's epoch (60,000 training, 10,000 test samples), beside the
+    reference study's figures and what it ran on: rates compared, not epochs of
+    different sizes."""
     rows = []
     for group in by_model(study.runs).values():
         ref = REFERENCE_SECONDS.get((group[0].model, group[0].T), (np.nan, np.nan))
         devices = sorted({r.info.get("device_name", "") for r in group})
+        n_train, n_test = group[0].info.get("n_train"), group[0].info.get("n_test")
         row = {"model": group[0].label, "n": len(group), "device": "; ".join(devices),
-               "epochs": len(group[0].metrics), "n_train": group[0].info.get("n_train")}
+               "epochs": len(group[0].metrics), "n_train": n_train, "n_test": n_test}
         for column, name in (("train_seconds", "train_seconds"),
                              ("test_seconds", "inference_seconds")):
             row.update(spread((r.metrics[column].mean() for r in group), name))
         row.update(spread((r.metrics[["train_seconds", "test_seconds"]].sum(axis=1).mean()
                            for r in group), "total_seconds"))
-        row.update(reference_train_seconds=ref[0], reference_inference_seconds=ref[1],
-                   reference_total_seconds=ref[0] + ref[1])
+        row.update(spread((r.metrics["train_seconds"].mean() * REFERENCE_SAMPLES[0]
+                           / r.info.get("n_train", np.nan) for r in group),
+                          "train_seconds_per_60000"))
+        row.update(spread((r.metrics["test_seconds"].mean() * REFERENCE_SAMPLES[1]
+                           / r.info.get("n_test", np.nan) for r in group),
+                          "inference_seconds_per_10000"))
+        row.update(reference_device=REFERENCE_DEVICE if not np.isnan(ref[0]) else "",
+                   reference_n_train=REFERENCE_SAMPLES[0] if not np.isnan(ref[0]) else None,
+                   reference_train_seconds=ref[0], reference_inference_seconds=ref[1])
         rows.append(row)
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows).astype({"n_train": "Int64", "n_test": "Int64",
+                                      "reference_n_train": "Int64"})
 
 
 def accuracy_table(study):
@@ -334,21 +375,46 @@ def nir_table(study):
 
 
 def runs_table(study):
-    """Each run's device, placement, backend, package versions, code, data and settings,
-    the sweeps' runs after the study's models'."""
+    """Each run's device, placement, backend, kernel check, package versions (one cell),
+    code, data and the settings that differ from those its kind of run shares in this
+    study (the study's config: the full settings are in the run's run.json), the
+    sweeps' runs after the study's models'."""
     rows = []
     ordered = [r for group in by_model(study.runs).values() for r in group]
-    for r in ordered + [r for group in by_variant(study.sweep_runs).values() for r in group]:
-        settings = {k: v for k, v in r.info.get("settings", {}).items() if k != "model"}
+    sweeps = [r for group in by_variant(study.sweep_runs).values() for r in group]
+    shared = shared_settings(ordered)
+    for r in ordered + sweeps:
+        settings = r.info.get("settings", {})
+        common = shared.get(r.model, {})
+        differing = {k: v for k, v in settings.items()
+                     if k not in ("model", "T", "seed") and common.get(k, object()) != v}
         rows.append({"model": r.label, "seed": r.seed,
                      "device": r.info.get("device_name", ""),
                      "placement": r.info.get("placement", "-"),
                      "backend": r.info.get("backend", "-"),
                      "kernel_check": r.info.get("kernel_check", {}).get("summary", "-"),
-                     **r.info.get("versions", {}), "code": r.info.get("code_fingerprint", ""),
+                     "versions": ", ".join(f"{k} {v}"
+                                           for k, v in r.info.get("versions", {}).items()),
+                     "code": r.info.get("code_fingerprint", "")[:12],
                      "data": r.info.get("data_identity", "")[:12],
+                     "settings_differing": ", ".join(f"{k}={v}" for k, v in differing.items())
+                                           or "-",
                      "settings": json.dumps(settings, sort_keys=True)})
     return pd.DataFrame(rows)
+
+
+def shared_settings(runs):
+    """{model kind: the settings all its runs share} ("snn": T and seed aside)."""
+    shared = {}
+    for r in runs:
+        settings = {k: v for k, v in r.info.get("settings", {}).items()
+                    if k not in ("model", "T", "seed")}
+        if r.model not in shared:
+            shared[r.model] = settings
+        else:
+            shared[r.model] = {k: v for k, v in shared[r.model].items()
+                               if settings.get(k, object()) == v}
+    return shared
 
 
 def dataset_table(study):

@@ -579,7 +579,7 @@ def environment(device, threads):
     if device.type == "cuda":
         name = torch.cuda.get_device_name(device)
     else:
-        name = cpu_name() + f" ({threads} threads)"
+        name = cpu_name() + f" ({threads} thread{'s' if threads != 1 else ''})"
     return {"device": str(device), "device_name": name, "versions": versions,
             "hostname": platform.node()}
 

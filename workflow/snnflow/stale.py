@@ -1,0 +1,101 @@
+"""Files in a study's results folder that its current config no longer makes: the runs of
+a dropped T, seed or sweep row, an earlier config's figures, tables, logs, benchmarks and
+checkpoints. Listed, and removed on request; the downloads (raw/) and files at the top
+of the folder (a Snakemake report archive, gpu-check's table) are never touched.
+
+    python -m snnflow.stale [--remove] [SNAKEMAKE OPTIONS]     (make stale [REMOVE=1])
+
+Snakemake says what the current config makes: `--summary` lists every output of the
+study (made or still to make) and `--list-untracked` every file the workflow does not
+use, logs counted as used. Benchmarks and checkpoints are not declared as such, so they
+are judged by what they belong to: a job's benchmark by its log (benchmarks/X.tsv and
+logs/X.log), a run's checkpoint by its run folder. The page and Snakemake's report read
+only the current config's runs either way; this keeps the folder itself honest.
+"""
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from snnflow.machine import size_text
+from snnflow.runs import RUN_FILES
+
+KEPT = ("raw",)  # downloads and the synthetic data: costly to make again, never stale
+
+
+def snakemake_lines(option, arguments):
+    """The lines `snakemake <option> <arguments>` prints, or SystemExit with its error."""
+    result = subprocess.run([sys.executable, "-m", "snakemake", option, *arguments],
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        last = (result.stderr.strip().splitlines() or ["(no message)"])[-1]
+        raise SystemExit(f"error: snakemake {option} failed: {last}")
+    return result.stdout.splitlines()
+
+
+def stale_files(arguments):
+    """(results folder, its files that the config of `arguments` no longer makes)."""
+    outputs = {line.split("\t")[0] for line in snakemake_lines("--summary", arguments)[1:]}
+    pages = [path for path in outputs if Path(path).name == "report.html"]
+    if not pages:
+        raise SystemExit("error: the workflow makes no report.html here - run this from the "
+                         "project with the options the study runs with")
+    root = Path(pages[0]).parent
+    untracked = {Path(line) for line in snakemake_lines("--list-untracked", arguments)}
+
+    def belongs(path):
+        part = path.relative_to(root).parts
+        if part[0] == "benchmarks":  # benchmarks/X.tsv belongs to the job logging logs/X.log
+            log = root.joinpath("logs", *part[1:]).with_suffix(".log")
+            return log.exists() and log not in untracked
+        if part[0] == "checkpoints":  # <name>_seed<S>.pt or sweeps/<sweep>/<variant>/seed<S>.pt
+            if part[1] == "sweeps":
+                folder = root.joinpath("sweeps", *part[2:]).with_suffix("")
+            else:
+                name, _, seed = path.stem.rpartition("_seed")
+                folder = root / "runs" / name / f"seed{seed}"
+            return str(folder / RUN_FILES["run"]) in outputs
+        return False
+
+    stale = sorted(path for path in untracked
+                   if root in path.parents and len(path.relative_to(root).parts) > 1
+                   and path.relative_to(root).parts[0] not in KEPT and not belongs(path))
+    return root, stale
+
+
+def remove(root, paths):
+    """Remove `paths`, then the folders under `root` they leave empty."""
+    folders = set()
+    for path in paths:
+        path.unlink(missing_ok=True)
+        folders.update(parent for parent in path.parents if root in parent.parents)
+    for folder in sorted(folders, key=lambda f: len(f.parts), reverse=True):
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--remove", action="store_true", help="remove them")
+    args, snakemake_arguments = parser.parse_known_args(argv)
+    root, stale = stale_files(snakemake_arguments)
+    size = sum(os.path.getsize(path) for path in stale)
+    for path in stale:
+        print(path)
+    if not stale:
+        print(f"{root}/ holds nothing that the current config no longer makes")
+    elif args.remove:
+        remove(root, stale)
+        print(f"removed {len(stale)} files ({size_text(size)}) from {root}/ that the current "
+              "config no longer makes")
+    else:
+        print(f"{len(stale)} files ({size_text(size)}) in {root}/ that the current config no "
+              "longer makes - `make stale REMOVE=1` (python -m snnflow.stale --remove ...) "
+              "removes them")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
