@@ -433,3 +433,16 @@ def test_every_latex_table_compiles_with_pdflatex(built, tmp_path):
                             timeout=300)
     assert result.returncode == 0, result.stdout[-3000:]
     assert (tmp_path / "tables.pdf").stat().st_size > 10_000
+
+
+def test_every_figure_fits_a_text_column_with_readable_text(built):
+    """Placed in a thesis at its text column (16 cm), no figure is scaled down: none is
+    drawn wider (a tight box adds 0.1 inch each side), and no text is below 7 pt."""
+    from snnflow.report.figures import COLUMN_INCHES, SMALLEST_POINTS
+
+    for svg in sorted((built / "figures").glob("*.svg")):
+        text = svg.read_text()
+        width = float(re.search(r'<svg[^>]*width="([\d.]+)pt"', text).group(1))
+        assert width <= (COLUMN_INCHES + 0.2) * 72 + 0.5, (svg.name, width / 72)
+        sizes = [float(size) for size in re.findall(r"font[^;\"]*?([\d.]+)px", text)]
+        assert sizes and min(sizes) >= SMALLEST_POINTS, (svg.name, min(sizes))

@@ -9,7 +9,7 @@ figure says which.
 
 import numpy as np
 
-from snnflow.report.tables import REFERENCE_RESULTS, data_scope
+from snnflow.report.tables import REFERENCE_RESULTS, REFERENCE_SAMPLES, data_scope
 from snnflow.runs import model_label
 
 ON, OFF = np.array([0.84, 0.15, 0.16]), np.array([0.12, 0.35, 0.85])  # red and blue
@@ -27,6 +27,10 @@ def _plt():
     matplotlib.rcParams.update({"pdf.fonttype": 42, "ps.fonttype": 42,
                                 "svg.fonttype": "none"})
     return plt, sns
+
+
+COLUMN_INCHES = 6.3  # a thesis's text column (16 cm): no figure is drawn wider
+SMALLEST_POINTS = 7  # and no text in one smaller: readable where the column holds it
 
 
 def percent_axes_within_0_100(fig):
@@ -68,8 +72,9 @@ def _learning_curves(epochs, metric, order, n_seeds):
     if metric == "acc":
         data["value"] *= 100
     grid = sns.relplot(data=data, x="epoch", y="value", hue="model", hue_order=order,
-                       col="split", kind="line", marker="o", height=3.6, aspect=1.3,
+                       col="split", kind="line", marker="o", height=2.8, aspect=1.05,
                        errorbar=("pi", 100) if n_seeds > 1 else None)
+    _legend_below(grid, len(order))
     grid.set_titles("{col_name}")
     grid.set_ylabels("accuracy (%)" if metric == "acc" else "loss")
     _integer_epochs(grid.axes)
@@ -77,8 +82,17 @@ def _learning_curves(epochs, metric, order, n_seeds):
         grid.set(yscale="log")
     title = ("Loss (SNN: MSE of firing rates, CNN: cross-entropy)" if metric == "loss"
              else "Accuracy")
-    grid.figure.suptitle(f"{title}; {_spread_note(n_seeds)}", y=1.03)
+    grid.figure.suptitle(f"{title}\n{_spread_note(n_seeds)}", y=1.08, fontsize=10)
     return grid.figure
+
+
+def _legend_below(grid, entries):
+    """A FacetGrid's legend under its panels, in rows of up to 5, so the figure stays a
+    column wide."""
+    import seaborn as sns
+
+    sns.move_legend(grid, "upper center", bbox_to_anchor=(0.5, 0.0), ncol=min(5, entries),
+                    title=None, frameon=False)
 
 
 def time_per_epoch(study):
@@ -91,7 +105,7 @@ def time_per_epoch(study):
     data["phase"] = data["phase"].map({"train_seconds": "training",
                                        "test_seconds": "inference"})
     timing = study.tables["timing"]
-    fig, ax = plt.subplots(figsize=(7, 3.6))
+    fig, ax = plt.subplots(figsize=(COLUMN_INCHES, 3.6))
     sns.barplot(data=data, x="model", y="seconds", hue="phase", order=order, ax=ax,
                 errorbar="sd" if n_seeds > 1 else None)
     ran_on = "; ".join(sorted(set(timing["device"])))
@@ -120,16 +134,18 @@ def accuracy_vs_T(study):
             label=f"SNN, epoch {by_T['chosen_on'].iloc[0]} (mean)")
     if cnn_final is not None:
         ax.axhline(cnn_final * 100, color="grey", ls=":", label="CNN, final epoch (mean)")
-    kind = data_scope(study)[0]
+    kind, _, ours = data_scope(study)
     ax.plot([16], [REFERENCE_RESULTS[("snn", 16)]["test_acc"] * 100], "r*", ms=12,
+            clip_on=False,  # whole even on the axis' 100 % edge
             label="reference study, SNN-16" + ("" if kind == "full" else
                                               f" (not comparable: {kind} data here)"))
     ax.set_xscale("log", base=2)
     ax.set_xticks(by_T["T"], [str(t) for t in by_T["T"]])
     ax.set_xlabel("T (time steps)")
     ax.set_ylabel("test accuracy (%)")
-    ax.legend(fontsize=8)
-    ax.set_title("Test accuracy against T")
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2))
+    ax.set_title(f"Test accuracy against T\nours: {ours}; reference: N-MNIST "
+                 f"({REFERENCE_SAMPLES[0]} + {REFERENCE_SAMPLES[1]}), 100 epochs", fontsize=9)
     return fig
 
 
@@ -138,7 +154,7 @@ def pareto(study):
     variant (mean over seeds, error bars 1 std), the Pareto front joined."""
     table = study.tables["pareto"]
     plt, _ = _plt()
-    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    fig, ax = plt.subplots(figsize=(COLUMN_INCHES, 4.2))
     several = table["n"].max() > 1
     for source, rows in table.groupby("source", sort=False):
         ax.errorbar(rows["energy_uj"], rows["final_test_acc"] * 100,
@@ -153,7 +169,7 @@ def pareto(study):
                edgecolors="black", zorder=3)
     for row in table.itertuples():
         ax.annotate(row.run.split(": ")[-1], (row.energy_uj, row.final_test_acc * 100),
-                    fontsize=7, xytext=(4, 3), textcoords="offset points")
+                    fontsize=SMALLEST_POINTS, xytext=(4, 3), textcoords="offset points")
     ax.set_xscale("log")
     ax.set_xlabel("estimated energy per inference (µJ, log scale)")
     ax.set_ylabel("final test accuracy (%)")
@@ -172,7 +188,8 @@ def sweep_accuracy(study):
     columns = {sweep: study.sweep_columns(sweep) for sweep in sweeps}
     width = max(len(c) for c in columns.values())
     plt, _ = _plt()
-    fig, axes = plt.subplots(len(sweeps), width, figsize=(4.2 * width, 3.4 * len(sweeps)),
+    fig, axes = plt.subplots(len(sweeps), width,
+                             figsize=(min(COLUMN_INCHES, 3.2 * width), 3.2 * len(sweeps)),
                              squeeze=False)
     for i, sweep in enumerate(sweeps):
         rows = table[table["sweep"] == sweep]
@@ -191,12 +208,12 @@ def sweep_accuracy(study):
             ax.set_ylabel("final test accuracy (%)")
             ax.set_title(f"{sweep} (T={int(rows['T'].iloc[0])})", fontsize=10)
             if others:
-                ax.legend(fontsize=7)
+                ax.legend(fontsize=SMALLEST_POINTS)
         for j in range(len(columns[sweep]), width):
             axes[i, j].set_visible(False)
     n_seeds = int(table["n"].max())
     spread = f"mean over {n_seeds} seeds, error bars: 1 std" if n_seeds > 1 else "one seed"
-    fig.suptitle(f"Sweeps: final test accuracy against each swept setting; {spread}",
+    fig.suptitle(f"Sweeps: final test accuracy against each swept setting\n{spread}",
                  fontsize=10)
     fig.tight_layout()
     return fig
@@ -208,12 +225,15 @@ def firing_rate_by_epoch(study):
     plt, sns = _plt()
     data = layer_epochs[layer_epochs["T"].notna()].astype({"T": int})
     grid = sns.relplot(data=data, x="epoch", y="firing_rate", hue="layer", col="T",
-                       kind="line", marker="o", height=3.0, aspect=1.0,
-                       errorbar=("pi", 100) if n_seeds > 1 else None)
+                       col_wrap=min(2, data["T"].nunique()), kind="line", marker="o",
+                       height=2.4, aspect=1.2, errorbar=("pi", 100) if n_seeds > 1 else None)
+    _legend_below(grid, data["layer"].nunique())
     grid.set_titles("SNN-{col_name}")
-    grid.set_ylabels("spikes per neuron per step")
+    grid.set_ylabels("")  # one label for the rows of panels
+    grid.figure.supylabel("spikes per neuron per step", fontsize=10)
     _integer_epochs(grid.axes)
-    grid.figure.suptitle(f"Firing rate on the test set; {_spread_note(n_seeds)}", y=1.05)
+    grid.figure.suptitle(f"Firing rate on the test set\n{_spread_note(n_seeds)}", y=1.06,
+                         fontsize=10)
     return grid.figure
 
 
@@ -242,7 +262,7 @@ def energy(study):
     """Estimated energy per inference: spike accumulates and multiply-accumulates."""
     energy_table = study.tables["energy"]
     plt, _ = _plt()
-    fig, ax = plt.subplots(figsize=(7, 3.6))
+    fig, ax = plt.subplots(figsize=(COLUMN_INCHES, 3.6))
     x = np.arange(len(energy_table))
     ax.bar(x, energy_table["macs_energy_uj"], label="multiply-accumulates x E_MAC",
            color="#8c8c8c")
@@ -272,13 +292,18 @@ def confusion_other(study):
 def _confusion_matrices(confusion, models):
     """Row-normalised confusion matrices (% of each true class), side by side."""
     plt, sns = _plt()
-    fig, axes = plt.subplots(1, len(models), figsize=(4.2 * len(models), 3.8), squeeze=False)
-    for ax, model in zip(axes[0], models):
+    columns = min(2, len(models))  # two matrices fill a column; more go in rows of two
+    rows_of = -(-len(models) // columns)
+    fig, axes = plt.subplots(rows_of, columns, figsize=(COLUMN_INCHES, 3.3 * rows_of),
+                             squeeze=False)
+    for ax, model in zip(axes.ravel(), models):
         rows = confusion[confusion["model"] == model]
         matrix = rows.pivot(index="true", columns="predicted", values="fraction") * 100
         sns.heatmap(matrix, ax=ax, vmin=0, vmax=100, cmap="Blues", annot=True, fmt=".0f",
-                    annot_kws={"fontsize": 6}, cbar=False, square=True)
-        ax.set_title(f"{model} (% of the true class)", fontsize=10)
+                    annot_kws={"fontsize": SMALLEST_POINTS}, cbar=False, square=True)
+        ax.set_title(f"{model} (% of the true class)", fontsize=9)
+    for ax in axes.ravel()[len(models):]:
+        ax.set_visible(False)
     fig.tight_layout()
     return fig
 
@@ -288,7 +313,7 @@ def per_class_accuracy(study):
     table, order, n_seeds = study.tables["per_class_accuracy"], study.order, study.n_seeds
     plt, sns = _plt()
     data = table.assign(accuracy=table["accuracy"] * 100)
-    fig, ax = plt.subplots(figsize=(9, 3.6))
+    fig, ax = plt.subplots(figsize=(COLUMN_INCHES, 3.4))
     sns.barplot(data=data, x="class", y="accuracy", hue="model", hue_order=order, ax=ax,
                 errorbar=None)
     if n_seeds > 1:
@@ -299,8 +324,9 @@ def per_class_accuracy(study):
                         fmt="none", ecolor="black", capsize=2, lw=0.8)
     ax.set_ylabel("test accuracy (%)")
     ax.set_title("Test accuracy per class, final epoch" + (" (mean, 1 std over seeds)"
-                                                           if n_seeds > 1 else ""))
-    ax.legend(fontsize=7, ncol=len(order), loc="upper center", bbox_to_anchor=(0.5, -0.2))
+                                                           if n_seeds > 1 else ""), fontsize=10)
+    ax.legend(fontsize=8, ncol=min(5, len(order)), loc="upper center",
+              bbox_to_anchor=(0.5, -0.2), frameon=False)
     return fig
 
 
@@ -310,14 +336,33 @@ def _colour(frame, scale):
     return np.clip(1.0 - on * (1 - ON) - off * (1 - OFF), 0.0, 1.0)
 
 
+FRAMES_PER_ROW = 8  # a T's frames in rows of this many: every T fits one column
+
+
+def _tiled(frames, scale):
+    """A sample's frames (T, 2, H, W) as one image, in time order, FRAMES_PER_ROW to a
+    row, a light line between frames."""
+    T, _, H, W = frames.shape
+    columns = min(T, FRAMES_PER_ROW)
+    rows = -(-T // columns)
+    image = np.ones((rows * (H + 1) - 1, columns * (W + 1) - 1, 3)) * 0.75
+    for k, frame in enumerate(frames):
+        r, c = divmod(k, columns)
+        image[r * (H + 1):r * (H + 1) + H, c * (W + 1):c * (W + 1) + W] = _colour(frame, scale)
+    return image
+
+
 def examples(study):
     """For one test sample of each class: the MNIST digit, then the N-MNIST sample's
-    frames at every T side by side (ON events red, OFF blue)."""
+    frames at every T (ON events red, OFF blue; in time order, FRAMES_PER_ROW to a row)."""
     data = study.examples
     plt, _ = _plt()
     Ts = sorted(int(k.split("T")[1]) for k in data if k.startswith("frames_T"))
-    widths = [1.0] + [float(T) for T in Ts]
-    fig, axes = plt.subplots(10, 1 + len(Ts), figsize=(0.34 * sum(widths) + 1.5, 7.2),
+    widths = [1.0] + [float(min(T, FRAMES_PER_ROW)) for T in Ts]
+    tallest = max(-(-T // FRAMES_PER_ROW) for T in Ts)
+    frame_inches = (COLUMN_INCHES - 0.6) / (sum(widths) + 0.3 * len(widths))
+    fig, axes = plt.subplots(10, 1 + len(Ts),
+                             figsize=(COLUMN_INCHES, 10 * (tallest * frame_inches + 0.12) + 0.8),
                              gridspec_kw={"width_ratios": widths}, squeeze=False)
     for c in range(10):
         axes[c, 0].imshow(data["digits"][c], cmap="gray_r")
@@ -325,17 +370,17 @@ def examples(study):
         for ax, T in zip(axes[c, 1:], Ts):
             frames = data[f"frames_T{T}"][c].astype(float)
             scale = max(1.0, np.percentile(frames[frames > 0], 99) if (frames > 0).any() else 1)
-            ax.imshow(np.concatenate([_colour(f, scale) for f in frames], axis=1))
-            for k in range(1, T):  # frame borders
-                ax.axvline(k * frames.shape[-1] - 0.5, color="#bbbbbb", lw=0.6)
+            ax.imshow(_tiled(frames, scale))
     for ax in axes.ravel():
         ax.set_xticks([])
         ax.set_yticks([])
+        for spine in ax.spines.values():
+            spine.set_visible(False)
     axes[0, 0].set_title("MNIST", fontsize=9)
     for ax, T in zip(axes[0, 1:], Ts):
         ax.set_title(f"T = {T}", fontsize=9)
-    fig.suptitle("What the networks see: one test sample per class, the MNIST digit and the "
-                 "N-MNIST frames at every T (ON events red, OFF blue; in time order)",
-                 fontsize=10)
+    fig.suptitle("What the networks see: one test sample per class,\nthe MNIST digit and the "
+                 "N-MNIST frames at every T\n(ON events red, OFF blue; in time order, "
+                 f"{FRAMES_PER_ROW} to a row)", fontsize=10)
     fig.tight_layout()
     return fig
