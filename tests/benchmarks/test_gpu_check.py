@@ -114,3 +114,27 @@ def test_a_budget_from_the_command_line_writes_the_table_with_what_it_has(tmp_pa
     report = json.loads((tmp_path / "out.json").read_text())
     assert report["finished"] and report["passed"] is None and report["skipped"]
     assert "result: incomplete: correctness rows skipped" in result.stdout
+
+
+@pytest.mark.parametrize("wrong", [False, True])
+def test_the_training_check_passes_the_engine_and_fails_a_wrong_gradient(tmp_path,
+                                                                          monkeypatch, wrong):
+    """gpu-check's first-step comparison against float64, both ways: the engine as it is
+    passes every batch (spikes that flip on the threshold flip in the float32 reference
+    alike), a backward with a surrogate slope 1 % off fails every batch."""
+    import torch
+
+    from snnflow.model import neuron
+
+    if wrong:
+        right = neuron._backward_loop
+        monkeypatch.setattr(neuron, "_backward_loop",
+                            lambda g, h, tau, v_th, v_reset, alpha:
+                            right(g, h, tau, v_th, v_reset, alpha * 1.01))
+    report = gpu_check.Report(tmp_path / "gpu-check.json", settings(), budget_seconds=600)
+    gpu_check.check_training(report, torch.device("cpu"), steps=1, attempts=4)
+    rows = [row for row in report.data["training"] if "tries" in row]
+    assert len(rows) == 2
+    for row in rows:
+        assert row["passed"] is not wrong, row
+        assert row["batches_passed"] == (0 if wrong else 4), row["tries"]
