@@ -80,7 +80,8 @@ def measure_model(kind, impl, T, batch, device_name, channels, hidden, threads, 
 
     from snnflow.kernels import backends
     from snnflow.model import cnn, snn
-    from snnflow.train.loop import keep_freed_memory, loss_and_scores
+    from snnflow.train.loop import keep_freed_memory
+    from snnflow.train.steps import loss_and_scores
     from step_by_step import forward_step_by_step
 
     optimised = impl == "optimised"
@@ -239,7 +240,8 @@ def measure_training_memory(cache, samples, batch, threads, steps=3):
     from snnflow.kernels import backends
     from snnflow.model import snn
     from snnflow.train.dataset import ResidentDataset
-    from snnflow.train.loop import keep_freed_memory, loss_and_scores
+    from snnflow.train.loop import keep_freed_memory
+    from snnflow.train.steps import loss_and_scores
 
     keep_freed_memory()
     torch.set_num_threads(threads)

@@ -3,6 +3,7 @@
 wrong is switched off (kernels: auto) or stops the job (require), in the log, run.json
 and the report's run table."""
 
+import contextlib
 import json
 import os
 import subprocess
@@ -12,6 +13,7 @@ import pytest
 import torch
 
 import snnflow.train.loop as training
+import snnflow.train.steps as steps
 from conftest import REPO
 from snnflow import SnnflowError
 from snnflow.data.frames import load_frames
@@ -121,9 +123,9 @@ def test_the_graph_check_compares_replayed_with_eager_steps(train_split, monkeyp
     """The CUDA-graph check's plumbing on CPU (the capture itself needs a GPU): steps
     replayed from a stand-in graph against eager ones; a replay that reads the wrong
     inputs fails."""
-    monkeypatch.setattr(training, "capture_cuda_graph", Replay)
-    monkeypatch.setattr(training, "run_on_side_stream", lambda step: step())
-    original = training.GraphedSteps.step
+    monkeypatch.setattr(steps, "capture_cuda_graph", Replay)
+    monkeypatch.setattr(steps, "run_on_side_stream", lambda step: step())
+    original = steps.GraphedSteps.step
 
     def replayed(self, x, y, batch, sums):
         if self.graph is not None:  # a real graph's backward writes fresh gradients
@@ -131,10 +133,10 @@ def test_the_graph_check_compares_replayed_with_eager_steps(train_split, monkeyp
             if broken:  # the replay reads other inputs than the batch it was given
                 x = x.flip(0)
         original(self, x, y, batch, sums)
-    monkeypatch.setattr(training.GraphedSteps, "step", replayed)
+    monkeypatch.setattr(steps.GraphedSteps, "step", replayed)
     x, y = next(train_split.batches(8))
     check = kernel_check.check_graph_steps(snn.KIND, settings(), "cpp", x, y,
-                                           training.contextlib.nullcontext)
+                                           contextlib.nullcontext)
     assert check.passed != broken, check.detail
     assert check.detail.startswith("loss of replayed steps diff ")
 

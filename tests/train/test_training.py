@@ -5,6 +5,7 @@ import pytest
 import torch
 
 import snnflow.train.loop as training
+import snnflow.train.steps as steps
 from snnflow import SnnflowError
 from snnflow.model import cnn, snn
 from snnflow.runs import LAYERS, LAYER_COLUMNS, METRICS_COLUMNS, RunSettings, outputs_in
@@ -60,17 +61,17 @@ def test_same_seed_gives_identical_metrics(small_caches, tmp_path):
 def test_resume_after_interruption_continues_the_same_run(small_caches, tmp_path, monkeypatch):
     s = settings("snn")
     train(s, small_caches, tmp_path / "straight")
-    original = training.Trainer.train_epoch
+    original = steps.Trainer.train_epoch
 
     def dies_in_epoch_3(self, data, generator, epoch, progress=None):
         if epoch == 3:
             raise KeyboardInterrupt
         return original(self, data, generator, epoch, progress)
 
-    monkeypatch.setattr(training.Trainer, "train_epoch", dies_in_epoch_3)
+    monkeypatch.setattr(steps.Trainer, "train_epoch", dies_in_epoch_3)
     with pytest.raises(KeyboardInterrupt):
         train(s, small_caches, tmp_path / "resumed")
-    monkeypatch.setattr(training.Trainer, "train_epoch", original)
+    monkeypatch.setattr(steps.Trainer, "train_epoch", original)
     logs = []
     train(s, small_caches, tmp_path / "resumed", log=logs.append)
     assert any("resuming" in line and "after epoch 2" in line for line in logs)
@@ -140,7 +141,7 @@ def test_changed_code_starts_fresh_naming_the_fingerprints(small_caches, tmp_pat
 
 def test_non_finite_loss_names_epoch_and_batch_and_keeps_the_checkpoint(
         small_caches, tmp_path, monkeypatch):
-    original = training.loss_and_scores
+    original = steps.loss_and_scores
     calls = []
 
     def nan_in_epoch_2_batch_3(model, kind, x, y):
@@ -151,7 +152,7 @@ def test_non_finite_loss_names_epoch_and_batch_and_keeps_the_checkpoint(
                 loss = loss * float("nan")
         return loss, scores
 
-    monkeypatch.setattr(training, "loss_and_scores", nan_in_epoch_2_batch_3)
+    monkeypatch.setattr(steps, "loss_and_scores", nan_in_epoch_2_batch_3)
     with pytest.raises(SnnflowError, match="epoch 2 batch 3: loss is nan"):
         train(settings("cnn"), small_caches, tmp_path)
     kept = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
@@ -208,16 +209,16 @@ def test_graphed_steps_train_exactly_as_eager_steps(small_caches, tmp_path, monk
 
     s = settings("snn", epochs=3)
     train(s, small_caches, tmp_path / "eager")
-    monkeypatch.setattr(training, "capture_cuda_graph", Replay)
-    monkeypatch.setattr(training, "run_on_side_stream", lambda step: step())
-    original = training.Trainer.__init__
+    monkeypatch.setattr(steps, "capture_cuda_graph", Replay)
+    monkeypatch.setattr(steps, "run_on_side_stream", lambda step: step())
+    original = steps.Trainer.__init__
 
     def with_graphs(self, *args, **kwargs):
         original(self, *args, **{**kwargs, "cuda_graphs": True})
-    monkeypatch.setattr(training.Trainer, "__init__", with_graphs)
+    monkeypatch.setattr(steps.Trainer, "__init__", with_graphs)
     train(s, small_caches, tmp_path / "graphed")
     # 60 samples in batches of 16: 3 full ones and 12 left each epoch; 3 warm-ups
-    assert len(replays) == 3 * 3 - training.GraphedSteps.WARMUP
+    assert len(replays) == 3 * 3 - steps.GraphedSteps.WARMUP
     eager, graphed = (pd.read_csv(tmp_path / d / "metrics.csv").drop(columns=TIMES)
                       for d in ("eager", "graphed"))
     pd.testing.assert_frame_equal(eager, graphed)

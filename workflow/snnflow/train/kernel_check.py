@@ -27,6 +27,7 @@ import torch
 from snnflow import SnnflowError, first_line
 from snnflow.path_check import PathCheck, relative_difference
 from snnflow.precision import tf32_off
+from snnflow.train.steps import EpochSums, GraphedSteps, Trainer, sync
 
 GRAPH_TOLERANCE = 1e-5      # relative: losses and weights of replayed against eager steps
 CHECK_SAMPLES = 4           # training samples the check runs (the CNN: 4 x 4)
@@ -63,10 +64,8 @@ class Outcome:
 
 
 def check_graph_steps(kind, s, backend, x, y, autocast):
-    """CUDA graphs: the job's training step captured and replayed (snnflow.train.loop's
+    """CUDA graphs: the job's training step captured and replayed (snnflow.train.steps's
     GraphedSteps) against the same steps run eagerly from the same weights."""
-    from snnflow.train.loop import EpochSums, GraphedSteps, Trainer, _sync
-
     device = x.device
     on_cuda = device.type == "cuda"
     with torch.random.fork_rng(devices=[device] if on_cuda else []):
@@ -88,7 +87,7 @@ def check_graph_steps(kind, s, backend, x, y, autocast):
                 trainer.graphs.step(x, y, batch + 1, sums)
             else:
                 trainer.eager_step(x, y, batch + 1, sums)
-        _sync(device)
+        sync(device)
         runs.append((float(sums.loss), torch.cat([p.detach().flatten() for p in net.parameters()])))
     (loss_graph, weights_graph), (loss_eager, weights_eager) = runs
     loss_diff = abs(loss_graph - loss_eager) / max(abs(loss_eager), 1e-12)
