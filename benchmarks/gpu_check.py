@@ -111,6 +111,8 @@ class Report:
 
 
 def one_line(err, limit=300):
+    """The whole message on one line (snnflow.first_line keeps only the first, and an
+    out-of-memory error says which GPU and how much on its second)."""
     text = " ".join(str(err).split())
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
@@ -253,14 +255,24 @@ def check_training(report, device, batch=4, T=4, steps=30, attempts=5):
         x = (torch.rand(T, batch, 2, 34, 34, generator=g, device=device) < 0.05).float() * 2
         return x, torch.randint(0, 10, (batch,), generator=g, device=device)
 
+    models, references = {}, {}  # shared by both engines' rows: no step changes weights
+
+    def reference(seed):
+        """(batch, labels, float64 and float32 reference gradients) of batch `seed`."""
+        if seed not in references:
+            x, y = batch_of(seed)
+            references[seed] = (x, y, gradients_of_one_step(models["float64 reference"],
+                                                             x.double(), y),
+                                gradients_of_one_step(models["float32 reference"], x, y))
+        return references[seed]
+
     def first_step(engine):
-        models = engines()
+        if not models:
+            models.update(engines())
         tries = []
         for seed in range(1, attempts + 1):
-            x, y = batch_of(seed)
-            exact = gradients_of_one_step(models["float64 reference"], x.double(), y)
+            x, y, exact, float32 = reference(seed)
             ours = gradients_of_one_step(models[engine], x, y)
-            float32 = gradients_of_one_step(models["float32 reference"], x, y)
 
             def distance(grads, reference):
                 return max(relative_difference(grads[k], reference[k]) for k in reference)

@@ -45,8 +45,9 @@ def stale_files(arguments):
     root = Path(pages[0]).parent
     untracked = {Path(line) for line in snakemake_lines("--list-untracked", arguments)}
 
-    def belongs(path):
-        part = path.relative_to(root).parts
+    def belongs(path, part):
+        """Whether `path` (`part`: its parts under root) belongs to a job or run the
+        config still makes."""
         if part[0] == "benchmarks":  # benchmarks/X.tsv belongs to the job logging logs/X.log
             log = root.joinpath("logs", *part[1:]).with_suffix(".log")
             return log.exists() and log not in untracked
@@ -59,10 +60,12 @@ def stale_files(arguments):
             return str(folder / RUN_FILES["run"]) in outputs
         return False
 
-    stale = sorted(path for path in untracked
-                   if root in path.parents and len(path.relative_to(root).parts) > 1
-                   and path.relative_to(root).parts[0] not in KEPT and not belongs(path))
-    return root, stale
+    stale = []
+    for path in untracked:
+        part = path.relative_to(root).parts if root in path.parents else ()
+        if len(part) > 1 and part[0] not in KEPT and not belongs(path, part):
+            stale.append(path)
+    return root, sorted(stale)
 
 
 def remove(root, paths):

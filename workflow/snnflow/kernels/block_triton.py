@@ -49,9 +49,8 @@ def _build():
 
     from snnflow.kernels.block_triton_jit import backward_kernel, forward_kernel
 
-    def grid(y):
+    def grid(y, windows, channels):
         T, N, C, H, W = y.shape
-        windows, channels = tile(y)
         return (triton.cdiv(C, channels), triton.cdiv(N * (H // 2) * (W // 2), windows))
 
     class Kernels:
@@ -70,11 +69,11 @@ def _build():
                 memory_format=torch.channels_last).view(T, N, C, H // 2, W // 2)
             counts = torch.zeros(C, dtype=torch.int64, device=y.device)
             windows, channels = tile(y)
-            forward_kernel[grid(y)](y, scale.float().contiguous(), shift.float().contiguous(),
-                                    pooled, counts, T, C, N, H // 2, W // 2, *y.stride(),
-                                    *pooled.stride(), float(tau), float(v_th), float(v_reset),
-                                    COUNT=count, WB=windows, CB=channels,
-                                    enable_fp_fusion=False)
+            launch = forward_kernel[grid(y, windows, channels)]
+            launch(y, scale.float().contiguous(), shift.float().contiguous(), pooled, counts,
+                   T, C, N, H // 2, W // 2, *y.stride(), *pooled.stride(), float(tau),
+                   float(v_th), float(v_reset), COUNT=count, WB=windows, CB=channels,
+                   enable_fp_fusion=False)
             return pooled, counts
 
         @staticmethod
@@ -83,8 +82,8 @@ def _build():
             T, N, C, H, W = y.shape
             h_scratch = torch.empty_like(y, dtype=torch.float32)
             grad_x = torch.zeros_like(y, dtype=torch.float32)  # 0 outside the windows
-            programs = grid(y)
             windows, channels = tile(y)
+            programs = grid(y, windows, channels)
             sums = torch.empty((C, programs[1], 2), dtype=torch.float32, device=y.device)
             backward_kernel[programs](y, scale.float().contiguous(), shift.float().contiguous(),
                                      grad_pooled, h_scratch, grad_x, sums, T, C, N, H // 2,

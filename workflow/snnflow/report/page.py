@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from snnflow.report.registry import CONTENTS, Figure, SECTIONS, caption_file
 from snnflow.report.tables import REFERENCE_DEVICE, data_scope
@@ -105,7 +106,7 @@ def caption_html(text):
 
 
 def _missing(value):
-    return value is None or (isinstance(value, float) and np.isnan(value))
+    return value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value))
 
 
 def _percent(mean, std):
@@ -123,8 +124,6 @@ def _number(mean, std, digits):
 
 def displayed(df, display):
     """The table as the page shows it (snnflow.report.registry.Display)."""
-    import pandas as pd
-
     if display.rows_without:
         column, value = display.rows_without
         df = df[df[column] != value]
@@ -140,7 +139,7 @@ def displayed(df, display):
             digits = display.digits.get(column, display.default_digits)
             out[column] = [_number(m, s, digits) for m, s in zip(values, stds)]
         else:  # text and integers; a missing one (NaN, pd.NA) shows as "-"
-            out[column] = ["-" if _missing(v) or v is pd.NA else v for v in values]
+            out[column] = ["-" if _missing(v) else v for v in values]
     return pd.DataFrame(out).rename(columns=display.rename)
 
 

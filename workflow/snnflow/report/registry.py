@@ -94,7 +94,7 @@ CONTENTS = (
            "accuracy curves"),
     Table("epochs", "Training", "Every epoch", "epochs_table", None),
     Table("timing", "Training", "Time per epoch", "timing_table",
-          Display(default_digits=2, drop=("reference_n_train",),
+          Display(default_digits=2,
                   rename={"n_train": "train samples", "n_test": "test samples",
                           "train_seconds_per_60000": "train s per 60,000",
                           "inference_seconds_per_10000": "inference s per 10,000",

@@ -77,21 +77,13 @@ def data_scope(study):
     return "full", f"N-MNIST ({sizes} recordings)", f"N-MNIST ({sizes})"
 
 
-def reference_source(study):
-    """How the reference study's rows are labelled: "reference study", or with why they
-    are not comparable when our data are not the full N-MNIST."""
-    kind = data_scope(study)[0]
-    return ("reference study" if kind == "full"
-            else f"reference study (not comparable: {kind} data here)")
-
-
 def comparison_table(study):
     """The CNN and the main SNN at the last epoch and at the chosen one (per seed: the
     highest validation accuracy, or without a validation split the highest test
     accuracy), and the reference study's last epoch."""
     rows = []
     groups = by_model(study.runs)
-    ours = data_scope(study)[2]
+    scope, _, ours = data_scope(study)
     for model in (model_name("cnn"), model_name("snn", study.main_T)):
         group = groups[model]
         for kind in ("last", "chosen"):
@@ -104,8 +96,10 @@ def comparison_table(study):
                 row.update(spread((p[metric] for p in picked), metric))
             rows.append(row)
     reference = f"N-MNIST ({REFERENCE_SAMPLES[0]} + {REFERENCE_SAMPLES[1]})"
+    source = ("reference study" if scope == "full"  # else why it is not comparable
+              else f"reference study (not comparable: {scope} data here)")
     for (model, T), values in REFERENCE_RESULTS.items():
-        rows.append({"model": model_label(model, T), "source": reference_source(study),
+        rows.append({"model": model_label(model, T), "source": source,
                      "data": reference if model == "snn" else reference.replace("N-", ""),
                      "epoch_kind": "last", "n": 1, "epoch": "100", **values})
     return pd.DataFrame(rows)
@@ -136,11 +130,9 @@ def timing_table(study):
                            / r.info.get("n_test", np.nan) for r in group),
                           "inference_seconds_per_10000"))
         row.update(reference_device=REFERENCE_DEVICE if not np.isnan(ref[0]) else "",
-                   reference_n_train=REFERENCE_SAMPLES[0] if not np.isnan(ref[0]) else None,
                    reference_train_seconds=ref[0], reference_inference_seconds=ref[1])
         rows.append(row)
-    return pd.DataFrame(rows).astype({"n_train": "Int64", "n_test": "Int64",
-                                      "reference_n_train": "Int64"})
+    return pd.DataFrame(rows).astype({"n_train": "Int64", "n_test": "Int64"})
 
 
 def accuracy_table(study):
@@ -384,10 +376,9 @@ def runs_table(study):
     sweeps = [r for group in by_variant(study.sweep_runs).values() for r in group]
     shared = shared_settings(ordered)
     for r in ordered + sweeps:
-        settings = r.info.get("settings", {})
         common = shared.get(r.model, {})
-        differing = {k: v for k, v in settings.items()
-                     if k not in ("model", "T", "seed") and common.get(k, object()) != v}
+        differing = {k: v for k, v in _run_settings(r).items()
+                     if common.get(k, object()) != v}
         rows.append({"model": r.label, "seed": r.seed,
                      "device": r.info.get("device_name", ""),
                      "placement": r.info.get("placement", "-"),
@@ -399,16 +390,21 @@ def runs_table(study):
                      "data": r.info.get("data_identity", "")[:12],
                      "settings_differing": ", ".join(f"{k}={v}" for k, v in differing.items())
                                            or "-",
-                     "settings": json.dumps(settings, sort_keys=True)})
+                     "settings": json.dumps(r.info.get("settings", {}), sort_keys=True)})
     return pd.DataFrame(rows)
 
 
+def _run_settings(run):
+    """A run's settings but those that name it (model, T, seed: its row says them)."""
+    return {k: v for k, v in run.info.get("settings", {}).items()
+            if k not in ("model", "T", "seed")}
+
+
 def shared_settings(runs):
-    """{model kind: the settings all its runs share} ("snn": T and seed aside)."""
+    """{model kind: the settings all its runs share} (_run_settings)."""
     shared = {}
     for r in runs:
-        settings = {k: v for k, v in r.info.get("settings", {}).items()
-                    if k not in ("model", "T", "seed")}
+        settings = _run_settings(r)
         if r.model not in shared:
             shared[r.model] = settings
         else:

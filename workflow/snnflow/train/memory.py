@@ -85,8 +85,10 @@ def refuse_what_cannot_fit(kind, s, cache, device):
     if sample_shape is None:
         return  # a damaged cache: loading it says what is wrong
     parameters, network, activations = network_bytes(kind, s, sample_shape)
-    if device.type == "cuda" and s.cuda_graphs:
+    graphs = device.type == "cuda" and s.cuda_graphs
+    if graphs:
         activations *= GRAPH_POOLS
+    twice = " (twice: eager and in the CUDA graph's pool)" if graphs else ""
     for_network, for_data = available_bytes(device)
     if for_network is None:
         return  # no /proc/meminfo: nothing to compare with
@@ -101,11 +103,9 @@ def refuse_what_cannot_fit(kind, s, cache, device):
            f"{section}.channels", "batch": f"{section}.batch_size"}[largest]
     value = {f"{section}.T": s.T, f"{section}.hidden": s.hidden,
              f"{section}.channels": s.channels, f"{section}.batch_size": s.batch_size}.get(key)
-    graphs = " (twice: eager and in the CUDA graph's pool)" if (
-        device.type == "cuda" and s.cuda_graphs) else ""
     needed = (f"about {size_text(network + activations + data)}: the network "
               f"{size_text(network)} ({parameters:.3g} parameters with their gradients and "
-              f"Adam's moments), one batch's activations {size_text(activations)}{graphs}, "
+              f"Adam's moments), one batch's activations {size_text(activations)}{twice}, "
               f"the resident data {size_text(data)}")
     has = f"{device.type} has {size_text(for_network)} available"
     if key is None:
