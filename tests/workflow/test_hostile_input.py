@@ -325,3 +325,34 @@ def test_a_sigint_to_the_report_job_leaves_its_line_and_no_page(study):
     assert not (study / "results" / "report.html").exists()
     rc, output = run_target(study, "results/report.html", STUDY)  # and it comes back
     assert rc == 0 and (study / "results" / "report.html").exists(), output
+
+
+def test_a_signal_that_lands_in_a_finalizer_still_ends_the_job_as_interrupted(tmp_path):
+    """Python only prints an exception raised in a finalizer or a weakref callback (the
+    report job once met SIGINT in an import's module lock and went on to exit 0): the
+    job remembers the signal and ends as interrupted all the same."""
+    script = """
+import gc, os, signal, sys, types
+sys.path.insert(0, sys.argv[1])
+from snnflow.job import run_job
+
+class Finalized:
+    def __del__(self):
+        os.kill(os.getpid(), signal.SIGTERM)  # the handler runs here, inside __del__
+        for _ in range(1000):
+            pass
+
+def main(log):
+    Finalized()
+    gc.collect()
+    log("finished the work")
+
+snakemake = types.SimpleNamespace(log=[sys.argv[2]], output=[])
+run_job(snakemake, main)
+"""
+    log = tmp_path / "job.log"
+    result = subprocess.run([sys.executable, "-c", script, str(REPO / "workflow"), str(log)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 128 + signal.SIGTERM, result.stderr
+    assert result.stderr.strip().endswith(f"error: {log}: interrupted by SIGTERM - rerun "
+                                          "with --rerun-incomplete to resume")

@@ -12,6 +12,7 @@ from snnflow.atomic import disk_full_reason, full_disk_error, remove_path
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)  # a scheduler's limit or scancel; Ctrl-C
 _position = [None]  # () -> where the job is ("epoch 3 batch 40"), for the interrupted line
+_received = [None]  # the stop signal that arrived, if any
 
 
 class Interrupted(BaseException):
@@ -25,7 +26,8 @@ class Interrupted(BaseException):
 def _interrupt(signum, frame):
     for stop in STOP_SIGNALS:  # one interruption: a second signal must not cut the cleanup
         signal.signal(stop, signal.SIG_IGN)
-    raise Interrupted(signum)
+    _received[0] = signum  # remembered: raised inside a finalizer or a weakref callback
+    raise Interrupted(signum)  # (an import's module lock), Python only prints it
 
 
 def report_position_with(describe):
@@ -66,6 +68,8 @@ def run_job(snakemake, main):
             signal.signal(stop, _interrupt)
         try:
             main(log)
+            if _received[0] is not None:  # the Interrupted was swallowed where it arrived
+                raise Interrupted(_received[0])
         except Interrupted as err:
             where = f" at {_position[0]()}" if _position[0] is not None else ""
             for output in snakemake.output:  # an interrupted job's outputs are incomplete
