@@ -5,7 +5,7 @@ PYTHON ?= python3
 CORES ?= 2
 BIN := $(VENV)/bin
 
-.PHONY: demo test study bench gpu-check lint stale clean clean-results-and-downloaded-datasets
+.PHONY: demo test study watch bench gpu-check lint stale clean clean-results-and-downloaded-datasets
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,17 @@ demo: $(VENV)/.installed
 
 study: $(VENV)/.installed
 	$(BIN)/snakemake --cores 8 --resources gpu=1
+
+# The runs' live curves in TensorBoard (docs/watching.md): every run and sweep variant of
+# the study in RESULTS_DIR (config key results_dir; the demo's: RESULTS_DIR=results-demo),
+# served on WATCH_HOST:WATCH_PORT, this machine only by default (a cluster's: README,
+# "Watch a study while it runs").
+RESULTS_DIR ?= results
+WATCH_HOST ?= 127.0.0.1
+WATCH_PORT ?= 6006
+watch: $(VENV)/.installed
+	mkdir -p $(RESULTS_DIR)/tensorboard
+	$(BIN)/tensorboard --logdir $(RESULTS_DIR)/tensorboard --host $(WATCH_HOST) --port $(WATCH_PORT)
 
 # Two workers, a test file each at a time (module fixtures stay in one worker): most of
 # the suite waits on Snakemake jobs, so two files at once take about half the time.

@@ -137,3 +137,34 @@ def ensure_debian_packages(commands, packages):
     if missing_commands(commands):
         return f"apt-get install {' '.join(packages)} failed: {result.stderr.strip()[-300:]}"
     return None
+
+
+def event_scalars(folder):
+    """Every scalar point in the TensorBoard event files in `folder`, as written (no
+    purge applied): [(tag, step, value)], file by file in name order."""
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+
+    points = []
+    for path in sorted(Path(folder).glob("events.out.tfevents.*")):
+        for event in EventFileLoader(str(path)).Load():
+            for value in event.summary.value:
+                if value.metadata.plugin_data.plugin_name == "scalars":
+                    points.append((value.tag, event.step, value.tensor.float_val[0]))
+    return points
+
+
+def session_hparams(folder):
+    """The hparams of the session started in the event files in `folder`: {name: value}."""
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+    from tensorboard.plugins.hparams import metadata
+
+    found = {}
+    for path in sorted(Path(folder).glob("events.out.tfevents.*")):
+        for event in EventFileLoader(str(path)).Load():
+            for value in event.summary.value:
+                if value.tag == metadata.SESSION_START_INFO_TAG:
+                    info = metadata.parse_session_start_info_plugin_data(
+                        value.metadata.plugin_data.content)
+                    found = {name: v.WhichOneof("kind") and getattr(v, v.WhichOneof("kind"))
+                             for name, v in info.hparams.items()}
+    return found

@@ -1,5 +1,6 @@
 """A training job killed with SIGKILL resumes after its last finished epoch, and the
-final metrics equal those of an uninterrupted run (times aside). (Rerun with another CPU
+final metrics equal those of an uninterrupted run (times aside); its curves hold each
+epoch once and the killed attempt's log lines stay on disk. (Rerun with another CPU
 thread count it starts fresh instead: tests/workflow/test_data_changes.py.)"""
 
 import os
@@ -13,7 +14,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import REPO
+from conftest import REPO, event_scalars
+from snnflow.train.curves import METRIC_TAGS
 
 pytestmark = pytest.mark.workflow
 
@@ -59,10 +61,11 @@ def test_sigkill_then_rerun_continues_at_the_next_epoch(tmp_path):
     log = killed / "results" / "logs" / "train_snn_T8_seed0.log"
     process = subprocess.Popen(snakemake_command(TARGET), cwd=killed, start_new_session=True,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_for_line(log, f"epoch 2/{EPOCHS}:", process)
+    wait_for_line(log, f"epoch 1/{EPOCHS}:", process)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
-    done = log.read_text().count(f"/{EPOCHS}: train loss")
+    killed_lines = log.read_text().splitlines()
+    done = sum(f"/{EPOCHS}: train loss" in line for line in killed_lines)
     assert done < EPOCHS, "the job finished before it could be killed"
 
     # what the README tells a user to do after a killed run
@@ -77,3 +80,14 @@ def test_sigkill_then_rerun_continues_at_the_next_epoch(tmp_path):
     expected = pd.read_csv(straight / TARGET).drop(columns=columns)
     resumed = pd.read_csv(killed / TARGET).drop(columns=columns)
     pd.testing.assert_frame_equal(resumed, expected)
+
+    # the curves: each epoch once in the event files, as in metrics.csv
+    points = event_scalars(killed / "results" / "tensorboard" / "runs" / "snn_T8" / "seed0")
+    for column in ("train_loss", "test_acc"):
+        assert [step for tag, step, _ in points if tag == METRIC_TAGS[column]] == \
+            list(range(1, EPOCHS + 1))
+    # the killed attempt's lines, then the resumed one's, beside the checkpoint
+    attempts = (killed / "results" / "checkpoints" / "snn_T8_seed0.log").read_text()
+    first, second = attempts.split("===== attempt started")[1:]
+    assert all(line in first for line in killed_lines)
+    assert f"after epoch {done}" in second and f"epoch {EPOCHS}/{EPOCHS}:" in second

@@ -63,10 +63,10 @@ def test_resume_after_interruption_continues_the_same_run(small_caches, tmp_path
     train(s, small_caches, tmp_path / "straight")
     original = steps.Trainer.train_epoch
 
-    def dies_in_epoch_3(self, data, generator, epoch, progress=None):
+    def dies_in_epoch_3(self, data, generator, epoch, on_batch=None):
         if epoch == 3:
             raise KeyboardInterrupt
-        return original(self, data, generator, epoch, progress)
+        return original(self, data, generator, epoch, on_batch)
 
     monkeypatch.setattr(steps.Trainer, "train_epoch", dies_in_epoch_3)
     with pytest.raises(KeyboardInterrupt):

@@ -134,6 +134,18 @@ def test_a_read_only_checkpoint_folder_stops_the_job_before_its_first_epoch(tmp_
     assert "epoch 1/" not in log
 
 
+def test_a_link_planted_at_a_runs_attempts_log_is_refused_never_followed(tmp_path, nmnist):
+    outside = tmp_path / "outside.txt"
+    outside.write_text("precious\n")
+    planted = tmp_path / "results" / "checkpoints" / "snn_T4_seed0.log"
+    planted.parent.mkdir(parents=True)
+    planted.symlink_to(outside)
+    expect_failure(tmp_path, TRAIN_SNN_T4, {"nmnist_dir": str(nmnist), "snn": TINY_SNN},
+                   "error: results/checkpoints/snn_T4_seed0.log: is a symbolic link - remove "
+                   "it", log="train_snn_T4_seed0")
+    assert outside.read_text() == "precious\n"
+
+
 def test_an_archive_member_larger_than_a_recording_can_be_is_refused_unread(tmp_path):
     def build(path):
         with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:

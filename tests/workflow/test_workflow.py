@@ -2,12 +2,16 @@
 
 import itertools
 import json
+import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -261,6 +265,100 @@ def html_images(page):
     return page.read_text().count("<img ")
 
 
+def started_watch(results):
+    """`make watch` on `results` (a free port), its process group leading; (process, URL)."""
+    import queue
+    import threading
+
+    if subprocess.run(["make", "-q", ".venv/.installed"], cwd=REPO).returncode != 0:
+        pytest.skip("make's .venv is missing or out of date (make test builds it)")
+    process = subprocess.Popen(["make", "-s", "watch", f"RESULTS_DIR={results}", "WATCH_PORT=0"],
+                               cwd=REPO, start_new_session=True, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)
+    lines = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in process.stderr],
+                     daemon=True).start()
+    while True:
+        try:
+            line = lines.get(timeout=120)
+        except queue.Empty:
+            os.killpg(process.pid, signal.SIGTERM)
+            raise AssertionError("make watch printed no address in 120 s")
+        found = re.search(r"TensorBoard [\d.]+ at (http://127\.0\.0\.1:\d+/)", line)
+        if found:
+            return process, found.group(1)
+
+
+def test_make_watch_serves_every_runs_curves_equal_to_its_csvs(finished_run):
+    """A real TensorBoard (make watch, loopback) over the study's results/tensorboard: its
+    scalars and hparams routes give, for an SNN run, a CNN run and a sweep variant, each
+    epoch's metrics.csv and layers.csv values and the run's settings."""
+    import urllib.parse
+    import urllib.request
+
+    from snnflow.train import curves
+
+    results = finished_run / "results"
+    runs = {"runs/snn_T4/seed0": results / "runs" / "snn_T4" / "seed0",
+            "runs/cnn/seed1": results / "runs" / "cnn" / "seed1",
+            f"sweeps/tiny/{VARIANTS[1]}/seed0": results / "sweeps" / "tiny" / VARIANTS[1] / "seed0"}
+    process, url = started_watch(results)
+    try:
+        def get(route, body=None):
+            request = urllib.request.Request(url + route, method="POST" if body else "GET",
+                                             data=body and json.dumps(body).encode(),
+                                             headers={"Content-Type": "application/json"})
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return json.load(response)
+
+        deadline = time.monotonic() + 120
+        while not set(runs) <= set(get("data/runs")):  # TensorBoard loads in the background
+            assert time.monotonic() < deadline, get("data/runs")
+            time.sleep(1)
+        time.sleep(6)  # a reload (every 5 s) after the runs appeared: every file read
+        for run, folder in runs.items():
+            def points(tag):
+                query = urllib.parse.urlencode({"run": run, "tag": tag})
+                return [(step, value) for _, step, value in
+                        get(f"data/plugin/scalars/scalars?{query}")]
+
+            metrics = pd.read_csv(folder / "metrics.csv")
+            for column in ("train_loss", "val_acc", "test_loss", "test_acc", "lr",
+                           "train_seconds"):
+                assert points(curves.METRIC_TAGS[column]) == [
+                    (e, float(np.float32(v))) for e, v in zip(metrics["epoch"], metrics[column])]
+            layers = pd.read_csv(folder / "layers.csv")
+            for layer, rows in layers.groupby("layer"):
+                if rows["firing_rate"].isna().all():  # the CNN's: not spiking
+                    continue
+                for column, tag in curves.LAYER_TAGS.items():
+                    assert points(tag.format(layer=layer)) == [
+                        (e, float(np.float32(v))) for e, v in zip(rows["epoch"], rows[column])]
+            assert len(points(curves.RUNNING_LOSS_TAG)) == 2 * 7  # 8 batches, the last not
+        groups = get("data/plugin/hparams/session_groups", {
+            "experimentName": "", "startIndex": 0, "sliceSize": 1000,
+            "allowedStatuses": ["STATUS_UNKNOWN", "STATUS_SUCCESS", "STATUS_FAILURE",
+                                "STATUS_RUNNING"],
+            "colParams": [{"hparam": "seed"}, {"hparam": "tau"},
+                          {"metric": {"tag": curves.FINAL_TAGS["chosen"], "group": ""}}]})
+        sessions = {group["name"]: group for group in groups["sessionGroups"]}
+        assert len(sessions) == len(RUNS) + 4  # and the sweep's four runs
+        for run, folder in runs.items():
+            info = json.loads((folder / "run.json").read_text())
+            hparams = sessions[run]["hparams"]
+            assert (hparams["seed"], hparams["model"]) == (info["seed"], info["model"])
+            assert hparams.get("tau") == info["settings"].get("tau")
+            values = {m["name"]["tag"]: m["value"] for m in sessions[run]["metricValues"]}
+            metrics = pd.read_csv(folder / "metrics.csv")
+            assert values[curves.FINAL_TAGS["final"]] == float(
+                np.float32(metrics["test_acc"].iloc[-1]))
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)  # make and the TensorBoard it started
+        process.wait(timeout=30)
+    with pytest.raises(OSError):
+        urllib.request.urlopen(url, timeout=5)
+
+
 def test_nothing_reruns_without_a_change(finished_run):
     assert planned_jobs(finished_run, variant()) == {}
 
@@ -470,6 +568,9 @@ def test_a_second_config_shows_only_its_runs_and_the_firsts_leftovers_are_listed
     assert "results/runs/snn_T2/seed0/metrics.csv" in leftovers
     assert "results/frames/nmnist_T2.h5" not in leftovers  # the sweep still trains at T=2
     assert "results/checkpoints/snn_T2_seed1.pt" in leftovers
+    assert "results/checkpoints/snn_T2_seed1.log" in leftovers  # every attempt's log
+    assert [line for line in leftovers if line.startswith(
+        f"results/tensorboard/sweeps/tiny/{VARIANTS[1]}/seed1/events.out.tfevents.")]
     assert "results/logs/train_snn_T2_seed0.log" in leftovers
     assert "results/benchmarks/train_snn_T2_seed0.tsv" in leftovers
     assert f"results/sweeps/tiny/{VARIANTS[1]}/seed0/run.json" in leftovers
@@ -480,6 +581,7 @@ def test_a_second_config_shows_only_its_runs_and_the_firsts_leftovers_are_listed
     assert not (results / "runs" / "snn_T2").exists()
     assert (results / "runs" / "snn_T4" / "seed0" / "metrics.csv").exists()
     assert (results / "checkpoints" / "snn_T4_seed0.pt").exists()
+    assert list((results / "tensorboard" / "runs" / "snn_T4" / "seed0").iterdir())
     assert stale() == ["results/ holds nothing that the current config no longer makes"]
     assert planned_jobs(workdir, second) == {}  # nothing the study needs was removed
 

@@ -21,7 +21,7 @@ from snnflow.report.registry import FIGURE_FORMATS, TABLE_FORMATS, present_secti
 from snnflow.report.registry import report_category, table_names
 from snnflow.runs import REPORTED_FILES, RUN_FILES, checkpoint_path, model_name, run_folder
 from snnflow.runs import nir_check_path, run_outputs, sweep_checkpoint_path, sweep_run_folder
-from snnflow.runs import sweep_variant
+from snnflow.runs import sweep_tensorboard_folder, sweep_variant, tensorboard_folder
 from snnflow.settings import as_written, cnn_settings, snn_settings, validate_config
 from snnflow.sweeps import read_sweeps
 from snnflow.deploy.importers import importer_versions

@@ -22,6 +22,7 @@ rule train_sweep:
         code=code_fingerprint("train_snn"),
         cpu_threads=CPU_THREADS,
         checkpoint=lambda wc: sweep_checkpoint_path(RESULTS, wc.sweep, wc.variant, wc.seed),
+        curves=lambda wc: sweep_tensorboard_folder(RESULTS, wc.sweep, wc.variant, wc.seed),
     threads: TRAIN_THREADS
     priority: 1  # before the NIR jobs that wait on them: training holds the GPU slots busy
     resources:

@@ -17,6 +17,7 @@ rule train_snn:
         code=code_fingerprint("train_snn"),
         cpu_threads=CPU_THREADS,
         checkpoint=lambda wc: checkpoint_path(RESULTS, model_name("snn", wc.T), wc.seed),
+        curves=lambda wc: tensorboard_folder(RESULTS, model_name("snn", wc.T), wc.seed),
     threads: TRAIN_THREADS
     priority: 1  # before the NIR jobs that wait on them: training holds the GPU slots busy
     resources:
@@ -44,6 +45,7 @@ rule train_cnn:
         code=code_fingerprint("train_cnn"),
         cpu_threads=CPU_THREADS,
         checkpoint=lambda wc: checkpoint_path(RESULTS, model_name("cnn"), wc.seed),
+        curves=lambda wc: tensorboard_folder(RESULTS, model_name("cnn"), wc.seed),
     threads: TRAIN_THREADS
     priority: 1  # before the NIR jobs that wait on them: training holds the GPU slots busy
     resources:

@@ -4,6 +4,7 @@ sys.path.insert(0, f"{snakemake.scriptdir}/..")  # the snnflow package
 
 from snnflow.job import run_job
 from snnflow.model import cnn
+from snnflow.runs import attempts_log_path
 from snnflow.train.loop import run_rule
 
 
@@ -11,4 +12,4 @@ def main(log):
     run_rule(cnn.KIND, snakemake, log)
 
 
-run_job(snakemake, main)
+run_job(snakemake, main, attempts_log=attempts_log_path(snakemake.params.checkpoint))

@@ -1,6 +1,8 @@
 """Running a pipeline step from a Snakemake script: log file, one-line errors, signals."""
 
 import contextlib
+import os
+import platform
 import signal
 import sys
 import time
@@ -35,10 +37,48 @@ def report_position_with(describe):
     _position[0] = describe
 
 
+class _Both:
+    """A text stream writing to two: the job's log and its attempts' log."""
+
+    def __init__(self, *files):
+        self.files = files
+
+    def write(self, text):
+        for f in self.files:
+            f.write(text)
+        return len(text)
+
+    def flush(self):
+        for f in self.files:
+            f.flush()
 
 
-def run_job(snakemake, main):
-    """Call `main(log)` with stdout and stderr going to the rule's log file.
+def _open_attempts_log(path, log_path):
+    """The attempts' log `path` opened to append (never through a link), headed by a
+    separator line naming this attempt; a SnnflowError if it cannot be."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    except OSError as err:
+        if path.is_symlink():
+            raise SnnflowError(f"{path}: is a symbolic link - remove it: the log of every "
+                               "attempt of this run is written there, never through a link") \
+                from None
+        raise SnnflowError(f"{path.parent}: cannot be written ({err.strerror}) - make it "
+                           "writable: each epoch's checkpoint and the log of every attempt "
+                           "go there") from None
+    attempts = os.fdopen(handle, "a", buffering=1, errors="backslashreplace")
+    attempts.write(f"===== attempt started {time.strftime('%Y-%m-%d %H:%M:%S')} on "
+                   f"{platform.node()} (process {os.getpid()}); this attempt's own log: "
+                   f"{log_path} =====\n")
+    return attempts
+
+
+def run_job(snakemake, main, attempts_log=None):
+    """Call `main(log)` with stdout and stderr going to the rule's log file and, with
+    `attempts_log`, appended to that file too, which keeps every attempt's lines (a
+    resumed training job's declared log is deleted by Snakemake when it starts again).
 
     Whatever ends the job, its log says why, since on a cluster the job's own
     terminal output goes elsewhere:
@@ -54,8 +94,23 @@ def run_job(snakemake, main):
     """
     log_path = snakemake.log[0]
     terminal = sys.__stderr__
-    with open(log_path, "w", buffering=1, errors="backslashreplace") as log_file, \
-            contextlib.redirect_stdout(log_file), contextlib.redirect_stderr(log_file):
+    with contextlib.ExitStack() as stack:
+        log_file = stack.enter_context(open(log_path, "w", buffering=1,
+                                            errors="backslashreplace"))
+        try:
+            attempts = (stack.enter_context(_open_attempts_log(attempts_log, log_path))
+                        if attempts_log else None)
+        except SnnflowError as err:
+            for out in (log_file, terminal):
+                print(f"error: {err}", file=out, flush=True)
+            sys.exit(1)
+        stream = _Both(log_file, attempts) if attempts is not None else log_file
+        stack.enter_context(contextlib.redirect_stdout(stream))
+        stack.enter_context(contextlib.redirect_stderr(stream))
+        if attempts is not None:
+            print(f"{time.strftime('%H:%M:%S')} every attempt of this run is logged to "
+                  f"{attempts_log} too", flush=True)
+
         def log(message):
             print(f"{time.strftime('%H:%M:%S')} {message}", flush=True)
 

@@ -99,6 +99,22 @@ def checkpoint_path(root, name, seed):
     return f"{root}/checkpoints/{name}_seed{seed}.pt"
 
 
+def attempts_log_path(checkpoint):
+    """The log of every attempt of a run, kept beside its checkpoint: a job's declared
+    log is deleted when the job starts again (snnflow.job.run_job appends to this one)."""
+    return str(Path(checkpoint).with_suffix(".log"))
+
+
+def tensorboard_folder(root, name, seed):
+    """A run's live curves (snnflow.train.curves): named as its run folder, under
+    `root`/tensorboard."""
+    return run_folder(f"{root}/tensorboard", name, seed)
+
+
+def sweep_tensorboard_folder(root, sweep, variant, seed):
+    return sweep_run_folder(f"{root}/tensorboard", sweep, variant, seed)
+
+
 def nir_check_path(root, name, seed):
     """The NIR check's rows of a run (snnflow.deploy.nir_check.NIR_COLUMNS)."""
     return f"{root}/nir/{name}_seed{seed}.csv"

@@ -9,8 +9,9 @@ Snakemake says what the current config makes: `--summary` lists every output of 
 study (made or still to make) and `--list-untracked` every file the workflow does not
 use, logs counted as used. Benchmarks and checkpoints are not declared as such, so they
 are judged by what they belong to: a job's benchmark by its log (benchmarks/X.tsv and
-logs/X.log), a run's checkpoint by its run folder. The page and Snakemake's report read
-only the current config's runs either way; this keeps the folder itself honest.
+logs/X.log), a run's checkpoint, attempts' log and curves by its run folder. The page
+and Snakemake's report read only the current config's runs either way; this keeps the
+folder itself honest.
 """
 
 import argparse
@@ -51,7 +52,10 @@ def stale_files(arguments):
         if part[0] == "benchmarks":  # benchmarks/X.tsv belongs to the job logging logs/X.log
             log = root.joinpath("logs", *part[1:]).with_suffix(".log")
             return log.exists() and log not in untracked
+        if part[0] == "tensorboard":  # tensorboard/<run folder below root>/<event file>
+            return str(root.joinpath(*part[1:-1], RUN_FILES["run"])) in outputs
         if part[0] == "checkpoints":  # <name>_seed<S>.pt or sweeps/<sweep>/<variant>/seed<S>.pt
+            # (and its attempts' .log)
             if part[1] == "sweeps":
                 folder = root.joinpath("sweeps", *part[2:]).with_suffix("")
             else:

@@ -3,7 +3,7 @@
     run(settings, cache, ...)
       prepare  device, data resident, model built on the chosen backend, optimiser
       resume   the checkpoint of the same settings and code, if any
-      fit      per epoch: train, evaluate, one CSV row, a checkpoint
+      fit      per epoch: train, evaluate, one CSV row, a checkpoint, the live curves
       write    the final model and run.json
 
 What differs between the SNN and the CNN (data, backend, network, loss) is one
@@ -40,6 +40,7 @@ from snnflow.runs import (LAYER_COLUMNS, METRICS_COLUMNS, PREDICTION_COLUMNS, Ru
 from snnflow.settings import config_key
 from snnflow.train import energy, kernel_check
 from snnflow.train.checkpoint import load_state, restore_rng, rng_states, save_state
+from snnflow.train.curves import Curves
 from snnflow.train.dataset import ResidentDataset
 from snnflow.train.memory import refuse_what_cannot_fit
 from snnflow.train.gpu_slots import claim_gpu, count_gpus, slot_count
@@ -291,24 +292,49 @@ def _changes(state, origin):
     return f"other code (fingerprint {state.get('code')} -> {origin['code']})"
 
 
-def fit(job: Job, history, outputs, checkpoint, origin, log):
+def fit(job: Job, history, outputs, checkpoint, origin, log, curves_folder=None, sweep=None):
     """Train the remaining epochs: CSV rows and a checkpoint after each, progress lines
-    in the log. `history` holds one dict per finished epoch: the metrics row and its
-    "layers" rows."""
+    in the log, the curves in `curves_folder` (snnflow.train.curves) if given. `history`
+    holds one dict per finished epoch: the metrics row, its "layers" rows, the
+    running-loss points of its curves ("running") and when it ended ("wall_time")."""
     s, device = job.settings, job.device
     _write_rows(outputs.metrics, METRICS_COLUMNS, history, "w")
     _write_rows(outputs.layers, LAYER_COLUMNS, [r for h in history for r in h["layers"]], "w")
     progress = Progress(len(history) + 1, s.epochs, math.ceil(len(job.train) / s.batch_size),
                         s.batch_size, log)
     report_position_with(progress.where)
+    curves = (Curves.open(Path(curves_folder), s, sweep, len(job.train), history, log)
+              if curves_folder is not None else None)
+    try:
+        _fit_epochs(job, history, outputs, checkpoint, origin, log, progress, curves)
+        if curves is not None:
+            curves.finish(history)
+    finally:
+        if curves is not None:
+            curves.close()
+    log(progress.summary(history))
+    report_position_with(lambda: "the end, writing the run's files")
+    return history
+
+
+def _fit_epochs(job: Job, history, outputs, checkpoint, origin, log, progress, curves):
+    s, device = job.settings, job.device
     meter = job.energy_meter
+
+    def on_batch(epoch, b, sums):
+        progress.batch(epoch, b)
+        if curves is not None:
+            curves.batch(epoch, b, sums)
+
     for epoch in range(len(history) + 1, s.epochs + 1):
         lr = float(job.optimizer.param_groups[0]["lr"])
         sync(device)
         progress.start_epoch(epoch)
+        if curves is not None:
+            curves.start_epoch()
         e0, t0 = meter.joules() if meter else None, time.perf_counter()
         train_loss, train_acc = job.trainer.train_epoch(job.train, job.generator, epoch,
-                                                        progress)
+                                                        on_batch)
         sync(device)
         e1, t1 = meter.joules() if meter else None, time.perf_counter()
         test_loss, test_acc, layers, job.predictions = job.trainer.evaluate(job.test)
@@ -321,7 +347,9 @@ def fit(job: Job, history, outputs, checkpoint, origin, log):
                    val_loss=val_loss, val_acc=val_acc, test_loss=test_loss, test_acc=test_acc,
                    train_seconds=t1 - t0, test_seconds=t2 - t1,
                    train_joules=e1 - e0 if meter else "", test_joules=e2 - e1 if meter else "",
-                   layers=[{"epoch": epoch, **layer} for layer in layers])
+                   layers=[{"epoch": epoch, **layer} for layer in layers],
+                   running=list(curves.points) if curves is not None else [],
+                   wall_time=time.time())
         history.append(row)
         _write_rows(outputs.metrics, METRICS_COLUMNS, [row], "a")
         _write_rows(outputs.layers, LAYER_COLUMNS, row["layers"], "a")
@@ -336,9 +364,8 @@ def fit(job: Job, history, outputs, checkpoint, origin, log):
         log(f"epoch {epoch}/{s.epochs}: train loss {train_loss:.4f} acc {train_acc:.4f} | "
             f"{validated}test loss {test_loss:.4f} acc {test_acc:.4f} | {t1 - t0:.1f}s + "
             f"{t2 - t1:.1f}s | {timing}")
-    log(progress.summary(history))
-    report_position_with(lambda: "the end, writing the run's files")
-    return history
+        if curves is not None:
+            curves.epoch(row)
 
 
 def write(job: Job, outputs, code_fingerprint, placement, sweep=None):
@@ -367,9 +394,10 @@ def write(job: Job, outputs, code_fingerprint, placement, sweep=None):
 
 
 def run(kind, s: RunSettings, cache, outputs: RunOutputs, checkpoint, code_fingerprint,
-        threads=1, log=print, placement=None, sweep=None):
+        threads=1, log=print, placement=None, sweep=None, curves_folder=None):
     """Train `s` (a model of `kind`) on `cache`, writing `outputs` (with `placement`:
-    where the job ran, and `sweep`: the variant of a sweep's run, into run.json)."""
+    where the job ran, and `sweep`: the variant of a sweep's run, into run.json) and
+    its live curves to `curves_folder` if given (snnflow.train.curves)."""
     if kind.name != s.model:
         raise ValueError(f"settings of a {s.model} run given to the {kind.name} loop")
     started = time.time()
@@ -377,7 +405,7 @@ def run(kind, s: RunSettings, cache, outputs: RunOutputs, checkpoint, code_finge
     job = prepare(kind, s, cache, threads, log)
     origin = job.computed_from(code_fingerprint)
     history = resume(job, Path(checkpoint), origin, log)
-    history = fit(job, history, outputs, Path(checkpoint), origin, log)
+    history = fit(job, history, outputs, Path(checkpoint), origin, log, curves_folder, sweep)
     write(job, outputs, code_fingerprint,
           {**(placement or {}), "started": started, "finished": time.time()}, sweep)
     return history
@@ -411,7 +439,8 @@ def run_rule(kind, snakemake, log):
         code_fingerprint=snakemake.params.code, threads=snakemake.threads, log=log,
         placement={"gpu_slot": claim.slot, "cuda_visible_devices": claim.visible_devices,
                    "placement": claim.note},
-        sweep=getattr(snakemake.params, "sweep", None))  # a sweep's rule passes its variant
+        sweep=getattr(snakemake.params, "sweep", None),  # a sweep's rule passes its variant
+        curves_folder=snakemake.params.curves)
 
 
 def environment(device, threads):

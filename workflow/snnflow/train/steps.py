@@ -122,9 +122,10 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         self.step(x, y, batch, sums)
 
-    def train_epoch(self, data, generator, epoch, progress=None):
-        """(mean loss, accuracy) over one shuffled pass of `data`, telling `progress`
-        (snnflow.train.progress) of each batch."""
+    def train_epoch(self, data, generator, epoch, on_batch=None):
+        """(mean loss, accuracy) over one shuffled pass of `data`, calling
+        `on_batch(epoch, b, sums)` after each batch `b` (the job's progress lines and
+        curves: the epoch's EpochSums so far)."""
         self.model.train()
         if self.sums is None:
             self.sums = EpochSums(data.device)
@@ -135,8 +136,8 @@ class Trainer:
                 self.graphs.step(x, y, b, sums)
             else:
                 self.eager_step(x, y, b, sums)
-            if progress is not None:
-                progress.batch(epoch, b)
+            if on_batch is not None:
+                on_batch(epoch, b, sums)
         if sums.first_bad.item():
             raise SnnflowError(f"epoch {epoch} batch {sums.first_bad.item()}: loss is "
                                f"{sums.bad_loss.item()} - lower lr; the last good checkpoint "
