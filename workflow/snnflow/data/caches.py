@@ -1,8 +1,15 @@
-"""Opening the HDF5 files the pipeline writes, refusing incomplete ones.
+"""Opening the HDF5 files the pipeline reads, refusing incomplete and foreign ones.
 
 A file left by a crash outside Snakemake (truncated, or missing a dataset) must be
-reported with its name, never loaded as garbage.
+reported with its name, never loaded as garbage. And an HDF5 file can make its reader
+read other files: a dataset stored in an external file, a virtual dataset mapping
+other files, an external or soft link. The pipeline writes none of these, so every
+HDF5 file it reads (`open_checked`, for the event store, the frame and image caches and
+the NIR graph) is refused, naming the file and the dataset, if it holds one, or a
+dataset whose stored bytes lie beyond the file's end.
 """
+
+import os
 
 import numpy as np
 
@@ -10,8 +17,9 @@ from snnflow import SnnflowError
 
 
 def open_checked(path, datasets, attrs=(), same_length=()):
-    """Open `path` read-only and check that every dataset and attribute is there and
-    that each group of datasets in `same_length` agrees on its first dimension."""
+    """Open `path` read-only, check that it reads nothing outside itself
+    (`refuse_foreign_storage`), that every dataset and attribute is there and that each
+    group of datasets in `same_length` agrees on its first dimension."""
     import h5py
 
     try:
@@ -19,6 +27,11 @@ def open_checked(path, datasets, attrs=(), same_length=()):
     except OSError as err:
         raise SnnflowError(f"{path}: unreadable HDF5 file ({err}) - delete it and rerun "
                            "the workflow to rebuild it") from None
+    try:
+        refuse_foreign_storage(h5, path)
+    except BaseException:
+        h5.close()
+        raise
     missing = [d for d in datasets if d not in h5] + [f"@{a}" for a in attrs if a not in h5.attrs]
     if missing:
         h5.close()
@@ -31,6 +44,58 @@ def open_checked(path, datasets, attrs=(), same_length=()):
             raise SnnflowError(f"{path}: datasets disagree on the sample count ({lengths}) "
                                "- delete it and rerun the workflow to rebuild it")
     return h5
+
+
+def refuse_foreign_storage(h5, path):
+    """A SnnflowError naming `path` and the first object that is reached through a soft
+    or external link, is a virtual dataset or is stored in an external file, or a
+    dataset whose stored bytes lie beyond the end of the file (truncated or crafted)."""
+    import h5py
+
+    size = os.path.getsize(path)
+
+    def refuse(name, what):
+        return SnnflowError(f"{path}: {name} {what} - delete the file and rerun the workflow "
+                            "to rebuild it (the pipeline reads only data stored in the file "
+                            "itself)")
+
+    def check(name):
+        link = h5.get(name, getlink=True)
+        if isinstance(link, h5py.ExternalLink):
+            raise refuse(name, f"is an external link to {link.filename}")
+        if isinstance(link, h5py.SoftLink):
+            raise refuse(name, f"is a soft link to {link.path}")
+        item = h5[name]
+        if not isinstance(item, h5py.Dataset):
+            return
+        if item.is_virtual:
+            raise refuse(name, "is a virtual dataset, mapping other files")
+        if item.external:
+            raise refuse(name, f"is stored in an external file ({item.external[0][0]!r})")
+        end = _stored_end(item.id)
+        if end > size:
+            raise refuse(name, f"declares data up to byte {end}, beyond the file's "
+                               f"{size} bytes")
+
+    names = []
+    h5.visit_links(names.append)  # every link, none followed
+    for name in names:
+        check(name)
+
+
+def _stored_end(dataset):
+    """The byte offset where the last of `dataset`'s stored data ends in its file."""
+    import h5py
+
+    layout = dataset.get_create_plist().get_layout()
+    if layout == h5py.h5d.CONTIGUOUS:
+        offset = dataset.get_offset()
+        return 0 if offset is None else offset + dataset.get_storage_size()
+    if layout == h5py.h5d.CHUNKED:
+        ends = [0]
+        dataset.chunk_iter(lambda chunk: ends.append(chunk.byte_offset + chunk.size))
+        return max(ends)
+    return 0  # compact: stored in the object header, inside the file
 
 
 def read_dataset(h5, name):

@@ -210,9 +210,12 @@ def verify(nir_path, model_pt, run_json, cache, samples, out_csv, log=print):
 
     from snnflow import SnnflowError
     from snnflow.atomic import atomic_path
+    from snnflow.data.caches import open_checked
     from snnflow.deploy.nir_graph import trained_model
     from snnflow.model import snn
 
+    with open_checked(nir_path, []):  # nothing in it read from elsewhere
+        pass
     try:
         graph = nir.read(str(nir_path))
     except Exception as err:

@@ -25,18 +25,17 @@ BYTES_PER_PARAMETER = 4 * 4  # float32 weight, gradient, Adam's exp_avg and exp_
 def cache_layout(cache):
     """(shape of one stored training input, bytes of every array in the cache as held in
     memory), read from the file's metadata: the input is the first array of more than one
-    axis in the train split (the frames (T, 2, 34, 34), the images (1, 28, 28)). The cache
-    is checked when it is loaded; here an unreadable one gives (None, 0)."""
+    axis in the train split (the frames (T, 2, 34, 34), the images (1, 28, 28)). Opened
+    as every HDF5 file the pipeline reads (snnflow.data.caches.open_checked)."""
     import h5py
 
+    from snnflow.data.caches import open_checked
+
     arrays = []
-    try:
-        with h5py.File(cache, "r") as h5:
-            h5.visititems(lambda name, item: arrays.append((name, item.shape, item.size *
-                                                            item.dtype.itemsize))
-                          if isinstance(item, h5py.Dataset) else None)
-    except OSError:
-        return None, 0
+    with open_checked(cache, []) as h5:
+        h5.visititems(lambda name, item: arrays.append((name, item.shape, item.size *
+                                                        item.dtype.itemsize))
+                      if isinstance(item, h5py.Dataset) else None)
     inputs = [shape[1:] for name, shape, _ in arrays
               if name.startswith("train/") and len(shape) > 1]
     return (inputs[0] if inputs else None), sum(size for _, _, size in arrays)
