@@ -17,10 +17,22 @@ rebuild each other's kernels, and a binary compiled with -march=native is never
 loaded on a CPU that may lack its instructions (a home folder shared by cluster
 nodes of different generations gets one build per CPU type). The cache is
 $SNNFLOW_KERNEL_CACHE, default $XDG_CACHE_HOME/snnflow/kernels.
+
+A library in the cache runs code in every job that loads it, so the cache is trusted
+only as far as nobody else can write it (`safe_folder`: the cache and every build
+folder owned by this user, writable by nobody else, never a link; the folders above it
+writable by nobody else unless sticky, like /tmp), and a library is loaded only if its
+SHA-256 is the one recorded when this user's build made it; otherwise it is rebuilt.
+A build holds an exclusive lock on its folder (released by the system when the
+process dies, so a killed build never leaves a lock that blocks the next), and a job
+that waits for another's build says so in its log.
 """
+
+import fcntl
 
 import functools
 import hashlib
+import stat
 import logging
 import os
 import platform
@@ -112,6 +124,12 @@ def _load(family, fallback, switch):
     start = time.perf_counter()
     try:
         loaded, how = family.build_and_load()  # (the kernels, how they were obtained)
+    except UnsafeCache as err:  # never loaded from there, nor built into it
+        if switch == "require":
+            raise SnnflowError(f"config key kernels: require, but {err}") from None
+        _status[family.name] = f"unavailable ({err}); {fallback} instead"
+        _log.warning("%s unavailable: %s; using %s", family.name, err, fallback)
+        return None
     except Exception as err:  # no compiler, no ninja, no Triton, a failed build
         reason = _reason(err)
         if switch == "require":
@@ -163,12 +181,102 @@ def build_key(family, versions):
     return digest.hexdigest()[:16]
 
 
+class UnsafeCache(SnnflowError):
+    """The kernel cache is not this user's alone: nothing is loaded from it."""
+
+
+def safe_folder(folder):
+    """`folder`, created (mode 0700) if absent, after checking that nobody but this user
+    can put a file in it: it must be a folder, not a link, owned by this user and
+    writable by nobody else, and each folder above it must be owned by this user or
+    root and writable by nobody else unless sticky (like /tmp). UnsafeCache names the
+    folder and the fix."""
+    def refuse(path, what):
+        return UnsafeCache(f"the kernel cache {folder} is unsafe: {path} {what} - fix that, or "
+                           "set SNNFLOW_KERNEL_CACHE to a folder only you can write (compiled "
+                           "kernels are loaded from there into every training job)")
+    uid = os.geteuid()
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        os.mkdir(folder, 0o700)  # never follows a link at `folder`
+    except FileExistsError:
+        pass
+    except OSError as err:
+        raise refuse(folder, f"cannot be created ({err.strerror})") from None
+    info = os.lstat(folder)
+    if stat.S_ISLNK(info.st_mode):
+        raise refuse(folder, "is a symbolic link")
+    if not stat.S_ISDIR(info.st_mode):
+        raise refuse(folder, "is not a folder")
+    if info.st_uid != uid:
+        raise refuse(folder, f"belongs to another user (uid {info.st_uid})")
+    if info.st_mode & 0o022:
+        raise refuse(folder, f"is writable by others (mode {stat.filemode(info.st_mode)})")
+    for above in Path(os.path.realpath(folder.parent)).joinpath("x").parents:
+        info = os.stat(above)
+        if info.st_uid not in (uid, 0):
+            raise refuse(above, f"belongs to another user (uid {info.st_uid})")
+        if info.st_mode & 0o022 and not info.st_mode & stat.S_ISVTX:
+            raise refuse(above, f"is writable by others (mode {stat.filemode(info.st_mode)})")
+    return folder
+
+
+def _file_digest(path):
+    """SHA-256 of a regular file of this user's that nobody else can write, else None."""
+    try:
+        handle = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    with os.fdopen(handle, "rb") as f:
+        info = os.fstat(f.fileno())
+        if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid() \
+                or info.st_mode & 0o022:
+            return None
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def _trusted(library, record):
+    """Whether `library` is the one this user's build made: its SHA-256 is `record`'s."""
+    try:
+        recorded = record.read_text().strip()
+    except OSError:
+        return False
+    return bool(recorded) and _file_digest(library) == recorded
+
+
+def _record(library, record):
+    """Record `library`'s SHA-256 in `record` (whole, or not at all)."""
+    tmp = record.with_name(f".{record.name}.{os.getpid()}")
+    tmp.write_text(_file_digest(library) or "")
+    os.replace(tmp, record)
+
+
+class _BuildLock:
+    """An exclusive lock on a build folder, saying in the log when it must wait."""
+
+    def __init__(self, folder):
+        self.path = folder / "build.lock"
+
+    def __enter__(self):
+        self.handle = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        try:
+            fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            _log.warning("waiting for another job's kernel build in %s (lock %s)",
+                         self.path.parent, self.path)
+            fcntl.flock(self.handle, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc):
+        os.close(self.handle)  # releases the lock
+
+
 def _build_folder(family, versions):
     """The family's build folder, with a copy of its sources made on first use (so
     the build reads fixed paths whatever checkout asked for it)."""
-    folder = cache_root() / f"{family.name}-{build_key(family, versions)}"
+    root = safe_folder(cache_root())
+    folder = safe_folder(root / f"{family.name}-{build_key(family, versions)}")
     if not (folder / "src").is_dir():
-        folder.mkdir(parents=True, exist_ok=True)
         tmp = folder / f".src-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
@@ -189,17 +297,21 @@ def _c_library(family):
     folder = _build_folder(family, ())  # plain C: neither torch nor Python is linked in
     compiler = shlex.split(os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc")[:1]
     library = folder / f"lib{family.name}.so"
+    record = folder / f"lib{family.name}.so.sha256"
     how = "loaded from cache"
-    if not library.exists():
-        tmp = folder / f".lib{family.name}.{os.getpid()}.so"
-        try:
-            sources = [str(folder / "src" / s) for s in family.sources]
-            subprocess.run([*compiler, *family.flags, "-o", str(tmp), *sources],
-                           check=True, capture_output=True, text=True)
-            os.replace(tmp, library)  # whole, so a job starting beside it never loads half
-        finally:
-            tmp.unlink(missing_ok=True)
-        how = "built"
+    if not _trusted(library, record):
+        with _BuildLock(folder):
+            if not _trusted(library, record):  # or another job built it meanwhile
+                tmp = folder / f".lib{family.name}.{os.getpid()}.so"
+                try:
+                    sources = [str(folder / "src" / s) for s in family.sources]
+                    subprocess.run([*compiler, *family.flags, "-o", str(tmp), *sources],
+                                   check=True, capture_output=True, text=True)
+                    os.replace(tmp, library)  # whole: a job beside it never loads half
+                finally:
+                    tmp.unlink(missing_ok=True)
+                _record(library, record)
+                how = "built"
     return ctypes.CDLL(str(library)), f"C, {how} ({folder})"
 
 
@@ -209,21 +321,40 @@ def _torch_extension(family):
 
     versions = (torch.__version__, torch.version.git_version, sys.implementation.cache_tag)
     folder = _build_folder(family, versions)
-    done = folder / "complete"  # written after a build loaded: the library is whole
+    library = folder / f"{family.name}.so"
+    done = folder / "complete"  # the library's SHA-256, written once a build loaded
     how = "loaded from cache"
-    if done.exists():
-        torch.ops.load_library(str(folder / f"{family.name}.so"))
+    if _trusted(library, done):
+        torch.ops.load_library(str(library))
     else:
-        from torch.utils.cpp_extension import load as build
-
-        _put_ninja_on_path()
-        build(name=family.name, sources=[str(folder / "src" / s) for s in family.sources],
-              extra_cflags=list(family.flags), extra_ldflags=list(family.ldflags),
-              extra_include_paths=[str(folder / "src")], build_directory=str(folder),
-              is_python_module=False, verbose=False)  # loads the operators, too
-        done.touch()
-        how = "built"
+        with _BuildLock(folder):
+            if _trusted(library, done):  # another job built it meanwhile
+                torch.ops.load_library(str(library))
+            else:
+                _build_extension(family, folder)  # loads the operators, too
+                _record(library, done)
+                how = "built"
     return getattr(torch.ops, family.name), f"C++, {how} ({folder})"
+
+
+def _build_extension(family, folder):
+    """Build the family's extension in `folder` (holding its _BuildLock) with
+    torch.utils.cpp_extension and load it. What an earlier build left is removed first,
+    the sources aside: a library that failed its check is never linked or loaded, and a
+    lock file of torch's own left by a killed build would make torch wait forever."""
+    from torch.utils.cpp_extension import load as build
+
+    for path in folder.iterdir():
+        if path.name not in ("src", "build.lock"):
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+    _put_ninja_on_path()
+    build(name=family.name, sources=[str(folder / "src" / s) for s in family.sources],
+          extra_cflags=list(family.flags), extra_ldflags=list(family.ldflags),
+          extra_include_paths=[str(folder / "src")], build_directory=str(folder),
+          is_python_module=False, verbose=False)
 
 
 def _put_ninja_on_path():
