@@ -4,7 +4,7 @@ sys.path.insert(0, f"{snakemake.scriptdir}/..")  # the snnflow package
 
 from pathlib import Path
 
-from snnflow.data.download import MNIST_MD5, fetch, mnist_urls
+from snnflow.data.download import MAX_MNIST_FILE_BYTES, MNIST_MD5, fetch, mnist_urls
 from snnflow.job import run_job
 
 
@@ -13,7 +13,8 @@ def main(log):
         fetch(mnist_urls(dest.name, snakemake.params.mirror), dest, MNIST_MD5[dest.name],
               alternative=f"check the network, or put the four IDX files in {dest.parent}, "
                           "or set mnist_dir to a folder holding them",
-              timeout=snakemake.params.timeout, retries=snakemake.params.retries, log=log)
+              max_bytes=MAX_MNIST_FILE_BYTES, timeout=snakemake.params.timeout,
+              retries=snakemake.params.retries, log=log)
 
 
 run_job(snakemake, main)

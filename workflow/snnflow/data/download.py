@@ -2,6 +2,12 @@
 
 N-MNIST's URLs and md5 sums are read from tonic (`tonic.datasets.NMNIST`), so they
 follow tonic's releases. MNIST comes from mirrors of LeCun's (dead) site.
+
+Every transfer is bounded: each read by the timeout, the whole transfer by its size
+(a file far larger than the dataset's is refused as it streams, whether or not the
+server declared its length) and by its pace (one that has averaged under
+MIN_BYTES_PER_SECOND after SLOW_AFTER_SECONDS is given up), so a server that trickles
+or never ends cannot hold a job or fill the disk.
 """
 
 import hashlib
@@ -28,6 +34,12 @@ MNIST_MD5 = {
     "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
 }
 CHUNK_BYTES = 1 << 20
+# The largest file each dataset can be: N-MNIST's train.zip is about 1 GB, test.zip
+# 170 MB; MNIST's largest file (train-images) 9.9 MB.
+MAX_NMNIST_ARCHIVE_BYTES = 2 << 30
+MAX_MNIST_FILE_BYTES = 32 << 20
+MIN_BYTES_PER_SECOND = 16 << 10
+SLOW_AFTER_SECONDS = 20.0
 
 
 def nmnist_archive(split, mirror=None):
@@ -46,25 +58,28 @@ def mnist_urls(name, mirror=None):
     return [mirror.rstrip("/") + "/" + name] if mirror else [m + name for m in MNIST_MIRRORS]
 
 
-class _ChecksumMismatch(Exception):
-    pass
+class _NotTheFile(Exception):
+    """Not the file: a wrong md5, more bytes than it can be, or a pace that never ends."""
 
 
-def fetch(urls, dest, md5, alternative, timeout=30.0, retries=3, backoff=2.0, log=print):
-    """Download the first of `urls` that answers with the expected md5 into `dest`.
+def fetch(urls, dest, md5, alternative, max_bytes, timeout=30.0, retries=3, backoff=2.0,
+          log=print):
+    """Download the first of `urls` that answers with the expected md5, in at most
+    `max_bytes`, into `dest`.
 
     Transient failures (timeouts, refused connections, 5xx) are retried `retries`
-    times with exponential backoff; a 4xx or a wrong md5 moves on to the next URL.
-    When every URL fails, the error names them and `alternative` (what to do instead).
+    times with exponential backoff; a 4xx, a wrong md5, a file over `max_bytes` or a
+    transfer slower than MIN_BYTES_PER_SECOND moves on to the next URL. When every URL
+    fails, the error names them and `alternative` (what to do instead).
     """
     failures = []
     for url in urls:
         for attempt in range(1, retries + 1):
             try:
-                _download(url, dest, md5, timeout)
+                _download(url, dest, md5, timeout, max_bytes)
                 log(f"downloaded {url} -> {dest} (md5 {md5} verified)")
                 return
-            except _ChecksumMismatch as err:
+            except _NotTheFile as err:
                 failures.append(f"{url}: {err}")
                 break
             except urllib.error.HTTPError as err:
@@ -80,15 +95,27 @@ def fetch(urls, dest, md5, alternative, timeout=30.0, retries=3, backoff=2.0, lo
     raise SnnflowError(f"cannot download {Path(dest).name} ({failures[-1]}) - {alternative}")
 
 
-def _download(url, dest, md5, timeout):
+def _download(url, dest, md5, timeout, max_bytes, clock=time.monotonic):
     with urllib.request.urlopen(url, timeout=timeout) as response, atomic_path(dest) as tmp:
-        digest = hashlib.md5()
+        declared = response.headers.get("Content-Length")
+        if declared and declared.isdigit() and int(declared) > max_bytes:
+            raise _NotTheFile(f"declares {declared} bytes, more than the {max_bytes} "
+                                    "the file can be")
+        digest, received, started = hashlib.md5(), 0, clock()
         with open(tmp, "wb") as f:
-            for block in iter(lambda: response.read(CHUNK_BYTES), b""):
+            for block in iter(lambda: response.read1(CHUNK_BYTES), b""):
+                received += len(block)
+                if received > max_bytes:
+                    raise _NotTheFile(f"sent more than the {max_bytes} bytes the file "
+                                            "can be")
+                elapsed = clock() - started
+                if elapsed > SLOW_AFTER_SECONDS and received < MIN_BYTES_PER_SECOND * elapsed:
+                    raise _NotTheFile(f"{received} bytes in {elapsed:.0f} s, slower than "
+                                            f"{MIN_BYTES_PER_SECOND // 1024} kB/s")
                 digest.update(block)
                 f.write(block)
         if digest.hexdigest() != md5:
-            raise _ChecksumMismatch(f"md5 {digest.hexdigest()}, expected {md5}")
+            raise _NotTheFile(f"md5 {digest.hexdigest()}, expected {md5}")
 
 
 # What an N-MNIST archive can hold: its recordings are 4-33 kB (the 100 real ones in the
