@@ -66,6 +66,41 @@ def test_yaml_octal_numbers_are_refused_naming_the_file(tmp_path):
         "octal number 8 - write it without the leading zero (10) or as 8"]
 
 
+BOMB = "".join(f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10) if i else '1'}]\n"
+               for i in range(9))  # 10**9 values
+
+
+@pytest.mark.parametrize("text, words", [
+    ("snn:\n  epochs: 1\n  lr: 0.01\n  epochs: 100\n",
+     "case.yaml: config key snn.epochs is given twice, on line 2 and line 4; YAML would "
+     "keep only the second silently - keep one"),
+    ("snn:\n  epochs: 1\ncnn:\n  epochs: 1\nsnn:\n  lr: 0.01\n",
+     "case.yaml: config key snn is given twice, on line 1 and line 5"),
+    (BOMB, "case.yaml: line 6: its aliases expand to more than 100000 values (a config file "
+           "holds a few hundred) - write the values out, without aliases"),
+])
+def test_what_yaml_would_read_otherwise_is_refused_naming_file_key_and_lines(tmp_path, text,
+                                                                             words):
+    (tmp_path / "config.yaml").write_text((REPO / "config.yaml").read_text())
+    (tmp_path / "case.yaml").write_text(text)
+    start = time.monotonic()
+    rc, output = snakemake_in(tmp_path, "-n", "--configfile", "case.yaml")
+    lines = error_lines(output)
+    assert rc == 1 and len(lines) == 1 and lines[0].startswith(f"error: {tmp_path / words}"), \
+        output
+    assert time.monotonic() - start < 60
+
+
+def test_a_sweep_file_that_is_a_fifo_stops_the_workflow_at_once(tmp_path):
+    os.mkfifo(tmp_path / "rows.tsv")
+    (tmp_path / "config.yaml").write_text((REPO / "config.yaml").read_text())
+    (tmp_path / "case.yaml").write_text("sweep:\n  file: rows.tsv\n")
+    rc, output = snakemake_in(tmp_path, "-n", "--configfile", "case.yaml")
+    assert rc == 1 and error_lines(output) == [
+        "error: config key sweep.file: rows.tsv is not a regular file - point it at a "
+        "tab-separated table of a few rows"], output
+
+
 @pytest.mark.parametrize("content, words", [
     ("", "error: config.yaml: empty - it must map config keys to values"),
     ("[4, 8]\n", "error: config.yaml: a list, not config keys - it must map config keys"),

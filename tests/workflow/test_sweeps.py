@@ -15,7 +15,7 @@ CONFIG = yaml.safe_load((REPO / "config.yaml").read_text())
 
 def sweeps_of(tmp_path, text, name="ta.tsv", **sweep):
     path = tmp_path / name
-    path.write_text(text)
+    path.write_text(text, encoding="utf-8")
     config = copy.deepcopy(CONFIG)
     config["sweep"] = {"file": str(path), "T": None, **sweep}
     return read_sweeps(config, SCHEMA)
@@ -92,3 +92,50 @@ def test_the_shipped_example_sweeps_are_valid():
     example, demo = read_sweeps(config, SCHEMA)
     assert len(example.variants) == 9 and example.columns == ("tau", "surrogate_alpha")
     assert list(demo.variants) == ["tau~1.5", "tau~3.0"]
+
+
+def refused_within(seconds, read):
+    """The SnnflowError `read()` raises, which must come within `seconds` (a FIFO would
+    block an open() forever, /dev/zero fill the memory)."""
+    import threading
+
+    found = []
+
+    def run():
+        try:
+            read()
+        except SnnflowError as err:
+            found.append(str(err))
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), f"still reading after {seconds} s"
+    assert found, "accepted"
+    return found[0]
+
+
+@pytest.mark.parametrize("kind, words", [
+    ("fifo", "is not a regular file - point it at a tab-separated table"),
+    ("link to /dev/zero", "is not a regular file"),
+    ("large", "is 2097156 bytes, more than 1048576 - point it at a tab-separated table"),
+])
+def test_a_sweep_file_that_is_no_table_is_refused_unread(tmp_path, kind, words):
+    import os
+
+    path = tmp_path / "ta.tsv"
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "large":
+        path.write_text("tau\n" + "2\n" * (1 << 20))
+    else:
+        path.symlink_to("/dev/zero")
+    config = copy.deepcopy(CONFIG)
+    config["sweep"] = {"file": str(path), "T": None}
+    message = refused_within(10, lambda: read_sweeps(config, SCHEMA))
+    assert message.startswith(f"config key sweep.file: {path} ") and words in message
+
+
+def test_a_byte_order_mark_is_not_part_of_the_first_column(tmp_path):
+    (sweep,) = sweeps_of(tmp_path, "\ufefftau\tlr\n1.5\t0.01\n")
+    assert sweep.columns == ("tau", "lr")

@@ -85,20 +85,41 @@ def _coerce_misread_values(config, validator):
 YAML_OCTAL = re.compile(r"[-+]?0[0-7_]+")  # YAML 1.1 (PyYAML, Snakemake): 010 is 8
 
 
-def _refuse_octal_numbers(path):
-    """Refuse a number that YAML 1.1 reads as octal (`T: [010, 016]` is T=8 and T=14),
-    naming the key and the file: nobody writes a time step count in octal on purpose."""
+MAX_CONFIG_VALUES = 100_000  # a config file holds a few hundred
+
+
+def _check_yaml_file(path):
+    """Refuse, naming the file, what YAML reads otherwise than the user meant: aliases
+    that expand to more than MAX_CONFIG_VALUES values (an alias bomb: a few lines that
+    are billions of values to whatever walks them), a key given twice in one mapping
+    (YAML keeps the last silently: `snn: {epochs: 1, epochs: 100}`, or a second `snn:`
+    section that replaces the first), and a number YAML 1.1 reads as octal (`T: [010,
+    016]` is T=8 and T=14: nobody writes a time step count in octal on purpose). Each
+    node is visited once, however many aliases name it."""
     import yaml
 
     try:
         root = yaml.compose(Path(path).read_text())
     except (OSError, yaml.YAMLError):
         return  # Snakemake has read it already; what it says about it stands
-    todo = [((), root)]
+    _refuse_alias_bombs(root, path)
+    seen, todo = set(), [((), root)]
     while todo:
         key_path, node = todo.pop(0)  # in the order of the file
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
         if isinstance(node, yaml.MappingNode):
-            todo += [((*key_path, k.value), v) for k, v in node.value]
+            first = {}
+            for key, value in node.value:
+                name = key.value if isinstance(key, yaml.ScalarNode) else str(key.value)
+                if name in first:
+                    raise SnnflowError(
+                        f"{path}: config key {_key_path((*key_path, name))} is given twice, on "
+                        f"line {first[name] + 1} and line {key.start_mark.line + 1}; YAML "
+                        "would keep only the second silently - keep one")
+                first[name] = key.start_mark.line
+                todo.append(((*key_path, name), value))
         elif isinstance(node, yaml.SequenceNode):
             todo += [((*key_path, i), v) for i, v in enumerate(node.value)]
         elif (isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:int"
@@ -108,6 +129,42 @@ def _refuse_octal_numbers(path):
                                f"read by YAML as the octal number {as_read} - write it "
                                f"without the leading zero ({node.value.lstrip('0+-') or 0}) "
                                f"or as {as_read}")
+
+
+def _refuse_alias_bombs(root, path):
+    """Refuse a document whose values, aliases expanded, number more than
+    MAX_CONFIG_VALUES (counted without expanding: each node's count is computed once)."""
+    import yaml
+
+    counts = {}
+    order, todo = [], [root]
+    while todo:  # each node once, children before their parents
+        node = todo.pop()
+        if id(node) in counts:
+            continue
+        counts[id(node)] = None
+        order.append(node)
+        if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)):
+            for child in _children(node):
+                if id(child) not in counts:
+                    todo.append(child)
+    for node in reversed(order):
+        total = 1 + sum(counts[id(child)] or 0 for child in _children(node))
+        counts[id(node)] = total
+        if total > MAX_CONFIG_VALUES:
+            raise SnnflowError(f"{path}: line {node.start_mark.line + 1}: its aliases expand "
+                               f"to more than {MAX_CONFIG_VALUES} values (a config file holds "
+                               "a few hundred) - write the values out, without aliases")
+
+
+def _children(node):
+    import yaml
+
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return node.value
+    return []
 
 
 UNREAD = object()  # text that spells no number, boolean or null
@@ -136,11 +193,11 @@ def validate_config(config, schema_path, config_files=()):
     raise SnnflowError naming the first offending key. A value a reader changed the type
     of (see _coerce_misread_values) is turned back into what the user wrote, in place,
     and `~` in a folder is expanded; `config_files` (the files the config was read from)
-    are checked for numbers YAML misreads."""
+    are checked for what YAML reads otherwise than meant (_check_yaml_file)."""
     import yaml
 
     for path in config_files:
-        _refuse_octal_numbers(path)
+        _check_yaml_file(path)
     schema = yaml.safe_load(Path(schema_path).read_text())
     validator = strict_validator(schema)
     _coerce_misread_values(config, validator)

@@ -13,7 +13,9 @@ column are the same variant and the same folder.
 
 import csv
 import math
+import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +25,7 @@ SWEEPABLE = ("tau", "v_threshold", "v_reset", "surrogate_alpha", "lr", "batch_si
              "epochs")
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 SCHEMA_HINT = "limits: workflow/schemas/config.schema.yaml"
+MAX_SWEEP_BYTES = 1 << 20  # a sweep's table is a few rows
 
 
 @dataclass(frozen=True)
@@ -113,9 +116,18 @@ def read_sweep(path, T, snn, schema):
 
 
 def _table_lines(path):
-    """[(line number, cells)] of the lines that are not blank or comments."""
+    """[(line number, cells)] of the lines that are not blank or comments. Only a regular
+    file of at most MAX_SWEEP_BYTES is read (a FIFO would block the workflow before any
+    job, /dev/zero fill its memory); a byte-order mark at its start is not text."""
     try:
-        text = Path(path).read_text()
+        info = os.stat(path)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_SWEEP_BYTES:
+            what = (f"{info.st_size} bytes, more than {MAX_SWEEP_BYTES}"
+                    if stat.S_ISREG(info.st_mode) else "not a regular file")
+            raise SnnflowError(f"config key sweep.file: {path} is {what} - point it at a "
+                               "tab-separated table of a few rows")
+        with open(path, "rb") as f:
+            text = f.read(MAX_SWEEP_BYTES + 1).decode("utf-8-sig")
     except FileNotFoundError:
         raise SnnflowError(f"config key sweep.file: {path} does not exist - fix the path (it "
                            "is relative to the working directory) or set it to null") from None
