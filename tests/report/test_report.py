@@ -205,6 +205,55 @@ def test_report_refuses_a_run_without_epochs(study):
     assert not (root / "results" / "report.html").exists()
 
 
+def damaged(folder, case):
+    """Damage the run's files in `folder` as `case` says."""
+    metrics, layers = (pd.read_csv(folder / name) for name in ("metrics.csv", "layers.csv"))
+    info = json.loads((folder / "run.json").read_text())
+    if case == "an epoch twice":  # two jobs appended to one run
+        pd.concat([metrics, metrics.tail(1)]).to_csv(folder / "metrics.csv", index=False)
+        pd.concat([layers, layers.tail(5)]).to_csv(folder / "layers.csv", index=False)
+    elif case == "more epochs than run.json says":
+        info["settings"]["epochs"] = 2
+    elif case == "a layer twice":
+        pd.concat([layers, layers.tail(1)]).to_csv(folder / "layers.csv", index=False)
+    elif case == "a prediction missing":
+        info["n_test"] = 101
+    elif case == "a long text":
+        info["device_name"] = "x" * 5000
+    else:  # a huge run.json
+        info["padding"] = ["y" * 1000] * 2000
+    (folder / "run.json").write_text(json.dumps(info))
+
+
+@pytest.mark.parametrize("case, words", [
+    ("an epoch twice", "metrics.csv: epoch 3 more than once (two jobs wrote this run?) - rerun "
+                       "its training job"),
+    ("more epochs than run.json says", "metrics.csv: 3 epochs, but run.json says the run "
+                                       "trained 2"),
+    ("a layer twice", "layers.csv: not each epoch's layers once, for the epochs of metrics.csv"),
+    ("a prediction missing", "predictions.csv: 100 rows, but run.json says the test split has "
+                             "101 samples"),
+    ("a long text", "run.json: device_name is 5000 characters of text, more than 2000"),
+    ("a huge run.json", "bytes, more than the 1048576 a run's run.json can be"),
+])
+def test_run_files_that_disagree_or_are_oversized_are_refused_naming_the_file(tmp_path, case,
+                                                                               words):
+    from snnflow.report.study import load_run
+
+    folder = tmp_path / "runs" / "snn_T4" / "seed0"
+    fake_run(folder, "snn_T4", 0, 0.8)
+    info = json.loads((folder / "run.json").read_text())
+    info["settings"]["epochs"], info["n_test"] = 3, 100
+    (folder / "run.json").write_text(json.dumps(info))
+    assert load_run(folder).metrics["epoch"].tolist() == [1, 2, 3]  # as written: whole
+    damaged(folder, case)
+    with pytest.raises(SnnflowError) as err:
+        load_run(folder)
+    message = str(err.value)
+    assert message.startswith(str(folder / "")) and words in message and "\n" not in message, \
+        message
+
+
 def test_snakemakes_report_lists_the_sections_in_the_order_data_flows():
     from snnflow.report.registry import SECTIONS, report_category
 

@@ -91,3 +91,41 @@ def test_sigkill_then_rerun_continues_at_the_next_epoch(tmp_path):
     first, second = attempts.split("===== attempt started")[1:]
     assert all(line in first for line in killed_lines)
     assert f"after epoch {done}" in second and f"epoch {EPOCHS}/{EPOCHS}:" in second
+
+
+def test_a_second_run_started_after_unlock_stops_and_the_first_ends_whole(tmp_path):
+    """`--unlock` while a study trains lets a second Snakemake start the same training
+    job: it stops with one line naming the first, and the first's files end whole, each
+    epoch once."""
+    study = workflow_copy(tmp_path / "study")
+    epochs = 40  # the first job still trains while the second starts
+    (study / "resume.yaml").write_text(yaml.safe_dump(
+        {**CONFIG, "snn": {**CONFIG["snn"], "epochs": epochs}}))
+    log = study / "results" / "logs" / "train_snn_T8_seed0.log"
+    first = subprocess.Popen(snakemake_command(TARGET), cwd=study, start_new_session=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for_line(log, f"epoch 1/{epochs}:", first)
+        subprocess.run(snakemake_command("--unlock"), cwd=study, check=True,
+                       capture_output=True)
+        second = subprocess.run(snakemake_command(TARGET, "--rerun-incomplete", cores=1),
+                                cwd=study,
+                                capture_output=True, text=True, timeout=120)
+        assert first.poll() is None, "the first job ended before the second started"
+        assert second.returncode != 0
+        refusal = [line for line in (second.stdout + second.stderr).splitlines()
+                   if "another job is training this run" in line]
+        assert refusal and refusal[0].startswith(
+            "error: results/checkpoints/snn_T8_seed0.pt: another job is training this run "
+            "(process "), second.stdout + second.stderr
+        output, _ = first.communicate(timeout=300)
+        assert first.returncode == 0, output
+    finally:
+        if first.poll() is None:
+            os.killpg(first.pid, signal.SIGKILL)
+    metrics = pd.read_csv(study / TARGET)
+    assert list(metrics["epoch"]) == list(range(1, epochs + 1))
+    layers = pd.read_csv(study / "results" / "runs" / "snn_T8" / "seed0" / "layers.csv")
+    assert not layers.duplicated(["epoch", "layer"]).any() and len(layers) == 5 * epochs
+    attempts = (study / "results" / "checkpoints" / "snn_T8_seed0.log").read_text()
+    assert f"done: {epochs} epochs" in attempts  # the first job's lines, all of them

@@ -65,10 +65,24 @@ class Study:
         return list(dict.fromkeys(key for r in runs for key in r.sweep["values"]))
 
 
+MAX_RUN_JSON_BYTES = 1 << 20   # run.json: a few kB
+MAX_RUN_CSV_BYTES = 256 << 20  # predictions.csv of a large test split: a few MB
+MAX_TEXT = 2000                # characters of any text in run.json the page may show
+
+
 def load_run(folder):
-    """The Run whose files lie in `folder`, every file checked."""
+    """The Run whose files lie in `folder`, every file checked: bounded in size, the
+    columns and types the trainer writes, each epoch once (1, 2, ...: two jobs writing
+    one run would repeat them), as many as run.json's settings say, one prediction per
+    test sample, and no text in run.json longer than MAX_TEXT."""
     folder = Path(folder)
     rerun = "rerun its training job"
+    for name in (*CSV_COLUMNS, "run"):
+        path = folder / RUN_FILES[name]
+        limit = MAX_RUN_JSON_BYTES if name == "run" else MAX_RUN_CSV_BYTES
+        if path.is_file() and path.stat().st_size > limit:
+            raise SnnflowError(f"{path}: {path.stat().st_size} bytes, more than the {limit} a "
+                               f"run's {RUN_FILES[name]} can be - {rerun}")
     try:
         tables = {name: pd.read_csv(folder / RUN_FILES[name]) for name in CSV_COLUMNS}
         info = json.loads((folder / RUN_FILES["run"]).read_text())
@@ -88,12 +102,14 @@ def load_run(folder):
         raise SnnflowError(f"{run_json}: no {', '.join(absent)} (written by an older snnflow) "
                            f"- {rerun}")
     _check_types(run_json, info, rerun)
+    _check_text(run_json, info, rerun)
     for name, table in tables.items():
         textual = [c for c in CSV_COLUMNS[name] if c != "layer"
                    and not pd.api.types.is_numeric_dtype(table[c])]
         if textual:
             raise SnnflowError(f"{folder / RUN_FILES[name]}: column {textual[0]} holds values "
                                f"that are not numbers - {rerun}")
+    _check_agreement(folder, tables, info, rerun)
     return Run(info["model"], info["name"], info["label"], info["T"], int(info["seed"]),
                tables["metrics"], tables["layers"], tables["predictions"], info, info["sweep"])
 
@@ -123,6 +139,42 @@ def _check_types(run_json, info, rerun):
     for key, (valid, what) in RUN_FIELD_TYPES.items():
         if not valid(info[key]):
             raise SnnflowError(f"{run_json}: {key} is {info[key]!r}, not {what} - {rerun}")
+
+
+def _check_text(run_json, info, rerun, key=""):
+    """No text anywhere in run.json longer than MAX_TEXT characters."""
+    if isinstance(info, str) and len(info) > MAX_TEXT:
+        raise SnnflowError(f"{run_json}: {key or 'the record'} is {len(info)} characters of "
+                           f"text, more than {MAX_TEXT} - {rerun}")
+    items = (info.items() if isinstance(info, dict)
+             else enumerate(info) if isinstance(info, list) else ())
+    for name, value in items:
+        _check_text(run_json, value, rerun, f"{key}.{name}" if key else str(name))
+
+
+def _check_agreement(folder, tables, info, rerun):
+    """A run's files agree with each other: the epochs 1..n once each in metrics.csv, n
+    as run.json's settings say, each epoch's layers once, a prediction per test sample."""
+    metrics, layers, predictions = tables["metrics"], tables["layers"], tables["predictions"]
+    epochs = list(metrics["epoch"])
+    if epochs != list(range(1, len(epochs) + 1)):
+        repeated = sorted({e for e in epochs if epochs.count(e) > 1})
+        what = (f"epoch {repeated[0]:g} more than once (two jobs wrote this run?)" if repeated
+                else "epochs that are not 1, 2, 3, ... in order")
+        raise SnnflowError(f"{folder / RUN_FILES['metrics']}: {what} - {rerun}")
+    settings = info.get("settings")
+    wanted = settings.get("epochs") if isinstance(settings, dict) else None
+    if _is_int(wanted) and wanted != len(epochs):
+        raise SnnflowError(f"{folder / RUN_FILES['metrics']}: {len(epochs)} epochs, but "
+                           f"{RUN_FILES['run']} says the run trained {wanted} - {rerun}")
+    if layers.duplicated(["epoch", "layer"]).any() or set(layers["epoch"]) != set(epochs):
+        raise SnnflowError(f"{folder / RUN_FILES['layers']}: not each epoch's layers once, for "
+                           f"the epochs of {RUN_FILES['metrics']} - {rerun}")
+    n_test = info.get("n_test")
+    if _is_int(n_test) and n_test != len(predictions):
+        raise SnnflowError(f"{folder / RUN_FILES['predictions']}: {len(predictions)} rows, but "
+                           f"{RUN_FILES['run']} says the test split has {n_test} samples - "
+                           f"{rerun}")
 
 
 def load_examples(path):

@@ -8,12 +8,46 @@ with `weights_only=True`: a crafted file in a shared or copied results/ is refus
 never executed.
 """
 
+import contextlib
+import fcntl
 import io
+import os
+import platform
+from pathlib import Path
 
 import torch
 
-from snnflow import first_line
+from snnflow import SnnflowError, first_line
 from snnflow.atomic import atomic_path
+
+
+@contextlib.contextmanager
+def holding_run(checkpoint):
+    """Hold the run of `checkpoint` for this process: an exclusive lock on a file beside
+    it, released by the system however the process ends. Snakemake's own lock keeps two
+    runs of the workflow apart until someone runs --unlock while one still trains; then
+    two jobs of one run would write the same checkpoint and CSV files, so the second
+    stops with one line naming the first."""
+    path = Path(f"{checkpoint}.lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        handle = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    except OSError as err:
+        raise SnnflowError(f"{path}: cannot be opened ({err.strerror}) - remove it: it marks "
+                           "the run a job is training") from None
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(handle, 200, 0).decode(errors="replace").strip() or "unknown"
+            raise SnnflowError(f"{checkpoint}: another job is training this run ({holder}) - "
+                               "let it finish or stop it first (was --unlock run while a "
+                               "study still ran?)") from None
+        os.ftruncate(handle, 0)
+        os.pwrite(handle, f"process {os.getpid()} on {platform.node()}".encode(), 0)
+        yield
+    finally:
+        os.close(handle)
 
 
 def save_state(path, state):

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from snnflow import SnnflowError, __version__
-from snnflow.atomic import atomic_path, reporting_full_disk
+from snnflow.atomic import atomic_path
 from snnflow.cuda_check import refuse_accidental_cpu
 from snnflow.data.caches import cache_identity
 from snnflow.data.validation import held_out, split_identity
@@ -39,7 +39,8 @@ from snnflow.runs import (LAYER_COLUMNS, METRICS_COLUMNS, PREDICTION_COLUMNS, Ru
                           RunSettings, described)
 from snnflow.settings import config_key
 from snnflow.train import energy, kernel_check
-from snnflow.train.checkpoint import load_state, restore_rng, rng_states, save_state
+from snnflow.train.checkpoint import (holding_run, load_state, restore_rng, rng_states,
+                                      save_state)
 from snnflow.train.curves import Curves
 from snnflow.train.dataset import ResidentDataset
 from snnflow.train.memory import refuse_what_cannot_fit
@@ -298,8 +299,7 @@ def fit(job: Job, history, outputs, checkpoint, origin, log, curves_folder=None,
     holds one dict per finished epoch: the metrics row, its "layers" rows, the
     running-loss points of its curves ("running") and when it ended ("wall_time")."""
     s, device = job.settings, job.device
-    _write_rows(outputs.metrics, METRICS_COLUMNS, history, "w")
-    _write_rows(outputs.layers, LAYER_COLUMNS, [r for h in history for r in h["layers"]], "w")
+    _write_history(outputs, history)
     progress = Progress(len(history) + 1, s.epochs, math.ceil(len(job.train) / s.batch_size),
                         s.batch_size, log)
     report_position_with(progress.where)
@@ -351,8 +351,7 @@ def _fit_epochs(job: Job, history, outputs, checkpoint, origin, log, progress, c
                    running=list(curves.points) if curves is not None else [],
                    wall_time=time.time())
         history.append(row)
-        _write_rows(outputs.metrics, METRICS_COLUMNS, [row], "a")
-        _write_rows(outputs.layers, LAYER_COLUMNS, row["layers"], "a")
+        _write_history(outputs, history)
         save_state(checkpoint, {
             **origin, "model": job.model.state_dict(), "optimizer": job.optimizer.state_dict(),
             "scheduler": job.scheduler.state_dict(), "rng": rng_states(job.generator),
@@ -381,7 +380,7 @@ def write(job: Job, outputs, code_fingerprint, placement, sweep=None):
     with atomic_path(outputs.predictions) as tmp:
         _write_rows(tmp, PREDICTION_COLUMNS, [
             {"index": i, "label": int(label), "prediction": int(predicted)}
-            for i, (label, predicted) in enumerate(zip(labels, job.predictions))], "w")
+            for i, (label, predicted) in enumerate(zip(labels, job.predictions))])
     info = {**described(s, sweep), "settings": s.as_config(),
             "code_fingerprint": code_fingerprint,
             "data_identity": job.data_identity,
@@ -402,12 +401,14 @@ def run(kind, s: RunSettings, cache, outputs: RunOutputs, checkpoint, code_finge
         raise ValueError(f"settings of a {s.model} run given to the {kind.name} loop")
     started = time.time()
     refuse_unwritable_folder(Path(checkpoint).parent)
-    job = prepare(kind, s, cache, threads, log)
-    origin = job.computed_from(code_fingerprint)
-    history = resume(job, Path(checkpoint), origin, log)
-    history = fit(job, history, outputs, Path(checkpoint), origin, log, curves_folder, sweep)
-    write(job, outputs, code_fingerprint,
-          {**(placement or {}), "started": started, "finished": time.time()}, sweep)
+    with holding_run(checkpoint):
+        job = prepare(kind, s, cache, threads, log)
+        origin = job.computed_from(code_fingerprint)
+        history = resume(job, Path(checkpoint), origin, log)
+        history = fit(job, history, outputs, Path(checkpoint), origin, log, curves_folder,
+                      sweep)
+        write(job, outputs, code_fingerprint,
+              {**(placement or {}), "started": started, "finished": time.time()}, sweep)
     return history
 
 
@@ -459,13 +460,24 @@ def environment(device, threads):
             "hostname": platform.node()}
 
 
-def _write_rows(path, columns, rows, mode):
-    """Write (mode "w", with the header) or append rows of `columns` to a CSV file,
-    flushed to disk: a killed job leaves every finished epoch's rows."""
-    with reporting_full_disk(path), open(path, mode, newline="") as f:
+def _write_history(outputs, history):
+    """metrics.csv and layers.csv of every finished epoch, each file written whole
+    (atomically) after each epoch: a killed job leaves every finished epoch's rows, and
+    a file deleted under a running job (by a second Snakemake started after --unlock,
+    before its job stops: snnflow.train.checkpoint.holding_run) is whole again."""
+    layers = [r for h in history for r in h["layers"]]
+    for path, columns, rows in ((outputs.metrics, METRICS_COLUMNS, history),
+                                (outputs.layers, LAYER_COLUMNS, layers)):
+        with atomic_path(path) as tmp:
+            _write_rows(tmp, columns, rows)
+
+
+def _write_rows(path, columns, rows):
+    """Write rows of `columns` to a CSV file with its header, flushed to disk (inside an
+    atomic_path, which names the file a full disk stopped)."""
+    with open(path, "w", newline="") as f:
         writer = csv.writer(f)
-        if mode == "w":
-            writer.writerow(columns)
+        writer.writerow(columns)
         for row in rows:
             writer.writerow([row[c] for c in columns])
         f.flush()
