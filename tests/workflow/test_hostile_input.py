@@ -169,16 +169,26 @@ def test_a_read_only_checkpoint_folder_stops_the_job_before_its_first_epoch(tmp_
     assert "epoch 1/" not in log
 
 
-def test_a_link_planted_at_a_runs_attempts_log_is_refused_never_followed(tmp_path, nmnist):
-    outside = tmp_path / "outside.txt"
-    outside.write_text("precious\n")
-    planted = tmp_path / "results" / "checkpoints" / "snn_T4_seed0.log"
-    planted.parent.mkdir(parents=True)
-    planted.symlink_to(outside)
+@pytest.mark.parametrize("planted", [
+    "results/benchmarks/train_snn_T4_seed0.tsv",  # Snakemake writes it through the link
+    "results/checkpoints/snn_T4_seed0.log",       # the run's every attempt's log
+    "results/logs",                               # a whole folder elsewhere
+])
+def test_a_link_planted_inside_the_results_folder_stops_the_workflow_before_any_job(
+        tmp_path, nmnist, planted):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "precious.txt").write_text("precious\n")
+    target = outside if planted.endswith("logs") else outside / "precious.txt"
+    (tmp_path / planted).parent.mkdir(parents=True, exist_ok=True)
+    (tmp_path / planted).symlink_to(target)
     expect_failure(tmp_path, TRAIN_SNN_T4, {"nmnist_dir": str(nmnist), "snn": TINY_SNN},
-                   "error: results/checkpoints/snn_T4_seed0.log: is a symbolic link - remove "
-                   "it", log="train_snn_T4_seed0")
-    assert outside.read_text() == "precious\n"
+                   f"error: {planted}: a symbolic link inside the results folder, where jobs "
+                   f"write through it (to {target}) - remove it: the pipeline makes no links "
+                   "there")
+    assert [p.name for p in outside.iterdir()] == ["precious.txt"]
+    assert (outside / "precious.txt").read_text() == "precious\n"
+    assert not (tmp_path / "results" / "events").exists()  # no job ran
 
 
 def test_an_archive_member_larger_than_a_recording_can_be_is_refused_unread(tmp_path):
@@ -403,3 +413,26 @@ run_job(snakemake, main)
     assert result.returncode == 128 + signal.SIGTERM, result.stderr
     assert result.stderr.strip().endswith(f"error: {log}: interrupted by SIGTERM - rerun "
                                           "with --rerun-incomplete to resume")
+
+
+def test_a_job_never_appends_to_its_attempts_log_through_a_link(tmp_path):
+    """Behind the check before any job (a link planted while the workflow runs): the
+    training job's log of every attempt is opened without following a link."""
+    outside = tmp_path / "outside.txt"
+    outside.write_text("precious\n")
+    (tmp_path / "run.log").symlink_to(outside)
+    script = """
+import sys, types
+sys.path.insert(0, sys.argv[1])
+from snnflow.job import run_job
+snakemake = types.SimpleNamespace(log=[sys.argv[2]], output=[])
+run_job(snakemake, lambda log: log("trained"), attempts_log=sys.argv[3])
+"""
+    result = subprocess.run([sys.executable, "-c", script, str(REPO / "workflow"),
+                             str(tmp_path / "job.log"), str(tmp_path / "run.log")],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert result.stderr.strip() == (f"error: {tmp_path / 'run.log'}: is a symbolic link - "
+                                     "remove it: the log of every attempt of this run is "
+                                     "written there, never through a link")
+    assert outside.read_text() == "precious\n"

@@ -15,6 +15,7 @@ from snnflow.cuda_check import refuse_accidental_cpu
 from snnflow.data import manifest
 from snnflow.data.idx import ALL_FILES as MNIST_FILES, find_idx_file
 from snnflow.fingerprints import code_fingerprint
+from snnflow.planted_links import refuse_links_inside
 from snnflow.report.registry import CONTENTS as REPORT_CONTENTS, FIGURES as REPORT_FIGURES
 from snnflow.report.registry import TABLES as REPORT_TABLES, caption_file, figure_names
 from snnflow.report.registry import FIGURE_FORMATS, TABLE_FORMATS, present_sections
@@ -48,6 +49,10 @@ except SnnflowError as err:
 # Everything the study makes goes under this folder: one study per folder (the demo's
 # is results-demo), so two studies never mix their files.
 RESULTS = config["results_dir"]
+try:
+    refuse_links_inside(RESULTS)
+except SnnflowError as err:
+    stop_before_any_job(err)
 SYNTHETIC = config["synthetic"]["enabled"]
 NIR = config["nir"]["enabled"]
 # The NIR importers this Python has (snnflow.deploy.nir_check.IMPORTERS), by version:
