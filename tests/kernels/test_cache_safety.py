@@ -127,3 +127,24 @@ def test_a_lock_file_left_by_a_killed_torch_build_is_removed_before_building(
     with loader._BuildLock(folder):
         loader._build_extension(family, folder)
     assert seen == [["build.lock", "src"]]
+
+
+def test_a_read_only_cache_names_the_folder_not_the_compilers(tmp_path):
+    import shutil
+
+    if shutil.which("unshare") is None or os.geteuid() != 0:
+        pytest.skip("needs root and unshare to mount a read-only folder")
+    cache = tmp_path / "cache"
+    cache.mkdir(mode=0o700)
+    script = ("import sys; sys.path.insert(0, sys.argv[1]); from snnflow.kernels import prep; "
+              "print('kernels:', prep.library() is not None)")
+    result = subprocess.run(
+        ["unshare", "-m", "sh", "-c", f"mount -t tmpfs -o ro,size=64k,mode=0700 tmpfs {cache} && exec "
+         '"$0" "$@"', sys.executable, "-c", script, str(REPO / "workflow")],
+        capture_output=True, text=True, timeout=120,
+        env={**os.environ, "SNNFLOW_KERNEL_CACHE": str(cache), "SNNFLOW_KERNELS": "require"})
+    last = result.stderr.strip().splitlines()[-1]
+    assert result.returncode != 0 and last == (
+        f"snnflow.SnnflowError: config key kernels: require, but the kernel cache {cache} "
+        "cannot be written (Read-only file system) - make it writable, or set "
+        "SNNFLOW_KERNEL_CACHE to a folder you can write"), result.stderr

@@ -436,3 +436,47 @@ run_job(snakemake, lambda log: log("trained"), attempts_log=sys.argv[3])
                                      "remove it: the log of every attempt of this run is "
                                      "written there, never through a link")
     assert outside.read_text() == "precious\n"
+
+
+def test_a_full_disk_under_the_synthetic_data_is_one_line(tmp_path):
+    """numpy's tofile reports a short write without an errno: still a full disk."""
+    prefix = mounted_tmpfs(tmp_path / "results" / "raw", "64k")
+    config = {"synthetic": {"enabled": True, "train_per_class": 20, "test_per_class": 5,
+                            "seed": 0}}
+    lines = expect_failure(tmp_path, "results/raw/synthetic", config,
+                           "cannot be written, the disk is full - free space on "
+                           f"{tmp_path}/results/raw and rerun", log="synthetic_dataset",
+                           prefix=prefix)
+    assert len(lines) == 1
+    log = (tmp_path / "results" / "logs" / "synthetic_dataset.log").read_text()
+    assert "Traceback" not in log
+
+
+def test_a_full_log_folder_still_gives_the_terminal_one_line(tmp_path):
+    prefix = mounted_tmpfs(tmp_path / "results" / "logs", "4k")
+    prefix[-1] = prefix[-1].replace(" && exec", f" && head -c 1000000 /dev/zero > "
+                                                f"{tmp_path}/results/logs/filler; exec")
+    config = {"synthetic": {"enabled": True, "train_per_class": 2, "test_per_class": 1,
+                            "seed": 0}}
+    rc, output = run_target(tmp_path, "results/raw/synthetic", config, prefix=prefix)
+    lines = [line for line in output.splitlines() if line.startswith("error: ")]
+    assert rc == 1 and len(lines) == 1 and "cannot be written, the disk is full" in lines[0], \
+        output
+    assert "Traceback" not in output.split("Removing output files")[0], output
+
+
+def test_a_log_that_cannot_be_opened_still_gives_the_terminal_one_line(tmp_path):
+    (tmp_path / "job.log").mkdir()  # not a file: it cannot be opened for writing
+    script = """
+import sys, types
+sys.path.insert(0, sys.argv[1])
+from snnflow.job import run_job
+run_job(types.SimpleNamespace(log=[sys.argv[2]], output=[]), lambda log: log("work"))
+"""
+    result = subprocess.run([sys.executable, "-c", script, str(REPO / "workflow"),
+                             str(tmp_path / "job.log")], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 1
+    assert result.stderr.strip() == (f"error: {tmp_path / 'job.log'}: cannot be written (Is a "
+                                     "directory) - make its folder writable (and free space "
+                                     "there): the job's log goes there")

@@ -5,6 +5,7 @@ import contextlib
 import errno
 import glob
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -13,12 +14,18 @@ from snnflow import SnnflowError
 _FULL = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded"}
 
 
+_SHORT_WRITE = re.compile(r"\d+ requested and \d+ written")  # numpy's tofile, no errno
+
+
 def disk_full_reason(err):
     """'the disk is full' (or the quota) when `err` says so, else None. HDF5 and torch
-    wrap the system's error in their own, so their message is read too."""
+    wrap the system's error in their own, so their message is read too, and a short
+    write to a file (numpy reports one without the system's error) is a full disk."""
     if isinstance(err, OSError) and err.errno in _FULL:
         return _FULL[err.errno]
     text = str(err)
+    if isinstance(err, OSError) and err.errno is None and _SHORT_WRITE.fullmatch(text):
+        return _FULL[errno.ENOSPC]
     if "No space left on device" in text or "errno = 28" in text:
         return _FULL[errno.ENOSPC]
     if "Disk quota exceeded" in text or f"errno = {errno.EDQUOT}," in text:

@@ -75,6 +75,18 @@ def _open_attempts_log(path, log_path):
     return attempts
 
 
+def _close_quietly(stream):
+    with contextlib.suppress(OSError, ValueError):
+        stream.close()
+
+
+def _say(line, log, terminal):
+    """`line` in the job's log, if it can still be written there, and on the terminal."""
+    with contextlib.suppress(OSError, ValueError):
+        print(line, file=log, flush=True)
+    print(line, file=terminal, flush=True)
+
+
 def run_job(snakemake, main, attempts_log=None):
     """Call `main(log)` with stdout and stderr going to the rule's log file and, with
     `attempts_log`, appended to that file too, which keeps every attempt's lines (a
@@ -95,14 +107,20 @@ def run_job(snakemake, main, attempts_log=None):
     log_path = snakemake.log[0]
     terminal = sys.__stderr__
     with contextlib.ExitStack() as stack:
-        log_file = stack.enter_context(open(log_path, "w", buffering=1,
-                                            errors="backslashreplace"))
         try:
-            attempts = (stack.enter_context(_open_attempts_log(attempts_log, log_path))
-                        if attempts_log else None)
+            log_file = open(log_path, "w", buffering=1, errors="backslashreplace")
+            stack.callback(_close_quietly, log_file)  # a full disk: closing fails too
+        except OSError as err:
+            print(f"error: {log_path}: cannot be written ({err.strerror}) - make its folder "
+                  "writable (and free space there): the job's log goes there", file=terminal,
+                  flush=True)
+            sys.exit(1)
+        try:
+            attempts = _open_attempts_log(attempts_log, log_path) if attempts_log else None
+            if attempts is not None:
+                stack.callback(_close_quietly, attempts)
         except SnnflowError as err:
-            for out in (log_file, terminal):
-                print(f"error: {err}", file=out, flush=True)
+            _say(f"error: {err}", log_file, terminal)
             sys.exit(1)
         stream = _Both(log_file, attempts) if attempts is not None else log_file
         stack.enter_context(contextlib.redirect_stdout(stream))
@@ -112,11 +130,16 @@ def run_job(snakemake, main, attempts_log=None):
                   f"{attempts_log} too", flush=True)
 
         def log(message):
-            print(f"{time.strftime('%H:%M:%S')} {message}", flush=True)
+            try:
+                print(f"{time.strftime('%H:%M:%S')} {message}", flush=True)
+            except OSError as err:
+                reason = disk_full_reason(err)
+                if reason is None:
+                    raise
+                raise full_disk_error(log_path, reason) from None
 
         def fail(line):
-            print(line, flush=True)
-            print(line, file=terminal, flush=True)
+            _say(line, sys.stdout, terminal)
             sys.exit(1)
 
         for stop in STOP_SIGNALS:
@@ -131,8 +154,7 @@ def run_job(snakemake, main, attempts_log=None):
                 remove_path(Path(output))
             line = (f"error: {log_path}: interrupted by {err}{where} - rerun with "
                     "--rerun-incomplete to resume")
-            print(line, flush=True)
-            print(line, file=terminal, flush=True)
+            _say(line, sys.stdout, terminal)
             sys.exit(128 + err.signum)
         except SnnflowError as err:
             fail(f"error: {err}")
@@ -140,6 +162,7 @@ def run_job(snakemake, main, attempts_log=None):
             reason = disk_full_reason(err)
             if reason is not None:
                 fail(f"error: {full_disk_error(getattr(err, 'filename', None), reason)}")
-            traceback.print_exc()
+            with contextlib.suppress(OSError, ValueError):  # the log may be what failed
+                traceback.print_exc()
             fail(f"error: {log_path}: unexpected {type(err).__name__} ({first_line(err)}) "
                  "- the full traceback is in this log; please report it with the log")

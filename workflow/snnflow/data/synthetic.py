@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from snnflow.atomic import reporting_full_disk
 from snnflow.data.idx import FILES, write_idx
 from snnflow.data.nmnist import EVENT_DTYPE, HEIGHT, WIDTH, write_events
 
@@ -158,10 +159,15 @@ def image_to_events(image, rng):
 
 
 def write_dataset(out, train_per_class, test_per_class, seed=0):
-    """Write `out/NMNIST/{Train,Test}/<label>/<id>.bin` and `out/MNIST/*.gz`."""
+    """Write `out/NMNIST/{Train,Test}/<label>/<id>.bin` and `out/MNIST/*.gz` (a full disk
+    named by `out`)."""
+    with reporting_full_disk(out):
+        _write_dataset(Path(out), train_per_class, test_per_class, seed)
+
+
+def _write_dataset(out, train_per_class, test_per_class, seed):
     rng = np.random.default_rng(seed)
     glyphs = render_glyphs()
-    out = Path(out)
     sample_id = 0
     for split, folder, per_class in (("train", "Train", train_per_class),
                                      ("test", "Test", test_per_class)):

@@ -28,15 +28,15 @@ process dies, so a killed build never leaves a lock that blocks the next), and a
 that waits for another's build says so in its log.
 """
 
+import errno
 import fcntl
-
 import functools
 import hashlib
-import stat
 import logging
 import os
 import platform
 import shutil
+import stat
 import subprocess
 import sys
 import time
@@ -123,7 +123,11 @@ def _load(family, fallback, switch):
         return None
     start = time.perf_counter()
     try:
-        loaded, how = family.build_and_load()  # (the kernels, how they were obtained)
+        try:
+            loaded, how = family.build_and_load()  # (the kernels, how they were obtained)
+        except OSError as err:
+            _refuse_unwritable_cache(err)
+            raise
     except UnsafeCache as err:  # never loaded from there, nor built into it
         if switch == "require":
             raise SnnflowError(f"config key kernels: require, but {err}") from None
@@ -142,6 +146,18 @@ def _load(family, fallback, switch):
         return None
     _status[family.name] = f"{how} in {time.perf_counter() - start:.1f} s"
     return loaded
+
+
+def _refuse_unwritable_cache(err):
+    """An UnsafeCache naming the kernel cache when `err` is its folder refusing a write
+    (read-only, no permission): the remedy is the folder's, not a compiler's."""
+    root = cache_root()
+    names = [str(name) for name in (err.filename, getattr(err, "filename2", None)) if name]
+    if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS) and any(
+            name == str(root) or name.startswith(f"{root}{os.sep}") for name in names):
+        raise UnsafeCache(f"the kernel cache {root} cannot be written ({err.strerror}) - make "
+                          "it writable, or set SNNFLOW_KERNEL_CACHE to a folder you can "
+                          "write") from None
 
 
 def _reason(err):
@@ -202,6 +218,7 @@ def safe_folder(folder):
     except FileExistsError:
         pass
     except OSError as err:
+        _refuse_unwritable_cache(err)
         raise refuse(folder, f"cannot be created ({err.strerror})") from None
     info = os.lstat(folder)
     if stat.S_ISLNK(info.st_mode):
