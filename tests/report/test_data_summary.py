@@ -86,3 +86,37 @@ def test_distinct_splits_have_nothing_in_common(small_caches, tmp_path):
     summarize(small_caches / "events.h5", {}, small_caches / "mnist.h5", SYNTHETIC,
               tmp_path / "dataset.csv", tmp_path / "examples.npz")
     assert (pd.read_csv(tmp_path / "dataset.csv")["test_in_train"] == 0).all()
+
+
+def test_samples_with_fewer_events_than_T_are_counted_and_warned_of(small_caches, tmp_path):
+    """A T above the events of a sample leaves all its frames but the last empty: the data
+    table counts such samples per T and split, the page warns, the frames job logs it."""
+    from snnflow.data.frames import build_frame_cache, fewer_events_than
+    from snnflow.report.page import displayed, warnings
+    from snnflow.report.registry import CONTENTS
+    from snnflow.report.study import Study
+
+    build_frame_cache(small_caches / "events.h5", 150, tmp_path / "nmnist_T150.h5")
+    summarize(small_caches / "events.h5", {4: small_caches / "nmnist_T4.h5",
+                                           150: tmp_path / "nmnist_T150.h5"},
+              small_caches / "mnist.h5", SYNTHETIC, tmp_path / "dataset.csv",
+              tmp_path / "examples.npz")
+    table = pd.read_csv(tmp_path / "dataset.csv")
+    with h5py.File(small_caches / "events.h5") as store:
+        events = {split: np.diff(store[f"{split}/offsets"][...]) for split in ("train", "test")}
+    short = fewer_events_than(small_caches / "events.h5", 150)
+    for split in ("train", "test"):
+        row = table[(table["dataset"] == "N-MNIST") & (table["split"] == split)].iloc[0]
+        assert row["fewer_events_than_T4"] == 0
+        assert row["fewer_events_than_T150"] == (events[split] < 150).sum() > 0
+        assert short[split] == (row["fewer_events_than_T150"], row["samples"])
+    assert table.loc[table["dataset"] == "MNIST", "fewer_events_than_T150"].isna().all()
+    found = warnings(Study([], 4, table, {}, {}))
+    n = int(table["fewer_events_than_T150"].iloc[0])
+    assert found[0] == (f"{n} of the 60 N-MNIST train samples ({100 * n / 60:.1f} %) have fewer "
+                        "events than T=150: all their frames but the last are empty, so "
+                        "SNN-150 sees them in one time step (the data table, column "
+                        "fewer_events_than_T150)")
+    assert len(found) == 2  # and the test split's; none for T=4
+    display = next(entry.display for entry in CONTENTS if entry.name == "dataset")
+    assert not [c for c in displayed(table, display).columns if "fewer" in c]

@@ -4,6 +4,7 @@ too), signals that leave a line and no partial output, studies that cannot mean 
 refused. The README's "When something goes wrong" lists the same cases."""
 
 import json
+import re
 import os
 import signal
 import subprocess
@@ -480,3 +481,17 @@ run_job(types.SimpleNamespace(log=[sys.argv[2]], output=[]), lambda log: log("wo
     assert result.stderr.strip() == (f"error: {tmp_path / 'job.log'}: cannot be written (Is a "
                                      "directory) - make its folder writable (and free space "
                                      "there): the job's log goes there")
+
+
+def test_the_frames_job_logs_the_samples_with_fewer_events_than_T(tmp_path, nmnist):
+    config = {"nmnist_dir": str(nmnist), "snn": {"T": [300], "main_T": 300}}
+    rc, output = run_target(tmp_path, "results/frames/nmnist_T300.h5", config)
+    assert rc == 0, output
+    log = (tmp_path / "results" / "logs" / "frames_T300.log").read_text()
+    found = re.search(r"samples with fewer events than T=300 \(all their frames but the last "
+                      r"empty\): (\d+) of 10 train \([\d.]+ %\), (\d+) of 10 test", log)
+    assert found, log
+    with h5py.File(tmp_path / "results" / "events" / "nmnist.h5") as store:
+        short = [int((np.diff(store[f"{split}/offsets"][...]) < 300).sum())
+                 for split in ("train", "test")]
+    assert [int(n) for n in found.groups()] == short and sum(short) > 0

@@ -154,6 +154,17 @@ def build_frame_cache(store_path, T, out_path, threads=1, code=""):
         raise _too_many_events(store, split, start, T)
 
 
+def fewer_events_than(store_path, T):
+    """{split: (samples with fewer events than T, samples)} of an event store: all their
+    frames but the last are empty (each frame holds n // T of a sample's n events, the
+    last the remainder)."""
+    from snnflow.data.caches import read_dataset
+
+    with open_event_store(store_path) as store:
+        counts = {split: np.diff(read_dataset(store, f"{split}/offsets")) for split in SPLITS}
+    return {split: (int((n < T).sum()), len(n)) for split, n in counts.items()}
+
+
 def _refuse_a_cache_no_training_could_hold(store, T):
     """A training job holds its whole frame cache in memory as uint8: refuse a T whose
     cache is larger than this machine's memory before writing any of it."""

@@ -4,7 +4,9 @@ one test sample of each class as the networks see it.
 - dataset.csv: per dataset and split, the number of samples in all and per class,
   events per sample (N-MNIST: mean, min, max), how many test samples are identical to a
   training sample (test_in_train: the test split then measures memory, not
-  generalisation; the report warns) and where the data came from;
+  generalisation; the report warns), how many have fewer events than each T
+  (fewer_events_than_T<T>: all their frames but the last are empty; the report warns)
+  and where the data came from;
 - examples.npz: for each class, the first test sample's frames at every T (N-MNIST) and
   the first test digit (MNIST), for the report's figure.
 """
@@ -17,6 +19,7 @@ from snnflow.atomic import atomic_path
 from snnflow.data.caches import open_checked, read_dataset
 from snnflow.data.events import open_event_store
 from snnflow.data.nmnist import SPLITS
+from snnflow.report import FEWER_EVENTS_THAN
 
 CLASSES = range(10)
 
@@ -91,8 +94,11 @@ def summarize(event_store, frame_caches, mnist_cache, sources, out_csv, out_npz)
                                        recordings(codes["test"], offsets["test"]))
         del codes
         for split in SPLITS:
+            events = np.diff(offsets[split])
             rows.append(_split_row("N-MNIST", split, labels[split], described["nmnist"],
-                                   np.diff(offsets[split]), repeated))
+                                   events, repeated))
+            rows[-1].update({f"{FEWER_EVENTS_THAN}{T}": int((events < T).sum())
+                             for T in sorted(frame_caches)})
         names, test_labels = store["test/names"][...], labels["test"]
         examples["names"] = np.array([names[np.flatnonzero(test_labels == c)[0]].decode()
                                       if (test_labels == c).any() else "" for c in CLASSES])

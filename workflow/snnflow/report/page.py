@@ -3,6 +3,7 @@ from page.html.j2 with Jinja2. Tables are shown as the registry's Display says, 
 embedded as PNG data, each under its title and above its caption."""
 
 import base64
+import fnmatch
 import html
 import re
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from snnflow.report import FEWER_EVENTS_THAN
 from snnflow.report.registry import CONTENTS, Figure, SECTIONS, caption_file
 from snnflow.report.tables import REFERENCE_DEVICE, data_scope
 
@@ -65,6 +67,15 @@ def warnings(study):
                          "samples are identical to a training sample: on them the test "
                          "accuracy measures memory, not generalisation (the data table, "
                          "column test_in_train)")
+        for column in study.dataset.columns:
+            count = getattr(row, column) if column.startswith(FEWER_EVENTS_THAN) else 0
+            if count > 0:
+                T = column.removeprefix(FEWER_EVENTS_THAN)
+                found.append(f"{int(count)} of the {row.samples} {row.dataset} {row.split} "
+                             f"samples ({100 * count / row.samples:.1f} %) have fewer events "
+                             f"than T={T}: all their frames but the last are empty, so "
+                             f"SNN-{T} sees them in one time step (the data table, column "
+                             f"{column})")
     return found
 
 
@@ -129,7 +140,8 @@ def displayed(df, display):
         df = df[df[column] != value]
     out = {}
     for column in df.columns:
-        if column.endswith("_std") or column in display.drop or column == display.listed:
+        if column.endswith("_std") or column == display.listed or any(
+                fnmatch.fnmatchcase(column, pattern) for pattern in display.drop):
             continue
         values = df[column]
         stds = df[f"{column}_std"] if f"{column}_std" in df.columns else [np.nan] * len(df)

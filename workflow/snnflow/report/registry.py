@@ -11,6 +11,8 @@ neither pandas nor matplotlib.
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from snnflow.report import FEWER_EVENTS_THAN
+
 CAPTIONS = Path(__file__).resolve().parents[2] / "report"  # workflow/report/
 FIGURE_FORMATS = ("png", "pdf", "svg")  # the page embeds the PNG; vector ones for papers
 TABLE_FORMATS = ("csv", "tex", "md")    # the CSV holds the numbers, the others the page's
@@ -23,7 +25,7 @@ SECTIONS = ("Data", "Training", "Comparison", "Spikes and energy", "Sweeps",
 class Display:
     """How the page shows a table: `percent` columns as percentages with two decimals,
     other float columns with `digits[column]` decimals (else `default_digits`),
-    `drop`ped columns and the rows holding `rows_without` = (column, value) left out,
+    `drop`ped columns (names or fnmatch patterns) and the rows holding `rows_without` = (column, value) left out,
     columns renamed by `rename`; a `listed` column is shown as a list below the table,
     one item per value of the first column, instead of in it. Columns `<c>` and
     `<c>_std` become one "mean ± std" column."""
@@ -86,6 +88,7 @@ PERCENT_ACC = ("train_acc", "test_acc")
 CONTENTS = (
     Table("dataset", "Data", "The data", "dataset_table",
           Display(digits={"events_mean": 1, "events_min": 0, "events_max": 0},
+                  drop=(f"{FEWER_EVENTS_THAN}*",),  # the page warns where one is not 0
                   rename={f"class_{c}": str(c) for c in range(10)}, listed="source")),
     Figure("examples", "Data", "What the networks see", "examples",
            "one test sample per class at every T"),
