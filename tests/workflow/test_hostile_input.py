@@ -495,3 +495,22 @@ def test_the_frames_job_logs_the_samples_with_fewer_events_than_T(tmp_path, nmni
         short = [int((np.diff(store[f"{split}/offsets"][...]) < 300).sum())
                  for split in ("train", "test")]
     assert [int(n) for n in found.groups()] == short and sum(short) > 0
+
+
+def test_a_planted_frame_cache_reading_a_file_outside_is_refused_by_the_training_job(
+        tmp_path, nmnist):
+    """A frame cache whose test frames are an external link to a file outside the project
+    is refused by name, not trained and tested on."""
+    config = {"nmnist_dir": str(nmnist), "snn": TINY_SNN}
+    rc, output = run_target(tmp_path, "results/frames/nmnist_T4.h5", config)
+    assert rc == 0, output
+    cache = tmp_path / "results" / "frames" / "nmnist_T4.h5"
+    secret = tmp_path / "secret.h5"
+    with h5py.File(cache, "a") as h5, h5py.File(secret, "w") as outside:
+        outside["data"] = np.full(h5["test/frames"].shape, 9, h5["test/frames"].dtype)
+        del h5["test/frames"]
+        h5["test/frames"] = h5py.ExternalLink(str(secret), "data")
+    expect_failure(tmp_path, TRAIN_SNN_T4, config,
+                   f"error: results/frames/nmnist_T4.h5: test/frames is an external link to "
+                   f"{secret} - delete the file and rerun the workflow to rebuild it",
+                   log="train_snn_T4_seed0")
