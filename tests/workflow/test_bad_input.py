@@ -344,7 +344,15 @@ def test_a_full_disk_under_the_event_store(tmp_path, nmnist):
 
 
 def test_a_full_disk_under_the_checkpoints(tmp_path, nmnist):
+    """The first file there the job cannot write, named: the run's lock or its log of every
+    attempt (beside the checkpoint) or, with room for those, the checkpoint."""
     prefix = mounted_tmpfs(tmp_path / "results" / "checkpoints", "4k")
+    lines = expect_failure(tmp_path, TRAIN_SNN_T4, {"nmnist_dir": str(nmnist), "snn": TINY_SNN},
+                           ": cannot be written, the disk is full - free space on "
+                           f"{tmp_path}/results/checkpoints and rerun",
+                           log="train_snn_T4_seed0", prefix=prefix)
+    assert lines[0].startswith("error: results/checkpoints/snn_T4_seed0."), lines
+    prefix = mounted_tmpfs(tmp_path / "results" / "checkpoints", "64k")
     expect_failure(tmp_path, TRAIN_SNN_T4, {"nmnist_dir": str(nmnist), "snn": TINY_SNN},
                    "results/checkpoints/snn_T4_seed0.pt: cannot be written, the disk is full",
                    log="train_snn_T4_seed0", prefix=prefix)

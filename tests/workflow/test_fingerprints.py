@@ -97,7 +97,7 @@ ALLOWED = {  # package: the subpackages its modules may import from
     "data": {"kernels"},
     "model": {"kernels", "data"},
     "train": {"kernels", "data"},  # the loop reads the caches; the networks come as specs
-    "deploy": {"model"},  # the trained network, rebuilt from its model.pt
+    "deploy": {"model", "data"},  # the trained network from its model.pt; the HDF5 opener
     "report": {"data"},
     "kernels": set(),
     "": {"data"},  # the root modules: settings checks the data's file names

@@ -569,6 +569,8 @@ def test_a_second_config_shows_only_its_runs_and_the_firsts_leftovers_are_listed
     assert "results/frames/nmnist_T2.h5" not in leftovers  # the sweep still trains at T=2
     assert "results/checkpoints/snn_T2_seed1.pt" in leftovers
     assert "results/checkpoints/snn_T2_seed1.log" in leftovers  # every attempt's log
+    assert "results/checkpoints/snn_T2_seed1.pt.lock" in leftovers  # the run's lock
+    assert f"results/checkpoints/sweeps/tiny/{VARIANTS[1]}/seed0.pt.lock" in leftovers
     assert [line for line in leftovers if line.startswith(
         f"results/tensorboard/sweeps/tiny/{VARIANTS[1]}/seed1/events.out.tfevents.")]
     assert "results/logs/train_snn_T2_seed0.log" in leftovers

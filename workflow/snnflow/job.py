@@ -10,7 +10,8 @@ import traceback
 from pathlib import Path
 
 from snnflow import SnnflowError, first_line
-from snnflow.atomic import disk_full_reason, full_disk_error, remove_path
+from snnflow.atomic import (disk_full_reason, full_disk_error, remove_path,
+                            reporting_full_disk)
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)  # a scheduler's limit or scancel; Ctrl-C
 _position = [None]  # () -> where the job is ("epoch 3 batch 40"), for the interrupted line
@@ -38,19 +39,22 @@ def report_position_with(describe):
 
 
 class _Both:
-    """A text stream writing to two: the job's log and its attempts' log."""
+    """A text stream writing to two: the job's log and its attempts' log (a full disk
+    named by the file it stopped)."""
 
-    def __init__(self, *files):
-        self.files = files
+    def __init__(self, *named_files):
+        self.named_files = named_files  # (file, its path)
 
     def write(self, text):
-        for f in self.files:
-            f.write(text)
+        for f, path in self.named_files:
+            with reporting_full_disk(path):
+                f.write(text)
         return len(text)
 
     def flush(self):
-        for f in self.files:
-            f.flush()
+        for f, path in self.named_files:
+            with reporting_full_disk(path):
+                f.flush()
 
 
 def _open_attempts_log(path, log_path):
@@ -82,7 +86,7 @@ def _close_quietly(stream):
 
 def _say(line, log, terminal):
     """`line` in the job's log, if it can still be written there, and on the terminal."""
-    with contextlib.suppress(OSError, ValueError):
+    with contextlib.suppress(Exception):
         print(line, file=log, flush=True)
     print(line, file=terminal, flush=True)
 
@@ -122,7 +126,8 @@ def run_job(snakemake, main, attempts_log=None):
         except SnnflowError as err:
             _say(f"error: {err}", log_file, terminal)
             sys.exit(1)
-        stream = _Both(log_file, attempts) if attempts is not None else log_file
+        stream = (_Both((log_file, log_path), (attempts, attempts_log))
+                  if attempts is not None else log_file)
         stack.enter_context(contextlib.redirect_stdout(stream))
         stack.enter_context(contextlib.redirect_stderr(stream))
         if attempts is not None:

@@ -9,9 +9,9 @@ Snakemake says what the current config makes: `--summary` lists every output of 
 study (made or still to make) and `--list-untracked` every file the workflow does not
 use, logs counted as used. Benchmarks and checkpoints are not declared as such, so they
 are judged by what they belong to: a job's benchmark by its log (benchmarks/X.tsv and
-logs/X.log), a run's checkpoint, attempts' log and curves by its run folder. The page
-and Snakemake's report read only the current config's runs either way; this keeps the
-folder itself honest.
+logs/X.log), a run's checkpoint, lock, attempts' log and curves by its run folder. The
+page and Snakemake's report read only the current config's runs either way; this keeps
+the folder itself honest.
 """
 
 import argparse
@@ -55,11 +55,12 @@ def stale_files(arguments):
         if part[0] == "tensorboard":  # tensorboard/<run folder below root>/<event file>
             return str(root.joinpath(*part[1:-1], RUN_FILES["run"])) in outputs
         if part[0] == "checkpoints":  # <name>_seed<S>.pt or sweeps/<sweep>/<variant>/seed<S>.pt
-            # (and its attempts' .log)
+            # and beside it .pt.lock (the run's lock) and .log (every attempt's log)
+            run = path.name.split(".")[0]
             if part[1] == "sweeps":
-                folder = root.joinpath("sweeps", *part[2:]).with_suffix("")
+                folder = root.joinpath("sweeps", *part[2:-1], run)
             else:
-                name, _, seed = path.stem.rpartition("_seed")
+                name, _, seed = run.rpartition("_seed")
                 folder = root / "runs" / name / f"seed{seed}"
             return str(folder / RUN_FILES["run"]) in outputs
         return False

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from snnflow import SnnflowError, first_line
-from snnflow.atomic import atomic_path
+from snnflow.atomic import atomic_path, reporting_full_disk
 
 
 @contextlib.contextmanager
@@ -43,8 +43,9 @@ def holding_run(checkpoint):
             raise SnnflowError(f"{checkpoint}: another job is training this run ({holder}) - "
                                "let it finish or stop it first (was --unlock run while a "
                                "study still ran?)") from None
-        os.ftruncate(handle, 0)
-        os.pwrite(handle, f"process {os.getpid()} on {platform.node()}".encode(), 0)
+        with reporting_full_disk(path):
+            os.ftruncate(handle, 0)
+            os.pwrite(handle, f"process {os.getpid()} on {platform.node()}".encode(), 0)
         yield
     finally:
         os.close(handle)
