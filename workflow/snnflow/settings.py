@@ -5,6 +5,7 @@ The Snakefile calls these so that every value a job uses reaches it through
 must import quickly: no torch, h5py or pandas.
 """
 
+import difflib
 import math
 import os
 import re
@@ -14,8 +15,8 @@ from snnflow import SnnflowError
 from snnflow.data.idx import ALL_FILES as MNIST_FILES, idx_file
 
 HINT = "fix the config (keys and limits: workflow/schemas/config.schema.yaml)"
-NESTED_OVERRIDE_HINT = ("nested keys given with --config arrive as text; put them in a small "
-                        "file and pass it with --configfile")
+COMMAND_LINE_HINT = ("a value given with --config is read as YAML: --config snn.T=[4,8] "
+                     "snn.epochs=2 validation.fraction=0.1")
 
 
 def _key_path(path):
@@ -210,15 +211,19 @@ def validate_config(config, schema_path, config_files=()):
         err = errors[0]
         path = list(err.absolute_path)
         if err.validator == "additionalProperties":
-            unknown = sorted(set(err.instance) - set(err.schema.get("properties", {})))
+            known = list(err.schema.get("properties", {}))
+            unknown = sorted(set(err.instance) - set(known))
             path, message = path + unknown[:1], "unknown key"
+            closest = difflib.get_close_matches(str(unknown[0]), known, n=1, cutoff=0.6)
+            if closest:
+                message += f" (did you mean {_key_path([*path[:-1], closest[0]])}?)"
         elif err.validator == "required":
             message = err.message.replace("is a required property", "is missing")
         else:
             message = err.message
         hint = HINT
         if err.validator == "type" and isinstance(err.instance, str) and len(path) > 1:
-            hint += f"; {NESTED_OVERRIDE_HINT}"
+            hint += f"; {COMMAND_LINE_HINT}"
         raise SnnflowError(f"config key {_key_path(path)}: {message} - {hint}")
     performance = config["performance"]
     if performance["cuda_graphs"] and (performance["autocast"] == "fp16"
