@@ -5,7 +5,7 @@ PYTHON ?= python3
 CORES ?= 2
 BIN := $(VENV)/bin
 
-.PHONY: demo test study watch bench gpu-check lint stale clean clean-results-and-downloaded-datasets
+.PHONY: demo test study watch bench gpu-check lint stale config-reference clean clean-results-and-downloaded-datasets
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -72,6 +72,10 @@ gpu-check:
 CONFIG ?=
 stale: $(VENV)/.installed
 	$(BIN)/python -m snnflow.stale $(if $(REMOVE),--remove) --cores 1 $(CONFIG)
+
+# docs/configuration.md, generated from the schema's descriptions and config.yaml's values
+config-reference: $(VENV)/.installed
+	$(BIN)/python -m snnflow.config_reference
 
 lint: $(VENV)/.installed
 	$(BIN)/snakemake --lint

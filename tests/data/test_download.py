@@ -38,7 +38,8 @@ def test_good_archive_is_fetched_verified_and_unpacked(tmp_path, server, rng):
     events = build_archive(root / "train.zip", rng)
     md5 = hashlib.md5((root / "train.zip").read_bytes()).hexdigest()
     dest = tmp_path / "downloads" / "nmnist_train.zip"
-    fetch([url + "train.zip"], dest, md5, max_bytes=1 << 20, alternative="set nmnist_dir", log=lambda m: None)
+    fetch([url + "train.zip"], dest, md5, max_bytes=1 << 20, alternative="set nmnist_dir",
+          log=lambda m: None)
     assert md5sum(dest) == md5
     unpack_split(dest, tmp_path / "NMNIST" / "Train", "Train")
     for name, ev in events.items():
@@ -50,7 +51,8 @@ def test_md5_mismatch_keeps_nothing_and_says_what_to_do(tmp_path, server, rng):
     build_archive(root / "train.zip", rng)
     dest = tmp_path / "nmnist_train.zip"
     with pytest.raises(SnnflowError) as err:
-        fetch([url + "train.zip"], dest, "0" * 32, max_bytes=1 << 20, alternative="set nmnist_dir instead",
+        fetch([url + "train.zip"], dest, "0" * 32, max_bytes=1 << 20,
+              alternative="set nmnist_dir instead",
               backoff=0, log=lambda m: None)
     message = str(err.value)
     assert "md5" in message and url + "train.zip" in message and "set nmnist_dir" in message
@@ -60,7 +62,8 @@ def test_md5_mismatch_keeps_nothing_and_says_what_to_do(tmp_path, server, rng):
 def test_404_is_not_retried_and_names_the_url(tmp_path, server):
     _, url = server
     with pytest.raises(SnnflowError, match="missing.zip: HTTP 404"):
-        fetch([url + "missing.zip"], tmp_path / "x.zip", "0" * 32, max_bytes=1 << 20, alternative="x",
+        fetch([url + "missing.zip"], tmp_path / "x.zip", "0" * 32, max_bytes=1 << 20,
+              alternative="x",
               retries=5, backoff=10, log=lambda m: None)  # a retry would sleep 10 s
 
 
@@ -68,7 +71,8 @@ def test_second_mirror_is_used_when_the_first_fails(tmp_path, server, rng):
     root, url = server
     build_archive(root / "a.zip", rng)
     md5 = md5sum(root / "a.zip")
-    fetch([url + "gone.zip", url + "a.zip"], tmp_path / "a.zip", md5, max_bytes=1 << 20, alternative="x",
+    fetch([url + "gone.zip", url + "a.zip"], tmp_path / "a.zip", md5, max_bytes=1 << 20,
+          alternative="x",
           log=lambda m: None)
     assert md5sum(tmp_path / "a.zip") == md5
 

@@ -139,8 +139,8 @@ def test_a_read_only_cache_names_the_folder_not_the_compilers(tmp_path):
     script = ("import sys; sys.path.insert(0, sys.argv[1]); from snnflow.kernels import prep; "
               "print('kernels:', prep.library() is not None)")
     result = subprocess.run(
-        ["unshare", "-m", "sh", "-c", f"mount -t tmpfs -o ro,size=64k,mode=0700 tmpfs {cache} && exec "
-         '"$0" "$@"', sys.executable, "-c", script, str(REPO / "workflow")],
+        ["unshare", "-m", "sh", "-c",
+         f'mount -t tmpfs -o ro,size=64k,mode=0700 tmpfs {cache} && exec "$0" "$@"', sys.executable, "-c", script, str(REPO / "workflow")],
         capture_output=True, text=True, timeout=120,
         env={**os.environ, "SNNFLOW_KERNEL_CACHE": str(cache), "SNNFLOW_KERNELS": "require"})
     last = result.stderr.strip().splitlines()[-1]

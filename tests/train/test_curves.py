@@ -26,7 +26,8 @@ def settings(model, **overrides):
 def train(s, caches, out, log=lambda m: None):
     cache = caches / ("nmnist_T4.h5" if s.model == "snn" else "mnist.h5")
     out.mkdir(parents=True, exist_ok=True)
-    return run({"snn": snn.KIND, "cnn": cnn.KIND}[s.model], s, cache, outputs_in(out), out / "checkpoint.pt",
+    kind = {"snn": snn.KIND, "cnn": cnn.KIND}[s.model]
+    return run(kind, s, cache, outputs_in(out), out / "checkpoint.pt",
                code_fingerprint="abc", log=log, curves_folder=out / "tensorboard")
 
 
@@ -73,7 +74,8 @@ def test_every_epoch_value_of_the_csvs_is_a_point_and_the_settings_are_hparams(
     running = [step for step, _ in tags[curves.RUNNING_LOSS_TAG]]
     assert running == [epoch * 15 + b for epoch in range(3) for b in range(1, 15)]
     assert all(np.isfinite(value) for _, value in tags[curves.RUNNING_LOSS_TAG])
-    assert tags[curves.FINAL_TAGS["final"]] == [(3, float(np.float32(metrics["test_acc"].iloc[-1])))]
+    final = float(np.float32(metrics["test_acc"].iloc[-1]))
+    assert tags[curves.FINAL_TAGS["final"]] == [(3, final)]
     hparams = session_hparams(folder)
     assert hparams["model"] == model and hparams["seed"] == 3 and hparams["lr"] == 0.01
     assert hparams["channels"] == "[4, 8, 8]" and hparams["channels_last"] == "true"

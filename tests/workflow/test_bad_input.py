@@ -1,6 +1,6 @@
 """Bad input through the workflow: exit status 1, one line `error: <file or key>: <what>
 - <what to do>` on the terminal and in the job's own log, no partial output left behind.
-The README's "When something goes wrong" lists the same cases."""
+docs/troubleshooting.md lists the same cases."""
 
 import gzip
 import os

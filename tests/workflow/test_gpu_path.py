@@ -80,7 +80,7 @@ def test_a_gpu_machine_with_a_cpu_torch_stops_then_trains_on_the_cpu_on_purpose(
         f"{torch.__version__} ({sys.executable}) is a CPU-only build - install a CUDA build "
         f"of torch ({sys.executable.rsplit('/', 1)[0]}/pip uninstall -y torch && "
         f"{sys.executable.rsplit('/', 1)[0]}/pip install torch=="
-        f"{torch.__version__.split('+')[0]}; README \"Training on a GPU\" for other CUDA "
+        f"{torch.__version__.split('+')[0]}; docs/running.md \"Training on a GPU\" for other CUDA "
         "versions) or set device: cpu to train on the CPU on purpose"]
     assert not (workdir / "results" / "logs").exists()  # before any job
 

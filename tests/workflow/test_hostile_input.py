@@ -1,7 +1,7 @@
 """Hostile input and faults, round 2, through Snakemake: no writes outside the project
 through planted links, bounded archives, OS errors named in one line (in the job's log
 too), signals that leave a line and no partial output, studies that cannot mean anything
-refused. The README's "When something goes wrong" lists the same cases."""
+refused. docs/troubleshooting.md lists the same cases."""
 
 import json
 import re

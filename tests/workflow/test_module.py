@@ -1,6 +1,7 @@
 """The workflow used as a Snakemake module by an outer Snakefile in another folder: every
 path is resolved from the workflow's own files, not from the outer workflow's basedir."""
 
+import re
 import subprocess
 import sys
 
@@ -26,14 +27,44 @@ TINY = {"synthetic": {"enabled": True, "train_per_class": 3, "test_per_class": 2
         "cnn": {"epochs": 1, "batch_size": 10, "channels": [4, 8, 8], "hidden": 16}}
 
 
-def test_an_outer_snakefile_plans_and_runs_the_study_as_a_module(tmp_path):
+def test_an_outer_snakefile_plans_the_study_as_a_module(tmp_path):
     (tmp_path / "Snakefile").write_text(OUTER)
     (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(TINY))
     command = [sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", "tiny.yaml"]
     plan = subprocess.run([*command, "-n"], cwd=tmp_path, capture_output=True, text=True)
     assert plan.returncode == 0, plan.stdout + plan.stderr
     assert "snnflow_train_snn" in plan.stdout and "snnflow_report" in plan.stdout
-    run = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True)
-    assert run.returncode == 0, run.stdout + run.stderr
-    assert "SNN-4" in (tmp_path / "results" / "report.html").read_text()
     assert not (tmp_path / "workflow").exists()  # nothing looked for beside the outer file
+
+
+def readme_module_recipe():
+    """The outer Snakefile of the README's recipe, as printed there."""
+    text = (REPO / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, re.S)
+    (recipe,) = [block for block in blocks if "module study_a:" in block]
+    return recipe
+
+
+def test_the_readmes_module_recipe_runs_two_studies_with_some_keys_each(tmp_path):
+    """Exactly the README's snippet: two studies from a few keys each (the rest the
+    project's defaults), each under its own prefix, nothing of one in the other's folder
+    or outside both."""
+    (tmp_path / "Snakefile").write_text(readme_module_recipe())
+    (tmp_path / "snnflow").symlink_to(REPO)  # "your clone of snnflow"
+    for study, T in (("study_a", 4), ("study_b", 8)):
+        keys = {**TINY, "seeds": [0], "nir": {"enabled": False},
+                "snn": {**TINY["snn"], "T": [T], "main_T": T}}
+        (tmp_path / f"{study}.yaml").write_text(yaml.safe_dump(keys))
+    run = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2"], cwd=tmp_path,
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout + run.stderr
+    for study, label, other in (("study_a", "SNN-4", "SNN-8"), ("study_b", "SNN-8", "SNN-4")):
+        results = tmp_path / study / "results"
+        page = (results / "report.html").read_text()
+        assert label in page and other not in page
+        assert list((results / "checkpoints").glob("snn_T*_seed0.pt")) == [
+            results / "checkpoints" / f"snn_{label.replace('SNN-', 'T')}_seed0.pt"]
+        assert (results / "tensorboard" / "runs" / "cnn" / "seed0").is_dir()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        ".snakemake", "Snakefile", "snnflow", "study_a", "study_a.yaml", "study_b",
+        "study_b.yaml"]

@@ -23,7 +23,8 @@ from snnflow.report.registry import report_category, table_names
 from snnflow.runs import REPORTED_FILES, RUN_FILES, checkpoint_path, model_name, run_folder
 from snnflow.runs import nir_check_path, run_outputs, sweep_checkpoint_path, sweep_run_folder
 from snnflow.runs import sweep_tensorboard_folder, sweep_variant, tensorboard_folder
-from snnflow.settings import as_written, cnn_settings, snn_settings, validate_config
+from snnflow.settings import as_written, cnn_settings, fill_in_defaults, snn_settings
+from snnflow.settings import validate_config
 from snnflow.sweeps import read_sweeps
 from snnflow.deploy.importers import importer_versions
 from snnflow.train.gpu_slots import count_gpus, slot_count
@@ -34,6 +35,9 @@ def stop_before_any_job(err):
     sys.exit(1)
 
 
+# Used as a module with only some keys (`module ...: config: {...}`), the other keys take
+# the project's defaults: its config.yaml.
+fill_in_defaults(config, WORKFLOW_DIR.parent / "config.yaml")
 try:
     validate_config(config, WORKFLOW_DIR / "schemas" / "config.schema.yaml", workflow.configfiles)
 except SnnflowError as err:
@@ -49,8 +53,20 @@ except SnnflowError as err:
 # Everything the study makes goes under this folder: one study per folder (the demo's
 # is results-demo), so two studies never mix their files.
 RESULTS = config["results_dir"]
+
+
+PATH_MODIFIER = workflow.modifier.path_modifier  # this module's: params are computed later
+
+
+def on_disk(path):
+    """Where a rule's relative input or output `path` lies: Snakemake moves those into the
+    folder of a module's `prefix:` (the workflow used as a module), and the workflow must
+    do the same for what it writes itself (at parse time) or passes as params."""
+    return PATH_MODIFIER.replace_prefix(path)
+
+
 try:
-    refuse_links_inside(RESULTS)
+    refuse_links_inside(on_disk(RESULTS))
 except SnnflowError as err:
     stop_before_any_job(err)
 SYNTHETIC = config["synthetic"]["enabled"]
@@ -114,10 +130,12 @@ refuse_accidental_cpu_training()
 # synthetic and downloaded data are outputs of its rules.
 def dataset_manifest(name, listing):
     """The manifest `name` holding `listing` (a function), written when it changed."""
+    path = f"{RESULTS}/manifests/{name}"
     try:
-        return str(manifest.update(f"{RESULTS}/manifests/{name}", listing()))
+        manifest.update(on_disk(path), listing())
     except SnnflowError as err:
         stop_before_any_job(err)
+    return path
 
 
 def nmnist_inputs():
@@ -146,7 +164,9 @@ def mnist_inputs():
         return [SYNTHETIC_DIR]
     if config["mnist_dir"]:
         files = [str(find_idx_file(config["mnist_dir"], name)) for name in MNIST_FILES]
-        return [*files, dataset_manifest("mnist.tsv", lambda: manifest.file_listing(files))]
+        # local(): the user's files, where a module's prefix must not move them
+        return [*map(local, files),
+                dataset_manifest("mnist.tsv", lambda: manifest.file_listing(files))]
     return [f"{RESULTS}/raw/MNIST/{name}.gz" for name in MNIST_FILES]
 
 

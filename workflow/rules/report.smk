@@ -43,9 +43,9 @@ rule report:
         table_cells=[f"{RESULTS}/tables/{name}.{extension}" for name in TABLES_MADE
                      for extension in TABLE_FORMATS[1:]],
     params:
-        runs=[run_folder(RESULTS, model, seed) for model in MODELS for seed in SEEDS],
-        sweep_runs=SWEEP_RUNS,
-        nir_checks=NIR_CHECKS if NIR else None,
+        runs=[on_disk(run_folder(RESULTS, model, seed)) for model in MODELS for seed in SEEDS],
+        sweep_runs=[on_disk(folder) for folder in SWEEP_RUNS],
+        nir_checks=[on_disk(path) for path in NIR_CHECKS] if NIR else None,
         main_T=config["snn"]["main_T"],
         data=lambda wildcards, input: str(Path(input.data[0]).parent),
         energy=config["energy"],

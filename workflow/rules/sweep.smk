@@ -21,8 +21,10 @@ rule train_sweep:
         sweep=lambda wc: sweep_variant(wc.sweep, wc.variant, sweep_of(wc)[1]),
         code=code_fingerprint("train_snn"),
         cpu_threads=CPU_THREADS,
-        checkpoint=lambda wc: sweep_checkpoint_path(RESULTS, wc.sweep, wc.variant, wc.seed),
-        curves=lambda wc: sweep_tensorboard_folder(RESULTS, wc.sweep, wc.variant, wc.seed),
+        checkpoint=lambda wc: on_disk(
+            sweep_checkpoint_path(RESULTS, wc.sweep, wc.variant, wc.seed)),
+        curves=lambda wc: on_disk(
+            sweep_tensorboard_folder(RESULTS, wc.sweep, wc.variant, wc.seed)),
     threads: TRAIN_THREADS
     priority: 1  # before the NIR jobs that wait on them: training holds the GPU slots busy
     resources:

@@ -16,8 +16,8 @@ rule train_snn:
         settings=lambda wc: snn_settings(config, wc.T, wc.seed),
         code=code_fingerprint("train_snn"),
         cpu_threads=CPU_THREADS,
-        checkpoint=lambda wc: checkpoint_path(RESULTS, model_name("snn", wc.T), wc.seed),
-        curves=lambda wc: tensorboard_folder(RESULTS, model_name("snn", wc.T), wc.seed),
+        checkpoint=lambda wc: on_disk(checkpoint_path(RESULTS, model_name("snn", wc.T), wc.seed)),
+        curves=lambda wc: on_disk(tensorboard_folder(RESULTS, model_name("snn", wc.T), wc.seed)),
     threads: TRAIN_THREADS
     priority: 1  # before the NIR jobs that wait on them: training holds the GPU slots busy
     resources:
@@ -44,8 +44,8 @@ rule train_cnn:
         settings=lambda wc: cnn_settings(config, wc.seed),
         code=code_fingerprint("train_cnn"),
         cpu_threads=CPU_THREADS,
-        checkpoint=lambda wc: checkpoint_path(RESULTS, model_name("cnn"), wc.seed),
-        curves=lambda wc: tensorboard_folder(RESULTS, model_name("cnn"), wc.seed),
+        checkpoint=lambda wc: on_disk(checkpoint_path(RESULTS, model_name("cnn"), wc.seed)),
+        curves=lambda wc: on_disk(tensorboard_folder(RESULTS, model_name("cnn"), wc.seed)),
     threads: TRAIN_THREADS
     priority: 1  # before the NIR jobs that wait on them: training holds the GPU slots busy
     resources:

@@ -13,7 +13,7 @@ import warnings
 
 from snnflow import SnnflowError, first_line
 
-GPU_INSTALL_GUIDE = 'README "Training on a GPU"'
+GPU_INSTALL_GUIDE = 'docs/running.md "Training on a GPU"'
 
 
 def cuda_problem():

@@ -5,6 +5,7 @@ The Snakefile calls these so that every value a job uses reaches it through
 must import quickly: no torch, h5py or pandas.
 """
 
+import copy
 import difflib
 import math
 import os
@@ -187,6 +188,22 @@ def _yaml_boolean_word(flag, words):
     """The word among `words` that YAML 1.1 reads as `flag`, else None."""
     spellings = ("on", "yes", "true") if flag else ("off", "no", "false")
     return next((word for word in words if str(word).lower() in spellings), None)
+
+
+def fill_in_defaults(config, defaults_path):
+    """Give every key `config` lacks, at any level, the value of the defaults file (the
+    project's config.yaml), in place: a workflow used as a module may be given only
+    some keys."""
+    import yaml
+
+    def fill(node, defaults):
+        for key, value in defaults.items():
+            if key not in node:
+                node[key] = copy.deepcopy(value)
+            elif isinstance(node[key], dict) and isinstance(value, dict):
+                fill(node[key], value)
+
+    fill(config, yaml.safe_load(Path(defaults_path).read_text()))
 
 
 def validate_config(config, schema_path, config_files=()):

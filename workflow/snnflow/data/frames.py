@@ -64,7 +64,7 @@ def _buffer(name, shape, dtype):
 def deflate(array):
     """A zlib stream of the array's bytes, as HDF5's gzip filter reads it. The C kernel
     skips zero runs eight bytes at a time; zlib's fallback uses its run-length
-    strategy, which beat level-1 deflate and LZF on frames (README)."""
+    strategy, which beat level-1 deflate and LZF on frames (docs/data.md)."""
     data = np.ascontiguousarray(array).reshape(-1).view(np.uint8)
     lib = prep.library()
     if lib is None:

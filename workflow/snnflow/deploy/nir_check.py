@@ -149,7 +149,7 @@ def compare(model, strict_model, graph, frames, labels, log=print):
                "accuracy_ours": float((predicted == truth).double().mean())}
         if row["version"] is None:
             rows.append({**row, "note": f"not installed: pip install --no-deps {name} "
-                                        "(README \"Deploying the SNN\")"})
+                                        "(docs/configuration.md \"Deploying the SNN\")"})
             continue
         try:
             imported, run, how = load(graph)

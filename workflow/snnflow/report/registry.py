@@ -25,10 +25,10 @@ SECTIONS = ("Data", "Training", "Comparison", "Spikes and energy", "Sweeps",
 class Display:
     """How the page shows a table: `percent` columns as percentages with two decimals,
     other float columns with `digits[column]` decimals (else `default_digits`),
-    `drop`ped columns (names or fnmatch patterns) and the rows holding `rows_without` = (column, value) left out,
-    columns renamed by `rename`; a `listed` column is shown as a list below the table,
-    one item per value of the first column, instead of in it. Columns `<c>` and
-    `<c>_std` become one "mean ± std" column."""
+    `drop`ped columns (names or fnmatch patterns) and the rows holding `rows_without` =
+    (column, value) left out, columns renamed by `rename`; a `listed` column is shown as
+    a list below the table, one item per value of the first column, instead of in it.
+    Columns `<c>` and `<c>_std` become one "mean ± std" column."""
     percent: tuple = ()
     digits: dict = field(default_factory=dict)
     default_digits: int = 4
