@@ -141,10 +141,11 @@ def test_an_unquoted_off_that_yaml_read_as_false_is_the_word_off(config):
         validate_config(config, SCHEMA)
 
 
-def test_text_that_is_not_a_number_names_the_key_and_the_configfile_way(config):
+def test_text_that_is_not_a_number_names_the_key_and_how_a_command_line_value_is_read(config):
     config["snn"]["T"] = ["four"]
     with pytest.raises(SnnflowError, match=r"config key snn.T\[0\]: 'four' is not of type "
-                                           "'integer' - .*--configfile"):
+                                           r"'integer' - .*a value given with --config is read "
+                                           r"as YAML: --config snn.T=\[4,8\]"):
         validate_config(config, SCHEMA)
 
 

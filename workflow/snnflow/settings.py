@@ -203,7 +203,8 @@ def fill_in_defaults(config, defaults_path):
             elif isinstance(node[key], dict) and isinstance(value, dict):
                 fill(node[key], value)
 
-    fill(config, yaml.safe_load(Path(defaults_path).read_text()))
+    if Path(defaults_path).is_file():  # a copy of the workflow without it: keys named missing
+        fill(config, yaml.safe_load(Path(defaults_path).read_text()))
 
 
 def validate_config(config, schema_path, config_files=()):
