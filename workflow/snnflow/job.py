@@ -73,9 +73,14 @@ def _open_attempts_log(path, log_path):
                            "writable: each epoch's checkpoint and the log of every attempt "
                            "go there") from None
     attempts = os.fdopen(handle, "a", buffering=1, errors="backslashreplace")
-    attempts.write(f"===== attempt started {time.strftime('%Y-%m-%d %H:%M:%S')} on "
-                   f"{platform.node()} (process {os.getpid()}); this attempt's own log: "
-                   f"{log_path} =====\n")
+    try:
+        with reporting_full_disk(path):
+            attempts.write(f"===== attempt started {time.strftime('%Y-%m-%d %H:%M:%S')} on "
+                           f"{platform.node()} (process {os.getpid()}); this attempt's own "
+                           f"log: {log_path} =====\n")
+    except BaseException:
+        _close_quietly(attempts)
+        raise
     return attempts
 
 
@@ -130,9 +135,6 @@ def run_job(snakemake, main, attempts_log=None):
                   if attempts is not None else log_file)
         stack.enter_context(contextlib.redirect_stdout(stream))
         stack.enter_context(contextlib.redirect_stderr(stream))
-        if attempts is not None:
-            print(f"{time.strftime('%H:%M:%S')} every attempt of this run is logged to "
-                  f"{attempts_log} too", flush=True)
 
         def log(message):
             try:
@@ -150,6 +152,8 @@ def run_job(snakemake, main, attempts_log=None):
         for stop in STOP_SIGNALS:
             signal.signal(stop, _interrupt)
         try:
+            if attempts is not None:
+                log(f"every attempt of this run is logged to {attempts_log} too")
             main(log)
             if _received[0] is not None:  # the Interrupted was swallowed where it arrived
                 raise Interrupted(_received[0])
