@@ -148,3 +148,28 @@ def test_a_read_only_cache_names_the_folder_not_the_compilers(tmp_path):
         f"snnflow.SnnflowError: config key kernels: require, but the kernel cache {cache} "
         "cannot be written (Read-only file system) - make it writable, or set "
         "SNNFLOW_KERNEL_CACHE to a folder you can write"), result.stderr
+
+
+def test_a_folder_writable_by_the_users_own_private_group_is_safe(tmp_path):
+    """Many systems give each user a group of their own name: group-writable homes are
+    the user's alone there."""
+    import grp
+    import pwd
+
+    me = pwd.getpwuid(os.geteuid())
+    try:
+        own = grp.getgrnam(me.pw_name)
+    except KeyError:
+        pytest.skip(f"no group named {me.pw_name} here")
+    if set(own.gr_mem) - {me.pw_name}:
+        pytest.skip(f"group {me.pw_name} has other members here")
+    home = tmp_path / "home"
+    home.mkdir()
+    os.chown(home, me.pw_uid, own.gr_gid)
+    home.chmod(0o775)
+    assert loader.safe_folder(home / "cache").is_dir()
+    other = tmp_path / "shared"
+    other.mkdir()
+    other.chmod(0o777)
+    with pytest.raises(loader.UnsafeCache, match="is writable by others"):
+        loader.safe_folder(other / "cache")

@@ -20,10 +20,10 @@ $SNNFLOW_KERNEL_CACHE, default $XDG_CACHE_HOME/snnflow/kernels.
 
 A library in the cache runs code in every job that loads it, so the cache is trusted
 only as far as nobody else can write it (`safe_folder`: the cache and every build
-folder owned by this user, writable by nobody else, never a link; the folders above it
-writable by nobody else unless sticky, like /tmp), and a library is loaded only if its
-SHA-256 is the one recorded when this user's build made it; otherwise it is rebuilt.
-A build holds an exclusive lock on its folder (released by the system when the
+folder owned by this user, writable by nobody else (its own private group aside), never
+a link; the folders above it likewise unless sticky, like /tmp), and a library is
+loaded only if its SHA-256 is the one recorded when this user's build made it; otherwise
+it is rebuilt. A build holds an exclusive lock on its folder (released by the system when the
 process dies, so a killed build never leaves a lock that blocks the next), and a job
 that waits for another's build says so in its log.
 """
@@ -227,15 +227,33 @@ def safe_folder(folder):
         raise refuse(folder, "is not a folder")
     if info.st_uid != uid:
         raise refuse(folder, f"belongs to another user (uid {info.st_uid})")
-    if info.st_mode & 0o022:
+    if _others_can_write(info):
         raise refuse(folder, f"is writable by others (mode {stat.filemode(info.st_mode)})")
     for above in Path(os.path.realpath(folder.parent)).joinpath("x").parents:
         info = os.stat(above)
         if info.st_uid not in (uid, 0):
             raise refuse(above, f"belongs to another user (uid {info.st_uid})")
-        if info.st_mode & 0o022 and not info.st_mode & stat.S_ISVTX:
+        if _others_can_write(info) and not info.st_mode & stat.S_ISVTX:
             raise refuse(above, f"is writable by others (mode {stat.filemode(info.st_mode)})")
     return folder
+
+
+def _others_can_write(info):
+    """Whether someone but its owner can write the folder of `info`: anyone, or its group
+    unless that is the owner's own private group (a group of the user's name with no
+    other member, as many systems give each user)."""
+    import grp
+    import pwd
+
+    if info.st_mode & 0o002:
+        return True
+    if not info.st_mode & 0o020:
+        return False
+    try:
+        group, owner = grp.getgrgid(info.st_gid), pwd.getpwuid(info.st_uid)
+    except KeyError:
+        return True
+    return not (group.gr_name == owner.pw_name and set(group.gr_mem) <= {owner.pw_name})
 
 
 def _file_digest(path):
