@@ -15,6 +15,15 @@ from conftest import REPO, dry_run_plan, make_nmnist_tree
 DOCS = sorted((REPO / "docs").glob("*.md"))
 
 
+def keys(node, path=()):
+    """The dotted keys of a config mapping's values."""
+    for key, value in node.items():
+        if isinstance(value, dict):
+            yield from keys(value, (*path, key))
+        else:
+            yield ".".join((*path, key))
+
+
 def test_the_readme_is_a_guide_of_at_most_300_lines():
     lines = (REPO / "README.md").read_text().splitlines()
     assert len(lines) <= 300, len(lines)
@@ -34,13 +43,6 @@ def test_the_configuration_reference_is_what_the_schema_makes():
     schema_keys = [key for key, _, _ in config_reference.leaves(
         yaml.safe_load(config_reference.SCHEMA.read_text()))]
     defaults = yaml.safe_load((REPO / "config.yaml").read_text())
-
-    def keys(node, path=()):
-        for key, value in node.items():
-            if isinstance(value, dict):
-                yield from keys(value, (*path, key))
-            else:
-                yield ".".join((*path, key))
 
     assert sorted(keys(defaults)) == sorted(schema_keys)  # config.yaml: every key, a default
 
@@ -109,12 +111,5 @@ def test_the_shipped_configs_set_only_known_keys(name):
     from snnflow.config_reference import SCHEMA, leaves
 
     known = {key for key, _, _ in leaves(yaml.safe_load(SCHEMA.read_text()))}
-
-    def keys(node, path=()):
-        for key, value in node.items():
-            if isinstance(value, dict):
-                yield from keys(value, (*path, key))
-            else:
-                yield ".".join((*path, key))
 
     assert set(keys(yaml.safe_load((REPO / "workflow" / name).read_text()))) <= known

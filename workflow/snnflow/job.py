@@ -38,9 +38,9 @@ def report_position_with(describe):
     _position[0] = describe
 
 
-class _Both:
-    """A text stream writing to two: the job's log and its attempts' log (a full disk
-    named by the file it stopped)."""
+class _NamedStreams:
+    """A text stream writing to the job's log and, with one, its attempts' log: a full
+    disk is named by the file it stopped."""
 
     def __init__(self, *named_files):
         self.named_files = named_files  # (file, its path)
@@ -131,19 +131,13 @@ def run_job(snakemake, main, attempts_log=None):
         except SnnflowError as err:
             _say(f"error: {err}", log_file, terminal)
             sys.exit(1)
-        stream = (_Both((log_file, log_path), (attempts, attempts_log))
-                  if attempts is not None else log_file)
+        stream = _NamedStreams((log_file, log_path),
+                               *([(attempts, attempts_log)] if attempts is not None else []))
         stack.enter_context(contextlib.redirect_stdout(stream))
         stack.enter_context(contextlib.redirect_stderr(stream))
 
         def log(message):
-            try:
-                print(f"{time.strftime('%H:%M:%S')} {message}", flush=True)
-            except OSError as err:
-                reason = disk_full_reason(err)
-                if reason is None:
-                    raise
-                raise full_disk_error(log_path, reason) from None
+            print(f"{time.strftime('%H:%M:%S')} {message}", flush=True)
 
         def fail(line):
             _say(line, sys.stdout, terminal)
@@ -171,7 +165,7 @@ def run_job(snakemake, main, attempts_log=None):
             reason = disk_full_reason(err)
             if reason is not None:
                 fail(f"error: {full_disk_error(getattr(err, 'filename', None), reason)}")
-            with contextlib.suppress(OSError, ValueError):  # the log may be what failed
+            with contextlib.suppress(Exception):  # the log may be what failed
                 traceback.print_exc()
             fail(f"error: {log_path}: unexpected {type(err).__name__} ({first_line(err)}) "
                  "- the full traceback is in this log; please report it with the log")

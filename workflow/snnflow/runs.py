@@ -45,8 +45,9 @@ CHOSEN_ON_VALIDATION = "chosen on validation"
 CHOSEN_ON_TEST = "chosen on test (optimistic)"
 
 
-def _number(value):
-    return isinstance(value, (int, float)) and value == value  # not "", None or NaN
+def is_number(value):
+    """Whether a value of a run's rows is a number: not "", None or NaN."""
+    return isinstance(value, (int, float)) and value == value
 
 
 def chosen_epoch(rows):
@@ -55,7 +56,7 @@ def chosen_epoch(rows):
     epoch; without a validation split the highest test accuracy (earlier on ties), which
     flatters the result since the test set chose it."""
     rows = list(rows)
-    if all(_number(row["val_acc"]) for row in rows):
+    if all(is_number(row["val_acc"]) for row in rows):
         best = min(rows, key=lambda row: (-row["val_acc"], row["val_loss"], row["epoch"]))
         return best, CHOSEN_ON_VALIDATION
     return min(rows, key=lambda row: (-row["test_acc"], row["epoch"])), CHOSEN_ON_TEST

@@ -45,6 +45,7 @@ from pathlib import Path
 
 from snnflow import SnnflowError, first_line
 from snnflow.machine import cpu_fields
+from snnflow.own_folder import create_own_folder
 
 CSRC = Path(__file__).with_name("csrc")
 MODES = ("off", "auto", "require")
@@ -213,10 +214,7 @@ def safe_folder(folder):
                            "kernels are loaded from there into every training job)")
     uid = os.geteuid()
     try:
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        os.mkdir(folder, 0o700)  # never follows a link at `folder`
-    except FileExistsError:
-        pass
+        create_own_folder(folder)
     except OSError as err:
         _refuse_unwritable_cache(err)
         raise refuse(folder, f"cannot be created ({err.strerror})") from None

@@ -22,7 +22,7 @@ import math
 import os
 import time
 
-from snnflow.runs import chosen_epoch
+from snnflow.runs import chosen_epoch, is_number
 
 # metrics.csv column -> tag
 METRIC_TAGS = {
@@ -43,11 +43,6 @@ FINAL_TAGS = {"final": "hparams/test_acc_final", "chosen": "hparams/test_acc_cho
 POINTS_PER_EPOCH = 20  # of the running training loss
 FLUSH_SECONDS = 30
 EVENT_FILE_PREFIX = "events.out.tfevents."
-
-
-def _number(value):
-    """A value of a CSV row that is a number (not "" or NaN)."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def hparams_of(settings, sweep=None):
@@ -94,10 +89,10 @@ class Curves:
     """The event files of one run in `folder`; `n_batches` training batches of
     `batch_size` of `n_train` samples an epoch."""
 
-    def __init__(self, folder, hparams, n_train, batch_size, log):
+    def __init__(self, folder, hparams, n_train, batch_size):
         from torch.utils.tensorboard import SummaryWriter
+        from torch.utils.tensorboard.summary import hparams as hparams_summaries
 
-        self.folder, self.hparams, self.log = folder, hparams, log
         self.n_train, self.batch_size = n_train, batch_size
         self.n_batches = math.ceil(n_train / batch_size)
         self.every = max(1, self.n_batches // POINTS_PER_EPOCH)
@@ -107,7 +102,9 @@ class Curves:
             folder.unlink()
         self.earlier = _earlier_attempts_files(folder)
         self.writer = SummaryWriter(str(folder), purge_step=0, flush_secs=FLUSH_SECONDS)
-        self.writer.file_writer.add_summary(self._hparams_summaries()[1])
+        _, session_start, self.session_end = hparams_summaries(
+            hparams, {tag: 0.0 for tag in FINAL_TAGS.values()})
+        self.writer.file_writer.add_summary(session_start)
 
     @classmethod
     def open(cls, folder, settings, sweep, n_train, history, log):
@@ -115,7 +112,7 @@ class Curves:
         snnflow.train.loop.fit keeps it) rewritten; None, said in the log, when
         TensorBoard is not installed (the run trains on without its curves)."""
         try:
-            curves = cls(folder, hparams_of(settings, sweep), n_train, settings.batch_size, log)
+            curves = cls(folder, hparams_of(settings, sweep), n_train, settings.batch_size)
         except ImportError as err:
             log(f"TensorBoard curves: off, {err.name or 'tensorboard'} is not importable - "
                 "install the project's dependencies (pip install -e .) to watch runs live")
@@ -136,11 +133,6 @@ class Curves:
         for path in curves.earlier:
             _empty(path)
         return curves
-
-    def _hparams_summaries(self):
-        from torch.utils.tensorboard.summary import hparams
-
-        return hparams(self.hparams, {tag: 0.0 for tag in FINAL_TAGS.values()})
 
     def start_epoch(self):
         self.points = []
@@ -163,13 +155,13 @@ class Curves:
         `fit` adds it, "wall_time"), flushed."""
         epoch, wall = row["epoch"], row.get("wall_time")
         for column, tag in METRIC_TAGS.items():
-            if _number(row[column]):
+            if is_number(row[column]):
                 self.writer.add_scalar(tag, row[column], epoch, walltime=wall)
-        if _number(row["train_seconds"]) and row["train_seconds"] > 0:
+        if is_number(row["train_seconds"]) and row["train_seconds"] > 0:
             self.writer.add_scalar(SAMPLES_PER_SECOND_TAG, self.n_train / row["train_seconds"],
                                    epoch, walltime=wall)
         for layer in row["layers"]:
-            if not _number(layer["firing_rate"]):
+            if not is_number(layer["firing_rate"]):
                 continue  # not a spiking layer (the CNN's)
             for column, tag in LAYER_TAGS.items():
                 self.writer.add_scalar(tag.format(layer=layer["layer"]), layer[column], epoch,
@@ -186,7 +178,7 @@ class Curves:
                                ("chosen", chosen["test_acc"]),
                                ("chosen_epoch", chosen["epoch"])):
                 self.writer.add_scalar(FINAL_TAGS[key], value, last)
-            self.writer.file_writer.add_summary(self._hparams_summaries()[2])
+            self.writer.file_writer.add_summary(self.session_end)
 
     def close(self):
         self.writer.close()

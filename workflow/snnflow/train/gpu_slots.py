@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from snnflow import SnnflowError
+from snnflow.own_folder import create_own_folder
 
 POLL_SECONDS = 1.0
 
@@ -64,10 +65,7 @@ def open_lock_folder(folder):
         return SnnflowError(f"{folder}: {what}, so GPU slots cannot be claimed there safely "
                             "- remove it, or set SNNFLOW_GPU_LOCK_DIR to a folder of your own")
     try:
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        os.mkdir(folder, 0o700)  # never follows a link at `folder`
-    except FileExistsError:
-        pass
+        create_own_folder(folder)
     except OSError as err:
         raise refuse(f"cannot be created ({err.strerror})") from None
     try:
