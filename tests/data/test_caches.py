@@ -8,7 +8,7 @@ import pytest
 
 from snnflow import SnnflowError
 from snnflow.data.caches import load_split, open_checked
-from snnflow.data.frames import load_frames
+from snnflow.data.caches import load_frames
 from snnflow.deploy import nir_check
 from snnflow.train import memory
 

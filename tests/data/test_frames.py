@@ -5,7 +5,8 @@ import pytest
 from conftest import make_nmnist_tree, random_events
 from snnflow import SnnflowError
 from snnflow.data.events import build_event_store
-from snnflow.data.frames import bin_codes, build_frame_cache, load_frames
+from snnflow.data.caches import load_frames
+from snnflow.data.frames import bin_codes, build_frame_cache
 from snnflow.data.nmnist import write_events
 
 

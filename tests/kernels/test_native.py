@@ -73,7 +73,8 @@ def test_chunk_binning_matches_the_per_sample_reference(kernels, rng, T):
     offsets = np.concatenate([[0], np.cumsum([len(c) for c in codes])]).astype(np.int64)
     flat = np.concatenate(codes)
     for start in (0, 16):  # a full chunk, then a partial one padded with zeros
-        chunk = frames._bin_chunk(flat, offsets, start, T, np.uint8, "store.h5").copy()
+        chunk = frames._bin_chunk(flat, offsets, start, T, np.uint8, "store.h5",
+                                  frames.NMNIST_SHAPE).copy()
         for i in range(frames.SAMPLES_PER_CHUNK):
             expected = bin_codes(codes[start + i], T) if start + i < len(codes) else 0
             np.testing.assert_array_equal(chunk[i], expected)
@@ -82,8 +83,8 @@ def test_chunk_binning_matches_the_per_sample_reference(kernels, rng, T):
 def test_chunk_binning_reports_counts_that_overflow(kernels):
     codes = np.full(600, 77, np.uint16)  # 300 events on one pixel in each of 2 frames
     offsets = np.array([0, 600], np.int64)
-    assert frames._bin_chunk(codes, offsets, 0, 2, np.uint8, "store.h5") is None
-    wide = frames._bin_chunk(codes, offsets, 0, 2, np.uint16, "store.h5")
+    assert frames._bin_chunk(codes, offsets, 0, 2, np.uint8, "store.h5", frames.NMNIST_SHAPE) is None
+    wide = frames._bin_chunk(codes, offsets, 0, 2, np.uint16, "store.h5", frames.NMNIST_SHAPE)
     assert wide[0].reshape(2, -1)[:, 77].tolist() == [300, 300]
 
 
@@ -91,7 +92,7 @@ def test_a_code_off_the_sensor_names_the_event_store():
     assert prep.library() is not None
     codes, offsets = np.array([5, 2312], np.uint16), np.array([0, 2], np.int64)
     with pytest.raises(SnnflowError, match="store.h5: holds a pixel code outside the sensor"):
-        frames._bin_chunk(codes, offsets, 0, 1, np.uint8, "store.h5")
+        frames._bin_chunk(codes, offsets, 0, 1, np.uint8, "store.h5", frames.NMNIST_SHAPE)
 
 
 def test_parsing_matches_the_numpy_reader(kernels, tmp_path, rng):

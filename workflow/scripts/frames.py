@@ -10,7 +10,8 @@ from snnflow.kernels import loader
 def main(log):
     loader.set_mode(snakemake.params.kernels)
     dtype = build_frame_cache(snakemake.input[0], snakemake.params.T, snakemake.output[0],
-                              snakemake.threads, code=snakemake.params.code)
+                              snakemake.threads, code=snakemake.params.code,
+                              size=snakemake.params.size)
     T = snakemake.params.T
     log(f"wrote {snakemake.output[0]} (T={T}, {dtype})")
     short = fewer_events_than(snakemake.input[0], T)

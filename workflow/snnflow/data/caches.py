@@ -9,6 +9,7 @@ the NIR graph) is refused, naming the file and the dataset, if it holds one, or 
 dataset whose stored bytes lie beyond the file's end.
 """
 
+import json
 import os
 
 import numpy as np
@@ -112,7 +113,7 @@ def load_split(path, split, inputs_name, sample_shape, attrs=()):
     each input of `sample_shape` (None: any size on that axis), unsigned integers."""
     datasets = [f"{s}/{d}" for s in ("train", "test") for d in (inputs_name, "labels")]
     pairs = [datasets[:2], datasets[2:]]
-    with open_checked(path, datasets, attrs, same_length=pairs) as h5:
+    with open_checked(path, datasets, (*attrs, "classes"), same_length=pairs) as h5:
         stored = h5[f"{split}/{inputs_name}"]
         shape = stored.shape[1:]
         if len(shape) != len(sample_shape) or any(
@@ -124,9 +125,56 @@ def load_split(path, split, inputs_name, sample_shape, attrs=()):
                                f"integers of {expected} - delete it and rerun")
         inputs = read_dataset(h5, f"{split}/{inputs_name}")
         labels = read_dataset(h5, f"{split}/labels").astype(np.int64)
-    if labels.size and (labels.min() < 0 or labels.max() > 9):
-        raise SnnflowError(f"{path}: {split}/labels holds values outside 0-9 - delete it and rerun")
+        n_classes = len(class_names(h5))
+    if labels.size and (labels.min() < 0 or labels.max() >= n_classes):
+        raise SnnflowError(f"{path}: {split}/labels holds values outside 0-{n_classes - 1} - "
+                           "delete it and rerun")
     return inputs, labels
+
+
+def load_frames(path, split):
+    """(frames (N, T, P, H, W), labels) of one split of a frame cache (snnflow.data.frames),
+    checked against the T, polarities and frame size the cache records."""
+    with open_checked(path, [], attrs=("T", "sensor_size", "frame_size")) as h5:
+        try:
+            shape = (int(h5.attrs["T"]), int(h5.attrs["sensor_size"][2]),
+                     *(int(v) for v in h5.attrs["frame_size"]))
+        except (TypeError, ValueError, IndexError):
+            raise SnnflowError(f"{path}: its T, sensor or frame size attributes are malformed "
+                               "- delete it and rerun") from None
+    return load_split(path, split, "frames", shape)
+
+
+def load_event_images(path, split):
+    """(event images (N, P, H, W), labels): a T=1 frame cache, each sample's events summed
+    over its whole duration (the CNN's input where the dataset has no static twin)."""
+    frames, labels = load_frames(path, split)
+    if frames.shape[1] != 1:
+        raise SnnflowError(f"{path}: holds {frames.shape[1]} frames per sample, not one event "
+                           "image - delete it and rerun")
+    return frames[:, 0], labels
+
+
+def class_names(h5):
+    """The class names, in label order, that an event store or cache records (JSON)."""
+    try:
+        classes = json.loads(h5.attrs["classes"])
+        if not (isinstance(classes, list) and classes
+                and all(isinstance(c, str) for c in classes)):
+            raise ValueError("not a list of names")
+    except (KeyError, TypeError, ValueError):
+        raise SnnflowError(f"{h5.filename}: its class names are missing or malformed - delete "
+                           "it and rerun the workflow") from None
+    return classes
+
+
+def input_shape(path):
+    """(channels, height, width, class count) of the samples of a frame or image cache:
+    what the networks are shaped by (a frame cache's (N, T, P, H, W) gives P, H, W)."""
+    with open_checked(path, ["train/labels"]) as h5:
+        inputs = h5["train/frames"] if "train/frames" in h5 else h5["train/images"]
+        channels, height, width = inputs.shape[-3:]
+        return int(channels), int(height), int(width), len(class_names(h5))
 
 
 def cache_identity(path):

@@ -38,6 +38,7 @@ CHUNK_BYTES = 1 << 20
 # 170 MB; MNIST's largest file (train-images) 9.9 MB.
 MAX_NMNIST_ARCHIVE_BYTES = 2 << 30
 MAX_MNIST_FILE_BYTES = 32 << 20
+MAX_TONIC_ARCHIVE_BYTES = 16 << 30  # the largest of tonic's event-camera archives is a few GB
 MIN_BYTES_PER_SECOND = 16 << 10
 SLOW_AFTER_SECONDS = 20.0
 

@@ -1,12 +1,16 @@
-"""The HDF5 event store: every N-MNIST recording parsed once (snnflow.data.nmnist).
+"""The HDF5 event store: every recording of the dataset parsed once.
 
-The store keeps, per split, each event's pixel code `(p * 34 + y) * 34 + x`
-in file order plus per-sample offsets: all that binning by event count needs,
-so that building frames for a new T never reparses 70,000 files. Parsing runs in
-the data-prep C kernels (snnflow.kernels.prep) where they build, else in numpy.
+The store keeps, per split, each event's pixel code `(p * H + y) * W + x` (N-MNIST:
+`(p * 34 + y) * 34 + x`) in file order plus per-sample offsets: all that binning by
+event count needs, so that building frames for a new T never reparses 70,000 files. Its
+attributes name the sensor (W, H, P) and the classes (JSON, in label order).
+N-MNIST's own reader (snnflow.data.nmnist) parses in the data-prep C kernels
+(snnflow.kernels.prep) where they build, else in numpy; the other datasets are read by
+tonic (snnflow.data.tonic_datasets).
 """
 
 import ctypes
+import json
 import os
 from pathlib import Path
 
@@ -14,10 +18,10 @@ import numpy as np
 
 from snnflow import SnnflowError
 from snnflow.atomic import atomic_path
-from snnflow.data.caches import open_checked
+from snnflow.data.caches import class_names, open_checked
 from snnflow.data.identity import Digest, sha256_of
-from snnflow.data.nmnist import (HEIGHT, POLARITIES, RECORD_BYTES, SPLITS, WIDTH, list_recordings,
-                                 read_pixel_codes, unreadable)
+from snnflow.data.nmnist import (HEIGHT, LABELS, POLARITIES, RECORD_BYTES, SPLITS, WIDTH,
+                                 list_recordings, read_pixel_codes, unreadable)
 from snnflow.data.parallel import ordered_map
 from snnflow.kernels import prep
 
@@ -73,8 +77,8 @@ def build_event_store(root, out_path, threads=1, allow_missing_classes=False):
               for split, folder in SPLITS.items()}
     digest = Digest(f"event store {STORE_FORMAT}")
     with atomic_path(out_path) as tmp, h5py.File(tmp, "w") as h5:
-        h5.attrs.update(format=STORE_FORMAT, source=str(root.resolve()),
-                        sensor_size=(WIDTH, HEIGHT, POLARITIES))
+        h5.attrs.update(format=STORE_FORMAT, source=str(root.resolve()), dataset="nmnist",
+                        sensor_size=(WIDTH, HEIGHT, POLARITIES), classes=json.dumps(LABELS))
         for split, entries in splits.items():
             folder = SPLITS[split]
             paths = [os.path.join(root, folder, name) for name, _ in entries]
@@ -103,7 +107,7 @@ def build_event_store(root, out_path, threads=1, allow_missing_classes=False):
 def open_event_store(path):
     """Open an event store after checking that it is complete and consistent."""
     datasets = [f"{s}/{d}" for s in SPLITS for d in ("offsets", "codes", "labels", "names")]
-    h5 = open_checked(path, datasets, attrs=("format", "identity"),
+    h5 = open_checked(path, datasets, attrs=("format", "identity", "sensor_size", "classes"),
                       same_length=[[f"{s}/labels", f"{s}/names"] for s in SPLITS])
     for split in SPLITS:
         offsets = h5[f"{split}/offsets"]
@@ -113,3 +117,95 @@ def open_event_store(path):
             raise SnnflowError(f"{path}: {split}/offsets disagree with the events stored "
                                "- delete it and rerun the workflow to rebuild it")
     return h5
+
+
+def sensor_and_classes(h5):
+    """((width, height, polarities), [class names]) an event store or a cache records."""
+    try:
+        width, height, polarities = (int(v) for v in h5.attrs["sensor_size"])
+    except (KeyError, TypeError, ValueError):
+        raise SnnflowError(f"{h5.filename}: its sensor size is missing or malformed - delete "
+                           "it and rerun the workflow") from None
+    return (width, height, polarities), class_names(h5)
+
+
+def build_tonic_event_store(name, save_to, out_path, test_fraction=0.1, split_seed=0,
+                            allow_missing_classes=False, log=print):
+    """Read dataset `name` with tonic from `save_to` (snnflow.data.tonic_datasets) into an
+    event store like N-MNIST's: one pass over the files, codes streamed to disk. A
+    dataset without a sensor size in tonic (NCALTECH101) gets the smallest box holding all
+    its events, its codes rewritten once at the end."""
+    import h5py
+
+    from snnflow.data import tonic_datasets as td
+
+    splits = td.open_splits(name, save_to, test_fraction, split_seed)
+    first = next(iter(splits.values()))[0]
+    classes = td.class_names(first)
+    sensor = td.sensor_of(first)
+    known = sensor is not None
+    if not known:
+        sensor = (td.PROVISIONAL_SIDE, td.PROVISIONAL_SIDE, 2)
+    code_type = np.uint16 if known and int(np.prod(sensor)) <= 1 << 16 else np.uint32
+    folder = Path(save_to) / name
+    digest = Digest(f"event store {STORE_FORMAT}")
+    seen_x = seen_y = 0
+    with atomic_path(out_path) as tmp, h5py.File(tmp, "w") as h5:
+        h5.attrs.update(format=STORE_FORMAT, source=str(folder.resolve()), dataset=name,
+                        classes=json.dumps(classes))
+        for split, (ds, indices) in splits.items():
+            group = h5.create_group(split)
+            codes = group.create_dataset("codes", shape=(0,), maxshape=(None,), dtype=code_type,
+                                         chunks=(1 << 16,))
+            offsets, labels, names = [0], [], []
+            for sample_codes, sample, label in td.read_samples(ds, indices, sensor, folder):
+                start = offsets[-1]
+                codes.resize((start + len(sample_codes),))
+                codes[start:] = sample_codes.astype(code_type)
+                offsets.append(start + len(sample_codes))
+                labels.append(label)
+                names.append(sample)
+                if not known:
+                    seen_x = max(seen_x, int((sample_codes % sensor[0]).max()) + 1)
+                    seen_y = max(seen_y, int((sample_codes // sensor[0] % sensor[1]).max()) + 1)
+            if not names:
+                raise SnnflowError(f"{folder}: no {split} samples - the copy holds too few "
+                                   "samples of some class to split")
+            missing = sorted(set(range(len(classes))) - set(labels))
+            if missing and not allow_missing_classes:
+                shown = ", ".join(classes[c] for c in missing[:5])
+                raise SnnflowError(f"{folder}: no {split} samples of class {shown}"
+                                   f"{' and more' if len(missing) > 5 else ''} - restore them, "
+                                   "or set allow_missing_classes: true to study a subset")
+            group["offsets"] = np.array(offsets, dtype=np.int64)
+            group["labels"] = np.array(labels, dtype=np.uint8 if len(classes) <= 256 else np.uint16)
+            group["names"] = np.array(names, dtype=object)
+            group["names"].attrs["relative_to"] = ""
+            log(f"{split}: {len(names)} samples, {offsets[-1]} events")
+        if not known:
+            sensor = (seen_x, seen_y, 2)
+            _recode(h5, (td.PROVISIONAL_SIDE, td.PROVISIONAL_SIDE), sensor, splits)
+            log(f"sensor: {seen_x}x{seen_y} (the box holding every event)")
+        h5.attrs["sensor_size"] = sensor
+        for split in splits:
+            digest.add(split)
+            digest.add("\n".join(n.decode() if isinstance(n, bytes) else n
+                                 for n in h5[f"{split}/names"][...]))
+            for dataset in ("labels", "offsets"):
+                digest.add(np.ascontiguousarray(h5[f"{split}/{dataset}"][...]))
+            codes = h5[f"{split}/codes"]
+            for start in range(0, len(codes), 1 << 22):  # never the whole split in memory
+                digest.add(np.ascontiguousarray(codes[start:start + (1 << 22)]))
+        h5.attrs["identity"] = digest.hexdigest()
+
+
+def _recode(h5, provisional, sensor, splits, step=1 << 22):
+    """Rewrite codes made with the provisional (width, height) for the final sensor."""
+    width0, height0 = provisional
+    width, height, _ = sensor
+    for split in splits:
+        codes = h5[f"{split}/codes"]
+        for start in range(0, len(codes), step):
+            part = codes[start:start + step].astype(np.int64)
+            x, y, p = part % width0, part // width0 % height0, part // (width0 * height0)
+            codes[start:start + step] = (p * height + y) * width + x

@@ -3,14 +3,18 @@
 The n events of a sample are split, in file order, into T runs of n // T events;
 the last frame also takes the n mod T remainder, so no event is lost (when n < T
 every event lands in the last frame). Frame k counts events per (polarity, y, x);
-channel 0 is OFF (p = 0), channel 1 is ON.
+channel 0 is OFF (p = 0), channel 1 is ON. With a frame size (config `dataset.size`)
+smaller than the sensor, each event counts in the pixel of the coarser grid that holds
+it (x * w // W, y * h // H): the events of each block of pixels are summed.
 
-The caches are dense (N, T, 2, 34, 34) datasets in chunks of 16 samples, each
-compressed as a zlib stream (HDF5's gzip filter) and written directly. The C
-kernels (snnflow.kernels.prep) bin a chunk and compress it in time proportional to its
-events; without them numpy and zlib produce the same frames.
+The caches are dense (N, T, P, H, W) datasets (N-MNIST: (N, T, 2, 34, 34)) in chunks
+of 16 samples, each compressed as a zlib stream (HDF5's gzip filter) and written
+directly. On N-MNIST's sensor the C kernels (snnflow.kernels.prep) bin a chunk and
+compress it in time proportional to its events; elsewhere, and without them, numpy and
+zlib produce the same frames.
 """
 
+import json
 import threading
 import zlib
 from pathlib import Path
@@ -19,15 +23,14 @@ import numpy as np
 
 from snnflow import SnnflowError
 from snnflow.atomic import atomic_path
-from snnflow.data.caches import load_split
-from snnflow.data.events import open_event_store
+from snnflow.data.events import open_event_store, sensor_and_classes
 from snnflow.data.identity import derived
-from snnflow.data.nmnist import HEIGHT, PIXELS_PER_FRAME, POLARITIES, SPLITS, WIDTH
+from snnflow.data.nmnist import HEIGHT, POLARITIES, SPLITS, WIDTH
 from snnflow.data.parallel import ordered_map
 from snnflow.kernels import prep
 from snnflow.machine import memory_bytes, size_text
 
-FRAME_SHAPE = (POLARITIES, HEIGHT, WIDTH)
+NMNIST_SHAPE = (POLARITIES, HEIGHT, WIDTH)
 SAMPLES_PER_CHUNK = 16
 DEFLATE_LEVEL = 1
 
@@ -41,11 +44,33 @@ def frame_of_each_event(n, T):
     return np.concatenate([index, np.full(n - index.size, T - 1, dtype=np.intp)])
 
 
-def bin_codes(codes, T):
-    """Count one sample's pixel codes into a (T, 2, 34, 34) int64 array."""
-    flat = frame_of_each_event(len(codes), T) * PIXELS_PER_FRAME
+def bin_codes(codes, T, shape=NMNIST_SHAPE):
+    """Count one sample's pixel codes into a (T, *shape) int64 array."""
+    pixels = int(np.prod(shape))
+    flat = frame_of_each_event(len(codes), T) * pixels
     flat += codes
-    return np.bincount(flat, minlength=T * PIXELS_PER_FRAME).reshape(T, *FRAME_SHAPE)
+    return np.bincount(flat, minlength=T * pixels).reshape(T, *shape)
+
+
+def frame_shape(sensor, size=None):
+    """(P, h, w) of the frames of a sensor (W, H, P) at frame size `size` (None: the
+    sensor's; an int: size x size; or [height, width])."""
+    width, height, polarities = sensor
+    if size is None:
+        return polarities, height, width
+    h, w = (size, size) if isinstance(size, int) else size
+    return polarities, h, w
+
+
+def coarse_codes(sensor, shape):
+    """The pixel code in frames of `shape` of each pixel code of `sensor`, or None where
+    they are the same grid."""
+    width, height, polarities = sensor
+    _, h, w = shape
+    if (h, w) == (height, width):
+        return None
+    p, y, x = np.indices((polarities, height, width)).reshape(3, -1)
+    return ((p * h + y * h // height) * w + x * w // width).astype(np.int64)
 
 
 _workspace = threading.local()
@@ -76,13 +101,14 @@ def deflate(array):
     return out[:size].tobytes()
 
 
-def _bin_chunk(codes, offsets, start, T, dtype, store_path):
+def _bin_chunk(codes, offsets, start, T, dtype, store_path, shape):
     """Frames of the SAMPLES_PER_CHUNK samples from `start` (zero samples past the
-    end), in this thread's buffer; None when a count does not fit `dtype`."""
+    end), in this thread's buffer; None when a count does not fit `dtype`. `codes` are
+    already in the frames' grid."""
     count = min(SAMPLES_PER_CHUNK, len(offsets) - 1 - start)
-    frames = _buffer("frames", (SAMPLES_PER_CHUNK, T, *FRAME_SHAPE), dtype)
-    lib = prep.library()
-    if lib is not None:
+    frames = _buffer("frames", (SAMPLES_PER_CHUNK, T, *shape), dtype)
+    lib = prep.library() if shape == NMNIST_SHAPE and codes.dtype == np.uint16 else None
+    if lib is not None and dtype in (np.uint8, np.uint16):
         status = lib.bin_frames(codes.ctypes.data, offsets.ctypes.data, start, count, T,
                                 frames.itemsize, frames.ctypes.data, SAMPLES_PER_CHUNK)
         if status == -2:
@@ -93,7 +119,7 @@ def _bin_chunk(codes, offsets, start, T, dtype, store_path):
     limit = np.iinfo(dtype).max
     for i in range(count):
         n = int(offsets[start + i + 1] - offsets[start + i])
-        counts = bin_codes(codes[offsets[start + i]:offsets[start + i + 1]], T)
+        counts = bin_codes(codes[offsets[start + i]:offsets[start + i + 1]], T, shape)
         # the largest frame holds n // T + n % T events
         if n // T + n % T > limit and counts.max(initial=0) > limit:
             return None
@@ -101,18 +127,25 @@ def _bin_chunk(codes, offsets, start, T, dtype, store_path):
     return frames
 
 
-def _write_split(h5, store, split, T, dtype, workers):
-    """Bin one split into `h5`; returns the first sample of a chunk holding a count that
-    does not fit `dtype`, else None."""
+def _write_split(h5, store, split, T, dtype, workers, shape, remap):
+    """Bin one split into `h5` in frames of `shape` (codes mapped through `remap` when
+    not None); returns the first sample of a chunk holding a count that does not fit
+    `dtype`, else None."""
     codes, offsets = store[f"{split}/codes"][...], store[f"{split}/offsets"][...]
+    sensor, _ = sensor_and_classes(store)
+    if codes.size and int(codes.max()) >= int(np.prod(sensor)):
+        raise SnnflowError(f"{store.filename}: holds a pixel code outside the sensor - "
+                           "delete it and rerun the workflow to rebuild it")
+    if remap is not None:
+        codes = remap[codes]
     n = len(offsets) - 1
-    frames = h5.create_dataset(f"{split}/frames", shape=(n, T, *FRAME_SHAPE), dtype=dtype,
-                               chunks=(SAMPLES_PER_CHUNK, T, *FRAME_SHAPE),
-                               maxshape=(None, T, *FRAME_SHAPE),  # a chunk may exceed n
+    frames = h5.create_dataset(f"{split}/frames", shape=(n, T, *shape), dtype=dtype,
+                               chunks=(SAMPLES_PER_CHUNK, T, *shape),
+                               maxshape=(None, T, *shape),  # a chunk may exceed n
                                compression="gzip", compression_opts=DEFLATE_LEVEL)
 
     def compressed_chunk(start):
-        chunk = _bin_chunk(codes, offsets, start, T, dtype, store.filename)
+        chunk = _bin_chunk(codes, offsets, start, T, dtype, store.filename, shape)
         return None if chunk is None else deflate(chunk)
 
     starts = range(0, n, SAMPLES_PER_CHUNK)
@@ -125,33 +158,43 @@ def _write_split(h5, store, split, T, dtype, workers):
     return None
 
 
-def build_frame_cache(store_path, T, out_path, threads=1, code=""):
-    """Write `out_path` with train/test frames (N, T, 2, 34, 34), labels and names; its
-    `identity` is derived from the store's, T and `code` (the job's code fingerprint).
+def build_frame_cache(store_path, T, out_path, threads=1, code="", size=None):
+    """Write `out_path` with train/test frames (N, T, P, H, W), labels and names; its
+    `identity` is derived from the store's, T, the frame size and `code` (the job's code
+    fingerprint). `size`: the frames' grid (frame_shape), None for the sensor's.
 
-    Counts are stored as uint8, or uint16 when any count exceeds 255 (never clipped);
-    a recording with more events in one pixel of one frame than uint16 holds is not
-    N-MNIST (a real one has a few thousand events in all) and is refused by name.
+    Counts are stored as uint8, or wider when any count needs it (never clipped): uint16
+    for N-MNIST, whose recordings hold a few thousand events, so that a count beyond it
+    is refused by name; up to uint32 for the other datasets.
     """
     import h5py
 
     with open_event_store(store_path) as store:
-        _refuse_a_cache_no_training_could_hold(store, T)
-        for dtype in (np.uint8, np.uint16):
+        sensor, classes = sensor_and_classes(store)
+        shape = frame_shape(sensor, size)
+        _refuse_a_cache_no_training_could_hold(store, T, shape)
+        remap = coarse_codes(sensor, shape)
+        widths = ((np.uint8, np.uint16) if store.attrs.get("dataset") == "nmnist"
+                  else (np.uint8, np.uint16, np.uint32))
+        for dtype in widths:
             try:
                 with atomic_path(out_path) as tmp, h5py.File(tmp, "w") as h5:
                     h5.attrs.update(T=T, split_by="number", layout="frames[n, t, p, y, x]",
-                                    sensor_size=(WIDTH, HEIGHT, POLARITIES),
+                                    sensor_size=sensor, frame_size=shape[1:],
+                                    classes=json.dumps(classes),
+                                    dataset=store.attrs.get("dataset", "nmnist"),
                                     source=store.attrs["source"],
-                                    identity=derived(store.attrs["identity"], f"T={T}", code))
+                                    identity=derived(store.attrs["identity"], f"T={T}",
+                                                     *([f"size={shape[1:]}"] if remap is not None
+                                                       else []), code))
                     for split in SPLITS:
-                        start = _write_split(h5, store, split, T, dtype, threads)
+                        start = _write_split(h5, store, split, T, dtype, threads, shape, remap)
                         if start is not None:
                             raise _CountOverflow(split, start)
                 return np.dtype(dtype)
             except _CountOverflow as overflow:
                 split, start = overflow.args
-        raise _too_many_events(store, split, start, T)
+        raise _too_many_events(store, split, start, T, remap, shape, dtype)
 
 
 def fewer_events_than(store_path, T):
@@ -165,41 +208,41 @@ def fewer_events_than(store_path, T):
     return {split: (int((n < T).sum()), len(n)) for split, n in counts.items()}
 
 
-def _refuse_a_cache_no_training_could_hold(store, T):
-    """A training job holds its whole frame cache in memory as uint8: refuse a T whose
-    cache is larger than this machine's memory before writing any of it."""
+def _refuse_a_cache_no_training_could_hold(store, T, shape):
+    """A training job holds its whole frame cache in memory, at least one byte a count:
+    refuse a T whose cache is larger than this machine's memory before writing any of it."""
     n = sum(len(store[f"{split}/offsets"]) - 1 for split in SPLITS)
-    needed = n * T * int(np.prod(FRAME_SHAPE))
+    frame = int(np.prod(shape))
+    needed = n * T * frame
     total, _ = memory_bytes()
     if total is not None and needed > total:
+        smaller = "" if store.attrs.get("dataset") == "nmnist" else " or a smaller dataset.size"
         raise SnnflowError(f"config key snn.T: {T} makes a frame cache of {size_text(needed)} "
-                           f"({n} recordings x {T} frames x {int(np.prod(FRAME_SHAPE))} bytes), "
+                           f"({n} recordings x {T} frames x {frame} bytes), "
                            f"which the training job holds in memory, and this machine has "
-                           f"{size_text(total)} - lower T")
+                           f"{size_text(total)} - lower T{smaller}")
 
 
-def _too_many_events(store, split, start, T):
+def _too_many_events(store, split, start, T, remap, shape, dtype):
     """The error naming the recording of the chunk from `start` whose count overflows."""
+    limit = np.iinfo(dtype).max
     codes, offsets = store[f"{split}/codes"], store[f"{split}/offsets"][...]
-    limit = np.iinfo(np.uint16).max
+    nmnist = store.attrs.get("dataset") == "nmnist"
     for i in range(start, min(start + SAMPLES_PER_CHUNK, len(offsets) - 1)):
-        count = int(bin_codes(codes[offsets[i]:offsets[i + 1]], T).max(initial=0))
+        sample = codes[offsets[i]:offsets[i + 1]]
+        count = int(bin_codes(sample if remap is None else remap[sample], T, shape).max(initial=0))
         if count > limit:
             name = store[f"{split}/names"][i]
             name = name.decode() if isinstance(name, bytes) else name
-            path = Path(store.attrs["source"]) / SPLITS[split] / name
+            path = Path(store.attrs["source"]) / (SPLITS[split] if nmnist else "") / name
+            why = ("a real N-MNIST recording has a few thousand events in all - remove the file "
+                   "or replace it with a good copy" if nmnist else "- raise T or remove the file")
             return SnnflowError(f"{path}: {count} events in one pixel of one frame at T={T}, "
-                                f"more than the {limit} a frame cache holds; a real N-MNIST "
-                                "recording has a few thousand events in all - remove the file "
-                                "or replace it with a good copy")
-    return SnnflowError(f"{store.filename}: a count does not fit uint16 - delete it and rerun")
+                                f"more than the {limit} a frame cache holds; {why}")
+    return SnnflowError(f"{store.filename}: a count does not fit {np.dtype(dtype).name} - "
+                        "delete it and rerun")
 
 
 class _CountOverflow(Exception):
     """A count of (split, chunk start) exceeded the dtype being written; the cache is
     rebuilt wider."""
-
-
-def load_frames(path, split):
-    """(frames, labels) of one split of a frame cache, checked."""
-    return load_split(path, split, "frames", (None, *FRAME_SHAPE), attrs=("T",))

@@ -48,6 +48,15 @@ def _entries(folder):
                            "(config key nmnist_dir)") from None
 
 
+def tree_listing(root, extension):
+    """One line per `extension` file under `root` (a tonic dataset's copy), sorted."""
+    from snnflow.data.tonic_datasets import files_under
+
+    return sorted(_line(os.path.normpath(os.path.join(folder, name)),
+                        os.stat(os.path.join(root, folder, name)))
+                  for folder, name in files_under(root, extension))
+
+
 def file_listing(paths):
     """One line per file of `paths` (the MNIST IDX files)."""
     return [_line(Path(p).name, os.stat(p)) for p in sorted(map(str, paths))]

@@ -11,6 +11,7 @@ from snnflow import SnnflowError
 from snnflow.atomic import atomic_path
 from snnflow.data.caches import load_split
 from snnflow.data.identity import derived, md5sum
+from snnflow.data.nmnist import LABELS as DIGITS
 from snnflow.data.idx import (ALL_FILES, FILES, IMAGE_MAGIC, IMAGE_SHAPE, LABEL_MAGIC,
                               find_idx_file)
 
@@ -76,7 +77,7 @@ def build_image_cache(folder, out_path, allow_missing_classes=False, code=""):
     splits = {split: read_split(folder, split, allow_missing_classes) for split in FILES}
     md5s = {name: md5sum(find_idx_file(folder, name)) for name in ALL_FILES}
     with atomic_path(out_path) as tmp, h5py.File(tmp, "w") as h5:
-        h5.attrs.update(source=str(Path(folder).resolve()),
+        h5.attrs.update(source=str(Path(folder).resolve()), classes=json.dumps(DIGITS),
                         sources_md5=json.dumps(md5s, sort_keys=True),
                         identity=derived(json.dumps(md5s, sort_keys=True), code))
         for split, (images, labels) in splits.items():
