@@ -340,7 +340,8 @@ def synthetic_split(spec, n, T, device, chunk=5000):
         else:
             part.copy_(torch.randint(0, 256, part.shape, generator=g, device=device))
     labels = torch.randint(0, 10, (n,), generator=g, device=device)
-    return ResidentDataset(inputs, labels, device, time_major=spec.time_major, scale=spec.scale)
+    scale = 1.0 if kind == "snn" else 1.0 / 255.0  # frames as counts, MNIST images to [0, 1]
+    return ResidentDataset(inputs, labels, device, time_major=spec.time_major, scale=scale)
 
 
 def measure_speed(device, kind, T, switches, n_train, n_test, batch, engine="fused",

@@ -81,7 +81,7 @@ def test_the_pool_construction_is_a_max_pool_of_binary_spikes():
 
     spikes = (torch.rand(5, 3, 6, 17, 17, generator=torch.Generator().manual_seed(1)) < 0.2)
     spikes = spikes.float()
-    weight = torch.from_numpy(nir_graph._sum_pool(6, 17).weight)
+    weight = torch.from_numpy(nir_graph._sum_pool(6, (17, 17)).weight)
     sums = torch.nn.functional.conv2d(spikes.flatten(0, 1), weight, stride=2).unflatten(0, (5, 3))
     fire = LIF(LIFParams(tau=2.0, v_threshold=nir_graph.POOL_THRESHOLD), "reference", "torch")
     with torch.no_grad():

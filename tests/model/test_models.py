@@ -136,3 +136,40 @@ def test_recorded_activity_matches_the_spikes_counted_by_hand(backend):
         for column, value in values.items():
             assert rows[layer][column] == pytest.approx(float(value), rel=1e-6), (layer, column)
     assert rows["conv2"]["macs"] == 0 and rows["conv1"]["synaptic_ops"] == 0
+
+
+def test_the_networks_are_shaped_by_the_data():
+    """Any number of conv blocks (the PLIF paper's five for DVS Gesture), rectangular
+    inputs, any number of classes: the layers' names and counts follow."""
+    from snnflow.deploy.nir_graph import graph_of
+    from snnflow.model import cnn, snn
+    from snnflow.runs import RunSettings
+
+    torch.manual_seed(0)
+    settings = RunSettings(model="snn", epochs=1, batch_size=2, lr=0.1, seed=0, T=3,
+                           channels=[4, 4, 4, 4, 4], hidden=8, input_shape=[2, 32, 32],
+                           classes=11)
+    model = snn.KIND.build(settings, "torch").eval()
+    assert model(torch.rand(3, 2, 2, 32, 32) * 2).shape == (3, 2, 11)
+    assert model.layers == ("conv1", "conv2", "conv3", "conv4", "conv5", "fc1", "fc2")
+    assert model.layer_neurons()["conv5"] == 4 * 2 * 2  # its 2x2 map, pooled to 1x1
+    graph = graph_of(model, 2.0, 1.0, 0.0, {})
+    assert [n for n in graph.nodes if n.startswith("conv")] == [f"conv{k}" for k in range(1, 6)]
+    assert list(graph.nodes["output"].output_type["output"]) == [11]
+    rectangular = RunSettings(model="cnn", epochs=1, batch_size=2, lr=0.1, seed=0,
+                              channels=[4, 8], hidden=8, input_shape=[2, 19, 30], classes=4)
+    net = cnn.KIND.build(rectangular, "torch")
+    assert net(torch.rand(5, 2, 19, 30)).shape == (5, 4)
+    assert net.layer_macs()["fc1"] == 8 * 4 * 7 * 8  # 19x30 -> 9x15 -> 4x7
+
+
+def test_blocks_that_pool_below_one_pixel_name_the_key():
+    from snnflow import SnnflowError
+    from snnflow.model import snn
+    from snnflow.runs import RunSettings
+
+    settings = RunSettings(model="snn", epochs=1, batch_size=2, lr=0.1, seed=0, T=3,
+                           channels=[4] * 6, hidden=8, input_shape=[2, 32, 32], classes=4)
+    with pytest.raises(SnnflowError, match="config key snn.channels: 6 conv blocks halve the "
+                                           "32x32 input 6 times, below one pixel"):
+        snn.KIND.build(settings, "torch")

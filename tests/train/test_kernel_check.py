@@ -16,7 +16,7 @@ import snnflow.train.loop as training
 import snnflow.train.steps as steps
 from conftest import REPO
 from snnflow import SnnflowError
-from snnflow.data.frames import load_frames
+from snnflow.data.caches import load_frames
 from snnflow.kernels import cpu_ops
 from snnflow.model import cnn, snn
 from snnflow.runs import RunSettings, outputs_in

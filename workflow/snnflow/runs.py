@@ -27,7 +27,12 @@ METRICS_COLUMNS = ["epoch", "lr", "train_loss", "train_acc", "val_loss", "val_ac
 # layers.csv: spikes per neuron per time step, synaptic operations and multiply-
 # accumulates per sample, of both networks' layers with synapses
 LAYER_COLUMNS = ["epoch", "layer", "neurons", "firing_rate", "synaptic_ops", "macs"]
-LAYERS = ("conv1", "conv2", "conv3", "fc1", "fc2")
+LAYERS = ("conv1", "conv2", "conv3", "fc1", "fc2")  # the study's network (3 conv blocks)
+
+
+def layer_names(convs):
+    """The layers with synapses of a network of `convs` conv blocks: conv1..convK, fc1, fc2."""
+    return (*(f"conv{k}" for k in range(1, convs + 1)), "fc1", "fc2")
 PREDICTION_COLUMNS = ["index", "label", "prediction"]
 CSV_COLUMNS = {"metrics": METRICS_COLUMNS, "layers": LAYER_COLUMNS,
                "predictions": PREDICTION_COLUMNS}
@@ -153,6 +158,11 @@ class RunSettings:
     fused_cuda_block: bool = False  # CUDA: BatchNorm + LIF + pool as one Triton op
     validation_fraction: float = 0.0  # of the training split held out (snnflow.data.validation)
     validation_seed: int | None = None  # which samples; None without a split
+    # The data's shape, read from the cache by the trainer (snnflow.train.loop.shaped_by):
+    # a sample's [channels, height, width] and the number of classes; None before that
+    # (the networks' defaults: N-MNIST frames, MNIST images, ten classes).
+    input_shape: list | None = None
+    classes: int | None = None
 
     @property
     def name(self):
@@ -202,7 +212,7 @@ class ModelKind:
     name: str               # "snn" or "cnn": RunSettings.model and the config section
     load: Callable          # (cache, split) -> (inputs, labels)
     time_major: bool        # inputs (N, T, ...) are batched as (T, N, ...)
-    scale: float            # applied to the float inputs
+    scale: Callable         # (cache) -> factor applied to the float inputs
     choose_backend: Callable  # (settings, device) -> (backend, description or None)
     build: Callable         # (settings, backend) -> nn.Module
     loss: Callable          # (model output, labels) -> (loss, class scores)

@@ -19,12 +19,14 @@ import torch
 
 from snnflow.deploy.importers import IMPORTER_PACKAGES, installed_version
 from snnflow.deploy.nir_graph import DT
-from snnflow.runs import LAYERS, NIR_COLUMNS
+from snnflow.runs import NIR_COLUMNS
 
 # The graph's LIF nodes, by the report's layer names (only the neurons inside the
 # pooling windows of a conv layer count, as in layers.csv).
-LIF_NODES = {"conv1": "lif1", "conv2": "lif2", "conv3": "lif3", "fc1": "lif_fc1",
-             "fc2": "lif_fc2"}
+def lif_node(layer):
+    """The graph's LIF node after a layer (snnflow.deploy.nir_graph): conv2 -> lif2, fc1 ->
+    lif_fc1."""
+    return f"lif{layer[4:]}" if layer.startswith("conv") else f"lif_{layer}"
 BATCH = 256
 
 
@@ -106,7 +108,7 @@ def _counting(model, names):
     def hook(name):
         def add(module, inputs, output):
             spikes = output[0] if isinstance(output, tuple) else output
-            if spikes.dim() >= 3:
+            if spikes.dim() >= 4:  # a map ([T,] N, C, H, W), not a layer's units ([T,] N, K)
                 h, w = spikes.shape[-2:]
                 spikes = spikes[..., :2 * (h // 2), :2 * (w // 2)]
             counts[name] += float(spikes.sum())
@@ -122,23 +124,23 @@ def _ours(model, x_seq):
 
     record = SpikeRecord(model)
     out = record.forward(x_seq)
-    return out, {layer: float(record.spikes[layer]) for layer in LAYERS}
+    return out, {layer: float(record.spikes[layer]) for layer in model.layers}
 
 
 def compare(model, strict_model, graph, frames, labels, log=print):
     """One row per importer (NIR_COLUMNS but the run's identity) comparing it with
     `model` (and `strict_model`, the same with a strict threshold) on `frames`
-    (N, T, 2, 34, 34) with `labels`."""
+    (N, T, P, H, W) with `labels`."""
     n = len(labels)
     batches = [(torch.as_tensor(frames[i:i + BATCH]).float().transpose(0, 1),
                 torch.as_tensor(labels[i:i + BATCH])) for i in range(0, n, BATCH)]
-    ours, ours_layers, truth = [], dict.fromkeys(LAYERS, 0.0), []
+    ours, ours_layers, truth = [], dict.fromkeys(model.layers, 0.0), []
     with torch.no_grad():
         for x, y in batches:
             out, layers = _ours(model, x)
             ours.append(out)
             truth.append(y)
-            for layer in LAYERS:
+            for layer in model.layers:
                 ours_layers[layer] += layers[layer]
     ours, truth = torch.cat(ours, 1), torch.cat(truth)
     strict = None  # the model with a strict threshold, run once an importer differs
@@ -153,7 +155,7 @@ def compare(model, strict_model, graph, frames, labels, log=print):
             continue
         try:
             imported, run, how = load(graph)
-            counts, handles = _counting(imported, list(LIF_NODES.values()))
+            counts, handles = _counting(imported, [lif_node(layer) for layer in model.layers])
             with torch.no_grad():
                 theirs = torch.cat([run(x) for x, _ in batches], 1)
             for handle in handles:
@@ -187,7 +189,7 @@ def _layer_differences(ours, counts, handles_found):
     """"equal" or each layer's spikes theirs - ours, from the importer's LIF modules."""
     if not handles_found:
         return "not exposed"
-    differences = {layer: counts[LIF_NODES[layer]] - ours[layer] for layer in LAYERS}
+    differences = {layer: counts[lif_node(layer)] - ours[layer] for layer in ours}
     if all(math.isclose(d, 0.0, abs_tol=0.5) for d in differences.values()):
         return "equal"
     return "; ".join(f"{layer} {d:+.0f} of {ours[layer]:.0f}"

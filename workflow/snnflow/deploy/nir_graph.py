@@ -47,12 +47,13 @@ def _lif(shape, tau, v_threshold, v_reset):
 
 
 def _sum_pool(channels, size):
-    """A 2x2 window sum of stride 2 as a convolution (identity across channels)."""
+    """A 2x2 window sum of stride 2 as a convolution (identity across channels) on an
+    input of `size` (height, width)."""
     import nir
 
     weight = np.zeros((channels, channels, 2, 2), dtype=np.float32)
     weight[np.arange(channels), np.arange(channels)] = 1.0
-    return nir.Conv2d(input_shape=(size, size), weight=weight, stride=2, padding=0,
+    return nir.Conv2d(input_shape=size, weight=weight, stride=2, padding=0,
                       dilation=1, groups=1, bias=np.zeros(channels, dtype=np.float32))
 
 
@@ -61,20 +62,20 @@ def graph_of(model, tau, v_threshold, v_reset, metadata):
     neurons of `tau`, `v_threshold`, `v_reset`; `metadata` is added to the graph's."""
     import nir
 
-    size, c_in = model.size, model.convs[0][0].in_channels
-    nodes = {"input": nir.Input(input_type={"input": np.array([c_in, size, size])})}
+    (h, w), c_in = model.size, model.convs[0][0].in_channels
+    nodes = {"input": nir.Input(input_type={"input": np.array([c_in, h, w])})}
     order = ["input"]
     for k, (conv, bn) in enumerate(model.convs, start=1):
         weight, bias = fold_batchnorm(conv, bn)
         channels = weight.shape[0]
-        nodes[f"conv{k}"] = nir.Conv2d(input_shape=(size, size), weight=weight, stride=1,
+        nodes[f"conv{k}"] = nir.Conv2d(input_shape=(h, w), weight=weight, stride=1,
                                        padding=1, dilation=1, groups=1, bias=bias)
-        nodes[f"lif{k}"] = _lif((channels, size, size), tau, v_threshold, v_reset)
-        nodes[f"pool{k}"] = _sum_pool(channels, size)
-        size //= 2
-        nodes[f"pool{k}_fire"] = _lif((channels, size, size), 2.0, POOL_THRESHOLD, 0.0)
+        nodes[f"lif{k}"] = _lif((channels, h, w), tau, v_threshold, v_reset)
+        nodes[f"pool{k}"] = _sum_pool(channels, (h, w))
+        h, w = h // 2, w // 2
+        nodes[f"pool{k}_fire"] = _lif((channels, h, w), 2.0, POOL_THRESHOLD, 0.0)
         order += [f"conv{k}", f"lif{k}", f"pool{k}", f"pool{k}_fire"]
-    nodes["flatten"] = nir.Flatten(input_type={"input": np.array([channels, size, size])},
+    nodes["flatten"] = nir.Flatten(input_type={"input": np.array([channels, h, w])},
                                    start_dim=0, end_dim=-1)
     order.append("flatten")
     for name, linear in (("fc1", model.fc1), ("fc2", model.fc2)):
@@ -91,7 +92,7 @@ def graph_of(model, tau, v_threshold, v_reset, metadata):
                           "v_leak = v_reset",
         "max_pool": "2x2 max-pool of binary spikes = identity 2x2 conv of stride 2 (window "
                     "sum) + a LIF firing on sums >= 1 (tau = 2 dt, v_threshold 0.25)",
-        "input": "event counts (OFF, ON) x 34 x 34 per time step",
+        "input": f"event counts (OFF, ON) x {model.size[0]} x {model.size[1]} per time step",
         "output": "spikes of lif_fc2 per step; prediction = argmax of their mean over T",
         **metadata})
 

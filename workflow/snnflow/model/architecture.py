@@ -1,13 +1,29 @@
-"""The layout both networks of the study share: 3 x [conv 3x3 without bias ->
-BatchNorm -> activation -> 2x2 max-pool], then FC -> activation -> FC (docs/method.md).
-snnflow.model.snn and snnflow.model.cnn put their activation (LIF neurons, ReLU) into it."""
+"""The layout both networks of the study share: one block per entry of `channels` (the
+study: 3) of [conv 3x3 without bias -> BatchNorm -> activation -> 2x2 max-pool], then
+FC -> activation -> FC (docs/method.md). snnflow.model.snn and snnflow.model.cnn put their
+activation (LIF neurons, ReLU) into it. Input channels, size and classes come from the
+data (RunSettings.input_shape and .classes); the defaults are N-MNIST's and MNIST's."""
 
 import functools
 
 import torch
 from torch import nn
 
-N_CLASSES = 10
+N_CLASSES = 10  # N-MNIST's and MNIST's digits
+
+
+def input_size(s, channels, size):
+    """(in_channels, (height, width), classes) of RunSettings `s`, or the given defaults
+    where the settings carry no data shape."""
+    if s.input_shape is None:
+        return channels, as_pair(size), N_CLASSES
+    c, h, w = s.input_shape
+    return c, (h, w), s.classes
+
+
+def as_pair(size):
+    """(height, width) of a size given as one side or a pair."""
+    return (size, size) if isinstance(size, int) else tuple(size)
 
 
 def conv_block(c_in, c_out):
@@ -17,17 +33,30 @@ def conv_block(c_in, c_out):
 
 def flat_size(channels, size):
     """Features entering the first fully connected layer after the pooled blocks."""
+    h, w = as_pair(size)
     for _ in channels:
-        size //= 2
-    return channels[-1] * size * size
+        h, w = h // 2, w // 2
+    return channels[-1] * h * w
 
 
 def block_sizes(size, blocks=3):
-    """Input side of each conv block (34 -> 34, 17, 8; 28 -> 28, 14, 7)."""
-    sizes = [size]
+    """(height, width) of each conv block's input (34 -> 34, 17, 8; 28 -> 28, 14, 7)."""
+    sizes = [as_pair(size)]
     for _ in range(blocks - 1):
-        sizes.append(sizes[-1] // 2)
+        h, w = sizes[-1]
+        sizes.append((h // 2, w // 2))
     return sizes
+
+
+def refuse_too_small(channels, size, key):
+    """A network whose blocks pool the input below one pixel cannot be built: say which key."""
+    h, w = as_pair(size)
+    if min(h, w) >> len(channels) < 1:
+        from snnflow import SnnflowError
+
+        raise SnnflowError(f"config key {key}: {len(channels)} conv blocks halve the "
+                           f"{h}x{w} input {len(channels)} times, below one pixel - use fewer "
+                           "entries or a larger dataset.size")
 
 
 @functools.cache
@@ -49,9 +78,10 @@ def conv_taps(height, width, device=torch.device("cpu")):
 
 
 def conv_macs(c_in, c_out, size):
-    """Multiply-accumulates of a 3x3 convolution with padding 1 on a size x size input,
-    counting only the weights that meet an input pixel (none for the zero padding)."""
-    return c_in * c_out * int(conv_taps(size, size).sum())
+    """Multiply-accumulates of a 3x3 convolution with padding 1 on an input of `size`
+    (height, width), counting only the weights that meet an input pixel (none for the
+    zero padding)."""
+    return c_in * c_out * int(conv_taps(*size).sum())
 
 
 def conv_synaptic_ops(spikes, c_out):

@@ -1,28 +1,33 @@
-"""The baseline of the study, the same network as snnflow.model.snn with ReLU, on MNIST, and
-its training spec (cross-entropy of the logits)."""
+"""The baseline of the study, the same network as snnflow.model.snn with ReLU, on the
+dataset's static twin (MNIST for N-MNIST) or, where there is none, on event images (each
+sample's events summed over time), and its training spec (cross-entropy of the logits)."""
 
 import torch.nn.functional as F
 from torch import nn
 
+from snnflow.data.caches import load_event_images
 from snnflow.data.mnist import load_images
-from snnflow.model.architecture import N_CLASSES, block_sizes, conv_block, conv_macs, flat_size
-from snnflow.runs import LAYERS, ModelKind
+from snnflow.model.architecture import (N_CLASSES, as_pair, block_sizes, conv_block, conv_macs,
+                                        flat_size, input_size, refuse_too_small)
+from snnflow.runs import ModelKind, layer_names
 
 
 class CNN(nn.Module):
-    """Input (N, 1, 28, 28) float in [0, 1] -> logits (N, 10)."""
+    """Input (N, C, H, W) float (MNIST: (N, 1, 28, 28) in [0, 1]) -> logits (N, n_classes)."""
 
-    def __init__(self, channels=(32, 64, 128), hidden=256, in_channels=1, size=28):
+    def __init__(self, channels=(32, 64, 128), hidden=256, in_channels=1, size=28,
+                 n_classes=N_CLASSES):
         super().__init__()
-        self.channels, self.hidden = channels, hidden
-        self.in_channels, self.size = in_channels, size
+        self.channels, self.hidden, self.n_classes = channels, hidden, n_classes
+        self.in_channels, self.size = in_channels, as_pair(size)
+        self.layers = layer_names(len(channels))
         layers = []
         c_in = in_channels
         for c_out in channels:
             layers += [*conv_block(c_in, c_out), nn.ReLU(inplace=True), nn.MaxPool2d(2)]
             c_in = c_out
         layers += [nn.Flatten(), nn.Linear(flat_size(channels, size), hidden, bias=False),
-                   nn.ReLU(inplace=True), nn.Linear(hidden, N_CLASSES, bias=False)]
+                   nn.ReLU(inplace=True), nn.Linear(hidden, n_classes, bias=False)]
         self.net = nn.Sequential(*layers)
 
     def forward(self, x):
@@ -32,11 +37,12 @@ class CNN(nn.Module):
         """Multiply-accumulates per sample of each layer, from the shapes (convolutions
         count only weights that meet an input pixel, not the zero padding)."""
         c_in, macs = self.in_channels, {}
-        for layer, c_out, size in zip(LAYERS, self.channels, block_sizes(self.size)):
+        for layer, c_out, size in zip(self.layers, self.channels,
+                                      block_sizes(self.size, len(self.channels))):
             macs[layer] = conv_macs(c_in, c_out, size)
             c_in = c_out
         macs["fc1"] = flat_size(self.channels, self.size) * self.hidden
-        macs["fc2"] = self.hidden * N_CLASSES
+        macs["fc2"] = self.hidden * self.n_classes
         return macs
 
 
@@ -50,9 +56,11 @@ class OpsRecord:
         return self.model(x)
 
     def rows(self):
-        sizes = dict(zip(LAYERS, block_sizes(self.model.size)))
-        units = {layer: c * sizes[layer] ** 2 for layer, c in zip(LAYERS, self.model.channels)}
-        units.update(fc1=self.model.hidden, fc2=N_CLASSES)
+        model = self.model
+        sizes = dict(zip(model.layers, block_sizes(model.size, len(model.channels))))
+        units = {layer: c * sizes[layer][0] * sizes[layer][1]
+                 for layer, c in zip(model.layers, model.channels)}
+        units.update(fc1=model.hidden, fc2=model.n_classes)
         return [{"layer": layer, "neurons": units[layer], "firing_rate": float("nan"),
                  "synaptic_ops": 0, "macs": macs}
                 for layer, macs in self.model.layer_macs().items()]
@@ -63,8 +71,34 @@ def _cross_entropy(out, y):
     return F.cross_entropy(out, y), out
 
 
-KIND = ModelKind(name="cnn", load=load_images, time_major=False, scale=1.0 / 255.0,
+def _build(s, backend):
+    in_channels, size, classes = input_size(s, 1, 28)
+    refuse_too_small(s.channels, size, "cnn.channels")
+    return CNN(s.channels, s.hidden, in_channels, size, n_classes=classes)
+
+
+def _has_images(cache):
+    """Whether `cache` holds MNIST's images (else event images: a T=1 frame cache)."""
+    from snnflow.data.caches import open_checked
+
+    with open_checked(cache, []) as h5:
+        return "train/images" in h5
+
+
+def _load(cache, split):
+    """MNIST's images, or event images where the dataset has no static twin."""
+    return load_images(cache, split) if _has_images(cache) else load_event_images(cache, split)
+
+
+def _scale(cache):
+    """Images to [0, 1]; event images as counts, as the SNN sees its frames (at 1/255 their
+    small values would leave BatchNorm's running variance, which starts at 1, far above
+    theirs for many epochs: test accuracy at chance while training is learning)."""
+    return 1.0 / 255.0 if _has_images(cache) else 1.0
+
+
+KIND = ModelKind(name="cnn", load=_load, time_major=False, scale=_scale,
                  choose_backend=lambda s, device: ("torch", None),
-                 build=lambda s, backend: CNN(s.channels, s.hidden), loss=_cross_entropy,
+                 build=_build, loss=_cross_entropy,
                  new_record=OpsRecord,
                  compiled_paths=lambda *args: ([], "the CNN runs PyTorch's own ops"))

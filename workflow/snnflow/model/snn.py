@@ -1,7 +1,8 @@
-"""The spiking network of the study, the CSNN on N-MNIST frames, and its training spec.
+"""The spiking network of the study, the CSNN on event frames (N-MNIST's in the study), and
+its training spec.
 
 The LIF neurons are the activations, including one after the last FC layer whose
-spikes (T, N, 10) are the output; averaged over T they are firing rates, trained
+spikes (T, N, classes) are the output; averaged over T they are firing rates, trained
 with MSE against one-hot labels (docs/method.md).
 
 The network runs multi-step: the stateless layers see the merged (T*N) batch once and
@@ -13,19 +14,21 @@ convolutions of spikes skip their zeros (snnflow.model.sparse_conv).
 import torch.nn.functional as F
 from torch import nn
 
-from snnflow.data.frames import load_frames
+from snnflow.data.caches import load_frames
 from snnflow.kernels import backends
 from snnflow.model import kernel_paths
-from snnflow.model.architecture import (N_CLASSES, block_sizes, conv_block, conv_synaptic_ops,
-                                        flat_size)
+from snnflow.model.architecture import (N_CLASSES, as_pair, block_sizes, conv_block,
+                                        conv_synaptic_ops, flat_size, input_size,
+                                        refuse_too_small)
 from snnflow.model.fused_block import bn_lif_pool
 from snnflow.model.neuron import LIF, LIFParams
 from snnflow.model.sparse_conv import conv_spikes
-from snnflow.runs import LAYERS, ModelKind
+from snnflow.runs import ModelKind, layer_names
 
 
 class CSNN(nn.Module):
-    """Input (T, N, 2, 34, 34) float event counts -> output spikes (T, N, 10).
+    """Input (T, N, P, H, W) float event counts (N-MNIST: (T, N, 2, 34, 34)) -> output
+    spikes (T, N, n_classes).
 
     `engine` "reference" runs every LIF step by step; "fused" runs each LIF time loop as
     one op with the kernels of `backend` (snnflow.kernels.backends), and on the "cpp" backend
@@ -35,12 +38,13 @@ class CSNN(nn.Module):
 
     def __init__(self, channels=(32, 64, 128), hidden=256, in_channels=2, size=34,
                  neuron: LIFParams = LIFParams(), engine="fused", backend="torch",
-                 fuse_cuda_blocks=False):
+                 fuse_cuda_blocks=False, n_classes=N_CLASSES):
         super().__init__()
         if engine == "reference":
             backend = "torch"  # the reference runs no kernels of any backend
         self.engine, self.backend, self.fuse_cuda_blocks = engine, backend, fuse_cuda_blocks
-        self.size = size
+        self.size = as_pair(size)
+        self.layers = layer_names(len(channels))
         self.convs = nn.ModuleList()
         self.neurons = nn.ModuleList()
         c_in = in_channels
@@ -50,7 +54,7 @@ class CSNN(nn.Module):
             c_in = c_out
         self.fc1 = nn.Linear(flat_size(channels, size), hidden, bias=False)
         self.lif1 = LIF(neuron, engine, backend)
-        self.fc2 = nn.Linear(hidden, N_CLASSES, bias=False)
+        self.fc2 = nn.Linear(hidden, n_classes, bias=False)
         self.lif2 = LIF(neuron, engine, backend)
 
     def forward(self, x_seq, record=None):
@@ -61,32 +65,34 @@ class CSNN(nn.Module):
         for k, ((conv, bn), lif) in enumerate(zip(self.convs, self.neurons)):
             if k == 0:  # the input is event counts: a multiply-accumulate per nonzero synapse
                 if record is not None:
-                    record.add(LAYERS[0], macs=conv_synaptic_ops(y != 0, conv.out_channels))
+                    record.add(self.layers[0], macs=conv_synaptic_ops(y != 0, conv.out_channels))
                 y = conv(y)
             else:  # the input is pooled spikes, mostly zeros
                 if record is not None:
-                    record.add(LAYERS[k], synaptic_ops=conv_synaptic_ops(y, conv.out_channels))
+                    record.add(self.layers[k],
+                               synaptic_ops=conv_synaptic_ops(y, conv.out_channels))
                 y = conv_spikes(conv, y, self.backend)
             y = bn_lif_pool(y.unflatten(0, (T, N)), bn, lif, count=record is not None,
                             fuse_cuda=self.fuse_cuda_blocks)
             if record is not None:
                 y, fired = y
-                record.add(LAYERS[k], spikes=fired)
+                record.add(self.layers[k], spikes=fired)
             y = y.flatten(0, 1)
         hidden = self.lif1(self.fc1(y.flatten(1)).unflatten(0, (T, N)))
         out = self.lif2(self.fc2(hidden))
         if record is not None:  # every spike reaches all units of the next layer
             record.add("fc1", spikes=hidden.sum(), synaptic_ops=y.sum() * self.fc1.out_features)
-            record.add("fc2", spikes=out.sum(), synaptic_ops=hidden.sum() * N_CLASSES)
+            record.add("fc2", spikes=out.sum(),
+                       synaptic_ops=hidden.sum() * self.fc2.out_features)
         return out
 
     def layer_neurons(self):
         """LIF neurons per sample and time step of each layer whose spikes reach the next
         layer (max-pooling drops the last row and column of an odd-sized map)."""
-        sizes = block_sizes(self.size)
-        counts = {layer: conv[0].out_channels * (2 * (size // 2)) ** 2
-                  for layer, conv, size in zip(LAYERS, self.convs, sizes)}
-        return {**counts, "fc1": self.fc1.out_features, "fc2": N_CLASSES}
+        sizes = block_sizes(self.size, len(self.convs))
+        counts = {layer: conv[0].out_channels * (2 * (h // 2)) * (2 * (w // 2))
+                  for layer, conv, (h, w) in zip(self.layers, self.convs, sizes)}
+        return {**counts, "fc1": self.fc1.out_features, "fc2": self.fc2.out_features}
 
 
 class SpikeRecord:
@@ -101,9 +107,9 @@ class SpikeRecord:
 
     def __init__(self, model):
         self.model = model
-        self.spikes = dict.fromkeys(LAYERS, 0.0)
-        self.synaptic_ops = dict.fromkeys(LAYERS, 0.0)
-        self.macs = dict.fromkeys(LAYERS, 0.0)
+        self.spikes = dict.fromkeys(model.layers, 0.0)
+        self.synaptic_ops = dict.fromkeys(model.layers, 0.0)
+        self.macs = dict.fromkeys(model.layers, 0.0)
         self.samples = self.steps = 0
 
     def forward(self, x_seq):
@@ -124,18 +130,18 @@ class SpikeRecord:
                  "firing_rate": float(self.spikes[layer]) / (neurons[layer] * self.steps
                                                              * self.samples),
                  "synaptic_ops": float(self.synaptic_ops[layer]) / self.samples,
-                 "macs": float(self.macs[layer]) / self.samples} for layer in LAYERS]
+                 "macs": float(self.macs[layer]) / self.samples} for layer in self.model.layers]
 
 
 def firing_rate(spikes):
-    """Mean over T of output spikes (T, N, 10) -> rates (N, 10)."""
+    """Mean over T of output spikes (T, N, classes) -> rates (N, classes)."""
     return spikes.mean(0)
 
 
 def _rate_mse(out, y):
     """MSE of the firing rates against one-hot labels; the rates are the class scores."""
     rates = firing_rate(out)
-    return F.mse_loss(rates, F.one_hot(y, N_CLASSES).to(rates.dtype)), rates
+    return F.mse_loss(rates, F.one_hot(y, rates.shape[-1]).to(rates.dtype)), rates
 
 
 def _choose_backend(s, device):
@@ -147,10 +153,12 @@ def _choose_backend(s, device):
 
 def _build(s, backend):
     neuron = LIFParams(s.tau, s.v_threshold, s.v_reset, s.surrogate_alpha)
-    return CSNN(s.channels, s.hidden, neuron=neuron, engine=s.engine, backend=backend,
-                fuse_cuda_blocks=s.fused_cuda_block)
+    in_channels, size, classes = input_size(s, 2, 34)
+    refuse_too_small(s.channels, size, "snn.channels")
+    return CSNN(s.channels, s.hidden, in_channels, size, neuron=neuron, engine=s.engine,
+                backend=backend, fuse_cuda_blocks=s.fused_cuda_block, n_classes=classes)
 
 
-KIND = ModelKind(name="snn", load=load_frames, time_major=True, scale=1.0,
+KIND = ModelKind(name="snn", load=load_frames, time_major=True, scale=lambda cache: 1.0,
                  choose_backend=_choose_backend, build=_build, loss=_rate_mse,
                  new_record=SpikeRecord, compiled_paths=kernel_paths.compiled_paths)

@@ -29,7 +29,7 @@ import torch
 from snnflow import SnnflowError, __version__
 from snnflow.atomic import atomic_path
 from snnflow.cuda_check import refuse_accidental_cpu
-from snnflow.data.caches import cache_identity
+from snnflow.data.caches import cache_identity, input_shape
 from snnflow.data.validation import held_out, split_identity
 from snnflow.job import report_position_with
 from snnflow.kernels import loader
@@ -161,7 +161,8 @@ def load_data(kind, s: RunSettings, cache, device):
                                "raise it or set it to 0")
         arrays["validation"] = (inputs[held], labels[held])
         arrays["train"] = (inputs[~held], labels[~held])
-    data = {name: ResidentDataset(*pair, device, kind.time_major, kind.scale)
+    scale = kind.scale(cache)
+    data = {name: ResidentDataset(*pair, device, kind.time_major, scale)
             for name, pair in arrays.items()}
     if s.batch_size > len(data["train"]):
         raise SnnflowError(f"config key {s.model}.batch_size: {s.batch_size} is larger than the "
@@ -402,7 +403,7 @@ def run(kind, s: RunSettings, cache, outputs: RunOutputs, checkpoint, code_finge
     started = time.time()
     refuse_unwritable_folder(Path(checkpoint).parent)
     with holding_run(checkpoint):
-        job = prepare(kind, s, cache, threads, log)
+        job = prepare(kind, shaped_by(cache, s), cache, threads, log)
         origin = job.computed_from(code_fingerprint)
         history = resume(job, Path(checkpoint), origin, log)
         history = fit(job, history, outputs, Path(checkpoint), origin, log, curves_folder,
@@ -410,6 +411,13 @@ def run(kind, s: RunSettings, cache, outputs: RunOutputs, checkpoint, code_finge
         write(job, outputs, code_fingerprint,
               {**(placement or {}), "started": started, "finished": time.time()}, sweep)
     return history
+
+
+def shaped_by(cache, s: RunSettings):
+    """`s` with the shape of the data in `cache`: the networks take their input channels,
+    size and classes from it."""
+    channels, height, width, classes = input_shape(cache)
+    return replace(s, input_shape=[channels, height, width], classes=classes)
 
 
 def refuse_unwritable_folder(folder):

@@ -55,7 +55,7 @@ def network_bytes(kind, s, sample_shape):
     leaves = [m for m in model.modules() if not list(m.children())]
     hooks = [m.register_forward_hook(count) for m in leaves]
     shape = (sample_shape[0], s.batch_size, *sample_shape[1:]) if kind.time_major else \
-        (s.batch_size, *sample_shape)
+        (s.batch_size, *sample_shape[-3:])  # event images are stored as (1, P, H, W)
     try:
         with torch.no_grad():
             model(torch.empty(shape, device="meta"))
