@@ -38,7 +38,7 @@ def test_rows_per_split_and_the_first_test_sample_of_each_class(small_caches, tm
 def test_sources_name_the_urls_and_md5_sums_or_the_local_copies():
     downloaded = describe_sources({"kind": "datasets", "nmnist_dir": None, "mnist_dir": "/d/m",
                                    "nmnist_mirror": "http://mirror/", "mnist_mirror": None})
-    assert downloaded["nmnist"].startswith("download, md5 checked: http://mirror/train.zip (md5 ")
+    assert downloaded["events"].startswith("download, md5 checked: http://mirror/train.zip (md5 ")
     assert downloaded["mnist"] == "local copy: /d/m"
     mnist = describe_sources({"kind": "datasets", "nmnist_dir": "/d/n", "mnist_dir": None,
                               "nmnist_mirror": None, "mnist_mirror": None})["mnist"]

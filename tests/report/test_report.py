@@ -69,7 +69,8 @@ def fake_data(folder):
     np.savez(folder / "examples.npz", digits=rng.integers(0, 255, (10, 28, 28), dtype=np.uint8),
              frames_T4=rng.integers(0, 3, (10, 4, 2, 34, 34), dtype=np.uint8),
              frames_T16=rng.integers(0, 3, (10, 16, 2, 34, 34), dtype=np.uint8),
-             names=np.array([f"{c}/x.bin" for c in range(10)]))
+             names=np.array([f"{c}/x.bin" for c in range(10)]),
+             classes=np.array([str(c) for c in range(10)]))
 
 
 def make_study(root):

@@ -45,7 +45,7 @@ def build_report(run_folders, main_T, data_dir, energy, html_path, tables_dir, f
     for name, df in study.tables.items():
         with atomic_path(Path(tables_dir) / f"{name}.csv") as tmp:
             df.to_csv(tmp, index=False)
-        cells = displayed(df, TABLES[name].display or Display())
+        cells = displayed(df, TABLES[name].display or Display(), study.classes)
         for extension, render in zip(TABLE_FORMATS[1:], (latex_table, markdown_table)):
             with atomic_path(Path(tables_dir) / f"{name}.{extension}") as tmp:
                 Path(tmp).write_text(render(cells))

@@ -31,6 +31,7 @@ def _plt():
 
 COLUMN_INCHES = 6.3  # a thesis's text column (16 cm): no figure is drawn wider
 SMALLEST_POINTS = 7  # and no text in one smaller: readable where the column holds it
+ANNOTATED_CLASSES = 12  # confusion matrices of more classes have no numbers in their cells
 
 
 def percent_axes_within_0_100(fig):
@@ -135,17 +136,19 @@ def accuracy_vs_T(study):
     if cnn_final is not None:
         ax.axhline(cnn_final * 100, color="grey", ls=":", label="CNN, final epoch (mean)")
     kind, _, ours = data_scope(study)
-    ax.plot([16], [REFERENCE_RESULTS[("snn", 16)]["test_acc"] * 100], "r*", ms=12,
-            clip_on=False,  # whole even on the axis' 100 % edge
-            label="reference study, SNN-16" + ("" if kind == "full" else
-                                              f" (not comparable: {kind} data here)"))
+    if kind != "other":  # the reference study ran N-MNIST only
+        ax.plot([16], [REFERENCE_RESULTS[("snn", 16)]["test_acc"] * 100], "r*", ms=12,
+                clip_on=False,  # whole even on the axis' 100 % edge
+                label="reference study, SNN-16" + ("" if kind == "full" else
+                                                  f" (not comparable: {kind} data here)"))
     ax.set_xscale("log", base=2)
     ax.set_xticks(by_T["T"], [str(t) for t in by_T["T"]])
     ax.set_xlabel("T (time steps)")
     ax.set_ylabel("test accuracy (%)")
     ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2))
-    ax.set_title(f"Test accuracy against T\nours: {ours}; reference: N-MNIST "
-                 f"({REFERENCE_SAMPLES[0]} + {REFERENCE_SAMPLES[1]}), 100 epochs", fontsize=9)
+    reference = ("" if kind == "other" else f"; reference: N-MNIST ({REFERENCE_SAMPLES[0]} + "
+                 f"{REFERENCE_SAMPLES[1]}), 100 epochs")
+    ax.set_title(f"Test accuracy against T\nours: {ours}{reference}", fontsize=9)
     return fig
 
 
@@ -280,17 +283,19 @@ def energy(study):
 
 def confusion_main(study):
     """The main SNN's and the CNN's confusion matrices."""
-    return _confusion_matrices(study.tables["confusion"], [study.main_label, model_label("cnn")])
+    return _confusion_matrices(study.tables["confusion"], [study.main_label, model_label("cnn")],
+                               study.classes)
 
 
 def confusion_other(study):
     """The other SNNs' confusion matrices."""
     return _confusion_matrices(study.tables["confusion"], [
-        m for m in study.order if m not in (study.main_label, model_label("cnn"))])
+        m for m in study.order if m not in (study.main_label, model_label("cnn"))], study.classes)
 
 
-def _confusion_matrices(confusion, models):
-    """Row-normalised confusion matrices (% of each true class), side by side."""
+def _confusion_matrices(confusion, models, classes):
+    """Row-normalised confusion matrices (% of each true class), side by side, classes in
+    label order (numbers in the cells up to ANNOTATED_CLASSES classes)."""
     plt, sns = _plt()
     columns = min(2, len(models))  # two matrices fill a column; more go in rows of two
     rows_of = -(-len(models) // columns)
@@ -298,8 +303,10 @@ def _confusion_matrices(confusion, models):
                              squeeze=False)
     for ax, model in zip(axes.ravel(), models):
         rows = confusion[confusion["model"] == model]
-        matrix = rows.pivot(index="true", columns="predicted", values="fraction") * 100
-        sns.heatmap(matrix, ax=ax, vmin=0, vmax=100, cmap="Blues", annot=True, fmt=".0f",
+        matrix = rows.pivot(index="true", columns="predicted", values="fraction").reindex(
+            index=classes, columns=classes) * 100
+        sns.heatmap(matrix, ax=ax, vmin=0, vmax=100, cmap="Blues",
+                    annot=len(classes) <= ANNOTATED_CLASSES, fmt=".0f",
                     annot_kws={"fontsize": SMALLEST_POINTS}, cbar=False, square=True)
         ax.set_title(f"{model} (% of the true class)", fontsize=9)
     for ax in axes.ravel()[len(models):]:
@@ -315,10 +322,12 @@ def per_class_accuracy(study):
     data = table.assign(accuracy=table["accuracy"] * 100)
     fig, ax = plt.subplots(figsize=(COLUMN_INCHES, 3.4))
     sns.barplot(data=data, x="class", y="accuracy", hue="model", hue_order=order, ax=ax,
-                errorbar=None)
+                order=study.classes, errorbar=None)
+    if len(study.classes) > ANNOTATED_CLASSES or any(len(c) > 3 for c in study.classes):
+        ax.tick_params(axis="x", labelrotation=90, labelsize=SMALLEST_POINTS)
     if n_seeds > 1:
         for container, model in zip(ax.containers, order):
-            rows = data[data["model"] == model].sort_values("class")
+            rows = data[data["model"] == model]  # in class order
             centers = [bar.get_x() + bar.get_width() / 2 for bar in container]
             ax.errorbar(centers, rows["accuracy"], yerr=rows["accuracy_std"].fillna(0) * 100,
                         fmt="none", ecolor="black", capsize=2, lw=0.8)
@@ -339,6 +348,11 @@ def _colour(frame, scale):
 FRAMES_PER_ROW = 8  # a T's frames in rows of this many: every T fits one column
 
 
+def _short(name, width=14):
+    """A class name short enough for a row label."""
+    return name if len(name) <= width else name[:width - 1] + "…"
+
+
 def _tiled(frames, scale):
     """A sample's frames (T, 2, H, W) as one image, in time order, FRAMES_PER_ROW to a
     row, a light line between frames."""
@@ -353,21 +367,26 @@ def _tiled(frames, scale):
 
 
 def examples(study):
-    """For one test sample of each class: the MNIST digit, then the N-MNIST sample's
-    frames at every T (ON events red, OFF blue; in time order, FRAMES_PER_ROW to a row)."""
+    """For one test sample of each class (the first MAX_EXAMPLE_CLASSES): the MNIST digit
+    where the CNN has that twin, then the sample's frames at every T (ON events red, OFF
+    blue; in time order, FRAMES_PER_ROW to a row)."""
     data = study.examples
     plt, _ = _plt()
     Ts = sorted(int(k.split("T")[1]) for k in data if k.startswith("frames_T"))
-    widths = [1.0] + [float(min(T, FRAMES_PER_ROW)) for T in Ts]
+    twin = study.has_twin
+    shown = len(data["names"])
+    widths = [1.0] * twin + [float(min(T, FRAMES_PER_ROW)) for T in Ts]
     tallest = max(-(-T // FRAMES_PER_ROW) for T in Ts)
     frame_inches = (COLUMN_INCHES - 0.6) / (sum(widths) + 0.3 * len(widths))
-    fig, axes = plt.subplots(10, 1 + len(Ts),
-                             figsize=(COLUMN_INCHES, 10 * (tallest * frame_inches + 0.12) + 0.8),
+    fig, axes = plt.subplots(shown, twin + len(Ts),
+                             figsize=(COLUMN_INCHES,
+                                      shown * (tallest * frame_inches + 0.12) + 0.8),
                              gridspec_kw={"width_ratios": widths}, squeeze=False)
-    for c in range(10):
-        axes[c, 0].imshow(data["digits"][c], cmap="gray_r")
-        axes[c, 0].set_ylabel(str(c), rotation=0, labelpad=10, fontsize=9)
-        for ax, T in zip(axes[c, 1:], Ts):
+    for c in range(shown):
+        if twin:
+            axes[c, 0].imshow(data["digits"][c], cmap="gray_r")
+        axes[c, 0].set_ylabel(_short(study.classes[c]), rotation=0, labelpad=10, fontsize=9)
+        for ax, T in zip(axes[c, twin:], Ts):
             frames = data[f"frames_T{T}"][c].astype(float)
             scale = max(1.0, np.percentile(frames[frames > 0], 99) if (frames > 0).any() else 1)
             ax.imshow(_tiled(frames, scale))
@@ -376,11 +395,15 @@ def examples(study):
         ax.set_yticks([])
         for spine in ax.spines.values():
             spine.set_visible(False)
-    axes[0, 0].set_title("MNIST", fontsize=9)
-    for ax, T in zip(axes[0, 1:], Ts):
+    if twin:
+        axes[0, 0].set_title("MNIST", fontsize=9)
+    for ax, T in zip(axes[0, twin:], Ts):
         ax.set_title(f"T = {T}", fontsize=9)
-    fig.suptitle("What the networks see: one test sample per class,\nthe MNIST digit and the "
-                 "N-MNIST frames at every T\n(ON events red, OFF blue; in time order, "
-                 f"{FRAMES_PER_ROW} to a row)", fontsize=10)
+    which = ("one test sample per class" if shown == len(study.classes) else
+             f"one test sample of each of the first {shown} of {len(study.classes)} classes")
+    what = ("the MNIST digit and the N-MNIST frames" if twin else
+            f"the {study.dataset_name} frames")
+    fig.suptitle(f"What the networks see: {which},\n{what} at every T\n(ON events red, OFF "
+                 f"blue; in time order, {FRAMES_PER_ROW} to a row)", fontsize=10)
     fig.tight_layout()
     return fig

@@ -42,6 +42,8 @@ def render_page(study, pngs):
         undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
     return environment.get_template(TEMPLATE).render(
         runs=", ".join(study.order), n_seeds=study.n_seeds, main_T=study.main_T,
+        dataset=study.dataset_name, cnn_data=study.cnn_data,
+        cnn_title="MNIST" if study.has_twin else "event images",
         ref_device=REFERENCE_DEVICE, energy=study.energy, banner=banner(study),
         warnings=warnings(study),
         sections=[(title, items) for title, items in sections.items() if items])
@@ -53,6 +55,10 @@ def banner(study):
     kind, what, _ = data_scope(study)
     if kind == "full":
         return None
+    if kind == "other":
+        return (f"These results come from {what}. The reference study ran N-MNIST only, so "
+                "this page shows none of its figures; docs/datasets.md lists published "
+                "results on this dataset, from other networks and protocols.")
     return (f"These results come from {what}. The reference study's figures beside them "
             "(full N-MNIST and MNIST, 60,000 + 10,000 samples) are not comparable with "
             "them: they show what the method reached, not what this study should reach.")
@@ -95,7 +101,7 @@ def _item(entry, study, pngs):
         image = _img(pngs[entry.name], entry.alt.format(main_T=study.main_T))
         return Item(anchor, title, image, caption, f"figures/{entry.name}.png", entry.other_snns)
     df, display = study.tables[entry.name], entry.display
-    body = _html_table(displayed(df, display))
+    body = _html_table(displayed(df, display, study.classes))
     if display.listed:
         first = df.columns[0]
         values = df.drop_duplicates(first).set_index(first)[display.listed]
@@ -133,8 +139,9 @@ def _number(mean, std, digits):
     return text if _missing(std) else f"{text} ± {std:.{digits}f}"
 
 
-def displayed(df, display):
-    """The table as the page shows it (snnflow.report.registry.Display)."""
+def displayed(df, display, classes=()):
+    """The table as the page shows it (snnflow.report.registry.Display); `classes` are the
+    class names, in label order."""
     if display.rows_without:
         column, value = display.rows_without
         df = df[df[column] != value]
@@ -152,7 +159,10 @@ def displayed(df, display):
             out[column] = [_number(m, s, digits) for m, s in zip(values, stds)]
         else:  # text and integers; a missing one (NaN, pd.NA) shows as "-"
             out[column] = ["-" if _missing(v) else v for v in values]
-    return pd.DataFrame(out).rename(columns=display.rename)
+    rename = dict(display.rename)
+    if display.class_columns:
+        rename.update({f"class_{c}": name for c, name in enumerate(classes)})
+    return pd.DataFrame(out).rename(columns=rename)
 
 
 def _html_table(df):

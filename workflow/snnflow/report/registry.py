@@ -28,7 +28,8 @@ class Display:
     `drop`ped columns (names or fnmatch patterns) and the rows holding `rows_without` =
     (column, value) left out, columns renamed by `rename`; a `listed` column is shown as
     a list below the table, one item per value of the first column, instead of in it.
-    Columns `<c>` and `<c>_std` become one "mean ± std" column."""
+    Columns `<c>` and `<c>_std` become one "mean ± std" column; with `class_columns`,
+    columns class_<label> are named by the class's name."""
     percent: tuple = ()
     digits: dict = field(default_factory=dict)
     default_digits: int = 4
@@ -36,6 +37,7 @@ class Display:
     rows_without: tuple = ()
     rename: dict = field(default_factory=dict)
     listed: str | None = None
+    class_columns: bool = False
 
 
 @dataclass(frozen=True)
@@ -89,7 +91,7 @@ CONTENTS = (
     Table("dataset", "Data", "The data", "dataset_table",
           Display(digits={"events_mean": 1, "events_min": 0, "events_max": 0},
                   drop=(f"{FEWER_EVENTS_THAN}*",),  # the page warns where one is not 0
-                  rename={f"class_{c}": str(c) for c in range(10)}, listed="source")),
+                  class_columns=True, listed="source")),
     Figure("examples", "Data", "What the networks see", "examples",
            "one test sample per class at every T"),
     Figure("loss_curves", "Training", "Learning curves: loss", "loss_curves", "loss curves"),

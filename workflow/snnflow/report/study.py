@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from snnflow import SnnflowError
+from snnflow.report import MAX_EXAMPLE_CLASSES
 from snnflow.runs import CSV_COLUMNS, NIR_COLUMNS, RUN_FILES, model_label
 
 
@@ -54,6 +55,29 @@ class Study:
     @property
     def n_seeds(self):
         return max(sum(r.name == name for r in self.runs) for name in {r.name for r in self.runs})
+
+    @property
+    def classes(self):
+        """The class names, in label order (the data summary's)."""
+        return [str(c) for c in self.examples["classes"]]
+
+    @property
+    def dataset_name(self):
+        """The name of the dataset the SNNs ran on: N-MNIST, or tonic's class name."""
+        return str(self.dataset["dataset"].iloc[0])
+
+    @property
+    def has_twin(self):
+        """Whether the CNN trained on a static twin (MNIST), else on event images."""
+        return "digits" in self.examples
+
+    @property
+    def cnn_data(self):
+        """What the CNN trained on, for the page."""
+        if self.has_twin:
+            return "MNIST, the static twin of N-MNIST"
+        return (f"event images of {self.dataset_name}: the same samples, each one's events "
+                "summed over its whole duration")
 
     @property
     def main_label(self):
@@ -178,8 +202,9 @@ def _check_agreement(folder, tables, info, rerun):
 
 
 def load_examples(path):
-    """The data summary's examples (snnflow.report.data_summary), checked: ten digits of
-    28x28 pixels, ten frame sequences (T, 2, 34, 34) per T, ten names."""
+    """The data summary's examples (snnflow.report.data_summary), checked: the class names;
+    for each shown class a name, frames (T, P, H, W) per T and, with a static twin, a
+    28x28 digit."""
     redo = "delete it and rerun the workflow (the data_summary job writes it)"
     try:
         with np.load(path, allow_pickle=False) as npz:
@@ -187,14 +212,19 @@ def load_examples(path):
     except (OSError, ValueError, EOFError) as err:  # not an npz; object arrays (pickles)
         raise SnnflowError(f"{path}: cannot be read as the data summary's examples "
                            f"({str(err).splitlines()[0][:120]}) - {redo}") from None
+    classes = examples.get("classes")
+    if classes is None or classes.dtype.kind != "U" or classes.ndim != 1 or not classes.size:
+        raise SnnflowError(f"{path}: holds no class names - {redo}")
+    shown = min(len(classes), MAX_EXAMPLE_CLASSES)
     for key, array in examples.items():
-        if key == "names":
-            valid = array.dtype.kind == "U" and array.shape == (10,)
+        if key == "classes":
+            valid = True
+        elif key == "names":
+            valid = array.dtype.kind == "U" and array.shape == (shown,)
         elif key == "digits":
-            valid = array.dtype.kind in "uif" and array.shape == (10, 28, 28)
+            valid = array.dtype.kind in "uif" and array.shape == (shown, 28, 28)
         elif key.startswith("frames_T"):
-            valid = array.dtype.kind in "uif" and array.ndim == 5 and array.shape[0] == 10 \
-                and array.shape[2:] == (2, 34, 34)
+            valid = array.dtype.kind in "uif" and array.ndim == 5 and array.shape[0] == shown
         else:
             valid = False
         if not valid:

@@ -13,7 +13,7 @@ import json
 import numpy as np
 import pandas as pd
 
-from snnflow.runs import LAYERS, chosen_epoch, model_label, model_name
+from snnflow.runs import chosen_epoch, model_label, model_name
 
 # The reference study's numbers (docs/method.md), shown beside ours, by (model, T).
 REFERENCE_DEVICE = "one NVIDIA RTX 3090"
@@ -61,13 +61,18 @@ def epochs_table(study):
 
 
 def data_scope(study):
-    """What the study's N-MNIST data are, from the data summary: (kind, sentence, short
-    label), kind "full" (the 60,000 + 10,000 recordings the reference study used),
-    "subset" or "synthetic"; the reference's figures compare with ours only when full."""
-    rows = study.dataset[study.dataset["dataset"] == "N-MNIST"]
+    """What the study's event data are, from the data summary: (kind, sentence, short
+    label), kind "full" (the 60,000 + 10,000 N-MNIST recordings the reference study used),
+    "subset", "synthetic", or "other" (another dataset, which the reference study did not
+    run: no reference figures at all); the reference's figures compare with ours only
+    when full."""
+    name = study.dataset_name
+    rows = study.dataset[study.dataset["dataset"] == name]
     samples = dict(zip(rows["split"], rows["samples"]))
     n_train, n_test = int(samples.get("train", 0)), int(samples.get("test", 0))
     sizes = f"{n_train} + {n_test}"
+    if name != "N-MNIST":
+        return "other", f"{name} ({sizes} samples)", f"{name} ({sizes})"
     if any(str(source).startswith("synthetic") for source in rows["source"]):
         return ("synthetic", f"synthetic data ({sizes} recordings made by "
                              "snnflow.data.synthetic), not N-MNIST", f"synthetic ({sizes})")
@@ -95,6 +100,8 @@ def comparison_table(study):
             for metric in METRICS:
                 row.update(spread((p[metric] for p in picked), metric))
             rows.append(row)
+    if scope == "other":  # the reference study ran N-MNIST only
+        return pd.DataFrame(rows)
     reference = f"N-MNIST ({REFERENCE_SAMPLES[0]} + {REFERENCE_SAMPLES[1]})"
     source = ("reference study" if scope == "full"  # else why it is not comparable
               else f"reference study (not comparable: {scope} data here)")
@@ -112,6 +119,7 @@ def timing_table(study):
     reference study's figures and what it ran on: rates compared, not epochs of
     different sizes."""
     rows = []
+    other = data_scope(study)[0] == "other"  # the reference study ran N-MNIST only
     for group in by_model(study.runs).values():
         ref = REFERENCE_SECONDS.get((group[0].model, group[0].T), (np.nan, np.nan))
         devices = sorted({r.info.get("device_name", "") for r in group})
@@ -123,6 +131,9 @@ def timing_table(study):
             row.update(spread((r.metrics[column].mean() for r in group), name))
         row.update(spread((r.metrics[["train_seconds", "test_seconds"]].sum(axis=1).mean()
                            for r in group), "total_seconds"))
+        if other:  # no reference: its epoch sizes and seconds mean nothing here
+            rows.append(row)
+            continue
         row.update(spread((r.metrics["train_seconds"].mean() * REFERENCE_SAMPLES[0]
                            / r.info.get("n_train", np.nan) for r in group),
                           "train_seconds_per_60000"))
@@ -209,7 +220,7 @@ def layers_table(study):
     for group in by_model(study.runs).values():
         finals = [r.layers[r.layers["epoch"] == r.layers["epoch"].max()].set_index("layer")
                   for r in group]
-        for layer in LAYERS:
+        for layer in finals[0].index:  # the network's layers in order (conv1.., fc1, fc2)
             rows.append({"model": group[0].label, "T": group[0].T, "layer": layer, "n": len(finals),
                          "neurons": int(finals[0].loc[layer, "neurons"]),
                          **spread((f.loc[layer, "firing_rate"] for f in finals), "firing_rate"),
@@ -276,13 +287,13 @@ def per_class_accuracy_table(study):
     """Test accuracy per class of each model's final predictions, over seeds."""
     rows = []
     for group in by_model(study.runs).values():
-        for c in range(10):
+        for c, name in enumerate(study.classes):
             accuracies = []
             for r in group:
                 mine = r.predictions[r.predictions["label"] == c]
                 accuracies.append((mine["prediction"] == c).mean() if len(mine) else np.nan)
             n_test = int((group[0].predictions["label"] == c).sum())
-            rows.append({"model": group[0].label, "class": c, "n_test": n_test, "n": len(group),
+            rows.append({"model": group[0].label, "class": name, "n_test": n_test, "n": len(group),
                          **spread(accuracies, "accuracy")})
     return pd.DataFrame(rows)
 
@@ -291,14 +302,16 @@ def confusion_table(study):
     """Counts of (true, predicted) class over the final predictions of all seeds, and the
     fraction of the true class's samples."""
     rows = []
+    classes = study.classes
     for group in by_model(study.runs).values():
         predictions = pd.concat([r.predictions for r in group])
         counts = pd.crosstab(predictions["label"], predictions["prediction"]).reindex(
-            index=range(10), columns=range(10), fill_value=0)
+            index=range(len(classes)), columns=range(len(classes)), fill_value=0)
         totals = counts.sum(axis=1).replace(0, np.nan)
-        for true in range(10):
-            for predicted in range(10):
-                rows.append({"model": group[0].label, "true": true, "predicted": predicted,
+        for true in range(len(classes)):
+            for predicted in range(len(classes)):
+                rows.append({"model": group[0].label, "true": classes[true],
+                             "predicted": classes[predicted],
                              "count": int(counts.loc[true, predicted]),
                              "fraction": counts.loc[true, predicted] / totals[true]})
     return pd.DataFrame(rows)
@@ -414,5 +427,6 @@ def shared_settings(runs):
 
 
 def dataset_table(study):
-    """The data summary's table (results/data/dataset.csv), as the data_summary job wrote it."""
+    """The data summary's table (results/data/dataset.csv), as the data_summary job wrote it;
+    the page names the per-class columns (class_<label>) by the classes' names."""
     return study.dataset
