@@ -14,7 +14,7 @@ def test_a_training_job_runs_its_network_kernels_and_loop_but_no_report_code():
     train = code_files("train_snn")
     for indirect in ("snnflow/model/fused_block.py", "snnflow/model/sparse_conv.py",
                      "snnflow/kernels/cpu_ops.py", "snnflow/model/neuron.py",
-                     "snnflow/train/loop.py", "snnflow/data/frames.py", "snnflow/runs.py",
+                     "snnflow/train/loop.py", "snnflow/data/caches.py", "snnflow/runs.py",
                      "snnflow/kernels/loader.py", "snnflow/__init__.py",
                      "snnflow/model/__init__.py", "snnflow/kernels/csrc/lif.cpp",
                      "snnflow/kernels/csrc/lif_step.h"):

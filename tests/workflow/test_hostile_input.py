@@ -304,7 +304,7 @@ def test_a_frame_cache_of_the_wrong_shape_stops_the_training_job(study, damaged)
     path = damaged("results/frames/nmnist_T4.h5", write)
     forced(study, "train_snn", "results/runs/snn_T4/seed0/metrics.csv",
            f"{path}: train/frames holds uint8 samples of shape 4x2x30x30, not unsigned "
-           "integers of anyx2x34x34 - delete it and rerun", "train_snn_T4_seed0")
+           "integers of 4x2x34x34 - delete it and rerun", "train_snn_T4_seed0")
 
 
 # --- signals: a scheduler's SIGTERM (time limit, scancel) and Ctrl-C's SIGINT

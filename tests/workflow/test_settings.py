@@ -41,7 +41,7 @@ def set_key(config, dotted, value):
     ("snn.epochs", 0, "config key snn.epochs: 0 is less than the minimum of 1"),
     ("snn.batch_size", 0, "config key snn.batch_size"),
     ("snn.engine", "fast", "config key snn.engine: 'fast' is not one of"),
-    ("snn.channels", [8, 16], "config key snn.channels: .* is too short"),
+    ("snn.channels", [], "config key snn.channels: .* should be non-empty"),
     ("snn.tau", 1.0, "config key snn.tau"),
     ("snn.main_T", 5, "config key snn.main_T: 5 is not one of snn.T"),
     ("snn.lr_typo", 0.1, "config key snn.lr_typo: unknown key"),

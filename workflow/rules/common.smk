@@ -1,4 +1,5 @@
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from snakemake.settings.types import DeploymentMethod
 
 from snnflow import SnnflowError
 from snnflow.cuda_check import refuse_accidental_cpu
-from snnflow.data import manifest
+from snnflow.data import manifest, tonic_datasets
 from snnflow.data.idx import ALL_FILES as MNIST_FILES, find_idx_file
 from snnflow.fingerprints import code_fingerprint
 from snnflow.planted_links import refuse_links_inside
@@ -70,6 +71,26 @@ try:
 except SnnflowError as err:
     stop_before_any_job(err)
 SYNTHETIC = config["synthetic"]["enabled"]
+# The dataset (config section dataset): its event store and frame caches are named after
+# it, so that a study's folder keeps each dataset's data apart.
+DATASET = config["dataset"]["name"]
+NMNIST = DATASET == tonic_datasets.NMNIST
+DATA_NAME = tonic_datasets.store_name(DATASET)
+EVENT_STORE = f"{RESULTS}/events/{DATA_NAME}.h5"
+FRAMES = f"{RESULTS}/frames/{DATA_NAME}_T{{T}}.h5"  # a path pattern of wildcard T
+
+
+def frames_of(T):
+    return FRAMES.format(T=T)
+
+
+# The CNN's input: MNIST, N-MNIST's static twin; elsewhere event images, the frames of T=1.
+CNN_INPUT = f"{RESULTS}/frames/mnist.h5" if NMNIST else frames_of(1)
+# [(url, file name, md5)] of the archives tonic downloads for the dataset (none: N-MNIST,
+# or a local copy)
+TONIC_ARCHIVES = ([] if NMNIST or config["dataset"]["dir"] or
+                  not tonic_datasets.SPECS[DATASET].downloadable
+                  else tonic_datasets.archives(DATASET))
 NIR = config["nir"]["enabled"]
 # The NIR importers this Python has (snnflow.deploy.nir_check.IMPORTERS), by version:
 # read from the installed packages' metadata, none imported.
@@ -86,7 +107,11 @@ DATA_SOURCES = (
     {"kind": "datasets", "nmnist_dir": as_written(config["nmnist_dir"]),
      "mnist_dir": as_written(config["mnist_dir"]),
      "nmnist_mirror": config["download"]["nmnist_mirror"],
-     "mnist_mirror": config["download"]["mnist_mirror"]})
+     "mnist_mirror": config["download"]["mnist_mirror"]} if NMNIST else
+    {"kind": "tonic", "name": DATASET, "dir": as_written(config["dataset"]["dir"]),
+     "mirror": config["download"]["tonic_mirror"],
+     "test_fraction": config["dataset"]["test_fraction"],
+     "split_seed": config["dataset"]["split_seed"]})
 
 # Training jobs run one per GPU slot at once (--resources gpu=N), each with its share of
 # the cores. A cluster run without --cores takes each rule's threads from its profile.
@@ -145,6 +170,21 @@ def nmnist_inputs():
         return [dataset_manifest("nmnist.tsv",
                                  lambda: manifest.nmnist_listing(config["nmnist_dir"]))]
     return [f"{RESULTS}/raw/NMNIST/Train", f"{RESULTS}/raw/NMNIST/Test"]
+
+
+def tonic_inputs():
+    """A tonic dataset's local copy through its manifest, or the folder it is unpacked to."""
+    if config["dataset"]["dir"]:
+        folder = Path(config["dataset"]["dir"]) / DATASET
+        extension = tonic_datasets.SPECS[DATASET].extension
+        return [dataset_manifest(f"{DATA_NAME}.tsv",
+                                 lambda: manifest.tree_listing(folder, extension))]
+    return [f"{RESULTS}/raw/{DATASET}"]
+
+
+def tonic_root(wildcards, input):
+    """The folder holding <name>/ in tonic's layout (tonic's save_to)."""
+    return config["dataset"]["dir"] or str(Path(input[0]).parent)
 
 
 def nmnist_root(wildcards, input):

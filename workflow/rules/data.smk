@@ -69,6 +69,70 @@ rule download_mnist:
         "../scripts/download_mnist.py"
 
 
+# tonic's datasets (config dataset.name other than nmnist); N-MNIST has its own rules below.
+if not NMNIST:
+
+    rule download_tonic:
+        """Download one archive of a tonic dataset from tonic's URL, md5-checked with tonic's
+        sum, with bounded retries."""
+        output:
+            f"{RESULTS}/raw/downloads/{{archive}}",
+        wildcard_constraints:
+            archive="|".join(re.escape(name) for _, name, _ in TONIC_ARCHIVES) or "(?!)",
+        params:
+            name=DATASET,
+            mirror=config["download"]["tonic_mirror"],
+            timeout=config["download"]["timeout_seconds"],
+            retries=config["download"]["retries"],
+        log:
+            f"{RESULTS}/logs/download_{{archive}}.log",
+        conda:
+            "../../envs/data.yaml"
+        script:
+            "../scripts/download_tonic.py"
+
+
+    rule unpack_tonic:
+        """Unpack a tonic dataset's archives (tonic's unpacker) into the layout tonic reads."""
+        input:
+            [f"{RESULTS}/raw/downloads/{name}" for _, name, _ in TONIC_ARCHIVES],
+        output:
+            directory(f"{RESULTS}/raw/{DATASET}"),
+        params:
+            name=DATASET,
+            code=code_fingerprint("unpack_tonic"),
+        log:
+            f"{RESULTS}/logs/unpack_{DATASET}.log",
+        conda:
+            "../../envs/data.yaml"
+        script:
+            "../scripts/unpack_tonic.py"
+
+
+    rule tonic_events:
+        """Read every sample of a tonic dataset once, with tonic, into the event store (pixel
+        codes in file order, per-sample offsets, sensor size and class names)."""
+        input:
+            tonic_inputs(),
+        output:
+            f"{RESULTS}/events/{DATA_NAME}.h5",
+        params:
+            name=DATASET,
+            root=tonic_root,
+            test_fraction=config["dataset"]["test_fraction"],
+            split_seed=config["dataset"]["split_seed"],
+            allow_missing_classes=config["allow_missing_classes"],
+            code=code_fingerprint("tonic_events"),
+        log:
+            f"{RESULTS}/logs/{DATA_NAME}_events.log",
+        benchmark:
+            f"{RESULTS}/benchmarks/{DATA_NAME}_events.tsv"
+        conda:
+            "../../envs/data.yaml"
+        script:
+            "../scripts/tonic_events.py"
+
+
 rule nmnist_events:
     """Parse every N-MNIST recording once into the event store (pixel codes in file order,
     per-sample offsets).
@@ -94,17 +158,18 @@ rule nmnist_events:
 
 
 rule frames:
-    """Bin the stored events into T frames per sample by event count: the frame cache of
-    one T.
+    """Bin the stored events into T frames per sample by event count (at the frame size of
+    config dataset.size): the frame cache of one T.
     """
     input:
-        f"{RESULTS}/events/nmnist.h5",
+        EVENT_STORE,
     output:
-        f"{RESULTS}/frames/nmnist_T{{T}}.h5",
+        FRAMES,
     wildcard_constraints:
         T=r"[1-9][0-9]*",
     params:
         T=lambda wc: int(wc.T),
+        size=config["dataset"]["size"],
         code=code_fingerprint("frames"),
         kernels=config["performance"]["kernels"],
     threads: 2
@@ -141,9 +206,9 @@ rule data_summary:
     sample per class at every T.
     """
     input:
-        events=f"{RESULTS}/events/nmnist.h5",
-        frames=expand(f"{RESULTS}/frames/nmnist_T{{T}}.h5", T=T_VALUES),
-        mnist=f"{RESULTS}/frames/mnist.h5",
+        events=EVENT_STORE,
+        frames=[frames_of(T) for T in T_VALUES],
+        cnn=CNN_INPUT,
     output:
         dataset=f"{RESULTS}/data/dataset.csv",
         examples=f"{RESULTS}/data/examples.npz",

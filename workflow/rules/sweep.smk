@@ -9,7 +9,7 @@ rule train_sweep:
     matching checkpoint.
     """
     input:
-        lambda wc: f"{RESULTS}/frames/nmnist_T{sweep_of(wc)[0].T}.h5",
+        lambda wc: frames_of(sweep_of(wc)[0].T),
     output:
         **run_outputs(sweep_run_folder(RESULTS, "{sweep}", "{variant}", "{seed}")),
     wildcard_constraints:

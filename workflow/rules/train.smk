@@ -6,7 +6,7 @@ rule train_snn:
     checkpoint.
     """
     input:
-        f"{RESULTS}/frames/nmnist_T{{T}}.h5",
+        FRAMES,
     output:
         **run_outputs(run_folder(RESULTS, model_name("snn", "{T}"), "{seed}")),
     wildcard_constraints:
@@ -33,9 +33,10 @@ rule train_snn:
 
 
 rule train_cnn:
-    """Train the CNN with one seed on the MNIST cache, resuming a matching checkpoint."""
+    """Train the CNN with one seed on MNIST (N-MNIST's twin) or on event images, resuming a
+    matching checkpoint."""
     input:
-        f"{RESULTS}/frames/mnist.h5",
+        CNN_INPUT,
     output:
         **run_outputs(run_folder(RESULTS, model_name("cnn"), "{seed}")),
     wildcard_constraints:

@@ -8,7 +8,7 @@ from snnflow.report.data_summary import summarize
 
 def main(log):
     summarize(snakemake.input.events, dict(zip(snakemake.params.T, snakemake.input.frames)),
-              snakemake.input.mnist, snakemake.params.sources, snakemake.output.dataset,
+              snakemake.input.cnn, snakemake.params.sources, snakemake.output.dataset,
               snakemake.output.examples)
     log(f"wrote {snakemake.output.dataset} and {snakemake.output.examples}")
 

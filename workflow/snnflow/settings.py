@@ -270,9 +270,43 @@ def validate_config(config, schema_path, config_files=()):
             raise SnnflowError(f"config key {key}: {config[key]} holds '{{' or '}}', which "
                                "Snakemake reads as a wildcard - rename the folder or point "
                                "to it through a symbolic link without braces")
+    _check_dataset(config)
     if config["synthetic"]["enabled"]:
         return
     _check_dataset_folders(config)
+
+
+def _check_dataset(config):
+    """The dataset section's rules a schema cannot express; `dir` expanded as a shell would."""
+    from snnflow.data import tonic_datasets
+
+    dataset = config["dataset"]
+    name, folder = dataset["name"], dataset["dir"]
+    if name == tonic_datasets.NMNIST:
+        if folder is not None:
+            raise SnnflowError("config key dataset.dir: N-MNIST's copy is given by nmnist_dir "
+                               "(and MNIST's by mnist_dir) - set dataset.dir to null")
+        return
+    if config["synthetic"]["enabled"]:
+        raise SnnflowError(f"config key synthetic.enabled: the synthetic data is N-MNIST and "
+                           f"MNIST, not {name} - set synthetic.enabled: false, or "
+                           "dataset.name: nmnist")
+    if folder is None:
+        if not tonic_datasets.SPECS[name].downloadable:
+            raise SnnflowError(f"config key dataset.dir: tonic cannot download {name} - put a "
+                               f"copy in tonic's layout ({tonic_datasets.SPECS[name].layout}) "
+                               "in a folder and set dataset.dir to that folder")
+        return
+    folder = dataset["dir"] = os.path.expanduser(folder)
+    if "{" in folder or "}" in folder:
+        raise SnnflowError(f"config key dataset.dir: {folder} holds '{{' or '}}', which "
+                           "Snakemake reads as a wildcard - rename the folder or point to it "
+                           "through a symbolic link without braces")
+    problem = tonic_datasets.local_copy_problem(name, folder)
+    if problem:
+        raise SnnflowError(f"config key dataset.dir: {problem} - point it at the folder holding "
+                           f"{tonic_datasets.SPECS[name].layout} (tonic's layout), or set it "
+                           "to null to download the dataset")
 
 
 def _check_dataset_folders(config):
