@@ -147,7 +147,8 @@ def test_a_new_frame_size_rebuilds_the_frames_and_what_follows_only(study):
 
 def test_a_failed_download_says_where_to_put_a_local_copy(tmp_path, server):
     root, url = server
-    (root / "ibmGestureTrain.tar.gz").write_bytes(b"not the archive")
+    for archive in tonic_datasets.SPECS["DVSGesture"].archives:
+        (root / archive).write_bytes(b"not the archive")
     lines = expect_failure(
         tmp_path, "results/events/dvsgesture.h5",
         {"dataset": {"name": "DVSGesture"}, "download": {"tonic_mirror": url, "retries": 1}},
@@ -168,6 +169,16 @@ def test_a_failed_download_says_where_to_put_a_local_copy(tmp_path, server):
 ])
 def test_a_bad_dataset_section_is_one_line(tmp_path, dataset, words):
     expect_failure(tmp_path, "results/report.html", {"dataset": dataset}, words)
+
+
+def test_every_dataset_the_schema_offers_is_known_to_the_reader():
+    schema = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    offered = schema["properties"]["dataset"]["properties"]["name"]["enum"]
+    assert offered[0] == tonic_datasets.NMNIST
+    assert set(offered[1:]) == set(tonic_datasets.SPECS) - {"NMNIST"} == set(SIZES)
+    for name, spec in tonic_datasets.SPECS.items():  # the archives' names are tonic's
+        named = [file for _, file, _ in tonic_datasets.archives(name)] if spec.archives else []
+        assert list(spec.archives) == named, name
 
 
 def test_the_unpacked_archives_are_the_layout_tonic_reads(tmp_path, rng):

@@ -86,11 +86,9 @@ def frames_of(T):
 
 # The CNN's input: MNIST, N-MNIST's static twin; elsewhere event images, the frames of T=1.
 CNN_INPUT = f"{RESULTS}/frames/mnist.h5" if NMNIST else frames_of(1)
-# [(url, file name, md5)] of the archives tonic downloads for the dataset (none: N-MNIST,
-# or a local copy)
-TONIC_ARCHIVES = ([] if NMNIST or config["dataset"]["dir"] or
-                  not tonic_datasets.SPECS[DATASET].downloadable
-                  else tonic_datasets.archives(DATASET))
+# The archives tonic downloads for the dataset (none: N-MNIST, or a local copy)
+TONIC_ARCHIVES = ([] if NMNIST or config["dataset"]["dir"]
+                  else list(tonic_datasets.SPECS[DATASET].archives))
 NIR = config["nir"]["enabled"]
 # The NIR importers this Python has (snnflow.deploy.nir_check.IMPORTERS), by version:
 # read from the installed packages' metadata, none imported.

@@ -78,7 +78,7 @@ if not NMNIST:
         output:
             f"{RESULTS}/raw/downloads/{{archive}}",
         wildcard_constraints:
-            archive="|".join(re.escape(name) for _, name, _ in TONIC_ARCHIVES) or "(?!)",
+            archive="|".join(map(re.escape, TONIC_ARCHIVES)) or "(?!)",
         params:
             name=DATASET,
             mirror=config["download"]["tonic_mirror"],
@@ -95,7 +95,7 @@ if not NMNIST:
     rule unpack_tonic:
         """Unpack a tonic dataset's archives (tonic's unpacker) into the layout tonic reads."""
         input:
-            [f"{RESULTS}/raw/downloads/{name}" for _, name, _ in TONIC_ARCHIVES],
+            [f"{RESULTS}/raw/downloads/{name}" for name in TONIC_ARCHIVES],
         output:
             directory(f"{RESULTS}/raw/{DATASET}"),
         params:

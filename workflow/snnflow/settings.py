@@ -292,7 +292,7 @@ def _check_dataset(config):
                            f"MNIST, not {name} - set synthetic.enabled: false, or "
                            "dataset.name: nmnist")
     if folder is None:
-        if not tonic_datasets.SPECS[name].downloadable:
+        if not tonic_datasets.SPECS[name].archives:
             raise SnnflowError(f"config key dataset.dir: tonic cannot download {name} - put a "
                                f"copy in tonic's layout ({tonic_datasets.SPECS[name].layout}) "
                                "in a folder and set dataset.dir to that folder")
