@@ -297,9 +297,11 @@ def _confusion_matrices(confusion, models, classes):
     """Row-normalised confusion matrices (% of each true class), side by side, classes in
     label order (numbers in the cells up to ANNOTATED_CLASSES classes)."""
     plt, sns = _plt()
-    columns = min(2, len(models))  # two matrices fill a column; more go in rows of two
+    short = all(len(name) <= 3 for name in classes)  # digits: two matrices fill a column
+    columns = min(2 if short else 1, len(models))  # more go in rows of two, or one by one
     rows_of = -(-len(models) // columns)
-    fig, axes = plt.subplots(rows_of, columns, figsize=(COLUMN_INCHES, 3.3 * rows_of),
+    height = 3.3 if short else min(9.0, max(4.5, 0.3 * len(classes) + 2.5))
+    fig, axes = plt.subplots(rows_of, columns, figsize=(COLUMN_INCHES, height * rows_of),
                              squeeze=False)
     for ax, model in zip(axes.ravel(), models):
         rows = confusion[confusion["model"] == model]
@@ -323,7 +325,8 @@ def per_class_accuracy(study):
     fig, ax = plt.subplots(figsize=(COLUMN_INCHES, 3.4))
     sns.barplot(data=data, x="class", y="accuracy", hue="model", hue_order=order, ax=ax,
                 order=study.classes, errorbar=None)
-    if len(study.classes) > ANNOTATED_CLASSES or any(len(c) > 3 for c in study.classes):
+    rotated = len(study.classes) > ANNOTATED_CLASSES or any(len(c) > 3 for c in study.classes)
+    if rotated:  # names: upright they would overlap
         ax.tick_params(axis="x", labelrotation=90, labelsize=SMALLEST_POINTS)
     if n_seeds > 1:
         for container, model in zip(ax.containers, order):
@@ -335,7 +338,7 @@ def per_class_accuracy(study):
     ax.set_title("Test accuracy per class, final epoch" + (" (mean, 1 std over seeds)"
                                                            if n_seeds > 1 else ""), fontsize=10)
     ax.legend(fontsize=8, ncol=min(5, len(order)), loc="upper center",
-              bbox_to_anchor=(0.5, -0.2), frameon=False)
+              bbox_to_anchor=(0.5, -0.5 if rotated else -0.2), frameon=False)
     return fig
 
 
@@ -375,6 +378,7 @@ def examples(study):
     Ts = sorted(int(k.split("T")[1]) for k in data if k.startswith("frames_T"))
     twin = study.has_twin
     shown = len(data["names"])
+    short_names = all(len(name) <= 3 for name in study.classes)  # digits: upright
     widths = [1.0] * twin + [float(min(T, FRAMES_PER_ROW)) for T in Ts]
     tallest = max(-(-T // FRAMES_PER_ROW) for T in Ts)
     frame_inches = (COLUMN_INCHES - 0.6) / (sum(widths) + 0.3 * len(widths))
@@ -385,7 +389,8 @@ def examples(study):
     for c in range(shown):
         if twin:
             axes[c, 0].imshow(data["digits"][c], cmap="gray_r")
-        axes[c, 0].set_ylabel(_short(study.classes[c]), rotation=0, labelpad=10, fontsize=9)
+        axes[c, 0].set_ylabel(_short(study.classes[c]), rotation=0 if short_names else 90,
+                              labelpad=10 if short_names else 4, fontsize=9)
         for ax, T in zip(axes[c, twin:], Ts):
             frames = data[f"frames_T{T}"][c].astype(float)
             scale = max(1.0, np.percentile(frames[frames > 0], 99) if (frames > 0).any() else 1)
