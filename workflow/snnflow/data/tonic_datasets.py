@@ -112,19 +112,16 @@ def _unlisted(err):
 
 
 def _as_found(cls):
-    """`cls` taking its folder as it is: no download, whatever tonic's file count check says."""
-    return type(cls.__name__, (cls,), {"_check_exists": lambda self: True,
-                                       "download": _no_download})
-
-
-def _no_download(self):
-    raise SnnflowError(f"{self.location_on_system}: tonic wanted to download into a local copy")
+    """`cls` taking its folder as it is (no download, no unpacking), whatever tonic's file
+    count check says."""
+    return type(cls.__name__, (cls,), {"_check_exists": lambda self: True})
 
 
 def open_splits(name, save_to, test_fraction, split_seed):
     """{split: (tonic dataset, indices into it)} of `name` read from `save_to` (which holds
-    `<name>/` as tonic writes it). Datasets without a test split are split per class:
-    `test_fraction` of each class's samples, drawn with `split_seed`, in file order."""
+    `<name>/` as tonic writes it), each split's samples in the order of their names.
+    Datasets without a test split are split per class: `test_fraction` of each class's
+    samples, drawn with `split_seed`."""
     problem = local_copy_problem(name, save_to)
     if problem:
         raise SnnflowError(f"{problem} - dataset {name} needs {SPECS[name].layout} (tonic's "

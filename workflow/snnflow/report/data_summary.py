@@ -3,9 +3,8 @@ one test sample of each class as the networks see it.
 
 - dataset.csv: per dataset and split, the number of samples in all and per class
   (class_<label>), events per sample (mean, min, max), how many test samples are
-  identical to a
-  training sample (test_in_train: the test split then measures memory, not
-  generalisation; the report warns), how many have fewer events than each T
+  identical to a training sample (test_in_train: the test split then measures memory,
+  not generalisation; the report warns), how many have fewer events than each T
   (fewer_events_than_T<T>: all their frames but the last are empty; the report warns)
   and where the data came from;
 - examples.npz: the class names (`classes`, in label order) and, for each of the first
