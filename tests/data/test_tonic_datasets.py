@@ -208,3 +208,15 @@ def test_a_folder_not_in_tonics_layout_says_what_it_needs(tmp_path):
     with pytest.raises(SnnflowError, match=r"DVSGesture: no \.npy files in it - dataset "
                                            r"DVSGesture needs DVSGesture/ibmGestureTrain/"):
         build_tonic_event_store("DVSGesture", tmp_path, tmp_path / "e.h5")
+
+
+def test_a_frame_cache_larger_than_the_memory_names_t_and_the_frame_size(store, tmp_path,
+                                                                          monkeypatch):
+    from snnflow.data import frames
+
+    name, _, path = store
+    monkeypatch.setattr(frames, "memory_bytes", lambda: (1000, 1000))
+    with pytest.raises(SnnflowError, match=r"config key snn.T: 4 makes a frame cache of .* "
+                                           r"- lower T or a smaller dataset.size"):
+        build_frame_cache(path, 4, tmp_path / "frames.h5")
+    assert not (tmp_path / "frames.h5").exists()
