@@ -32,7 +32,7 @@ DVSGESTURE = {"snn": {"T": [4], "main_T": 4, "epochs": 4, "batch_size": 16, "lr"
               "cnn": {"epochs": 4, "batch_size": 16, "lr": 0.01, "channels": [8, 8, 16, 16],
                       "hidden": 32}}
 SIZES = {"DVSGesture": 32, "CIFAR10DVS": 32, "NCALTECH101": None, "POKERDVS": None}
-CLASSES = {"DVSGesture": 11, "CIFAR10DVS": 10, "NCALTECH101": 4, "POKERDVS": 4}
+CLASSES = {"DVSGesture": 11, "CIFAR10DVS": 10, "NCALTECH101": 14, "POKERDVS": 4}
 
 
 def workflow_copy(workdir):
@@ -109,6 +109,10 @@ def test_the_whole_study_runs_shaped_by_the_data(study):
     ran = nir[nir["note"].fillna("").str.startswith(("not installed", "failed")) == False]  # noqa: E712
     assert len(ran) and (ran["spike_mismatches"] == 0).all(), nir
     assert (ran["layer_spikes"] == "equal").all() or set(ran["importer"]) == {"snntorch"}, nir
+    with np.load(results / "data" / "examples.npz") as examples:  # the first 12 classes
+        assert len(examples["names"]) == min(12, n_classes)
+        assert examples["frames_T4"].shape[1:] == (4, 2, h, w)
+        assert "digits" not in examples
     page = (results / "report.html").read_text().replace("<wbr>", "")
     assert f"CSNN on {name} vs CNN on event images" in page
     assert "The reference study ran N-MNIST only" in page
