@@ -16,6 +16,17 @@ sys.path[:0] = [str(REPO / "workflow"), str(REPO / "benchmarks")]
 from snnflow.data.nmnist import EVENT_DTYPE, write_events  # noqa: E402
 
 
+def copy_workflow(workdir, folders=("workflow", "envs")):
+    """A runnable copy of the project's workflow in `workdir`: the Snakefile, config.yaml
+    and `folders`, without caches or build metadata."""
+    for name in ("Snakefile", "config.yaml"):
+        shutil.copy(REPO / name, workdir / name)
+    for folder in folders:
+        shutil.copytree(REPO / folder, workdir / folder,
+                        ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    return workdir
+
+
 def random_events(rng, n, t0=0):
     """n events in time order, anywhere on the 34x34 sensor."""
     events = np.empty(n, dtype=EVENT_DTYPE)

@@ -13,7 +13,9 @@ from conftest import REPO
 from snnflow import SnnflowError
 from snnflow.report.build import build_report
 from snnflow.report.registry import FIGURE_FORMATS, TABLE_FORMATS, figure_names, table_names
-from snnflow.runs import LAYERS, METRICS_COLUMNS, sweep_variant, variant_label
+from snnflow.runs import METRICS_COLUMNS, layer_names, sweep_variant, variant_label
+
+LAYERS = layer_names(3)  # the study's network: three conv blocks
 
 ENERGY = {"e_ac_pj": 0.9, "e_mac_pj": 4.6}
 FINAL_ACC = {  # final test accuracy per model and seed

@@ -8,8 +8,10 @@ import snnflow.train.loop as training
 import snnflow.train.steps as steps
 from snnflow import SnnflowError
 from snnflow.model import cnn, snn
-from snnflow.runs import LAYERS, LAYER_COLUMNS, METRICS_COLUMNS, RunSettings, outputs_in
+from snnflow.runs import LAYER_COLUMNS, METRICS_COLUMNS, RunSettings, layer_names, outputs_in
 from snnflow.train.loop import run
+
+LAYERS = layer_names(3)  # the study's network: three conv blocks
 
 KINDS = {"snn": snn.KIND, "cnn": cnn.KIND}
 

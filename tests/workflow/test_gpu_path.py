@@ -4,7 +4,6 @@ any job unless `device: cpu` says to train on the CPU; a kernel made wrong in a 
 the workflow is switched off by the jobs' kernel check and shows in the report."""
 
 import json
-import shutil
 import subprocess
 import sys
 
@@ -12,7 +11,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import REPO
+from conftest import REPO, copy_workflow
 
 pytestmark = pytest.mark.workflow
 
@@ -46,11 +45,7 @@ def load():
 @pytest.fixture
 def gpu_machine(tmp_path):
     """A copy of the workflow with a wrong C++ LIF, and a PATH that shows one GPU."""
-    for name in ("Snakefile", "config.yaml"):
-        shutil.copy(REPO / name, tmp_path / name)
-    for folder in ("workflow", "envs"):
-        shutil.copytree(REPO / folder, tmp_path / folder,
-                        ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    copy_workflow(tmp_path)
     with open(tmp_path / "workflow" / "snnflow" / "kernels" / "cpu_ops.py", "a") as f:
         f.write(WRONG_KERNEL)
     (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(TINY))

@@ -5,7 +5,6 @@ event images: these datasets have no static twin), the NIR export and its check,
 report, every shape and class name taken from the data. Then what a change reruns."""
 
 import json
-import shutil
 import tarfile
 
 import h5py
@@ -15,7 +14,7 @@ import pytest
 import yaml
 
 import tonic_copies
-from conftest import REPO, dry_run_plan
+from conftest import REPO, copy_workflow, dry_run_plan
 from snnflow.data import tonic_datasets
 from test_bad_input import expect_failure
 from test_workflow import snakemake
@@ -35,14 +34,6 @@ SIZES = {"DVSGesture": 32, "CIFAR10DVS": 32, "NCALTECH101": None, "POKERDVS": No
 CLASSES = {"DVSGesture": 11, "CIFAR10DVS": 10, "NCALTECH101": 14, "POKERDVS": 4}
 
 
-def workflow_copy(workdir):
-    for name in ("Snakefile", "config.yaml"):
-        shutil.copy(REPO / name, workdir / name)
-    for folder in ("workflow", "envs"):
-        shutil.copytree(REPO / folder, workdir / folder,
-                        ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-
-
 def study_config(name, copy, **changes):
     config = yaml.safe_load(yaml.safe_dump(TINY))
     config.update(yaml.safe_load(yaml.safe_dump(DVSGESTURE)) if name == "DVSGesture" else {})
@@ -58,7 +49,7 @@ def study(request, tmp_path_factory):
     """(dataset name, a workflow copy that ran the whole study on its synthetic copy)."""
     name = request.param
     workdir = tmp_path_factory.mktemp(name)
-    workflow_copy(workdir)
+    copy_workflow(workdir)
     rng = np.random.default_rng(1)
     if name == "CIFAR10DVS":
         if not tonic_copies.AEDAT4_SAMPLE.is_file():

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import REPO, dry_run_plan, ensure_debian_packages
+from conftest import REPO, copy_workflow, dry_run_plan, ensure_debian_packages
 
 pytestmark = pytest.mark.workflow
 
@@ -75,12 +75,7 @@ RUNS = [(model, seed) for model in ("snn_T2", "snn_T4", "cnn") for seed in (0, 1
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory):
     """A copy of the workflow that has run the complete tiny study once."""
-    workdir = tmp_path_factory.mktemp("study")
-    for name in ("Snakefile", "config.yaml"):
-        shutil.copy(REPO / name, workdir / name)
-    for folder in ("workflow", "envs"):
-        shutil.copytree(REPO / folder, workdir / folder,
-                        ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    workdir = copy_workflow(tmp_path_factory.mktemp("study"))
     (workdir / "tiny.yaml").write_text(yaml.safe_dump(TINY))
     (workdir / "sweeps").mkdir()
     (workdir / "sweeps" / "tiny.tsv").write_text(TINY_SWEEP)
@@ -592,11 +587,7 @@ def test_the_demo_writes_its_own_folder_never_the_studys(tmp_path):
     """`make demo` then the study: the demo's every output lies in results-demo/."""
     workdir = tmp_path / "copy"
     workdir.mkdir()
-    for name in ("Snakefile", "config.yaml"):
-        shutil.copy(REPO / name, workdir / name)
-    for folder in ("workflow", "envs", "sweeps"):
-        shutil.copytree(REPO / folder, workdir / folder,
-                        ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    copy_workflow(workdir, ("workflow", "envs", "sweeps"))
     summary = snakemake(workdir, "--configfile", "workflow/demo.yaml", "--summary").stdout
     outputs = [line.split("\t")[0] for line in summary.splitlines()[1:]]
     assert outputs and all(path.startswith("results-demo/") for path in outputs), outputs[:5]

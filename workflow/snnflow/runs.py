@@ -27,12 +27,6 @@ METRICS_COLUMNS = ["epoch", "lr", "train_loss", "train_acc", "val_loss", "val_ac
 # layers.csv: spikes per neuron per time step, synaptic operations and multiply-
 # accumulates per sample, of both networks' layers with synapses
 LAYER_COLUMNS = ["epoch", "layer", "neurons", "firing_rate", "synaptic_ops", "macs"]
-LAYERS = ("conv1", "conv2", "conv3", "fc1", "fc2")  # the study's network (3 conv blocks)
-
-
-def layer_names(convs):
-    """The layers with synapses of a network of `convs` conv blocks: conv1..convK, fc1, fc2."""
-    return (*(f"conv{k}" for k in range(1, convs + 1)), "fc1", "fc2")
 PREDICTION_COLUMNS = ["index", "label", "prediction"]
 CSV_COLUMNS = {"metrics": METRICS_COLUMNS, "layers": LAYER_COLUMNS,
                "predictions": PREDICTION_COLUMNS}
@@ -48,6 +42,12 @@ RunOutputs = collections.namedtuple("RunOutputs", RUN_FILES)
 # How the epoch a run's result is read at, besides its last, was chosen (chosen_epoch).
 CHOSEN_ON_VALIDATION = "chosen on validation"
 CHOSEN_ON_TEST = "chosen on test (optimistic)"
+
+
+def layer_names(convs):
+    """The layers with synapses of a network of `convs` conv blocks: conv1..convK, fc1, fc2
+    (layers.csv's `layer`)."""
+    return (*(f"conv{k}" for k in range(1, convs + 1)), "fc1", "fc2")
 
 
 def is_number(value):

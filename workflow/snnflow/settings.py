@@ -263,21 +263,33 @@ def validate_config(config, schema_path, config_files=()):
         raise SnnflowError(f"config key results_dir: {config['results_dir']} holds '{{' or "
                            "'}}', which Snakemake reads as a wildcard - choose another folder")
     config["results_dir"] = os.path.expanduser(config["results_dir"]).rstrip("/") or "/"
-    for key in ("nmnist_dir", "mnist_dir"):
-        if config[key] is not None:
-            config[key] = os.path.expanduser(config[key])  # as a shell would: ~/data
-        if config[key] is not None and ("{" in config[key] or "}" in config[key]):
-            raise SnnflowError(f"config key {key}: {config[key]} holds '{{' or '}}', which "
-                               "Snakemake reads as a wildcard - rename the folder or point "
-                               "to it through a symbolic link without braces")
+    for path in (("nmnist_dir",), ("mnist_dir",), ("dataset", "dir")):
+        _expand_folder(config, path)
     _check_dataset(config)
     if config["synthetic"]["enabled"]:
         return
     _check_dataset_folders(config)
 
 
+def _expand_folder(config, path):
+    """The folder at key `path` expanded as a shell would (~/data), refused if Snakemake
+    would read it as a wildcard."""
+    *sections, key = path
+    node = config
+    for section in sections:
+        node = node[section]
+    folder = node[key]
+    if folder is None:
+        return
+    folder = node[key] = os.path.expanduser(folder)
+    if "{" in folder or "}" in folder:
+        raise SnnflowError(f"config key {_key_path(path)}: {folder} holds '{{' or '}}', which "
+                           "Snakemake reads as a wildcard - rename the folder or point to it "
+                           "through a symbolic link without braces")
+
+
 def _check_dataset(config):
-    """The dataset section's rules a schema cannot express; `dir` expanded as a shell would."""
+    """The dataset section's rules a schema cannot express."""
     from snnflow.data import tonic_datasets
 
     dataset = config["dataset"]
@@ -297,11 +309,6 @@ def _check_dataset(config):
                                f"copy in tonic's layout ({tonic_datasets.SPECS[name].layout}) "
                                "in a folder and set dataset.dir to that folder")
         return
-    folder = dataset["dir"] = os.path.expanduser(folder)
-    if "{" in folder or "}" in folder:
-        raise SnnflowError(f"config key dataset.dir: {folder} holds '{{' or '}}', which "
-                           "Snakemake reads as a wildcard - rename the folder or point to it "
-                           "through a symbolic link without braces")
     problem = tonic_datasets.local_copy_problem(name, folder)
     if problem:
         raise SnnflowError(f"config key dataset.dir: {problem} - point it at the folder holding "
@@ -310,10 +317,6 @@ def _check_dataset(config):
 
 
 def _check_dataset_folders(config):
-    if "{" in config["results_dir"] or "}" in config["results_dir"]:
-        raise SnnflowError(f"config key results_dir: {config['results_dir']} holds '{{' or "
-                           "'}}', which Snakemake reads as a wildcard - choose another folder")
-    config["results_dir"] = os.path.expanduser(config["results_dir"]).rstrip("/") or "/"
     for key in ("nmnist_dir", "mnist_dir"):
         folder = config[key]
         if folder is not None and not Path(folder).is_dir():

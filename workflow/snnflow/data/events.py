@@ -134,7 +134,8 @@ def build_tonic_event_store(name, save_to, out_path, test_fraction=0.1, split_se
     """Read dataset `name` with tonic from `save_to` (snnflow.data.tonic_datasets) into an
     event store like N-MNIST's: one pass over the files, codes streamed to disk. A
     dataset without a sensor size in tonic (NCALTECH101) gets the smallest box holding all
-    its events, its codes rewritten once at the end."""
+    its events, its codes rewritten once at the end. The identity is hashed from what is
+    read as it is written (for NCALTECH101: the codes before rewriting, the same content)."""
     import h5py
 
     from snnflow.data import tonic_datasets as td
@@ -158,10 +159,13 @@ def build_tonic_event_store(name, save_to, out_path, test_fraction=0.1, split_se
             codes = group.create_dataset("codes", shape=(0,), maxshape=(None,), dtype=code_type,
                                          chunks=(1 << 16,))
             offsets, labels, names = [0], [], []
+            digest.add(split)
             for sample_codes, sample, label in td.read_samples(ds, indices, sensor, folder):
                 start = offsets[-1]
+                sample_codes = sample_codes.astype(code_type)
                 codes.resize((start + len(sample_codes),))
-                codes[start:] = sample_codes.astype(code_type)
+                codes[start:] = sample_codes
+                digest.add(sample_codes)
                 offsets.append(start + len(sample_codes))
                 labels.append(label)
                 names.append(sample)
@@ -177,9 +181,12 @@ def build_tonic_event_store(name, save_to, out_path, test_fraction=0.1, split_se
                 raise SnnflowError(f"{folder}: no {split} samples of class {shown}"
                                    f"{' and more' if len(missing) > 5 else ''} - restore them, "
                                    "or set allow_missing_classes: true to study a subset")
-            group["offsets"] = np.array(offsets, dtype=np.int64)
-            group["labels"] = np.array(labels, dtype=np.uint8 if len(classes) <= 256 else np.uint16)
+            offsets = np.array(offsets, dtype=np.int64)
+            labels = np.array(labels, dtype=np.uint8 if len(classes) <= 256 else np.uint16)
+            group["offsets"], group["labels"] = offsets, labels
             group["names"] = np.array(names, dtype=object)
+            for part in ("\n".join(names), labels, offsets):
+                digest.add(part)
             group["names"].attrs["relative_to"] = ""
             log(f"{split}: {len(names)} samples, {offsets[-1]} events")
         if not known:
@@ -187,15 +194,6 @@ def build_tonic_event_store(name, save_to, out_path, test_fraction=0.1, split_se
             _recode(h5, (td.PROVISIONAL_SIDE, td.PROVISIONAL_SIDE), sensor, splits)
             log(f"sensor: {seen_x}x{seen_y} (the box holding every event)")
         h5.attrs["sensor_size"] = sensor
-        for split in splits:
-            digest.add(split)
-            digest.add("\n".join(n.decode() if isinstance(n, bytes) else n
-                                 for n in h5[f"{split}/names"][...]))
-            for dataset in ("labels", "offsets"):
-                digest.add(np.ascontiguousarray(h5[f"{split}/{dataset}"][...]))
-            codes = h5[f"{split}/codes"]
-            for start in range(0, len(codes), 1 << 22):  # never the whole split in memory
-                digest.add(np.ascontiguousarray(codes[start:start + (1 << 22)]))
         h5.attrs["identity"] = digest.hexdigest()
 
 

@@ -132,8 +132,8 @@ def _write_split(h5, store, split, T, dtype, workers, shape, remap):
     not None); returns the first sample of a chunk holding a count that does not fit
     `dtype`, else None."""
     codes, offsets = store[f"{split}/codes"][...], store[f"{split}/offsets"][...]
-    sensor, _ = sensor_and_classes(store)
-    if codes.size and int(codes.max()) >= int(np.prod(sensor)):
+    sensor_pixels = len(remap) if remap is not None else int(np.prod(shape))
+    if codes.size and int(codes.max()) >= sensor_pixels:
         raise SnnflowError(f"{store.filename}: holds a pixel code outside the sensor - "
                            "delete it and rerun the workflow to rebuild it")
     if remap is not None:

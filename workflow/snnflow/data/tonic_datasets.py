@@ -177,9 +177,13 @@ def class_names(ds):
 
 
 def _class_index(ds, target):
-    if isinstance(target, str):
-        return class_names(ds).index(target)
-    return int(target)
+    """The label of a target: itself, or a folder name's place among the sorted names
+    (looked up in a table made once per dataset, not by sorting every target again)."""
+    if not isinstance(target, str):
+        return int(target)
+    if not hasattr(ds, "class_indices"):
+        ds.class_indices = {name: i for i, name in enumerate(class_names(ds))}
+    return ds.class_indices[target]
 
 
 def sample_name(ds, index):

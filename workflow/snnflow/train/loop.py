@@ -299,7 +299,7 @@ def fit(job: Job, history, outputs, checkpoint, origin, log, curves_folder=None,
     in the log, the curves in `curves_folder` (snnflow.train.curves) if given. `history`
     holds one dict per finished epoch: the metrics row, its "layers" rows, the
     running-loss points of its curves ("running") and when it ended ("wall_time")."""
-    s, device = job.settings, job.device
+    s = job.settings
     _write_history(outputs, history)
     progress = Progress(len(history) + 1, s.epochs, math.ceil(len(job.train) / s.batch_size),
                         s.batch_size, log)
