@@ -58,12 +58,16 @@ bench: $(VENV)/.installed
 
 # The CUDA path checked and timed on a GPU machine (docs/gpu.md, "Checking the GPU path"),
 # with the Python that already holds torch there; elsewhere with the project's
-# environment. GPU_CHECK_ARGS: e.g. --device cuda:1 --budget-minutes 12
+# environment. Every file goes into GPU_CHECK_OUT. GPU_CHECK_ARGS: e.g. --device cuda:1
+# --budget-minutes 12. The script's exit status tells the outcome (0 passed, 1 mismatch
+# or incomplete, 2 cannot run here) and its last line says it; make reports any failing
+# recipe as its own exit status 2, with the script's in its "Error N" line.
+GPU_CHECK_OUT ?= results/gpu-check
 GPU_CHECK_ARGS ?=
 gpu-check:
 	@if $(PYTHON) -c "import torch" 2>/dev/null; then py=$(PYTHON); \
 	else $(MAKE) -s $(VENV)/.installed && py=$(BIN)/python; fi; \
-	$$py benchmarks/gpu_check.py --json results/gpu-check.json $(GPU_CHECK_ARGS)
+	$$py benchmarks/gpu_check.py --out "$(GPU_CHECK_OUT)" $(GPU_CHECK_ARGS)
 
 # Files in a results folder that the current config no longer makes (a dropped T, seed or
 # sweep row, an earlier config's runs): listed; REMOVE=1 removes them. CONFIG: the options

@@ -1,6 +1,6 @@
 """make gpu-check: the CUDA path proven by one command, in a few minutes on one GPU.
 
-    python3 benchmarks/gpu_check.py [--json results/gpu-check.json] [--budget-minutes 8]
+    python3 benchmarks/gpu_check.py [--out results/gpu-check] [--budget-minutes 7]
                                     [--device cuda:N]
 
 1. Correctness, with TF32 off (it compares kernels, not TF32's rounding)
@@ -15,31 +15,48 @@
      information only (spikes that flip on the threshold grow into loss differences).
 2. Speed: seconds per training and inference epoch at batch 256 of SNN-4/8/16/32 and
    the CNN, on a resident uint8 dataset of the full size (60,000 + 10,000 synthetic
-   samples), each from at least 50 timed steps after a warm-up epoch, with peak
-   reserved GPU memory (a CUDA graph's private pool included); for the engine as it
+   samples), each from at least 50 timed steps after a warm-up epoch, with the row's
+   own peak reserved GPU memory (a CUDA graph's private pool included; every row's
+   memory is freed, reference cycles collected, before the next); for the engine as it
    runs by default, with TF32, with CUDA graphs, with graphs and the fused block, and
    with all of that under bf16 autocast; the reference engine at T=16 beside them.
    Each row names the backend that really ran, what the job's kernel check found and
    any fallback.
-3. Accuracy of the speed switches: 3 epochs of the demo data (SNN-16), final test
+3. Energy: NVML's energy counter over a fixed GPU load (float32 matrix products for a
+   few seconds) and over one training epoch of SNN-16, the reading the training jobs'
+   measured-energy columns rely on; "not measured" with the reason where NVML or the
+   counter is absent, never 0.
+4. Accuracy of the speed switches: 3 epochs of the demo data (SNN-16), final test
    accuracy with autocast none / bf16, CUDA graphs off / on, the fused block off / on.
 
-Every row is guarded (an error, out-of-memory included, becomes that row's reason) and
-the JSON and a Markdown table (the same name, .md) are written after every row, so a
-killed or timed-out run leaves what it measured. Past the time budget the rows left are
-listed as skipped. Exits 1 when a correctness row fails, 2 with one line on a machine
-without CUDA, else 0. Needs only torch (with Triton), numpy, h5py and matplotlib: the
-Python of a GPU machine that already holds torch, without installing anything
-(docs/gpu.md, "Checking the GPU path").
+Everything goes into the --out folder: gpu-check.json and gpu-check.md (the tables)
+rewritten after every row, gpu-check.log (all it prints, line by line) and
+environment.json (GPU, driver, torch, CUDA, Triton, numpy; nvidia-smi's report in
+nvidia-smi.txt where there is one), so a killed or timed-out run leaves what it
+measured. Every row is guarded (an error, out-of-memory included, becomes that row's
+reason). Past the time budget the rows left are listed as skipped; the default leaves
+a minute of margin under a 10-minute limit for the last row started.
+
+Exit status, and the outcome as the last line printed: 0 all checks passed; 1 a
+correctness row failed (MISMATCH), or the run is incomplete (skipped at the budget,
+stopped by a signal); 2 the check cannot run here (no CUDA device, a device torch
+does not know, Triton's interpreter unusable for --smoke), with one line saying why.
+Needs only torch (with Triton), numpy, h5py and matplotlib: the Python of a GPU
+machine that already holds torch, without installing anything (docs/gpu.md,
+"Checking the GPU path").
 
 `--device cpu --smoke` runs every part at toy sizes on the CPU, the Triton kernels in
 Triton's interpreter (TRITON_INTERPRET=1): the test suite's check that the command works.
 """
 
 import argparse
+import gc
 import json
 import math
 import os
+import shutil
+import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -56,18 +73,27 @@ SWITCHES = {  # name: (cuda_graphs, fused_cuda_block, autocast, tf32)
     "graphs+fused+bf16": (True, True, "bf16", False),
 }
 CORRECTNESS = ("lif", "block", "training")
-SECTIONS = (*CORRECTNESS, "speed", "accuracy")
+SECTIONS = (*CORRECTNESS, "speed", "energy", "accuracy")
+DEFAULT_BUDGET_MINUTES = 7.0  # + the longest row (about a minute) + a minute's margin < 10
+EXIT_CODES = {"passed": 0, "failed": 1, "cannot run": 2}
+
+
+class CannotRun(Exception):
+    """The check cannot run on this machine (exit 2, one line)."""
 
 
 class Report:
-    """The figures so far, written after every row (JSON and a Markdown table), with a
-    time budget: a row asked for past it is listed as skipped instead of run."""
+    """The figures so far, written into `folder` after every row (gpu-check.json and a
+    Markdown table, gpu-check.md), with a time budget: a row asked for past it is listed
+    as skipped instead of run."""
 
-    def __init__(self, json_path, settings, budget_seconds):
-        self.json_path, self.md_path = json_path, json_path.with_suffix(".md")
+    def __init__(self, folder, settings, budget_seconds):
+        self.json_path = Path(folder) / "gpu-check.json"
+        self.md_path = self.json_path.with_suffix(".md")
         self.budget, self.started = budget_seconds, time.perf_counter()
         self.data = {"settings": settings, **{section: [] for section in SECTIONS},
-                     "skipped": [], "passed": None, "seconds": 0.0, "finished": False}
+                     "skipped": [], "passed": None, "seconds": 0.0, "finished": False,
+                     "stopped_by": None}
 
     def run_row(self, section, name, measure):
         """Append measure()'s row (a dict) to `section`; an exception becomes the row's
@@ -81,6 +107,7 @@ class Report:
         except Exception as err:  # noqa: BLE001 - a row that cannot run says why
             row = {"name": name, "passed": False if section in CORRECTNESS else None,
                    "error": f"{type(err).__name__}: {one_line(err)}"}
+        finally:
             free_device_memory()
         self.data[section].append(row)
         print(f"  {section:8} {name:44} {row_summary(section, row)}", flush=True)
@@ -118,10 +145,16 @@ def one_line(err, limit=300):
 
 
 def free_device_memory():
+    """Free everything a row left: reference cycles first (a cycle that holds a CUDA
+    graph keeps its private memory pool reserved until collected), then the allocator's
+    cache, so that the next row's peak is its own."""
     import torch
 
+    gc.collect()
     if torch.cuda.is_available():
+        torch.cuda.synchronize()
         torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
 
 
 def check_lif(report, device, Ts=(1, 4, 16, 32), shape=(64, 32, 17, 17)):
@@ -344,11 +377,9 @@ def synthetic_split(spec, n, T, device, chunk=5000):
     return ResidentDataset(inputs, labels, device, time_major=spec.time_major, scale=scale)
 
 
-def measure_speed(device, kind, T, switches, n_train, n_test, batch, engine="fused",
-                  min_steps=50, max_seconds=60.0):
-    """Seconds per training and inference epoch, from at least `min_steps` timed steps
-    after a warm-up epoch, peak reserved device memory, and what really ran: the
-    backend, the job's kernel check and any fallback."""
+def training_job(device, kind, T, switches, n_train, n_test, batch, engine="fused"):
+    """(a training job as the workflow builds it, on resident synthetic data of the given
+    sizes, with the `switches` of SWITCHES; a function that waits for the device)."""
     import torch
 
     from snnflow.model import cnn, snn
@@ -364,7 +395,19 @@ def measure_speed(device, kind, T, switches, n_train, n_test, batch, engine="fus
     train = synthetic_split(spec, n_train, T, device)
     test = synthetic_split(spec, n_test, T, device)
     job = build_job(spec, s, train, test, threads=os.cpu_count() or 1, log=lambda m: None)
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    return job, (torch.cuda.synchronize if device.type == "cuda" else (lambda: None))
+
+
+def measure_speed(device, kind, T, switches, n_train, n_test, batch, engine="fused",
+                  min_steps=50, max_seconds=30.0):
+    """Seconds per training and inference epoch, from at least `min_steps` timed steps
+    after a warm-up epoch (at most `max_seconds` of timed calls each), the row's peak
+    reserved device memory, and what really ran: the backend, the job's kernel check
+    and any fallback."""
+    import torch
+
+    graphs, fused_block, autocast, tf32 = SWITCHES[switches]
+    job, sync = training_job(device, kind, T, switches, n_train, n_test, batch, engine)
 
     def timed(run, steps_per_call):
         calls, total, start = 0, 0.0, time.perf_counter()
@@ -398,8 +441,7 @@ def measure_speed(device, kind, T, switches, n_train, n_test, batch, engine="fus
     if tf32 and device.type == "cuda":
         ran.append("tf32")
     check = job.kernel_check
-    del job, train, test
-    free_device_memory()
+    del job  # run_row frees its memory before the next row
     return {"model": "cnn" if kind == "cnn" else f"snn_T{T}", "switches": switches,
             "engine": engine, "ran": " + ".join(ran), "train_epoch_s": train_s,
             "inference_epoch_s": test_s, "timed_train_steps": timed_train,
@@ -438,6 +480,62 @@ def measure_reference_speed(device, T, n_train, batch, steps=50):
     return {"model": f"snn_T{T}", "switches": "step-by-step reference", "engine": "reference",
             "ran": "torch (step by step)", "train_epoch_s": per_step * math.ceil(n_train / batch),
             "timed_train_steps": steps, "passed": None}
+
+
+def check_energy(report, device, n_train, n_test, batch, load_seconds=5.0, T=16,
+                 open_meter=None):
+    """NVML's energy counter, read as the training jobs read it (snnflow.train.energy),
+    over a fixed load (float32 matrix products for `load_seconds`) and over one training
+    epoch of SNN-T on the default engine; one row saying why where nothing can be read."""
+    import torch
+
+    from snnflow.train import energy
+
+    meter, note = (open_meter or energy.open_meter)(device)
+    if meter is None:
+        report.run_row("energy", "NVML energy counter",
+                       lambda: {"measured": False, "note": note, "passed": None})
+        return
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+
+    def measured(work):
+        sync()
+        joules, start = meter.joules(), time.perf_counter()
+        work()
+        sync()
+        joules, seconds = meter.joules() - joules, time.perf_counter() - start
+        if joules <= 0:
+            return {"measured": False, "seconds": seconds, "passed": None,
+                    "note": f"not measured: the counter of {meter.device_name} did not "
+                            f"advance in {seconds:.1f} s of work"}
+        return {"measured": True, "joules": joules, "seconds": seconds,
+                "watts": joules / seconds, "note": note, "passed": None}
+
+    def fixed_load():
+        n = 4096 if device.type == "cuda" else 64
+        a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+        c = torch.empty(n, n, device=device)
+        products = [0]
+
+        def work():
+            start = time.perf_counter()
+            while time.perf_counter() - start < load_seconds:
+                for _ in range(20):
+                    torch.mm(a, b, out=c)
+                    products[0] += 1
+                sync()
+        row = measured(work)
+        return {**row, "load": f"{products[0]} float32 {n}x{n} matrix products"}
+
+    def training_epoch():
+        job, _ = training_job(device, "snn", T, "default", n_train, n_test, batch)
+        job.trainer.train_epoch(job.train, job.generator, 1)  # warm-up: kernels, caches
+        row = measured(lambda: job.trainer.train_epoch(job.train, job.generator, 2))
+        return {**row, "load": f"one SNN-{T} training epoch of {n_train} samples at batch "
+                               f"{batch}, default engine"}
+
+    report.run_row("energy", f"fixed load ({load_seconds:g} s)", fixed_load)
+    report.run_row("energy", f"SNN-{T} training epoch", training_epoch)
 
 
 def demo_accuracy(report, device, folder, per_class, test_per_class, epochs, T=16):
@@ -507,6 +605,11 @@ def row_summary(section, row):
         return (f"train {row['train_epoch_s']:.3f} s, inference "
                 f"{row.get('inference_epoch_s', float('nan')):.3f} s per epoch, peak "
                 f"{'-' if peak is None else f'{peak:.2f} GiB'}; ran {row['ran']}")
+    if section == "energy":
+        if not row["measured"]:
+            return row["note"]
+        return (f"{row['joules']:.1f} J in {row['seconds']:.1f} s ({row['watts']:.0f} W "
+                f"mean) over {row['load']}")
     if section == "accuracy" and row["name"] == "demo data":
         return "made"
     if section == "accuracy" and "final_test_acc" in row:
@@ -516,10 +619,24 @@ def row_summary(section, row):
 
 
 def result_line(data):
+    """The outcome in a few words (the last line gpu-check prints, and the table's head)."""
+    if data["stopped_by"]:
+        return f"incomplete: stopped by {data['stopped_by']}"
     if data["passed"] is None:
         return ("incomplete: correctness rows skipped at the time budget" if data["finished"]
                 else "not finished")
     return "all checks passed" if data["passed"] else "MISMATCH"
+
+
+def energy_line(data):
+    """Whether the NVML energy counter was read: measured, or why not."""
+    rows = [row for row in data["energy"] if "error" not in row]
+    if any(row["measured"] for row in rows):
+        return "energy measured by NVML"
+    errors = [row for row in data["energy"] if "error" in row]
+    if rows:
+        return f"energy {rows[0]['note']}"
+    return f"energy not measured: {errors[0]['error']}" if errors else "energy not measured"
 
 
 def speed_table(rows):
@@ -545,10 +662,11 @@ def markdown(data):
     lines = [f"# make gpu-check on {settings['name']}", "",
              f"torch {settings['torch']}, device {settings['device']}, "
              f"{data['seconds']:.0f} s{'' if data['finished'] else ' (unfinished)'}; result: "
-             + result_line(data), ""]
+             + result_line(data) + f"; {energy_line(data)}", ""]
     titles = {"lif": "Triton LIF against the reference step",
               "block": "Fused CUDA block against the three layers in turn",
               "training": "Training against the float64 reference",
+              "energy": "Energy read from NVML (as the training jobs read it)",
               "speed": f"Seconds per epoch at batch {settings['batch']} "
                        f"({settings['n_train']} + {settings['n_test']} samples)",
               "accuracy": "Accuracy of the switches (demo data, SNN-16)"}
@@ -566,39 +684,147 @@ def markdown(data):
     return "\n".join(lines)
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description="the CUDA path, checked and timed")
-    parser.add_argument("--json", type=Path, default=REPO / "results" / "gpu-check.json")
-    parser.add_argument("--device", default="cuda")
-    parser.add_argument("--budget-minutes", type=float, default=8.0,
-                        help="stop starting rows after this long and write what is there "
-                             "(default 8)")
-    parser.add_argument("--smoke", action="store_true",
-                        help="toy sizes (the test suite's run on CPU)")
-    args = parser.parse_args(argv)
+class Tee:
+    """A stream that also writes every line into the run's log file, flushed at once (a
+    kill loses nothing printed)."""
+
+    def __init__(self, stream, log):
+        self.stream, self.log = stream, log
+
+    def write(self, text):
+        self.stream.write(text)
+        self.log.write(text)
+        self.log.flush()
+        return len(text)
+
+    def flush(self):
+        self.stream.flush()
+        self.log.flush()
+
+
+def environment(device):
+    """What the check ran on: GPU, driver, torch, CUDA, Triton and numpy (and nvidia-smi's
+    own report, returned apart for its file; None where there is no nvidia-smi)."""
+    import numpy
     import torch
 
-    device = torch.device(args.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        print("gpu-check: no CUDA device on this machine (torch "
-              f"{torch.__version__}) - run it on a machine with an NVIDIA GPU", file=sys.stderr)
-        return 2
-    if device.type == "cpu" and not args.smoke:
-        print("gpu-check: --device cpu only with --smoke", file=sys.stderr)
-        return 2
-    from snnflow.precision import tf32_off
-    from snnflow.train import loop
-
+    try:
+        import triton
+        triton_version = triton.__version__
+    except ImportError:
+        triton_version = "not installed"
+    env = {"python": sys.version.split()[0], "torch": torch.__version__,
+           "cuda": torch.version.cuda, "cudnn": torch.backends.cudnn.version(),
+           "triton": triton_version, "numpy": numpy.__version__, "device": str(device),
+           "gpu": None, "driver": None, "nvidia_smi": "not present"}
     if device.type == "cuda":
-        device = loop.resolve_device(str(device))  # made current: Triton launches there
-    smoke = args.smoke
-    sizes = dict(n_train=60_000, n_test=10_000, batch=256) if not smoke else \
-        dict(n_train=64, n_test=32, batch=16)
-    torch.backends.cudnn.benchmark = True
-    report = Report(args.json, {"device": str(device), "torch": torch.__version__, **sizes,
-                                "name": torch.cuda.get_device_name(device)
-                                if device.type == "cuda" else "cpu"},
-                    args.budget_minutes * 60)
+        properties = torch.cuda.get_device_properties(device)
+        env["gpu"] = {"name": properties.name,
+                      "capability": f"{properties.major}.{properties.minor}",
+                      "memory_gib": round(properties.total_memory / 2**30, 1),
+                      "multiprocessors": properties.multi_processor_count}
+    smi_report = None
+    smi = shutil.which("nvidia-smi")
+    if smi:
+        try:
+            smi_report = subprocess.run([smi], capture_output=True, text=True,
+                                        timeout=30).stdout
+            env["driver"] = subprocess.run(
+                [smi, "--query-gpu=driver_version", "--format=csv,noheader"],
+                capture_output=True, text=True, timeout=30).stdout.split("\n")[0].strip()
+            env["nvidia_smi"] = "nvidia-smi.txt"
+        except (OSError, subprocess.SubprocessError) as err:
+            env["nvidia_smi"] = f"failed: {one_line(err)}"
+    return env, smi_report
+
+
+def interpreter_problem():
+    """None where Triton's interpreter runs a kernel that loops over a run-time count, as
+    the LIF kernels do; else one line saying why not. Triton 3.6's interpreter turns
+    that count into a Python int through a one-element numpy array, which numpy 2.4 and
+    later refuse."""
+    import numpy
+    import torch
+
+    try:
+        import triton
+        import triton.language as tl
+    except ImportError:
+        return "Triton is not installed in this Python - install the test extras (make test)"
+
+    @triton.jit
+    def count_kernel(out_ptr, n):
+        total = 0.0
+        for _ in range(n):
+            total += 1.0
+        tl.store(out_ptr, total)
+
+    out = torch.zeros(1)
+    try:
+        count_kernel[(1,)](out, 3)
+    except Exception as err:  # noqa: BLE001 - InterpreterError wraps what numpy raised
+        return (f"Triton {triton.__version__}'s interpreter cannot run the LIF kernels with "
+                f"numpy {numpy.__version__} ({one_line(err, 120)}) - Triton's interpreter "
+                "before 3.7 needs numpy < 2.4; the tests use Triton 3.9")
+    return None if out.item() == 3.0 else "Triton's interpreter miscounts a loop"
+
+
+def open_out_folder(folder):
+    """The folder every file of the check goes into, made if needed; a file in its place
+    or a folder that cannot be written is refused in one line."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise CannotRun(f"--out {folder}: a file, not a folder - name a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / ".gpu-check-write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as err:
+        raise CannotRun(f"--out {folder}: cannot write there ({err.strerror}) - name a "
+                        "folder you can write") from None
+    return folder
+
+
+def parse_device(name, smoke):
+    import torch
+
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise CannotRun(f"--device {name!r} is not a device torch knows - use cuda, cuda:N "
+                        "or (with --smoke) cpu") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise CannotRun(f"no CUDA device on this machine (torch {torch.__version__}) - run "
+                        "it on a machine with an NVIDIA GPU")
+    if device.type not in ("cuda", "cpu"):
+        raise CannotRun(f"--device {name!r}: gpu-check checks NVIDIA GPUs (cuda, cuda:N)")
+    if device.type == "cpu" and not smoke:
+        raise CannotRun("--device cpu only with --smoke")
+    if device.type == "cpu" and os.environ.get("TRITON_INTERPRET") == "1":
+        problem = interpreter_problem()
+        if problem:
+            raise CannotRun(problem)
+    return device
+
+
+def stop_on_signal(signum, frame):
+    """Stop the check at the first SIGTERM or SIGINT; later ones (make passing a timeout's
+    signal on) are ignored while the tables are written."""
+    for s in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(s, signal.SIG_IGN)
+    raise Stopped(signal.Signals(signum).name)
+
+
+class Stopped(BaseException):
+    """A signal (a timeout's SIGTERM, Ctrl-C) stopped the check: not an Exception, so no
+    row's guard takes it for that row's error."""
+
+
+def run_checks(report, device, smoke):
+    from snnflow.precision import tf32_off
+
+    sizes = {key: report.data["settings"][key] for key in ("n_train", "n_test", "batch")}
     with tf32_off():
         check_lif(report, device, **({"Ts": (1, 4), "shape": (2, 3, 5, 5)} if smoke else {}))
         check_block(report, device, **({"shapes": ((2, 2, 3, 6, 7), (1, 2, 34, 4, 4))}
@@ -615,13 +841,80 @@ def main(argv=None):
                    lambda: measure_reference_speed(device, T_reference, sizes["n_train"],
                                                    sizes["batch"],
                                                    steps=50 if not smoke else 2))
+    check_energy(report, device, **sizes, **({"load_seconds": 0.2, "T": 2} if smoke else {}))
     with tempfile.TemporaryDirectory() as folder:
         demo_accuracy(report, device, folder, *((50, 20, 3) if not smoke else (2, 1, 1)))
-    passed = report.finish()
-    print(markdown(report.data))
-    print(f"result: {result_line(report.data)}")
-    print(f"wrote {args.json} and {report.md_path} in {report.data['seconds']:.0f} s")
-    return 0 if passed else 1
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="the CUDA path, checked and timed")
+    parser.add_argument("--out", type=Path, default=REPO / "results" / "gpu-check",
+                        help="the folder for every file the check writes (default "
+                             "results/gpu-check)")
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--budget-minutes", type=float, default=DEFAULT_BUDGET_MINUTES,
+                        help="stop starting rows after this long and write what is there "
+                             f"(default {DEFAULT_BUDGET_MINUTES:g}: with the last row, "
+                             "within 9 minutes)")
+    parser.add_argument("--smoke", action="store_true",
+                        help="toy sizes (the test suite's run on CPU)")
+    args = parser.parse_args(argv)
+    import torch
+
+    try:
+        device = parse_device(args.device, args.smoke)
+        out = open_out_folder(args.out)
+    except CannotRun as err:
+        print(f"gpu-check: {err}", file=sys.stderr)
+        return EXIT_CODES["cannot run"]
+    with open(out / "gpu-check.log", "w") as log:
+        stdout, stderr = sys.stdout, sys.stderr
+        sys.stdout, sys.stderr = Tee(stdout, log), Tee(stderr, log)
+        handlers = {s: signal.signal(s, stop_on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            return checked(args, device, out)
+        finally:
+            for s, handler in handlers.items():
+                signal.signal(s, handler)
+            sys.stdout, sys.stderr = stdout, stderr
+
+
+def checked(args, device, out):
+    import torch
+
+    from snnflow.train import loop
+
+    if device.type == "cuda":
+        device = loop.resolve_device(str(device))  # made current: Triton launches there
+    env, smi_report = environment(device)
+    (out / "environment.json").write_text(json.dumps(env, indent=2))
+    if smi_report is not None:
+        (out / "nvidia-smi.txt").write_text(smi_report)
+    print(f"gpu-check on {env['gpu']['name'] if env['gpu'] else 'the CPU (smoke)'}: torch "
+          f"{env['torch']}, CUDA {env['cuda']}, Triton {env['triton']}, numpy {env['numpy']}, "
+          f"driver {env['driver']}; writing into {out}", flush=True)
+    sizes = dict(n_train=60_000, n_test=10_000, batch=256) if not args.smoke else \
+        dict(n_train=64, n_test=32, batch=16)
+    torch.backends.cudnn.benchmark = True
+    report = Report(out, {"device": str(device), "torch": torch.__version__, **sizes,
+                          "name": env["gpu"]["name"] if env["gpu"] else "cpu"},
+                    args.budget_minutes * 60)
+    try:
+        run_checks(report, device, args.smoke)
+    except Stopped as stop:
+        report.data["stopped_by"] = str(stop)
+        report.write()
+        print(f"gpu-check: stopped by {stop}; the rows done so far are in {out}")
+    else:
+        report.finish()
+        print(markdown(report.data))
+    passed = report.data["passed"] and not report.data["stopped_by"]
+    print(f"wrote gpu-check.json, gpu-check.md, gpu-check.log and environment.json into {out} "
+          f"in {report.data['seconds']:.0f} s")
+    status = EXIT_CODES["passed" if passed else "failed"]
+    print(f"result: {result_line(report.data)}; {energy_line(report.data)} (exit {status})",
+          flush=True)
+    return status
 
 
 if __name__ == "__main__":

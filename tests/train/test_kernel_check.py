@@ -127,12 +127,12 @@ def test_the_graph_check_compares_replayed_with_eager_steps(train_split, monkeyp
     monkeypatch.setattr(steps, "run_on_side_stream", lambda step: step())
     original = steps.GraphedSteps.step
 
-    def replayed(self, x, y, batch, sums):
+    def replayed(self, trainer, x, y, batch, sums):
         if self.graph is not None:  # a real graph's backward writes fresh gradients
-            self.trainer.optimizer.zero_grad(set_to_none=True)
+            trainer.optimizer.zero_grad(set_to_none=True)
             if broken:  # the replay reads other inputs than the batch it was given
                 x = x.flip(0)
-        original(self, x, y, batch, sums)
+        original(self, trainer, x, y, batch, sums)
     monkeypatch.setattr(steps.GraphedSteps, "step", replayed)
     x, y = next(train_split.batches(8))
     check = kernel_check.check_graph_steps(snn.KIND, settings(), "cpp", x, y,

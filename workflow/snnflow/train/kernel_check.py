@@ -84,7 +84,7 @@ def check_graph_steps(kind, s, backend, x, y, autocast):
         sums = EpochSums(device)
         for batch in range(GraphedSteps.WARMUP + 2):  # warm-up, capture and replay, replay
             if graphs:
-                trainer.graphs.step(x, y, batch + 1, sums)
+                trainer.graphs.step(trainer, x, y, batch + 1, sums)
             else:
                 trainer.eager_step(x, y, batch + 1, sums)
         sync(device)

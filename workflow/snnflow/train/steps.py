@@ -59,17 +59,17 @@ class GraphedSteps:
     (a capture needs it), the next is captured and replayed, and every later one is
     copied into the captured inputs and replayed; a smaller last batch trains eagerly.
     Needs Adam with `capturable=True` and a tensor learning rate (snnflow.train.loop.prepare
-    sets them)."""
+    sets them). The trainer is passed to each step, not kept: a Trainer that holds its
+    GraphedSteps and is held by them would be freed only by the garbage collector, and
+    with it the graph's private memory pool (gpu-check measures each row's own peak)."""
 
     WARMUP = 3
 
-    def __init__(self, trainer):
-        self.trainer = trainer
+    def __init__(self):
         self.warmups_left = self.WARMUP
         self.graph = self.inputs = None
 
-    def step(self, x, y, batch, sums):
-        trainer = self.trainer
+    def step(self, trainer, x, y, batch, sums):
         if self.graph is None and self.warmups_left > 0:
             self.warmups_left -= 1
             run_on_side_stream(lambda: trainer.eager_step(x, y, batch, sums))
@@ -95,7 +95,7 @@ class Trainer:
                  cuda_graphs=False):
         self.model, self.eager, self.kind, self.optimizer = model, eager, kind, optimizer
         self.batch_size, self.autocast, self.scaler, self.log = batch_size, autocast, scaler, log
-        self.graphs = GraphedSteps(self) if cuda_graphs else None
+        self.graphs = GraphedSteps() if cuda_graphs else None
         self.sums = None
 
     def step(self, x, y, batch, sums):
@@ -133,7 +133,7 @@ class Trainer:
         sums.zero()
         for b, (x, y) in enumerate(data.batches(self.batch_size, generator), start=1):
             if self.graphs is not None and len(y) == self.batch_size:
-                self.graphs.step(x, y, b, sums)
+                self.graphs.step(self, x, y, b, sums)
             else:
                 self.eager_step(x, y, b, sums)
             if on_batch is not None:
