@@ -17,11 +17,11 @@ import time
 import urllib.error
 import urllib.request
 import zipfile
-import zlib
 from pathlib import Path
 
 from snnflow import SnnflowError
 from snnflow.atomic import atomic_path
+from snnflow.data import archives
 
 MNIST_MIRRORS = (
     "https://ossci-datasets.s3.amazonaws.com/mnist/",
@@ -125,70 +125,33 @@ def _download(url, dest, md5, timeout, max_bytes, clock=time.monotonic):
 MAX_RECORDING_BYTES = 1 << 20        # 1 MiB, 30x the largest real recording
 MAX_UNPACKED_BYTES = 4 << 30         # 4 GiB per archive, 3x the training split
 MAX_MEMBERS = 200_000                # 60,000 recordings in the training split
-CHUNK_BYTES = 1 << 16
 
 
 def unpack_split(archive, dest, top_folder):
     """Extract `top_folder/<label>/*.bin` from a zip archive into `dest` (which then
-    holds `<label>/*.bin`), checking the layout and the declared sizes first, then each
-    member's size (against its declaration and the caps, while it streams out) and CRC."""
+    holds `<label>/*.bin`) through snnflow.data.archives: the layout, each member's type
+    and path and the declared sizes checked first, then each member's size (against its
+    declaration and the caps, while it streams out) and CRC."""
     pattern = re.compile(rf"^{re.escape(top_folder)}/([0-9])/([^/]+\.bin)$")
-    try:
-        with zipfile.ZipFile(archive) as zf:
-            members = [m for m in zf.infolist()
-                       if not m.is_dir() and not m.filename.startswith("__MACOSX/")]
-            unexpected = [m.filename for m in members if not pattern.match(m.filename)]
-            if unexpected or not members:
-                what = f"unexpected entry {unexpected[0]}" if unexpected else "no files"
-                raise SnnflowError(f"{archive}: {what}; the archive must hold "
-                                   f"{top_folder}/<label>/*.bin - delete it and download again")
-            _check_declared_sizes(archive, members)
-            with atomic_path(dest) as tmp:
-                for member in members:
-                    label, name = pattern.match(member.filename).groups()
-                    target = tmp / label / name
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    _extract_bounded(zf, member, target, archive)
-    except (zipfile.BadZipFile, EOFError, zlib.error) as err:
-        raise SnnflowError(f"{archive}: not a complete zip archive ({err}) - delete it and "
-                           "download again") from None
+    limits = archives.Limits(MAX_MEMBERS, MAX_RECORDING_BYTES, MAX_UNPACKED_BYTES,
+                             "an N-MNIST", "N-MNIST's recordings are a few kB and a split "
+                                           "unpacks to about 1.3 GB")
 
+    def target_of(path):
+        if path.parts[0] == "__MACOSX":
+            return None
+        found = pattern.match(path.as_posix())
+        if found is None:
+            raise SnnflowError(f"{archive}: unexpected entry {path.as_posix()}; the archive "
+                               f"must hold {top_folder}/<label>/*.bin - delete it and "
+                               "download again")
+        return Path(*found.groups())
 
-def _too_large(archive, what):
-    return SnnflowError(f"{archive}: {what}; N-MNIST's recordings are a few kB and a split "
-                        "unpacks to about 1.3 GB - this is not an N-MNIST archive: delete it "
-                        "and download again")
-
-
-def _check_declared_sizes(archive, members):
-    """Refuse an archive whose listing declares more than N-MNIST can be."""
-    if len(members) > MAX_MEMBERS:
-        raise _too_large(archive, f"{len(members)} files, more than {MAX_MEMBERS}")
-    largest = max(members, key=lambda m: m.file_size)
-    if largest.file_size > MAX_RECORDING_BYTES:
-        raise _too_large(archive, f"{largest.filename} unpacks to {largest.file_size} bytes, "
-                                  f"more than {MAX_RECORDING_BYTES}")
-    total = sum(m.file_size for m in members)
-    if total > MAX_UNPACKED_BYTES:
-        raise _too_large(archive, f"its files unpack to {total} bytes, more than "
-                                  f"{MAX_UNPACKED_BYTES}")
-
-
-def _extract_bounded(zf, member, target, archive):
-    """Stream one member to `target`, never writing more than it declares or than
-    MAX_RECORDING_BYTES; its CRC is checked at its end."""
-    limit = min(member.file_size, MAX_RECORDING_BYTES)
-    written = 0
-    try:
-        with zf.open(member) as source, open(target, "wb") as out:
-            while chunk := source.read(CHUNK_BYTES):
-                written += len(chunk)
-                if written > limit:
-                    raise _too_large(archive, f"{member.filename} unpacks to more than the "
-                                              f"{member.file_size} bytes it declares")
-                out.write(chunk)
-    except zipfile.BadZipFile as err:
-        if "CRC" in str(err):
-            raise SnnflowError(f"{archive}: {member.filename} fails its CRC check - delete "
-                               "the archive and download again") from None
-        raise
+    if not zipfile.is_zipfile(archive):
+        raise SnnflowError(f"{archive}: not a complete zip archive - delete it and download "
+                           "again")
+    with atomic_path(dest) as tmp:
+        tmp.mkdir(parents=True, exist_ok=True)
+        if not archives.unpack(archive, tmp, limits, target_of):
+            raise SnnflowError(f"{archive}: no files; the archive must hold "
+                               f"{top_folder}/<label>/*.bin - delete it and download again")

@@ -249,23 +249,53 @@ def read_samples(ds, indices, sensor, where):
         yield pixel_codes(events, sensor, f"{where}/{name}"), name, _class_index(ds, target)
 
 
+# What one of tonic's archives may unpack to: the largest file in them (CIFAR10DVS's
+# per-class zips, N-Caltech101's Caltech101.zip) is about 1 GB, the most files (CIFAR10DVS)
+# 10,000; event recordings compress a few times, so an archive that unpacks to more than
+# MAX_EXPANSION times its own size (plus a small allowance) is refused.
+MAX_ARCHIVE_MEMBERS = 100_000
+MAX_ARCHIVE_MEMBER_BYTES = 8 << 30
+MAX_EXPANSION = 20
+EXPANSION_ALLOWANCE_BYTES = 64 << 20
+
+
+def archive_limits(name, archive):
+    """The bounds of one of `name`'s archives (snnflow.data.archives.Limits)."""
+    size = Path(archive).stat().st_size
+    from snnflow.data import archives
+
+    return archives.Limits(
+        MAX_ARCHIVE_MEMBERS, MAX_ARCHIVE_MEMBER_BYTES,
+        MAX_EXPANSION * size + EXPANSION_ALLOWANCE_BYTES, f"a {name}",
+        f"{name}'s archives hold at most {MAX_ARCHIVE_MEMBERS} files and unpack to at most "
+        f"{MAX_EXPANSION} times their size")
+
+
 def unpack(name, archive_paths, out):
-    """Unpack `name`'s downloaded archives with tonic's unpacker into `out` (tonic's
-    `<save_to>/<name>`), and the archives inside them that tonic unpacks itself
-    (NCALTECH101's Caltech101.zip, CIFAR10DVS's one zip per class). Unpacked beside `out`
-    and renamed at the end: a killed job leaves no half-unpacked copy."""
+    """Unpack `name`'s downloaded archives into `out` (tonic's `<save_to>/<name>`), and the
+    archives inside them that tonic unpacks itself (NCALTECH101's Caltech101.zip,
+    CIFAR10DVS's one zip per class), as tonic lays them out, but through
+    snnflow.data.archives: only files and folders inside `out`, bounded in count and size
+    (tonic's own unpacker trusts every member). Unpacked beside `out` and renamed at the
+    end: a killed or refused job leaves no half-unpacked copy."""
     import shutil
 
-    from tonic.download_utils import extract_archive
+    from snnflow.data import archives
 
     partial = Path(f"{out}.partial")
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
-    for archive in archive_paths:
-        extract_archive(str(archive), str(partial))
-    inner = getattr(dataset_class(name), "data_filename", None)
-    for file in [inner] if isinstance(inner, str) else inner or []:
-        for found in sorted(partial.rglob(file)):
-            extract_archive(str(found), str(found.parent))
-            found.unlink()
+    try:
+        for archive in archive_paths:
+            archives.unpack(archive, partial, archive_limits(name, archive))
+        inner = getattr(dataset_class(name), "data_filename", None)
+        for file in [inner] if isinstance(inner, str) else inner or []:
+            for found in sorted(partial.rglob(file)):
+                if found.is_symlink() or not found.is_file():
+                    continue
+                archives.unpack(found, found.parent, archive_limits(name, found))
+                found.unlink()
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
     os.replace(partial, out)
