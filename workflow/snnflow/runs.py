@@ -111,6 +111,15 @@ def attempts_log_path(checkpoint):
     return str(Path(checkpoint).with_suffix(".log"))
 
 
+def undeclared_file_patterns(root):
+    """Regular expressions of the files a run writes that no rule declares (the patterns
+    above, below `root`, itself a regular expression): its checkpoint, lock and every
+    attempt's log, its live curves."""
+    return [rf"{root}/checkpoints/[^/]+_seed[0-9]+\.(pt|pt\.lock|log)",
+            rf"{root}/checkpoints/sweeps/.+/seed[0-9]+\.(pt|pt\.lock|log)",
+            rf"{root}/tensorboard/.+/events\.out\.tfevents\.[^/]+"]
+
+
 def tensorboard_folder(root, name, seed):
     """A run's live curves (snnflow.train.curves): named as its run folder, under
     `root`/tensorboard."""

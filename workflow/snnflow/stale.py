@@ -7,7 +7,11 @@ of the folder (a Snakemake report archive, gpu-check's table) are never touched.
 
 Snakemake says what the current config makes: `--summary` lists every output of the
 study (made or still to make) and `--list-untracked` every file the workflow does not
-use, logs counted as used. Benchmarks and checkpoints are not declared as such, so they
+use, logs counted as used. Only a file the workflow itself writes can be stale: its
+path must match one of the rules' own output, log or benchmark patterns (from
+Snakemake's parse of the Snakefile), a figure or table of the report's registry, or a
+run's undeclared files (snnflow.runs.undeclared_file_patterns); a file of the user's
+in the folder is never listed, whatever it is named. Benchmarks and checkpoints are not declared as such, so they
 are judged by what they belong to: a job's benchmark by its log (benchmarks/X.tsv and
 logs/X.log), a run's checkpoint, lock, attempts' log and curves by its run folder. The
 page and Snakemake's report read only the current config's runs either way; this keeps
@@ -15,13 +19,17 @@ the folder itself honest.
 """
 
 import argparse
+import contextlib
+import io
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 from snnflow.machine import size_text
-from snnflow.runs import RUN_FILES
+from snnflow.report.registry import FIGURE_FORMATS, FIGURES, TABLE_FORMATS, TABLES
+from snnflow.runs import RUN_FILES, undeclared_file_patterns
 
 KEPT = ("raw",)  # downloads and the synthetic data: costly to make again, never stale
 
@@ -34,6 +42,40 @@ def snakemake_lines(option, arguments):
         last = (result.stderr.strip().splitlines() or ["(no message)"])[-1]
         raise SystemExit(f"error: snakemake {option} failed: {last}")
     return result.stdout.splitlines()
+
+
+def rule_patterns(arguments):
+    """The regular expressions of every output, log and benchmark path of the workflow's
+    rules, as Snakemake parses the Snakefile with the study's options."""
+    import snakemake.cli as cli
+    from snakemake.api import SnakemakeApi
+    from snakemake.settings.types import ConfigSettings, OutputSettings, ResourceSettings
+
+    _, args = cli.parse_args(["--cores", "1", *arguments])
+    config = cli.parse_config(args.config) if args.config else {}
+    with contextlib.redirect_stderr(io.StringIO()), SnakemakeApi(OutputSettings()) as api:
+        workflow = api.workflow(
+            resource_settings=ResourceSettings(cores=1),
+            config_settings=ConfigSettings(config=config, configfiles=[
+                Path(f) for f in args.configfile or []]),
+            snakefile=Path(args.snakefile or "Snakefile"))
+        patterns = []
+        for rule in workflow._workflow.rules:  # noqa: SLF001 - the only list of patterns
+            files = [*rule.output, *rule.log, *([rule.benchmark] if rule.benchmark else [])]
+            patterns += [f.regex() for f in files if hasattr(f, "regex")]
+    return patterns
+
+
+def workflow_writes(path, root, patterns):
+    """Whether `path` is a file the workflow writes: a rule's output, log or benchmark,
+    a figure or table the report can draw, or a run's undeclared file."""
+    text = path.as_posix()
+    if any(pattern.match(text) for pattern in patterns):
+        return True
+    report = [rf"{re.escape(str(root))}/figures/({'|'.join(FIGURES)})\.({'|'.join(FIGURE_FORMATS)})",
+              rf"{re.escape(str(root))}/tables/({'|'.join(TABLES)})\.({'|'.join(TABLE_FORMATS)})",
+              *undeclared_file_patterns(re.escape(str(root)))]
+    return any(re.fullmatch(pattern, text) for pattern in report)
 
 
 def stale_files(arguments):
@@ -65,10 +107,12 @@ def stale_files(arguments):
             return str(folder / RUN_FILES["run"]) in outputs
         return False
 
-    stale = []
+    stale, patterns = [], rule_patterns(arguments)
     for path in untracked:
         part = path.relative_to(root).parts if root in path.parents else ()
-        if len(part) > 1 and part[0] not in KEPT and not belongs(path, part):
+        if (len(part) > 1 and part[0] not in KEPT and not belongs(path, part)
+                and not path.is_symlink() and path.is_file()
+                and workflow_writes(path, root, patterns)):
             stale.append(path)
     return root, sorted(stale)
 
