@@ -13,6 +13,7 @@ not meant to be chosen.
 """
 
 import re
+import sys
 from logging import LogRecord
 
 import snakemake.cli
@@ -20,22 +21,51 @@ from snakemake.utils import update_config
 from snakemake_interface_logger_plugins.base import LogHandlerBase
 
 _snakemakes_reader = snakemake.cli.parse_config
-NAME = re.compile(r"[A-Za-z_][\w-]*")
+NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+MAX_LEVELS = 8  # the schema's deepest key has 3
+
+
+def refuse(message):
+    """One line, as the workflow reports a bad config, and exit status 1: Snakemake would
+    print a traceback for an exception raised while it reads its command line."""
+    print(f"error: --config {message}", file=sys.stderr)
+    sys.exit(1)
 
 
 def read_config_entries(entries):
-    """Snakemake's --config reader, with `a.b.c=value` read as {a: {b: {c: value}}}."""
-    config = {}
+    """Snakemake's --config reader, with `a.b.c=value` read as {a: {b: {c: value}}}; a key
+    set twice in ways that would drop one (`snn=5 snn.epochs=2`) is refused."""
+    config, given = {}, {}
     for entry in entries or ():
         key, equals, value = entry.partition("=")
         if "." not in key or not equals:
-            update_config(config, _snakemakes_reader([entry]))
+            read = _snakemakes_reader([entry])
+            for name, value in read.items():
+                if name in given and (isinstance(config.get(name), dict)
+                                      != isinstance(value, dict)):
+                    refuse(f"{entry}: sets {name}, which {given[name]} set too - give one "
+                           "of them")
+                given[name] = entry
+            update_config(config, read)
             continue
         parts = key.split(".")
+        if len(parts) > MAX_LEVELS:
+            refuse(f"{key[:60]}...: {len(parts)} levels of keys; the config has at most 3 - "
+                   "check the key (docs/configuration.md)")
         if not all(NAME.fullmatch(part) for part in parts):
-            raise ValueError(f"Invalid config definition: {key} is not a dotted config key "
-                             "(names of letters, digits, _ and - joined by dots)")
+            refuse(f"{entry[:80]}: {key[:60]} is not a dotted config key (names of ASCII "
+                   "letters, digits, _ and - joined by single dots) - check the key "
+                   "(docs/configuration.md)")
+        node = config
+        for depth, part in enumerate(parts[:-1]):
+            if part in node and not isinstance(node[part], dict):
+                earlier = given.get(".".join(parts[:depth + 1]), "an earlier entry")
+                refuse(f"{entry}: sets a key inside {'.'.join(parts[:depth + 1])}, which "
+                       f"{earlier} set to a single value - give one of them")
+            node = node.get(part, {})
         nested = _snakemakes_reader([f"value={value}"])["value"]  # read as Snakemake reads it
+        for depth in range(len(parts)):
+            given.setdefault(".".join(parts[:depth + 1]), entry)
         for part in reversed(parts):
             nested = {part: nested}
         update_config(config, nested)
