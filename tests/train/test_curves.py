@@ -128,3 +128,31 @@ def test_without_tensorboard_the_run_trains_and_says_so(small_caches, tmp_path, 
     assert any("TensorBoard curves: off" in line for line in logs)
     assert len(pd.read_csv(tmp_path / "metrics.csv")) == 1
     assert not (tmp_path / "tensorboard").exists()
+
+
+@pytest.mark.parametrize("obstacle", ["read-only", "folder as event file", "file as folder"])
+def test_a_curves_folder_that_cannot_hold_them_leaves_a_warning_and_the_run_trains(
+        small_caches, tmp_path, obstacle):
+    """The curves are optional: a folder that cannot hold them is one warning line, never
+    a failed run."""
+    import os
+
+    folder = tmp_path / "tensorboard"
+    if obstacle == "read-only":
+        if os.geteuid() == 0:
+            pytest.skip("root writes into read-only folders")
+        folder.mkdir()
+        folder.chmod(0o500)
+    elif obstacle == "folder as event file":
+        (folder / f"{curves.EVENT_FILE_PREFIX}1.host").mkdir(parents=True)
+    else:
+        folder.write_text("not a folder")
+    logs = []
+    try:
+        train(settings("snn", epochs=1), small_caches, tmp_path, log=logs.append)
+    finally:
+        if folder.is_dir():
+            folder.chmod(0o700)
+    warnings = [line for line in logs if line.startswith("warning: TensorBoard curves: off, ")]
+    assert len(warnings) == 1 and "it trains on without its curves" in warnings[0], logs
+    assert len(pd.read_csv(tmp_path / "metrics.csv")) == 1

@@ -8,6 +8,7 @@ in the header, "(%)", instead of in every cell. The LaTeX needs only `booktabs`:
     \\usepackage{booktabs}  ...  \\input{results/tables/comparison.tex}
 """
 
+import html
 import re
 
 import pandas as pd
@@ -59,9 +60,11 @@ def _latex_cell(cell, percent):
 
 
 def markdown_table(df):
-    """`df` (the page's cells) as a Markdown (GitHub) table."""
+    """`df` (the page's cells) as a Markdown (GitHub) table. A cell's HTML is escaped (a
+    class name `<b>` stays text in every renderer; not every one filters HTML), and so
+    are the pipes that would split it."""
     def cell(text):
-        return str(text).replace("|", "\\|").replace("\n", " ")
+        return html.escape(str(text), quote=False).replace("|", "\\|").replace("\n", " ")
     columns = [_cells(df[name]) for name in df.columns]
     numeric = [all(c == "-" or PERCENT.match(c) or MEAN_STD.match(c) or NUMBER.match(c)
                    for c in column) for column in columns]

@@ -25,7 +25,10 @@ def _plt():
     # vector figures keep their text as text (TrueType in PDF, text in SVG): searchable,
     # editable, and set in the paper's own fonts by whoever redraws them
     matplotlib.rcParams.update({"pdf.fonttype": 42, "ps.fonttype": 42,
-                                "svg.fonttype": "none"})
+                                "svg.fonttype": "none",
+                                # text is drawn as written: a class or sweep name with $ in
+                                # it is no formula (mathtext would refuse "$x^$")
+                                "text.parse_math": False})
     return plt, sns
 
 

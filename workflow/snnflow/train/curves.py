@@ -110,12 +110,20 @@ class Curves:
     def open(cls, folder, settings, sweep, n_train, history, log):
         """The curves of a run in `folder` with `history` (one dict per finished epoch, as
         snnflow.train.loop.fit keeps it) rewritten; None, said in the log, when
-        TensorBoard is not installed (the run trains on without its curves)."""
+        TensorBoard is not installed or the folder cannot hold the curves (read-only, a
+        folder where an event file belongs): the curves are optional, the run trains on
+        without them."""
         try:
             curves = cls(folder, hparams_of(settings, sweep), n_train, settings.batch_size)
         except ImportError as err:
             log(f"TensorBoard curves: off, {err.name or 'tensorboard'} is not importable - "
                 "install the project's dependencies (pip install -e .) to watch runs live")
+            return None
+        except OSError as err:
+            where = err.filename or folder
+            log(f"warning: TensorBoard curves: off, {where}: cannot be written "
+                f"({err.strerror or err}) - make {folder} a writable folder of its own to "
+                "watch this run live; it trains on without its curves")
             return None
         for row in history:
             for step, loss, when in row.get("running", ()):
