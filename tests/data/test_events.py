@@ -107,7 +107,7 @@ def test_event_store_keeps_every_event_in_order(tmp_path, rng):
 
 
 def test_a_failed_event_store_leaves_nothing(tmp_path, rng):
-    make_nmnist_tree(tmp_path / "raw", 1, rng, labels=[0])
+    make_nmnist_tree(tmp_path / "raw", 1, rng, labels=[0, 1])
     (tmp_path / "raw" / "Test" / "0" / "broken.bin").write_bytes(b"123")
     with pytest.raises(SnnflowError, match="broken.bin"):
         build_event_store(tmp_path / "raw", tmp_path / "out" / "events.h5",
@@ -116,9 +116,18 @@ def test_a_failed_event_store_leaves_nothing(tmp_path, rng):
 
 
 def test_truncated_event_store_is_detected(tmp_path, rng):
-    make_nmnist_tree(tmp_path / "raw", 1, rng, labels=[0])
+    make_nmnist_tree(tmp_path / "raw", 1, rng, labels=[0, 1])
     build_event_store(tmp_path / "raw", tmp_path / "events.h5", allow_missing_classes=True)
     data = (tmp_path / "events.h5").read_bytes()
     (tmp_path / "events.h5").write_bytes(data[: len(data) // 2])
     with pytest.raises(SnnflowError, match="events.h5"):
         open_event_store(tmp_path / "events.h5")
+
+
+def test_a_copy_of_a_single_class_is_refused_by_its_folder(tmp_path, rng):
+    """A one-class study would report 100 % of nothing."""
+    make_nmnist_tree(tmp_path / "raw", 2, rng, labels=[3])
+    with pytest.raises(SnnflowError, match=r"raw/Train: every training sample is of class 3; a "
+                                           r"classifier needs at least two classes"):
+        build_event_store(tmp_path / "raw", tmp_path / "events.h5", allow_missing_classes=True)
+    assert not (tmp_path / "events.h5").exists()

@@ -77,7 +77,7 @@ def test_frame_cache_from_real_format_files(tmp_path, rng):
 
 
 def test_counts_above_255_switch_to_uint16_never_clip(tmp_path, rng):
-    make_nmnist_tree(tmp_path / "raw", 1, rng, labels=[0])
+    make_nmnist_tree(tmp_path / "raw", 1, rng, labels=[0, 1])
     hot = np.zeros(700, dtype=[("x", "u2"), ("y", "u2"), ("t", "u4"), ("p", "u1")])
     hot["x"], hot["y"], hot["p"], hot["t"] = 9, 4, 1, np.arange(700)
     write_events(tmp_path / "raw" / "Train" / "0" / "hot.bin", hot)
@@ -103,7 +103,7 @@ def test_more_counts_than_uint16_holds_name_the_recording(tmp_path, rng):
 
 
 def test_damaged_frame_caches_are_refused(tmp_path, rng):
-    make_nmnist_tree(tmp_path / "raw", 1, rng, labels=[0])
+    make_nmnist_tree(tmp_path / "raw", 1, rng, labels=[0, 1])
     build_event_store(tmp_path / "raw", tmp_path / "events.h5", allow_missing_classes=True)
     build_frame_cache(tmp_path / "events.h5", 4, tmp_path / "f.h5")
     data = (tmp_path / "f.h5").read_bytes()

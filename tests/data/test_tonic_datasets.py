@@ -15,7 +15,8 @@ import tonic_copies
 from conftest import REPO, make_nmnist_tree
 from snnflow import SnnflowError
 from snnflow.data import tonic_datasets
-from snnflow.data.events import build_event_store, build_tonic_event_store, open_event_store
+from snnflow.data.events import (build_event_store, build_tonic_event_store, open_event_store,
+                                 sensor_and_classes)
 from snnflow.data.frames import build_frame_cache
 from snnflow.data.nmnist import SPLITS
 
@@ -219,4 +220,30 @@ def test_a_frame_cache_larger_than_the_memory_names_t_and_the_frame_size(store, 
     with pytest.raises(SnnflowError, match=r"config key snn.T: 4 makes a frame cache of .* "
                                            r"- lower T or a smaller dataset.size"):
         build_frame_cache(path, 4, tmp_path / "frames.h5")
+    assert not (tmp_path / "frames.h5").exists()
+
+
+def test_a_copy_of_a_single_class_is_refused(tmp_path, rng):
+    """N-Caltech101's classes are its folders: a copy of one folder would train a
+    one-output network and report 100 %."""
+    import shutil
+
+    tonic_copies.write_ncaltech101(tmp_path / "copy", rng)
+    classes = sorted((tmp_path / "copy" / "NCALTECH101" / "Caltech101").iterdir())
+    for folder in classes[1:]:
+        shutil.rmtree(folder)
+    with pytest.raises(SnnflowError, match=rf"every training sample is of class "
+                                           rf"{classes[0].name}; a classifier needs at least"):
+        build_tonic_event_store("NCALTECH101", tmp_path / "copy", tmp_path / "e.h5",
+                                log=lambda line: None)
+
+
+def test_a_frame_size_above_the_sensor_is_refused_never_upsampled(store, tmp_path):
+    name, _, path = store
+    with open_event_store(path) as h5:
+        width, height, _ = sensor_and_classes(h5)[0]
+    with pytest.raises(SnnflowError, match=rf"config key dataset.size: \[{height + 1}, "
+                                           rf"{width}\] is larger than the sensor's {height} x "
+                                           rf"{width}"):
+        build_frame_cache(path, 4, tmp_path / "frames.h5", size=[height + 1, width])
     assert not (tmp_path / "frames.h5").exists()

@@ -89,6 +89,8 @@ def build_event_store(root, out_path, threads=1, allow_missing_classes=False):
             group["offsets"] = offsets
             codes = group.create_dataset("codes", shape=(offsets[-1],), dtype=np.uint16)
             labels = np.array([label for _, label in entries], dtype=np.uint8)
+            if split == "train":
+                refuse_a_single_class(root / folder, labels, LABELS)
             for text in (split, "\n".join(name for name, _ in entries)):
                 digest.add(text)
             digest.add(labels)
@@ -102,6 +104,16 @@ def build_event_store(root, out_path, threads=1, allow_missing_classes=False):
             group["names"] = np.array([name for name, _ in entries], dtype=object)
             group["names"].attrs["relative_to"] = folder
         h5.attrs["identity"] = digest.hexdigest()
+
+
+def refuse_a_single_class(folder, labels, classes):
+    """A training split of one class makes a study without meaning: every prediction is
+    that class, 100 % on a test split of it."""
+    present = sorted({int(label) for label in labels})
+    if len(present) == 1:
+        raise SnnflowError(f"{folder}: every training sample is of class "
+                           f"{classes[present[0]]}; a classifier needs at least two classes - "
+                           "add the other classes' samples to the copy")
 
 
 def open_event_store(path):
@@ -181,6 +193,8 @@ def build_tonic_event_store(name, save_to, out_path, test_fraction=0.1, split_se
                 raise SnnflowError(f"{folder}: no {split} samples of class {shown}"
                                    f"{' and more' if len(missing) > 5 else ''} - restore them, "
                                    "or set allow_missing_classes: true to study a subset")
+            if split == "train":
+                refuse_a_single_class(folder, labels, classes)
             offsets = np.array(offsets, dtype=np.int64)
             labels = np.array(labels, dtype=np.uint8 if len(classes) <= 256 else np.uint16)
             group["offsets"], group["labels"] = offsets, labels

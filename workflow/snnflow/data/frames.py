@@ -59,6 +59,11 @@ def frame_shape(sensor, size=None):
     if size is None:
         return polarities, height, width
     h, w = (size, size) if isinstance(size, int) else size
+    if h > height or w > width:
+        raise SnnflowError(f"config key dataset.size: {size} is larger than the sensor's "
+                           f"{height} x {width} (height x width); events are summed into a "
+                           "coarser grid, never spread over a finer one - set it to at most "
+                           f"[{height}, {width}], or null for the sensor's own")
     return polarities, h, w
 
 
