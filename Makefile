@@ -43,8 +43,9 @@ RESULTS_DIR ?= results
 WATCH_HOST ?= 127.0.0.1
 WATCH_PORT ?= 6006
 watch: $(VENV)/.installed
-	mkdir -p $(RESULTS_DIR)/tensorboard
-	$(BIN)/tensorboard --logdir $(RESULTS_DIR)/tensorboard --host $(WATCH_HOST) --port $(WATCH_PORT)
+	@echo "make watch: the live curves of the study in $(RESULTS_DIR)/ (RESULTS_DIR=... for another)"
+	mkdir -p "$(RESULTS_DIR)/tensorboard"
+	$(BIN)/tensorboard --logdir "$(RESULTS_DIR)/tensorboard" --host "$(WATCH_HOST)" --port "$(WATCH_PORT)"
 
 # Two workers, a test file each at a time (module fixtures stay in one worker): most of
 # the suite waits on Snakemake jobs, so two files at once take about half the time.

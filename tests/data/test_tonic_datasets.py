@@ -247,3 +247,15 @@ def test_a_frame_size_above_the_sensor_is_refused_never_upsampled(store, tmp_pat
                                            rf"{width}"):
         build_frame_cache(path, 4, tmp_path / "frames.h5", size=[height + 1, width])
     assert not (tmp_path / "frames.h5").exists()
+
+
+def test_a_copy_without_its_own_test_split_says_so(tmp_path, rng):
+    import shutil
+
+    tonic_copies.write_dvsgesture(tmp_path / "copy", rng, train_users=2, test_users=1)
+    shutil.rmtree(tmp_path / "copy" / "DVSGesture" / "ibmGestureTest")
+    with pytest.raises(SnnflowError, match=r"DVSGesture: no test samples - DVSGesture comes "
+                                           r"with its own test split; the copy needs both "
+                                           r"\(DVSGesture/ibmGestureTrain/"):
+        build_tonic_event_store("DVSGesture", tmp_path / "copy", tmp_path / "e.h5",
+                                log=lambda line: None)

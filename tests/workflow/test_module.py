@@ -8,7 +8,7 @@ import sys
 import pytest
 import yaml
 
-from conftest import REPO
+from conftest import REPO, copy_workflow
 
 pytestmark = pytest.mark.workflow
 
@@ -50,7 +50,8 @@ def test_the_readmes_module_recipe_runs_two_studies_with_some_keys_each(tmp_path
     project's defaults), each under its own prefix, nothing of one in the other's folder
     or outside both."""
     (tmp_path / "Snakefile").write_text(readme_module_recipe())
-    (tmp_path / "snnflow").symlink_to(REPO)  # "your clone of snnflow"
+    (tmp_path / "snnflow").mkdir()  # "your clone of snnflow": a real copy inside the project
+    copy_workflow(tmp_path / "snnflow")
     for study, T in (("study_a", 4), ("study_b", 8)):
         keys = {**TINY, "seeds": [0], "nir": {"enabled": False},
                 "snn": {**TINY["snn"], "T": [T], "main_T": T}}
@@ -68,3 +69,19 @@ def test_the_readmes_module_recipe_runs_two_studies_with_some_keys_each(tmp_path
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         ".snakemake", "Snakefile", "snnflow", "study_a", "study_a.yaml", "study_b",
         "study_b.yaml"]
+
+
+def test_two_modules_with_one_prefix_are_refused_in_one_line(tmp_path):
+    recipe = readme_module_recipe().replace('prefix: "study_b"', 'prefix: "study_a"')
+    (tmp_path / "Snakefile").write_text(recipe)
+    (tmp_path / "snnflow").mkdir()
+    copy_workflow(tmp_path / "snnflow")
+    for study in ("study_a", "study_b"):
+        (tmp_path / f"{study}.yaml").write_text(yaml.safe_dump(TINY))
+    plan = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "1", "-n"],
+                          cwd=tmp_path, capture_output=True, text=True)
+    assert plan.returncode == 1
+    errors = [line for line in plan.stderr.splitlines() if line.startswith("error: ")]
+    assert errors == ["error: config key results_dir: study_a/results is the results folder of "
+                      "two studies (modules of one Snakefile with the same prefix: and "
+                      "results_dir) - give each module its own prefix:"], plan.stderr

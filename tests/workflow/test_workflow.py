@@ -284,6 +284,16 @@ def started_watch(results):
             return process, found.group(1)
 
 
+def test_make_watch_takes_a_folder_with_a_space(tmp_path):
+    """`make watch RESULTS_DIR="my results"` serves that folder, making no stray ones."""
+    results = tmp_path / "my results"
+    process, _ = started_watch(results)
+    os.killpg(process.pid, signal.SIGTERM)
+    process.wait(timeout=60)
+    assert (results / "tensorboard").is_dir()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["my results"]
+
+
 def test_make_watch_serves_every_runs_curves_equal_to_its_csvs(finished_run):
     """A real TensorBoard (make watch, loopback) over the study's results/tensorboard: its
     scalars and hparams routes give, for an SNN run, a CNN run and a sweep variant, each

@@ -16,7 +16,8 @@ from snnflow.cuda_check import refuse_accidental_cpu
 from snnflow.data import manifest, tonic_datasets
 from snnflow.data.idx import ALL_FILES as MNIST_FILES, find_idx_file
 from snnflow.fingerprints import code_fingerprint
-from snnflow.results_folder import check_results_dir, refuse_links_inside
+from snnflow.results_folder import check_results_dir, claim_results_dir
+from snnflow.results_folder import refuse_links_inside
 from snnflow.report.registry import CONTENTS as REPORT_CONTENTS, FIGURES as REPORT_FIGURES
 from snnflow.report.registry import TABLES as REPORT_TABLES, caption_file, figure_names
 from snnflow.report.registry import FIGURE_FORMATS, TABLE_FORMATS, present_sections
@@ -66,7 +67,17 @@ def on_disk(path):
     return PATH_MODIFIER.replace_prefix(path)
 
 
+def workflow_file(path):
+    """A file of the workflow itself (a caption) as a rule's input: relative where that
+    names it (Snakemake's report lists a job's inputs, and people share it), absolute
+    where a module's `prefix:` would move the relative path away from the file (the
+    workflow's clone inside the outer project)."""
+    relative = os.path.relpath(path)
+    return relative if on_disk(relative) == relative else str(path)
+
+
 try:
+    claim_results_dir(on_disk(RESULTS))
     check_results_dir(on_disk(RESULTS),
                       {"the file system's root": "/", "your home folder": Path.home(),
                        "the project (the folder Snakemake runs in)": Path.cwd(),

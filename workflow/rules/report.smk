@@ -23,7 +23,7 @@ rule report:
         nir=NIR_CHECKS if NIR else [],
         data=[f"{RESULTS}/data/dataset.csv", f"{RESULTS}/data/examples.npz"],
         # relative: Snakemake's report lists a job's inputs, and people share it
-        captions=[os.path.relpath(caption_file(entry)) for entry in REPORT_CONTENTS],
+        captions=[workflow_file(caption_file(entry)) for entry in REPORT_CONTENTS],
     output:
         html=report(f"{RESULTS}/report.html", caption="../report/page.rst",
                     category="0. The study page"),

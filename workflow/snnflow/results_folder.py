@@ -22,6 +22,21 @@ from pathlib import Path
 from snnflow import SnnflowError
 
 
+_CLAIMED = set()  # the results folders of the studies this Snakemake process plans
+
+
+def claim_results_dir(results):
+    """The workflow used as two modules (or more) of one outer Snakefile is parsed once
+    each in one process: two of them with the same results folder (one `prefix:` for
+    both) would make every file twice, which Snakemake reports as its own exception."""
+    folder = os.path.normpath(os.path.abspath(results))
+    if folder in _CLAIMED:
+        raise SnnflowError(f"config key results_dir: {results} is the results folder of two "
+                           "studies (modules of one Snakefile with the same prefix: and "
+                           "results_dir) - give each module its own prefix:")
+    _CLAIMED.add(folder)
+
+
 def check_results_dir(results, protected, data_folders):
     """SnnflowError naming config key results_dir if `results` is or holds one of the
     `protected` folders ({what: folder}: the project, the workflow, the home folder), or

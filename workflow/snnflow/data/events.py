@@ -184,6 +184,9 @@ def build_tonic_event_store(name, save_to, out_path, test_fraction=0.1, split_se
                 if not known:
                     seen_x = max(seen_x, int((sample_codes % sensor[0]).max()) + 1)
                     seen_y = max(seen_y, int((sample_codes // sensor[0] % sensor[1]).max()) + 1)
+            if not names and td.SPECS[name].has_split:
+                raise SnnflowError(f"{folder}: no {split} samples - {name} comes with its own "
+                                   f"{split} split; the copy needs both ({td.SPECS[name].layout})")
             if not names:
                 raise SnnflowError(f"{folder}: no {split} samples - the copy holds too few "
                                    "samples of some class to split")
