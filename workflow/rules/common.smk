@@ -16,7 +16,7 @@ from snnflow.cuda_check import refuse_accidental_cpu
 from snnflow.data import manifest, tonic_datasets
 from snnflow.data.idx import ALL_FILES as MNIST_FILES, find_idx_file
 from snnflow.fingerprints import code_fingerprint
-from snnflow.results_folder import check_results_dir, claim_results_dir
+from snnflow.results_folder import check_results_dir, claim_results_dir, protected_folders
 from snnflow.results_folder import refuse_links_inside
 from snnflow.report.registry import CONTENTS as REPORT_CONTENTS, FIGURES as REPORT_FIGURES
 from snnflow.report.registry import TABLES as REPORT_TABLES, caption_file, figure_names
@@ -78,10 +78,7 @@ def workflow_file(path):
 
 try:
     claim_results_dir(on_disk(RESULTS))
-    check_results_dir(on_disk(RESULTS),
-                      {"the file system's root": "/", "your home folder": Path.home(),
-                       "the project (the folder Snakemake runs in)": Path.cwd(),
-                       "the workflow's own folder": WORKFLOW_DIR.parent},
+    check_results_dir(on_disk(RESULTS), protected_folders(WORKFLOW_DIR.parent),
                       {"nmnist_dir": config["nmnist_dir"], "mnist_dir": config["mnist_dir"],
                        "dataset.dir": config["dataset"]["dir"]})
     refuse_links_inside(on_disk(RESULTS))

@@ -37,6 +37,14 @@ def claim_results_dir(results):
     _CLAIMED.add(folder)
 
 
+def protected_folders(workflow_root):
+    """{what: folder} no results folder may be or hold: the file system's root, the home
+    folder, the project Snakemake runs in and the workflow's own folder."""
+    return {"the file system's root": Path(os.sep), "your home folder": Path.home(),
+            "the project (the folder Snakemake runs in)": Path.cwd(),
+            "the workflow's own folder": Path(workflow_root)}
+
+
 def check_results_dir(results, protected, data_folders):
     """SnnflowError naming config key results_dir if `results` is or holds one of the
     `protected` folders ({what: folder}: the project, the workflow, the home folder), or

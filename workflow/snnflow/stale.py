@@ -28,7 +28,6 @@ import sys
 from pathlib import Path
 
 from snnflow.machine import size_text
-from snnflow.report.registry import FIGURE_FORMATS, FIGURES, TABLE_FORMATS, TABLES
 from snnflow.runs import RUN_FILES, undeclared_file_patterns
 
 KEPT = ("raw",)  # downloads and the synthetic data: costly to make again, never stale
@@ -46,7 +45,9 @@ def snakemake_lines(option, arguments):
 
 def rule_patterns(arguments):
     """The regular expressions of every output, log and benchmark path of the workflow's
-    rules, as Snakemake parses the Snakefile with the study's options."""
+    rules, as Snakemake parses the Snakefile with the study's options, and of every figure
+    and table the report can draw (the registry the Snakefile holds, whatever this config
+    draws)."""
     import snakemake.cli as cli
     from snakemake.api import SnakemakeApi
     from snakemake.settings.types import ConfigSettings, OutputSettings, ResourceSettings
@@ -59,10 +60,18 @@ def rule_patterns(arguments):
             config_settings=ConfigSettings(config=config, configfiles=[
                 Path(f) for f in args.configfile or []]),
             snakefile=Path(args.snakefile or "Snakefile"))
+        parsed = workflow._workflow  # noqa: SLF001 - the only list of the rules' patterns
         patterns = []
-        for rule in workflow._workflow.rules:  # noqa: SLF001 - the only list of patterns
+        for rule in parsed.rules:
             files = [*rule.output, *rule.log, *([rule.benchmark] if rule.benchmark else [])]
             patterns += [f.regex() for f in files if hasattr(f, "regex")]
+        names = parsed.globals
+        root = re.escape(names["RESULTS"])
+        for folder, entries, formats in (
+                ("figures", names["REPORT_FIGURES"], names["FIGURE_FORMATS"]),
+                ("tables", names["REPORT_TABLES"], names["TABLE_FORMATS"])):
+            patterns.append(re.compile(rf"{root}/{folder}/({'|'.join(map(re.escape, entries))})"
+                                       rf"\.({'|'.join(formats)})$"))
     return patterns
 
 
@@ -70,12 +79,9 @@ def workflow_writes(path, root, patterns):
     """Whether `path` is a file the workflow writes: a rule's output, log or benchmark,
     a figure or table the report can draw, or a run's undeclared file."""
     text = path.as_posix()
-    if any(pattern.match(text) for pattern in patterns):
-        return True
-    report = [rf"{re.escape(str(root))}/figures/({'|'.join(FIGURES)})\.({'|'.join(FIGURE_FORMATS)})",
-              rf"{re.escape(str(root))}/tables/({'|'.join(TABLES)})\.({'|'.join(TABLE_FORMATS)})",
-              *undeclared_file_patterns(re.escape(str(root)))]
-    return any(re.fullmatch(pattern, text) for pattern in report)
+    return (any(pattern.match(text) for pattern in patterns)
+            or any(re.fullmatch(pattern, text)
+                   for pattern in undeclared_file_patterns(re.escape(str(root)))))
 
 
 def stale_files(arguments):

@@ -25,11 +25,14 @@ def _plt():
     # vector figures keep their text as text (TrueType in PDF, text in SVG): searchable,
     # editable, and set in the paper's own fonts by whoever redraws them
     matplotlib.rcParams.update({"pdf.fonttype": 42, "ps.fonttype": 42,
-                                "svg.fonttype": "none",
-                                # text is drawn as written: a class or sweep name with $ in
-                                # it is no formula (mathtext would refuse "$x^$")
-                                "text.parse_math": False})
+                                "svg.fonttype": "none"})
     return plt, sns
+
+
+def literal(name):
+    """A name from the data or a sweep file as matplotlib draws it as written: a `$` in it
+    starts no formula (mathtext would refuse "$x^$")."""
+    return str(name).replace("$", r"\$")
 
 
 COLUMN_INCHES = 6.3  # a thesis's text column (16 cm): no figure is drawn wider
@@ -206,11 +209,11 @@ def sweep_accuracy(study):
             for key, line in lines:
                 key = key if isinstance(key, tuple) else (key,)
                 line = line.sort_values(column)
-                label = ", ".join(f"{c}={v}" for c, v in zip(others, key)) or None
+                label = literal(", ".join(f"{c}={v}" for c, v in zip(others, key))) or None
                 ax.errorbar(line[column], line["final_test_acc"] * 100,
                             yerr=line["final_test_acc_std"].fillna(0) * 100, fmt="o-",
                             capsize=3, label=label)
-            ax.set_xlabel(column)
+            ax.set_xlabel(literal(column))
             ax.set_ylabel("final test accuracy (%)")
             ax.set_title(f"{sweep} (T={int(rows['T'].iloc[0])})", fontsize=10)
             if others:
@@ -310,6 +313,7 @@ def _confusion_matrices(confusion, models, classes):
         rows = confusion[confusion["model"] == model]
         matrix = rows.pivot(index="true", columns="predicted", values="fraction").reindex(
             index=classes, columns=classes) * 100
+        matrix.index = matrix.columns = [literal(name) for name in classes]
         sns.heatmap(matrix, ax=ax, vmin=0, vmax=100, cmap="Blues",
                     annot=len(classes) <= ANNOTATED_CLASSES, fmt=".0f",
                     annot_kws={"fontsize": SMALLEST_POINTS}, cbar=False, square=True)
@@ -324,10 +328,11 @@ def per_class_accuracy(study):
     """Test accuracy per class of each model (error bars: 1 std over seeds)."""
     table, order, n_seeds = study.tables["per_class_accuracy"], study.order, study.n_seeds
     plt, sns = _plt()
-    data = table.assign(accuracy=table["accuracy"] * 100)
+    data = table.assign(accuracy=table["accuracy"] * 100,
+                        **{"class": table["class"].map(literal)})
     fig, ax = plt.subplots(figsize=(COLUMN_INCHES, 3.4))
     sns.barplot(data=data, x="class", y="accuracy", hue="model", hue_order=order, ax=ax,
-                order=study.classes, errorbar=None)
+                order=[literal(name) for name in study.classes], errorbar=None)
     rotated = len(study.classes) > ANNOTATED_CLASSES or any(len(c) > 3 for c in study.classes)
     if rotated:  # names: upright they would overlap
         ax.tick_params(axis="x", labelrotation=90, labelsize=SMALLEST_POINTS)
@@ -355,8 +360,8 @@ FRAMES_PER_ROW = 8  # a T's frames in rows of this many: every T fits one column
 
 
 def _short(name, width=14):
-    """A class name short enough for a row label."""
-    return name if len(name) <= width else name[:width - 1] + "…"
+    """A class name short enough for a row label, drawn as written."""
+    return literal(name if len(name) <= width else name[:width - 1] + "…")
 
 
 def _tiled(frames, scale):
