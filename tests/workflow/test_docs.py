@@ -47,6 +47,36 @@ def test_the_configuration_reference_is_what_the_schema_makes():
     assert sorted(keys(defaults)) == sorted(schema_keys)  # config.yaml: every key, a default
 
 
+SCHEMA_KEYWORDS = {"description", "type", "properties", "required", "additionalProperties",
+                   "items", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum",
+                   "enum", "default", "allOf", "anyOf", "oneOf", "$ref", "$defs", "minItems",
+                   "maxItems", "uniqueItems", "pattern", "minLength", "maxLength", "$schema",
+                   "title", "not", "const", "if", "then", "else"}
+
+
+def test_every_schema_node_holds_only_json_schema_keywords():
+    """A comma in an unquoted description inside a YAML flow mapping splits it into a key
+    of its own ("slower)"), cutting the description the reference shows."""
+    from snnflow import config_reference
+
+    stray = []
+
+    def walk(node, path):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if path and path[-1] in ("properties", "$defs"):
+                    walk(value, (*path, key))
+                    continue
+                if key not in SCHEMA_KEYWORDS:
+                    stray.append(".".join((*path, str(key))))
+                walk(value, (*path, key))
+        elif isinstance(node, list):
+            for value in node:
+                walk(value, path)
+    walk(yaml.safe_load(config_reference.SCHEMA.read_text()), ())
+    assert stray == []
+
+
 def anchor(heading):
     """GitHub's anchor of a Markdown heading."""
     text = re.sub(r"[^\w\- ]", "", heading.strip("# ").strip().lower())

@@ -4,6 +4,7 @@ refused before any job (never waited on), and `make stale` lists and removes onl
 the workflow writes. docs/troubleshooting.md lists the same lines."""
 
 import os
+import re
 import subprocess
 import sys
 
@@ -35,7 +36,7 @@ def error_lines(output):
     return [line for line in output.splitlines() if line.startswith("error: ")]
 
 
-@pytest.mark.parametrize("results_dir, words", [
+RESULTS_DIRS = [
     ("/", "is the file system's root or holds it"),
     ("~", "is your home folder or holds it"),
     ("..", "is the project (the folder Snakemake runs in) or holds it"),
@@ -44,17 +45,42 @@ def error_lines(output):
     ("{workflow}", "is the workflow's own folder or holds it"),
     ("{data}", "is, holds or lies inside the dataset folder of nmnist_dir"),
     ("{data}/results", "is, holds or lies inside the dataset folder of nmnist_dir"),
+    ("{data}/..", "is, holds or lies inside the dataset folder of nmnist_dir"),
     ("{file}", "is a file, not a folder"),
-])
+]
+
+
+@pytest.mark.parametrize("results_dir, words", RESULTS_DIRS)
 def test_a_results_folder_that_is_not_the_studys_own_is_refused_by_its_key(
+        tmp_path, monkeypatch, results_dir, words):
+    """Every case on the check itself, as the Snakefile calls it (two of them through
+    Snakemake below)."""
+    from snnflow import SnnflowError
+    from snnflow.results_folder import check_results_dir, protected_folders
+
+    project, data = tmp_path / "project", tmp_path / "data" / "nmnist"
+    project.mkdir()
+    data.mkdir(parents=True)
+    (project / "notes.txt").write_text("mine\n")
+    monkeypatch.chdir(project)
+    results_dir = os.path.expanduser(results_dir.format(
+        project=project, workflow=REPO, data=data, file=project / "notes.txt"))
+    with pytest.raises(SnnflowError, match=re.escape(f"config key results_dir: {results_dir} "
+                                                     f"{words}")):
+        check_results_dir(results_dir, protected_folders(REPO),
+                          {"nmnist_dir": str(data), "mnist_dir": None, "dataset.dir": None})
+    check_results_dir("results", protected_folders(REPO),
+                      {"nmnist_dir": str(data), "mnist_dir": None, "dataset.dir": None})
+
+
+@pytest.mark.parametrize("results_dir, words", [RESULTS_DIRS[2], RESULTS_DIRS[6]])
+def test_snakemake_stops_on_such_a_folder_before_anything_walks_it(
         tmp_path, nmnist, results_dir, words):
     project = tmp_path / "project"
     project.mkdir()
     (project / "notes.txt").write_text("mine\n")
-    results_dir = results_dir.format(project=project, workflow=REPO, data=nmnist,
-                                     file=project / "notes.txt")
-    rc, output = dry_run(project, {"nmnist_dir": str(nmnist), "results_dir": results_dir},
-                         "-n")
+    rc, output = dry_run(project, {"nmnist_dir": str(nmnist),
+                                   "results_dir": results_dir.format(data=nmnist)}, "-n")
     assert rc == 1, output
     lines = error_lines(output)
     assert len(lines) == 1 and lines[0].startswith("error: config key results_dir: "), output
@@ -63,13 +89,9 @@ def test_a_results_folder_that_is_not_the_studys_own_is_refused_by_its_key(
     assert sorted(p.name for p in project.iterdir()) == ["case.yaml", "notes.txt"]
 
 
-@pytest.mark.parametrize("where", [
-    "results/checkpoints/snn_T4_seed0.log",   # the run's every attempt's log
-    "results/checkpoints/snn_T4_seed0.pt",    # its checkpoint
-    "results/manifests/nmnist.tsv",           # a manifest the Snakefile reads
-])
 def test_a_fifo_in_the_results_folder_is_refused_before_any_job_never_waited_on(
-        tmp_path, nmnist, where):
+        tmp_path, nmnist):
+    where = "results/checkpoints/snn_T4_seed0.log"  # the run's every attempt's log
     fifo = tmp_path / where
     fifo.parent.mkdir(parents=True)
     os.mkfifo(fifo)
@@ -81,6 +103,26 @@ def test_a_fifo_in_the_results_folder_is_refused_before_any_job_never_waited_on(
             "reading or writing it would wait forever - remove it: the pipeline makes only "
             "files and folders there"], output
     assert not (tmp_path / "results" / "events").exists()
+
+
+@pytest.mark.parametrize("kind", ["fifo", "socket"])
+def test_any_special_file_is_named_by_the_check(tmp_path, kind):
+    import socket
+
+    from snnflow import SnnflowError
+    from snnflow.results_folder import refuse_links_inside
+
+    special = tmp_path / "results" / "manifests" / "nmnist.tsv"
+    special.parent.mkdir(parents=True)
+    if kind == "fifo":
+        os.mkfifo(special)
+        words = "a FIFO (named pipe)"
+    else:
+        server = socket.socket(socket.AF_UNIX)
+        server.bind(str(special))
+        words = "a socket"
+    with pytest.raises(SnnflowError, match=re.escape(f"{special}: {words} inside the results")):
+        refuse_links_inside(tmp_path / "results")
 
 
 def test_stale_lists_only_what_the_workflow_writes(tmp_path, nmnist):
