@@ -498,3 +498,51 @@ def test_every_figure_fits_a_text_column_with_readable_text(built):
         assert width <= (COLUMN_INCHES + 0.2) * 72 + 0.5, (svg.name, width / 72)
         sizes = [float(size) for size in re.findall(r"font[^;\"]*?([\d.]+)px", text)]
         assert sizes and min(sizes) >= SMALLEST_POINTS, (svg.name, min(sizes))
+
+
+def test_a_network_that_does_not_work_is_named_beside_each_of_its_numbers(tmp_path):
+    """SNN-16 seed 0 as a silent job writes it (its output layer never spikes, every
+    prediction class 0): the page's warning, column works: NO in the comparison, accuracy
+    and Pareto tables, and its NIR rows' agreement marked as no evidence."""
+    from snnflow.runs import NIR_COLUMNS
+
+    runs, root = make_study(tmp_path)
+    folder = runs["snn_T16"][0]
+    layers = pd.read_csv(folder / "layers.csv")
+    layers.loc[layers["layer"] == "fc2", "firing_rate"] = 0.0
+    layers.to_csv(folder / "layers.csv", index=False)
+    predictions = pd.read_csv(folder / "predictions.csv").assign(prediction=0)
+    predictions.to_csv(folder / "predictions.csv", index=False)
+    check = tmp_path / "snn_T16_seed0.csv"
+    pd.DataFrame([dict(zip(NIR_COLUMNS, ["norse", "1.1.0", "SNN-16", 16, 0, 100, 0, 0, 0, 0,
+                                         1.0, 0.1, 0.1, "equal", "-"]))]).to_csv(check,
+                                                                                  index=False)
+    out = root / "results"
+    folders = [f for seeds in runs.values() for f in seeds.values()]
+    build_report(folders, 16, root / "data", ENERGY, out / "report.html", out / "tables",
+                 out / "figures", nir_checks=[check])
+    tables = {name: pd.read_csv(out / "tables" / f"{name}.csv")
+              for name in ("comparison", "accuracy", "pareto", "nir")}
+    expected = ("NO - seed 0: its output layer never spiked, every prediction is class 0, its "
+                "test accuracy 10.0 % is at chance (10.0 %)")
+    for name, column in (("comparison", "model"), ("accuracy", "model"), ("pareto", "run")):
+        table = tables[name]
+        ours = table[table.get("source", pd.Series(["ours"] * len(table))).isin(
+            ["ours", "study"])]
+        marks = dict(zip(ours[column], ours["works"]))
+        assert marks["SNN-16"] == expected, name
+        assert marks["CNN"] == "yes", name
+    assert tables["nir"]["evidence"].iloc[0].startswith("NO - the run's output never spiked")
+    page = (out / "report.html").read_text()
+    assert "SNN-16 seed 0 does not work in evaluation: its output layer never spiked" in page
+    assert page.count(expected) >= 3
+
+
+def test_each_model_row_says_what_it_trained_and_was_tested_on(built):
+    comparison = pd.read_csv(built / "tables" / "comparison.csv")
+    ours = comparison[comparison["source"] == "ours"]
+    data = dict(zip(ours["model"], ours["data"]))
+    assert data["SNN-16"].startswith("synthetic (")
+    assert data["CNN"].startswith("MNIST (")
+    timing = pd.read_csv(built / "tables" / "timing.csv")
+    assert dict(zip(timing["model"], timing["data"]))["CNN"].startswith("MNIST (")

@@ -67,6 +67,35 @@ def chosen_epoch(rows):
     return min(rows, key=lambda row: (-row["test_acc"], row["epoch"])), CHOSEN_ON_TEST
 
 
+def failure_signs(output_rate, predictions, labels, n_classes):
+    """What says that a trained network does not work, in evaluation: an output layer that
+    never spiked (`output_rate` 0; None for the CNN, which has no spikes), predictions of
+    a single class, an accuracy within two standard errors of chance (1 / n_classes on
+    len(labels) samples). A list of short phrases, empty for a network that works."""
+    import math
+
+    signs = []
+    if output_rate is not None and is_number(output_rate) and output_rate == 0:
+        signs.append("its output layer never spiked")
+    predicted = {int(p) for p in predictions}
+    if len(predicted) == 1 and n_classes > 1:
+        signs.append(f"every prediction is class {predicted.pop()}")
+    n = len(labels)
+    if n and n_classes > 1:
+        accuracy = sum(int(p) == int(y) for p, y in zip(predictions, labels)) / n
+        chance = 1 / n_classes
+        if accuracy <= chance + 2 * math.sqrt(chance * (1 - chance) / n):
+            signs.append(f"its test accuracy {100 * accuracy:.1f} % is at chance "
+                         f"({100 * chance:.1f} %)")
+    return signs
+
+
+FAILURE_ADVICE = ("likely causes: too few optimizer steps (batch size and epochs against the "
+                  "training samples), a learning rate too high or low, a threshold no input "
+                  "reaches - train more steps (a smaller batch_size or more epochs) or check "
+                  "lr and v_threshold")
+
+
 def model_name(model, T=None):
     """The name of a model in paths and tables' keys: "snn_T16", "cnn"."""
     return "cnn" if model == "cnn" else f"snn_T{T}"

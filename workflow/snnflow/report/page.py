@@ -15,6 +15,7 @@ import pandas as pd
 from snnflow.report import FEWER_EVENTS_THAN
 from snnflow.report.registry import CONTENTS, Figure, SECTIONS, caption_file
 from snnflow.report.tables import REFERENCE_DEVICE, data_scope
+from snnflow.runs import FAILURE_ADVICE
 
 TEMPLATE = "page.html.j2"
 
@@ -67,6 +68,11 @@ def banner(study):
 def warnings(study):
     """What makes part of the study mean less than it seems, for the top of the page."""
     found = []
+    for run, signs in study.failing_runs():
+        which = f"{run.label} ({run.sweep['variant']})" if run.sweep else run.label
+        found.append(f"{which} seed {run.seed} does not work in evaluation: "
+                     f"{', '.join(signs)}. Its numbers below (column works: NO) describe no "
+                     f"trained network; {FAILURE_ADVICE}.")
     for row in study.dataset.itertuples():
         if row.split == "test" and getattr(row, "test_in_train", 0) > 0:
             found.append(f"{int(row.test_in_train)} of the {row.samples} {row.dataset} test "

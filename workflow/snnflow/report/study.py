@@ -13,7 +13,7 @@ import pandas as pd
 
 from snnflow import SnnflowError
 from snnflow.report import MAX_EXAMPLE_CLASSES
-from snnflow.runs import CSV_COLUMNS, NIR_COLUMNS, RUN_FILES, model_label
+from snnflow.runs import CSV_COLUMNS, NIR_COLUMNS, RUN_FILES, failure_signs, model_label
 
 
 @dataclass
@@ -29,6 +29,19 @@ class Run:
     predictions: pd.DataFrame
     info: dict               # run.json
     sweep: dict | None = None  # a sweep's run: {"name", "variant", "values"} (snnflow.runs)
+
+    def failure_signs(self):
+        """What says the final network does not work in evaluation (snnflow.runs.failure_signs):
+        its output layer's last firing rate, its test predictions."""
+        last = self.layers[self.layers["epoch"] == self.layers["epoch"].max()]
+        rate = float(last["firing_rate"].iloc[-1]) if self.model == "snn" and len(last) else None
+        classes = self.info.get("settings", {}).get("classes") or 10
+        return failure_signs(rate, self.predictions["prediction"], self.predictions["label"],
+                             classes)
+
+    @property
+    def output_silent(self):
+        return "its output layer never spiked" in self.failure_signs()
 
 
 @dataclass
@@ -82,6 +95,11 @@ class Study:
     @property
     def main_label(self):
         return model_label("snn", self.main_T)
+
+    def failing_runs(self):
+        """[(run, its failure signs)] of the runs whose final network does not work."""
+        return [(r, signs) for r in self.runs + self.sweep_runs
+                if (signs := r.failure_signs())]
 
     def sweep_columns(self, sweep):
         """The settings the sweep called `sweep` varies, in its table's order."""

@@ -82,19 +82,45 @@ def data_scope(study):
     return "full", f"N-MNIST ({sizes} recordings)", f"N-MNIST ({sizes})"
 
 
+def works(group):
+    """"yes", or which seeds' final networks do not work in evaluation and why (the
+    column beside every number of a model: snnflow.runs.failure_signs)."""
+    failing = [(r.seed, r.failure_signs()) for r in group]
+    failing = [(seed, signs) for seed, signs in failing if signs]
+    if not failing:
+        return "yes"
+    return "NO - " + "; ".join(f"seed {seed}: {', '.join(signs)}" for seed, signs in failing)
+
+
+def model_data(study, group):
+    """What a model trained and was tested on, with its sample counts: the SNN on the
+    event data, the CNN on MNIST (its own counts) or on event images of the same samples."""
+    run = group[0]
+    if run.model == "snn":
+        return data_scope(study)[2]
+    if study.has_twin:
+        rows = study.dataset[study.dataset["dataset"] == "MNIST"]
+        samples = dict(zip(rows["split"], rows["samples"]))
+        n_train = samples.get("train", run.info.get("n_train"))
+        n_test = samples.get("test", run.info.get("n_test"))
+        return "MNIST" + (f" ({int(n_train)} + {int(n_test)})" if n_train and n_test else "")
+    return f"{study.dataset_name} event images ({data_scope(study)[2].split('(')[-1]}"
+
+
 def comparison_table(study):
     """The CNN and the main SNN at the last epoch and at the chosen one (per seed: the
     highest validation accuracy, or without a validation split the highest test
     accuracy), and the reference study's last epoch."""
     rows = []
     groups = by_model(study.runs)
-    scope, _, ours = data_scope(study)
+    scope = data_scope(study)[0]
     for model in (model_name("cnn"), model_name("snn", study.main_T)):
         group = groups[model]
         for kind in ("last", "chosen"):
             picked = [r.metrics.iloc[-1] if kind == "last" else chosen_row(r)[0] for r in group]
             kind = kind if kind == "last" else chosen_on(group)
-            row = {"model": group[0].label, "source": "ours", "data": ours,
+            row = {"model": group[0].label, "source": "ours",
+                   "data": model_data(study, group), "works": works(group),
                    "epoch_kind": kind, "n": len(picked),
                    "epoch": ", ".join(str(int(p["epoch"])) for p in picked)}
             for metric in METRICS:
@@ -108,7 +134,7 @@ def comparison_table(study):
     for (model, T), values in REFERENCE_RESULTS.items():
         rows.append({"model": model_label(model, T), "source": source,
                      "data": reference if model == "snn" else reference.replace("N-", ""),
-                     "epoch_kind": "last", "n": 1, "epoch": "100", **values})
+                     "works": "yes", "epoch_kind": "last", "n": 1, "epoch": "100", **values})
     return pd.DataFrame(rows)
 
 
@@ -124,8 +150,9 @@ def timing_table(study):
         ref = REFERENCE_SECONDS.get((group[0].model, group[0].T), (np.nan, np.nan))
         devices = sorted({r.info.get("device_name", "") for r in group})
         n_train, n_test = group[0].info.get("n_train"), group[0].info.get("n_test")
-        row = {"model": group[0].label, "n": len(group), "device": "; ".join(devices),
-               "epochs": len(group[0].metrics), "n_train": n_train, "n_test": n_test}
+        row = {"model": group[0].label, "data": model_data(study, group), "n": len(group),
+               "device": "; ".join(devices), "epochs": len(group[0].metrics),
+               "n_train": n_train, "n_test": n_test}
         for column, name in (("train_seconds", "train_seconds"),
                              ("test_seconds", "inference_seconds")):
             row.update(spread((r.metrics[column].mean() for r in group), name))
@@ -153,7 +180,8 @@ def accuracy_table(study):
     rows = []
     for group in by_model(study.runs).values():
         chosen = [chosen_row(r)[0] for r in group]
-        rows.append({"model": group[0].label, "n": len(group),
+        rows.append({"model": group[0].label, "data": model_data(study, group),
+                     "works": works(group), "n": len(group),
                      **spread((r.metrics["test_acc"].iloc[-1] for r in group), "final_test_acc"),
                      **spread((c["test_acc"] for c in chosen), "chosen_test_acc"),
                      "chosen_on": chosen_on(group),
@@ -366,6 +394,7 @@ def pareto_table(study):
     rows = []
     for source, group in groups:
         rows.append({"run": group[0].label, "source": source, "T": group[0].T, "n": len(group),
+                     "works": works(group),
                      **spread((r.metrics["test_acc"].iloc[-1] for r in group), "final_test_acc"),
                      **spread(operations(group, study.energy)[2], "energy_uj")})
     table = pd.DataFrame(rows).astype({"T": "Int64"})
@@ -375,8 +404,17 @@ def pareto_table(study):
 
 def nir_table(study):
     """Per importer and SNN run: what the NIR check compared and found
-    (snnflow.deploy.nir_check), as its jobs wrote it."""
-    return study.nir
+    (snnflow.deploy.nir_check), as its jobs wrote it; an agreement on the output of a
+    network whose output never spiked is marked as no evidence (every output equal to
+    zero agrees whatever the export computes)."""
+    if study.nir is None:
+        return None
+    table = study.nir.copy()
+    silent = {(r.label, r.seed) for r in study.runs if r.model == "snn" and r.output_silent}
+    marks = [(model, int(seed)) in silent for model, seed in zip(table["model"], table["seed"])]
+    table["evidence"] = ["NO - the run's output never spiked: equal outputs prove nothing"
+                         if mark else "yes" for mark in marks]
+    return table
 
 
 def runs_table(study):

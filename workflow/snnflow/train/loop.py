@@ -35,8 +35,8 @@ from snnflow.job import report_position_with
 from snnflow.kernels import loader
 from snnflow.machine import cpu_name
 from snnflow.precision import AUTOCAST_DTYPES, set_tf32
-from snnflow.runs import (LAYER_COLUMNS, METRICS_COLUMNS, PREDICTION_COLUMNS, RunOutputs,
-                          RunSettings, described)
+from snnflow.runs import (FAILURE_ADVICE, LAYER_COLUMNS, METRICS_COLUMNS, PREDICTION_COLUMNS,
+                          RunOutputs, RunSettings, described, failure_signs, is_number)
 from snnflow.settings import config_key
 from snnflow.train import energy, kernel_check
 from snnflow.train.checkpoint import (holding_run, load_state, restore_rng, rng_states,
@@ -46,7 +46,7 @@ from snnflow.train.dataset import ResidentDataset
 from snnflow.train.memory import refuse_what_cannot_fit
 from snnflow.train.gpu_slots import claim_gpu, count_gpus, slot_count
 from snnflow.train.progress import Progress
-from snnflow.train.steps import Trainer, sync
+from snnflow.train.steps import BATCHNORM_SETTLED_STEPS, Trainer, sync
 
 def resolve_device(name):
     """The torch.device of the config's `device`, with its index, made the current CUDA
@@ -327,7 +327,8 @@ def _fit_epochs(job: Job, history, outputs, checkpoint, origin, log, progress, c
         if curves is not None:
             curves.batch(epoch, b, sums)
 
-    for epoch in range(len(history) + 1, s.epochs + 1):
+    first_epoch = len(history) + 1
+    for epoch in range(first_epoch, s.epochs + 1):
         lr = float(job.optimizer.param_groups[0]["lr"])
         sync(device)
         progress.start_epoch(epoch)
@@ -336,6 +337,14 @@ def _fit_epochs(job: Job, history, outputs, checkpoint, origin, log, progress, c
         e0, t0 = meter.joules() if meter else None, time.perf_counter()
         train_loss, train_acc = job.trainer.train_epoch(job.train, job.generator, epoch,
                                                         on_batch)
+        steps = epoch * math.ceil(len(job.train) / s.batch_size)
+        if (steps < BATCHNORM_SETTLED_STEPS
+                and job.trainer.recompute_batchnorm_statistics(job.train)
+                and epoch == first_epoch):
+            log(f"BatchNorm: {steps} optimizer steps by epoch {epoch}, fewer than "
+                f"{BATCHNORM_SETTLED_STEPS}: its running statistics are recomputed over the "
+                "training split before each evaluation until then (they would not yet "
+                "describe the trained network)")
         sync(device)
         e1, t1 = meter.joules() if meter else None, time.perf_counter()
         test_loss, test_acc, layers, job.predictions = job.trainer.evaluate(job.test)
@@ -358,6 +367,11 @@ def _fit_epochs(job: Job, history, outputs, checkpoint, origin, log, progress, c
             "scheduler": job.scheduler.state_dict(), "rng": rng_states(job.generator),
             "scaler": job.scaler.state_dict() if job.scaler is not None else None,
             "history": history})
+        signs = failure_signs(output_rate(layers), job.predictions, job.test.labels.tolist(),
+                              job.settings.classes or 10)
+        if signs:
+            log(f"warning: epoch {epoch}: the network does not work in evaluation: "
+                f"{', '.join(signs)} - {FAILURE_ADVICE}")
         timing = progress.end_epoch(epoch, t2 - t1)
         validated = ("" if job.validation is None
                      else f"val loss {val_loss:.4f} acc {val_acc:.4f} | ")
@@ -366,6 +380,13 @@ def _fit_epochs(job: Job, history, outputs, checkpoint, origin, log, progress, c
             f"{t2 - t1:.1f}s | {timing}")
         if curves is not None:
             curves.epoch(row)
+
+
+def output_rate(layers):
+    """The output layer's firing rate in an epoch's layer rows; None for a network without
+    spikes (the CNN's rows hold no rate)."""
+    rate = layers[-1]["firing_rate"] if layers else None
+    return rate if is_number(rate) else None
 
 
 def write(job: Job, outputs, code_fingerprint, placement, sweep=None):
