@@ -43,7 +43,11 @@ RESULTS_DIR ?= results
 WATCH_HOST ?= 127.0.0.1
 WATCH_PORT ?= 6006
 watch: $(VENV)/.installed
-	@echo "make watch: the live curves of the study in $(RESULTS_DIR)/ (RESULTS_DIR=... for another)"
+	@if [ -d "$(RESULTS_DIR)" ]; then \
+	    echo "make watch: the live curves of the study in $(RESULTS_DIR)/ (RESULTS_DIR=... for another)"; \
+	else \
+	    echo "make watch: $(RESULTS_DIR)/ does not exist yet: no study with results_dir $(RESULTS_DIR) started here (RESULTS_DIR=... names another, e.g. results-small); its curves appear as it trains"; \
+	fi
 	mkdir -p "$(RESULTS_DIR)/tensorboard"
 	$(BIN)/tensorboard --logdir "$(RESULTS_DIR)/tensorboard" --host "$(WATCH_HOST)" --port "$(WATCH_PORT)"
 

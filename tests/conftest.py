@@ -1,5 +1,7 @@
 import http.server
 import os
+import re
+import signal
 import shutil
 import subprocess
 import sys
@@ -179,3 +181,27 @@ def session_hparams(folder):
                     found = {name: v.WhichOneof("kind") and getattr(v, v.WhichOneof("kind"))
                              for name, v in info.hparams.items()}
     return found
+
+
+def started_watch(results):
+    """`make watch` on `results` (a free port), its process group leading; (process, URL)."""
+    import queue
+    import threading
+
+    if subprocess.run(["make", "-q", ".venv/.installed"], cwd=REPO).returncode != 0:
+        pytest.skip("make's .venv is missing or out of date (make test builds it)")
+    process = subprocess.Popen(["make", "-s", "watch", f"RESULTS_DIR={results}", "WATCH_PORT=0"],
+                               cwd=REPO, start_new_session=True, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)
+    lines = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in process.stderr],
+                     daemon=True).start()
+    while True:
+        try:
+            line = lines.get(timeout=120)
+        except queue.Empty:
+            os.killpg(process.pid, signal.SIGTERM)
+            raise AssertionError("make watch printed no address in 120 s")
+        found = re.search(r"TensorBoard [\d.]+ at (http://127\.0\.0\.1:\d+/)", line)
+        if found:
+            return process, found.group(1)

@@ -31,6 +31,12 @@ def train(s, caches, out, log=lambda m: None):
                code_fingerprint="abc", log=log, curves_folder=out / "tensorboard")
 
 
+def attempts(out):
+    """The run's curve folders (one per computation: snnflow.train.curves.attempt_folder),
+    oldest first."""
+    return sorted((out / "tensorboard").iterdir(), key=lambda p: p.stat().st_mtime_ns)
+
+
 def by_tag(points):
     """{tag: [(step, value)]} of event_scalars' points."""
     tags = {}
@@ -66,7 +72,8 @@ def test_every_epoch_value_of_the_csvs_is_a_point_and_the_settings_are_hparams(
         small_caches, tmp_path, model):
     s = settings(model)  # 60 samples: 15 batches an epoch
     train(s, small_caches, tmp_path)
-    folder = tmp_path / "tensorboard"
+    (folder,) = attempts(tmp_path)
+    assert folder.name.startswith(curves.ATTEMPT_PREFIX)
     tags = assert_curves_hold_the_csvs(folder, tmp_path, spiking=model == "snn")
     metrics = pd.read_csv(tmp_path / "metrics.csv")
     assert [step for step, _ in tags[curves.SAMPLES_PER_SECOND_TAG]] == [1, 2, 3]
@@ -97,7 +104,7 @@ def test_a_resumed_run_has_each_point_once_and_a_fresh_one_starts_over(
     monkeypatch.setattr(steps.Trainer, "train_epoch", dies_in_epoch_3_batch_7)
     with pytest.raises(KeyboardInterrupt):
         train(s, small_caches, tmp_path)
-    folder = tmp_path / "tensorboard"
+    (folder,) = attempts(tmp_path)
     killed = by_tag(event_scalars(folder))
     assert max(step for step, _ in killed[curves.RUNNING_LOSS_TAG]) == 2 * 15 + 7
 
@@ -112,13 +119,16 @@ def test_a_resumed_run_has_each_point_once_and_a_fresh_one_starts_over(
     files = sorted(folder.iterdir())
     assert len(files) == 2 and files[0].stat().st_size == 0  # the killed attempt's, emptied
 
+    before = event_scalars(folder)
     logs = []
     train(settings("snn", epochs=2, lr=0.02), small_caches, tmp_path,
           log=logs.append)
-    assert any("starting fresh, the earlier curves there are dropped" in line for line in logs)
-    assert_curves_hold_the_csvs(folder, tmp_path)
-    assert [f.stat().st_size > 0 for f in sorted(folder.iterdir())] == [False, True]
-    assert session_hparams(folder)["lr"] == 0.02
+    first, new = attempts(tmp_path)  # new settings: a TensorBoard run of their own
+    assert first == folder and event_scalars(first) == before
+    assert any(f"a new TensorBoard run for these settings; the run's earlier ones stay apart "
+               f"({first.name})" in line for line in logs), logs
+    assert_curves_hold_the_csvs(new, tmp_path)
+    assert session_hparams(new)["lr"] == 0.02 and session_hparams(first)["lr"] == 0.01
 
 
 def test_without_tensorboard_the_run_trains_and_says_so(small_caches, tmp_path, monkeypatch):
@@ -127,10 +137,10 @@ def test_without_tensorboard_the_run_trains_and_says_so(small_caches, tmp_path, 
     train(settings("snn", epochs=1), small_caches, tmp_path, log=logs.append)
     assert any("TensorBoard curves: off" in line for line in logs)
     assert len(pd.read_csv(tmp_path / "metrics.csv")) == 1
-    assert not (tmp_path / "tensorboard").exists()
+    assert not (tmp_path / "tensorboard").exists()  # no folder of curves at all
 
 
-@pytest.mark.parametrize("obstacle", ["read-only", "folder as event file", "file as folder"])
+@pytest.mark.parametrize("obstacle", ["read-only", "fifo as folder", "file as folder"])
 def test_a_curves_folder_that_cannot_hold_them_leaves_a_warning_and_the_run_trains(
         small_caches, tmp_path, obstacle):
     """The curves are optional: a folder that cannot hold them is one warning line, never
@@ -143,8 +153,8 @@ def test_a_curves_folder_that_cannot_hold_them_leaves_a_warning_and_the_run_trai
             pytest.skip("root writes into read-only folders")
         folder.mkdir()
         folder.chmod(0o500)
-    elif obstacle == "folder as event file":
-        (folder / f"{curves.EVENT_FILE_PREFIX}1.host").mkdir(parents=True)
+    elif obstacle == "fifo as folder":
+        os.mkfifo(folder)
     else:
         folder.write_text("not a folder")
     logs = []
@@ -156,3 +166,63 @@ def test_a_curves_folder_that_cannot_hold_them_leaves_a_warning_and_the_run_trai
     warnings = [line for line in logs if line.startswith("warning: TensorBoard curves: off, ")]
     assert len(warnings) == 1 and "it trains on without its curves" in warnings[0], logs
     assert len(pd.read_csv(tmp_path / "metrics.csv")) == 1
+
+
+def test_a_running_tensorboard_shows_a_fresh_restart_as_a_second_run(small_caches, tmp_path):
+    """A TensorBoard server (make watch, on 127.0.0.1) started before a run is started
+    fresh with new settings: read through its own data API, as a browser would, the two
+    computations are two runs, each with its own hparams and points; none mixed."""
+    import json
+    import os
+    import signal
+    import time
+    import urllib.parse
+    import urllib.request
+
+    from conftest import started_watch
+
+    results = tmp_path / "results"
+    out = results / "runs" / "snn_T4" / "seed0"
+
+    def train_into(s):
+        out.mkdir(parents=True, exist_ok=True)
+        run(snn.KIND, s, small_caches / "nmnist_T4.h5", outputs_in(out), tmp_path / "ck.pt",
+            code_fingerprint="abc", log=lambda m: None,
+            curves_folder=results / "tensorboard" / "runs" / "snn_T4" / "seed0")
+
+    train_into(settings("snn", epochs=2))
+    process, url = started_watch(results)
+    try:
+        def get(route, body=None):
+            request = urllib.request.Request(url + route, method="POST" if body else "GET",
+                                             data=body and json.dumps(body).encode(),
+                                             headers={"Content-Type": "application/json"})
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return json.load(response)
+
+        def runs_shown(count):
+            deadline = time.monotonic() + 120
+            while len(shown := get("data/runs")) < count:
+                assert time.monotonic() < deadline, shown
+                time.sleep(1)
+            time.sleep(6)  # a reload (every 5 s) after they appeared: every file read
+            return shown
+
+        (first,) = runs_shown(1)
+        train_into(settings("snn", epochs=3, lr=0.02))  # new settings: a fresh start
+        shown = runs_shown(2)
+        (second,) = [name for name in shown if name != first]
+
+        def test_acc(name):
+            query = urllib.parse.urlencode({"run": name, "tag": curves.METRIC_TAGS["test_acc"]})
+            return [step for _, step, _ in get(f"data/plugin/scalars/scalars?{query}")]
+        assert test_acc(first) == [1, 2] and test_acc(second) == [1, 2, 3]
+        groups = get("data/plugin/hparams/session_groups", {
+            "experimentName": "", "startIndex": 0, "sliceSize": 10,
+            "allowedStatuses": ["STATUS_UNKNOWN", "STATUS_SUCCESS", "STATUS_FAILURE",
+                                "STATUS_RUNNING"], "colParams": [{"hparam": "lr"}]})
+        lrs = {group["name"]: group["hparams"]["lr"] for group in groups["sessionGroups"]}
+        assert lrs == {first: 0.01, second: 0.02}
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=60)

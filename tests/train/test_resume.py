@@ -82,7 +82,8 @@ def test_sigkill_then_rerun_continues_at_the_next_epoch(tmp_path):
     pd.testing.assert_frame_equal(resumed, expected)
 
     # the curves: each epoch once in the event files, as in metrics.csv
-    points = event_scalars(killed / "results" / "tensorboard" / "runs" / "snn_T8" / "seed0")
+    (curves_folder,) = (killed / "results" / "tensorboard" / "runs" / "snn_T8" / "seed0").iterdir()
+    points = event_scalars(curves_folder)
     for column in ("train_loss", "test_acc"):
         assert [step for tag, step, _ in points if tag == METRIC_TAGS[column]] == \
             list(range(1, EPOCHS + 1))

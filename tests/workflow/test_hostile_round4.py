@@ -149,8 +149,21 @@ def test_stale_lists_only_what_the_workflow_writes(tmp_path, nmnist):
         assert result.returncode == 0, result.stdout + result.stderr
         return result.stdout.splitlines()
 
-    listed = stale()
+    listed = stale()[1:]
     assert sorted(listed[:-1]) == sorted(str(p.relative_to(tmp_path)) for p in dropped)
     stale("--remove")
     assert all(path.exists() for path in mine)
     assert not any(path.exists() for path in dropped)
+
+
+def test_stale_names_the_folder_it_looks_at_and_one_that_does_not_exist(tmp_path):
+    copy_workflow(tmp_path)
+    result = subprocess.run([sys.executable, "-m", "snnflow.stale", "--cores", "1",
+                             "--configfile", "workflow/small.yaml"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "make stale: the study in results-small/ (the config of: --configfile "
+        "workflow/small.yaml)",
+        "results-small/ does not exist: no study with this config ran here - give the options "
+        "the study ran with, e.g. make stale CONFIG=\"--configfile workflow/small.yaml\""]

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import REPO, copy_workflow, dry_run_plan, ensure_debian_packages
+from conftest import REPO, copy_workflow, dry_run_plan, ensure_debian_packages, started_watch
 
 pytestmark = pytest.mark.workflow
 
@@ -260,30 +260,6 @@ def html_images(page):
     return page.read_text().count("<img ")
 
 
-def started_watch(results):
-    """`make watch` on `results` (a free port), its process group leading; (process, URL)."""
-    import queue
-    import threading
-
-    if subprocess.run(["make", "-q", ".venv/.installed"], cwd=REPO).returncode != 0:
-        pytest.skip("make's .venv is missing or out of date (make test builds it)")
-    process = subprocess.Popen(["make", "-s", "watch", f"RESULTS_DIR={results}", "WATCH_PORT=0"],
-                               cwd=REPO, start_new_session=True, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, text=True)
-    lines = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(line) for line in process.stderr],
-                     daemon=True).start()
-    while True:
-        try:
-            line = lines.get(timeout=120)
-        except queue.Empty:
-            os.killpg(process.pid, signal.SIGTERM)
-            raise AssertionError("make watch printed no address in 120 s")
-        found = re.search(r"TensorBoard [\d.]+ at (http://127\.0\.0\.1:\d+/)", line)
-        if found:
-            return process, found.group(1)
-
-
 def test_make_watch_takes_a_folder_with_a_space(tmp_path):
     """`make watch RESULTS_DIR="my results"` serves that folder, making no stray ones."""
     results = tmp_path / "my results"
@@ -292,6 +268,13 @@ def test_make_watch_takes_a_folder_with_a_space(tmp_path):
     process.wait(timeout=60)
     assert (results / "tensorboard").is_dir()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["my results"]
+
+
+def tensorboard_run(results, run):
+    """TensorBoard's name of the curves of `run` (a run folder below `results`): its
+    one computation's folder (snnflow.train.curves.attempt_folder)."""
+    (attempt,) = (results / "tensorboard" / run).iterdir()
+    return f"{run}/{attempt.name}"
 
 
 def test_make_watch_serves_every_runs_curves_equal_to_its_csvs(finished_run):
@@ -304,9 +287,8 @@ def test_make_watch_serves_every_runs_curves_equal_to_its_csvs(finished_run):
     from snnflow.train import curves
 
     results = finished_run / "results"
-    runs = {"runs/snn_T4/seed0": results / "runs" / "snn_T4" / "seed0",
-            "runs/cnn/seed1": results / "runs" / "cnn" / "seed1",
-            f"sweeps/tiny/{VARIANTS[1]}/seed0": results / "sweeps" / "tiny" / VARIANTS[1] / "seed0"}
+    runs = {tensorboard_run(results, run): results / run for run in (
+        "runs/snn_T4/seed0", "runs/cnn/seed1", f"sweeps/tiny/{VARIANTS[1]}/seed0")}
     process, url = started_watch(results)
     try:
         def get(route, body=None):
@@ -569,6 +551,9 @@ def test_a_second_config_shows_only_its_runs_and_the_firsts_leftovers_are_listed
         return result.stdout.splitlines()
 
     listed = stale()
+    assert listed[0] == "make stale: the study in results/ (the config of: --configfile " \
+                        "second.yaml)"
+    listed = listed[1:]
     leftovers = listed[:-1]
     assert "results/runs/snn_T2/seed0/metrics.csv" in leftovers
     assert "results/frames/nmnist_T2.h5" not in leftovers  # the sweep still trains at T=2
@@ -589,7 +574,7 @@ def test_a_second_config_shows_only_its_runs_and_the_firsts_leftovers_are_listed
     assert (results / "runs" / "snn_T4" / "seed0" / "metrics.csv").exists()
     assert (results / "checkpoints" / "snn_T4_seed0.pt").exists()
     assert list((results / "tensorboard" / "runs" / "snn_T4" / "seed0").iterdir())
-    assert stale() == ["results/ holds nothing that the current config no longer makes"]
+    assert stale()[1:] == ["results/ holds nothing that the current config no longer makes"]
     assert planned_jobs(workdir, second) == {}  # nothing the study needs was removed
 
 

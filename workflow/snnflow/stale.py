@@ -100,8 +100,11 @@ def stale_files(arguments):
         if part[0] == "benchmarks":  # benchmarks/X.tsv belongs to the job logging logs/X.log
             log = root.joinpath("logs", *part[1:]).with_suffix(".log")
             return log.exists() and log not in untracked
-        if part[0] == "tensorboard":  # tensorboard/<run folder below root>/<event file>
-            return str(root.joinpath(*part[1:-1], RUN_FILES["run"])) in outputs
+        if part[0] == "tensorboard":  # tensorboard/<run folder>/settings-<hash>/<event file>
+            folder = part[1:-1]
+            if folder and folder[-1].startswith("settings-"):  # snnflow.train.curves
+                folder = folder[:-1]
+            return str(root.joinpath(*folder, RUN_FILES["run"])) in outputs
         if part[0] == "checkpoints":  # <name>_seed<S>.pt or sweeps/<sweep>/<variant>/seed<S>.pt
             # and beside it .pt.lock (the run's lock) and .log (every attempt's log)
             run = path.name.split(".")[0]
@@ -139,6 +142,13 @@ def main(argv=None):
     parser.add_argument("--remove", action="store_true", help="remove them")
     args, snakemake_arguments = parser.parse_known_args(argv)
     root, stale = stale_files(snakemake_arguments)
+    options = " ".join(a for a in snakemake_arguments if a not in ("--cores", "1")) or \
+        "config.yaml alone"
+    print(f"make stale: the study in {root}/ (the config of: {options})")
+    if not root.is_dir():
+        print(f"{root}/ does not exist: no study with this config ran here - give the options "
+              "the study ran with, e.g. make stale CONFIG=\"--configfile workflow/small.yaml\"")
+        return 0
     size = sum(os.path.getsize(path) for path in stale)
     for path in stale:
         print(path)

@@ -7,6 +7,12 @@ values (LAYER_TAGS), samples per second, the running training loss every few bat
 settings as TensorBoard hparams with its final and chosen epoch's test accuracy
 (FINAL_TAGS). `make watch` serves them.
 
+Each computation of a run (its settings, code, data and CPU threads: what a checkpoint
+resumes only with) is a TensorBoard run of its own, a folder `settings-<hash>` inside
+the run's (attempt_folder): a run started fresh with new settings never writes into
+the series a running TensorBoard already holds, and shows beside the earlier one with
+its own hparams; a resumed run continues its own.
+
 The event files are derived from the run's checkpoint, never read back by the
 pipeline and never an output: each job writes a new event file holding the
 checkpoint's history (which keeps the running-loss points too) and continues there;
@@ -18,6 +24,8 @@ not removed, since TensorBoard's Python loader stops reading a run whose current
 disappears.
 """
 
+import hashlib
+import json
 import math
 import os
 import time
@@ -43,6 +51,14 @@ FINAL_TAGS = {"final": "hparams/test_acc_final", "chosen": "hparams/test_acc_cho
 POINTS_PER_EPOCH = 20  # of the running training loss
 FLUSH_SECONDS = 30
 EVENT_FILE_PREFIX = "events.out.tfevents."
+ATTEMPT_PREFIX = "settings-"
+
+
+def attempt_folder(folder, origin):
+    """The folder of the curves of a run computed from `origin` (snnflow.train.loop's
+    Job.computed_from) inside the run's `folder`: `settings-<hash of origin>`."""
+    digest = hashlib.sha256(json.dumps(origin, sort_keys=True, default=str).encode())
+    return folder / f"{ATTEMPT_PREFIX}{digest.hexdigest()[:10]}"
 
 
 def hparams_of(settings, sweep=None):
@@ -135,6 +151,10 @@ class Curves:
         elif curves.earlier:
             log(f"TensorBoard curves in {folder}: starting fresh, the earlier curves there "
                 "are dropped")
+        elif others := sorted(p.name for p in folder.parent.glob(f"{ATTEMPT_PREFIX}*")
+                              if p != folder):
+            log(f"TensorBoard curves in {folder}: a new TensorBoard run for these settings; "
+                f"the run's earlier ones stay apart ({', '.join(others)})")
         else:
             log(f"TensorBoard curves in {folder}")
         curves.writer.flush()

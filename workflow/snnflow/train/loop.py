@@ -41,7 +41,7 @@ from snnflow.settings import config_key
 from snnflow.train import energy, kernel_check
 from snnflow.train.checkpoint import (holding_run, load_state, restore_rng, rng_states,
                                       save_state)
-from snnflow.train.curves import Curves
+from snnflow.train.curves import Curves, attempt_folder
 from snnflow.train.dataset import ResidentDataset
 from snnflow.train.memory import refuse_what_cannot_fit
 from snnflow.train.gpu_slots import claim_gpu, count_gpus, slot_count
@@ -304,7 +304,8 @@ def fit(job: Job, history, outputs, checkpoint, origin, log, curves_folder=None,
     progress = Progress(len(history) + 1, s.epochs, math.ceil(len(job.train) / s.batch_size),
                         s.batch_size, log)
     report_position_with(progress.where)
-    curves = (Curves.open(Path(curves_folder), s, sweep, len(job.train), history, log)
+    curves = (Curves.open(attempt_folder(Path(curves_folder), origin), s, sweep,
+                          len(job.train), history, log)
               if curves_folder is not None else None)
     try:
         _fit_epochs(job, history, outputs, checkpoint, origin, log, progress, curves)
