@@ -57,6 +57,7 @@ def fake_run(folder, model, seed, final_acc, epochs=3, val_acc=None, sweep=None,
             "label": label, "sweep": sweep, "settings": {"lr": 1e-3},
             "device_name": "Test CPU (2 threads)",
             "versions": {"torch": "2.x"}, "code_fingerprint": "f00", "n_train": 100,
+            "n_test": 100,
             "placement": "claimed GPU slot 0 of 1", "backend": "cpp"}
     (folder / "run.json").write_text(json.dumps(info))
 
@@ -431,12 +432,12 @@ def test_every_table_for_papers_holds_the_cells_the_page_shows(built):
                  for cell in re.findall(r"<td>(.*?)</td>", row, re.S)]
                 for row in re.findall(r"<tr>(.*?)</tr>", body, re.S)]
         markdown = (built / "tables" / f"{name}.md").read_text().splitlines()[2:]
-        shown = [[c.strip().replace("\\|", "|") for c in line.strip()[2:-2].split(" | ")]
-                 for line in markdown]
+        shown = [[html_module.unescape(c.strip().replace("\\|", "|"))
+                  for c in line.strip()[2:-2].split(" | ")] for line in markdown]
         assert shown == rows, name
     latex = (built / "tables" / "comparison.tex").read_text()
     assert latex.startswith("\\begin{tabular}") and "\\toprule" in latex
-    assert "test\\_acc (\\%)" in latex and "$99.60$" in latex
+    assert "test accuracy (\\%)" in latex and "$99.60$" in latex  # a header in words
     assert re.search(r"\$\d+\.\d\d \\pm \d+\.\d\d\$", latex)  # a mean ± std over seeds
 
 
@@ -464,8 +465,9 @@ def test_snakemakes_report_numbers_its_categories_without_gaps():
 
 
 def test_every_latex_table_compiles_with_pdflatex(built, tmp_path):
-    """Every .tex table \\input into a document with booktabs, compiled by pdflatex (CI
-    installs it: texlive-latex-base and texlive-latex-recommended)."""
+    """Every .tex table \\input into an article with booktabs, compiled by pdflatex (CI
+    installs it: texlive-latex-base and texlive-latex-recommended), unscaled: none is wider
+    than the text (pdflatex's "Overfull \\hbox"), its headers words, not identifiers."""
     import shutil
     import subprocess
 
@@ -474,8 +476,8 @@ def test_every_latex_table_compiles_with_pdflatex(built, tmp_path):
                     "texlive-latex-recommended)")
     tables = sorted((built / "tables").glob("*.tex"))
     assert len(tables) == len(table_names())
-    body = "\n".join(f"\\section*{{{t.stem.replace('_', ' ')}}}\n\\resizebox{{\\textwidth}}{{!}}"
-                     f"{{\\input{{{t}}}}}" for t in tables)
+    body = "\n".join(f"\\section*{{{t.stem.replace('_', ' ')}}}\n\\noindent\\input{{{t}}}\\par"
+                      for t in tables)
     (tmp_path / "tables.tex").write_text(
         "\\documentclass{article}\n\\usepackage{booktabs}\n\\usepackage{graphicx}\n"
         "\\usepackage[T1]{fontenc}\n\\usepackage[utf8]{inputenc}\n"
@@ -485,6 +487,10 @@ def test_every_latex_table_compiles_with_pdflatex(built, tmp_path):
                             timeout=300)
     assert result.returncode == 0, result.stdout[-3000:]
     assert (tmp_path / "tables.pdf").stat().st_size > 10_000
+    log = (tmp_path / "tables.log").read_text(errors="replace")
+    assert "Overfull \\hbox" not in log, log[log.find("Overfull"):][:1500]
+    for table in tables:
+        assert "\\_" not in table.read_text().split("\\midrule")[0], table.name  # no ids
 
 
 def test_every_figure_fits_a_text_column_with_readable_text(built):
@@ -546,3 +552,15 @@ def test_each_model_row_says_what_it_trained_and_was_tested_on(built):
     assert data["CNN"].startswith("MNIST (")
     timing = pd.read_csv(built / "tables" / "timing.csv")
     assert dict(zip(timing["model"], timing["data"]))["CNN"].startswith("MNIST (")
+
+
+def test_the_models_table_says_what_each_network_is_beside_the_references(built):
+    models = pd.read_csv(built / "tables" / "models.csv")
+    ours = models[models["source"] == "ours"]
+    assert list(ours["model"]) == ["SNN-4", "SNN-16", "CNN"]
+    assert set(models[models["source"] == "reference study"]["channels"]) == {"32-64-128"}
+    assert {"channels", "hidden", "parameters", "batch_size", "lr", "epochs", "optimizer",
+            "loss", "neuron", "data"} <= set(models.columns)
+    timing = pd.read_csv(built / "tables" / "timing.csv")
+    assert all(n.startswith(("the reference's", "NOT the reference's")) for n in timing["network"])
+    assert "The models: network and training settings" in (built / "report.html").read_text()

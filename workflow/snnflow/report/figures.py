@@ -137,18 +137,22 @@ def accuracy_vs_T(study):
     std = by_T["last_test_acc_std"].fillna(0) * 100 if n_seeds > 1 else None
     ax.errorbar(by_T["T"], by_T["last_test_acc"] * 100, yerr=std, fmt="o-", capsize=4,
                 label="SNN, final epoch" + (" (mean, 1 std)" if n_seeds > 1 else ""))
+    mean = " (mean)" if n_seeds > 1 else ""  # one seed: its own value
     ax.plot(by_T["T"], by_T["chosen_test_acc"] * 100, "s--",
-            label=f"SNN, epoch {by_T['chosen_on'].iloc[0]} (mean)")
+            label=f"SNN, epoch {by_T['chosen_on'].iloc[0]}{mean}")
     if cnn_final is not None:
-        ax.axhline(cnn_final * 100, color="grey", ls=":", label="CNN, final epoch (mean)")
+        ax.axhline(cnn_final * 100, color="grey", ls=":", label=f"CNN, final epoch{mean}")
     kind, _, ours = data_scope(study)
+    ticks = sorted(int(T) for T in by_T["T"])
     if kind != "other":  # the reference study ran N-MNIST only
         ax.plot([16], [REFERENCE_RESULTS[("snn", 16)]["test_acc"] * 100], "r*", ms=12,
                 clip_on=False,  # whole even on the axis' 100 % edge
                 label="reference study, SNN-16" + ("" if kind == "full" else
                                                   f" (not comparable: {kind} data here)"))
+        ticks = sorted({*ticks, 16})  # the star's T has its tick, inside the axis
     ax.set_xscale("log", base=2)
-    ax.set_xticks(by_T["T"], [str(t) for t in by_T["T"]])
+    ax.set_xticks(ticks, [str(t) for t in ticks])
+    ax.set_xlim(min(ticks) / 1.3, max(ticks) * 1.3)
     ax.set_xlabel("T (time steps)")
     ax.set_ylabel("test accuracy (%)")
     ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2))

@@ -54,15 +54,30 @@ def banner(study):
     """One sentence for the top of the page when the data are not the full N-MNIST the
     reference study used, else None."""
     kind, what, _ = data_scope(study)
+    cnn = cnn_sentence(study)
     if kind == "full":
-        return None
+        return cnn or None
     if kind == "other":
         return (f"These results come from {what}. The reference study ran N-MNIST only, so "
                 "this page shows none of its figures; docs/datasets.md lists published "
-                "results on this dataset, from other networks and protocols.")
-    return (f"These results come from {what}. The reference study's figures beside them "
+                f"results on this dataset, from other networks and protocols.{cnn}")
+    return (f"These results come from {what}.{cnn} The reference study's figures beside them "
             "(full N-MNIST and MNIST, 60,000 + 10,000 samples) are not comparable with "
             "them: they show what the method reached, not what this study should reach.")
+
+
+def cnn_sentence(study):
+    """Where the CNN trained on other samples than the SNN (MNIST), a sentence saying on
+    what and how many beside the SNN's; else ""."""
+    cnn = [r for r in study.runs if r.model == "cnn"]
+    snn = [r for r in study.runs if r.model == "snn"]
+    if not (cnn and snn and study.has_twin):
+        return ""
+    n_cnn, n_snn = cnn[0].info.get("n_train"), snn[0].info.get("n_train")
+    if not (n_cnn and n_snn) or n_cnn == n_snn:
+        return ""
+    return (f" The CNN trained on MNIST: {n_cnn} training images, {n_cnn / n_snn:.1f} times "
+            f"the SNN's {n_snn} training recordings (the models table).")
 
 
 def warnings(study):

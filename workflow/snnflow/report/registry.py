@@ -109,6 +109,8 @@ CONTENTS = (
                           "reference_inference_seconds": "reference inference s (10,000)"})),
     Figure("time_per_epoch", "Training", "Seconds per epoch", "time_per_epoch",
            "seconds per epoch"),
+    Table("models", "Comparison", "The models: network and training settings",
+          "models_table", Display(digits={"lr": 4})),
     Table("comparison", "Comparison", "CNN vs SNN-{main_T}", "comparison_table",
           Display(percent=PERCENT_ACC)),
     Table("accuracy", "Comparison", "Test accuracy: the final epoch and the chosen epoch",

@@ -22,6 +22,9 @@ REFERENCE_RESULTS = {  # last epoch of 100
     ("cnn", None): dict(train_loss=0.0000, test_loss=0.0329, train_acc=1.0000, test_acc=0.9934),
     ("snn", 16): dict(train_loss=0.0006, test_loss=0.0011, train_acc=0.9986, test_acc=0.9960),
 }
+# The reference study's networks and training (docs/method.md): both models alike.
+REFERENCE_NETWORK = dict(channels=[32, 64, 128], hidden=256, batch_size=256, lr=0.001,
+                         epochs=100)
 REFERENCE_SECONDS = {  # per epoch: (training, inference)
     ("cnn", None): (1.98, 1.13), ("snn", 4): (23.76, 5.64), ("snn", 8): (25.12, 5.30),
     ("snn", 16): (23.24, 4.00), ("snn", 32): (61.19, 6.23),
@@ -107,6 +110,59 @@ def model_data(study, group):
     return f"{study.dataset_name} event images ({data_scope(study)[2].split('(')[-1]}"
 
 
+def network_text(settings):
+    """A model's network in a few words: its conv channels and hidden units."""
+    channels = settings.get("channels")
+    if not channels:
+        return "-"
+    return f"conv {'-'.join(str(c) for c in channels)}, {settings.get('hidden')} hidden"
+
+
+def network_against_reference(settings):
+    """Whether a run's network is the reference study's, and if not what it is."""
+    same = all(settings.get(key) == REFERENCE_NETWORK[key] for key in ("channels", "hidden"))
+    return ("the reference's" if same else
+            f"NOT the reference's: {network_text(settings)} (reference: "
+            f"{network_text(REFERENCE_NETWORK)})")
+
+
+def models_table(study):
+    """What each model is: its data, network (conv channels, hidden units, parameters),
+    T, neuron and training settings, from its runs' run.json; and the reference study's,
+    so that a time or accuracy beside the reference's is never read as the same
+    network's."""
+    rows = []
+    for group in by_model(study.runs).values():
+        run, s = group[0], group[0].info.get("settings", {})
+        spiking = run.model == "snn"
+        rows.append({"model": run.label, "source": "ours", "data": model_data(study, group),
+                     "T": run.T, "channels": "-".join(str(c) for c in s.get("channels", [])),
+                     "hidden": s.get("hidden"), "parameters": run.info.get("parameters"),
+                     "neuron": (f"LIF, tau {s.get('tau')}, threshold {s.get('v_threshold')}, "
+                                f"sigmoid surrogate alpha {s.get('surrogate_alpha')}"
+                                if spiking else "ReLU"),
+                     "loss": "MSE of output firing rates" if spiking else "cross-entropy",
+                     "batch_size": s.get("batch_size"), "lr": s.get("lr"),
+                     "epochs": s.get("epochs"), "optimizer": "Adam, cosine annealing",
+                     "seeds": len(group)})
+    if data_scope(study)[0] != "other":
+        reference = REFERENCE_NETWORK
+        for model, T in ((("snn", 16)), ("cnn", None)):
+            rows.append({"model": model_label(model, T), "source": "reference study",
+                         "data": "N-MNIST (60000 + 10000)" if model == "snn"
+                         else "MNIST (60000 + 10000)", "T": T,
+                         "channels": "-".join(str(c) for c in reference["channels"]),
+                         "hidden": reference["hidden"], "parameters": None,
+                         "neuron": ("LIF, tau 2.0, threshold 1.0, sigmoid surrogate alpha 4.0"
+                                    if model == "snn" else "ReLU"),
+                         "loss": "MSE of output firing rates" if model == "snn"
+                         else "cross-entropy",
+                         "batch_size": reference["batch_size"], "lr": reference["lr"],
+                         "epochs": reference["epochs"], "optimizer": "Adam, cosine annealing",
+                         "seeds": 1})
+    return pd.DataFrame(rows).astype({"T": "Int64", "parameters": "Int64"})
+
+
 def comparison_table(study):
     """The CNN and the main SNN at the last epoch and at the chosen one (per seed: the
     highest validation accuracy, or without a validation split the highest test
@@ -151,6 +207,7 @@ def timing_table(study):
         devices = sorted({r.info.get("device_name", "") for r in group})
         n_train, n_test = group[0].info.get("n_train"), group[0].info.get("n_test")
         row = {"model": group[0].label, "data": model_data(study, group), "n": len(group),
+               "network": network_against_reference(group[0].info.get("settings", {})),
                "device": "; ".join(devices), "epochs": len(group[0].metrics),
                "n_train": n_train, "n_test": n_test}
         for column, name in (("train_seconds", "train_seconds"),
