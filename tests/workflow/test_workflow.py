@@ -121,8 +121,15 @@ def test_complete_study_produces_csvs_and_report(finished_run):
         assert words in html
     for table in ("comparison", "timing", "accuracy", "accuracy_by_T", "significance", "energy",
                   "layers", "pareto", "sweeps", "per_class_accuracy", "confusion", "dataset",
-                  "runs"):
+                  "runs", "models"):
         assert (results / "tables" / f"{table}.csv").exists()
+    for table in ("comparison", "timing", "accuracy"):  # each row: what it trained on
+        rows = pd.read_csv(results / "tables" / f"{table}.csv")
+        rows = rows[rows["source"] == "ours"] if "source" in rows else rows
+        data = dict(zip(rows["model"], rows["data"]))
+        assert data["CNN"].startswith("MNIST (") and data["SNN-4"].startswith("synthetic (")
+    models = pd.read_csv(results / "tables" / "models.csv")
+    assert models[models["model"] == "CNN"]["parameters"].iloc[0] > 0
     for log in ("synthetic_dataset", "nmnist_events", "frames_T2", "frames_T4", "mnist_cache",
                 "data_summary", "report"):
         assert (results / "logs" / f"{log}.log").exists()
@@ -239,11 +246,13 @@ def test_the_page_in_a_real_browser(finished_run):
     assert layout["page"] == 1400 and layout["too_wide"] == [], layout
     assert layout["runs_rows"] and max(layout["runs_rows"]) < 100, layout["runs_rows"]
     assert layout["names"] > 10 and layout["wrapped_names"] == [], layout  # SNN-4 never breaks
+    assert layout["models_rows"] >= 3, layout  # what each network is, visible
 
 
 # What the page looks like at the width it was measured at (headless_chromium.visit)
 LAYOUT = """JSON.stringify({
   page: document.documentElement.clientWidth,
+  models_rows: document.querySelectorAll("#tables-models tbody tr").length,
   too_wide: Array.from(document.querySelectorAll("table.table")).filter(
       t => t.getBoundingClientRect().right > document.documentElement.clientWidth
            || t.parentElement.scrollWidth > t.parentElement.clientWidth + 1).map(
