@@ -26,3 +26,10 @@ def test_markdown_cells_escape_html_and_pipes():
     assert "| &lt;b&gt;bold&lt;/b&gt; |" in table
     assert "| a\\|b |" in table
     assert "<script>" not in table and "&lt;script&gt;x&lt;/script&gt;" in table
+
+
+def test_an_empty_table_is_written_with_its_headers():
+    from snnflow.report.export import latex_table
+
+    empty = pd.DataFrame(columns=["comparison", "p_value"])
+    assert "comparison" in latex_table(empty) and "p value" in markdown_table(empty)

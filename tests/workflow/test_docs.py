@@ -51,6 +51,7 @@ SCHEMA_KEYWORDS = {"description", "type", "properties", "required", "additionalP
                    "items", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum",
                    "enum", "default", "allOf", "anyOf", "oneOf", "$ref", "$defs", "minItems",
                    "maxItems", "uniqueItems", "pattern", "minLength", "maxLength", "$schema",
+                   "definitions",
                    "title", "not", "const", "if", "then", "else"}
 
 
@@ -64,7 +65,7 @@ def test_every_schema_node_holds_only_json_schema_keywords():
     def walk(node, path):
         if isinstance(node, dict):
             for key, value in node.items():
-                if path and path[-1] in ("properties", "$defs"):
+                if path and path[-1] in ("properties", "$defs", "definitions"):
                     walk(value, (*path, key))
                     continue
                 if key not in SCHEMA_KEYWORDS:

@@ -70,7 +70,7 @@ def latex_table(df):
         words = human_header(str(name)) + (" (%)" if percent else "")
         numeric = bool(shown) and all(PERCENT.match(c) or MEAN_STD.match(c) or NUMBER.match(c)
                                       for c in shown)
-        longest = max(len(c) for c in cells)
+        longest = max((len(c) for c in cells), default=1)
         word = max(len(w) for w in words.split())  # the header wraps between its words
         width = min(max(longest, min(len(words), 12)), WRAP_CHARS)
         if numeric:
