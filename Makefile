@@ -80,11 +80,11 @@ gpu-check:
 # CONFIG="--configfile workflow/demo.yaml").
 CONFIG ?=
 stale: $(VENV)/.installed
-	$(BIN)/python -m snnflow.stale $(if $(REMOVE),--remove) --cores 1 $(CONFIG)
+	$(BIN)/python -m snnflow.plan.stale $(if $(REMOVE),--remove) --cores 1 $(CONFIG)
 
 # docs/configuration.md, generated from the schema's descriptions and config.yaml's values
 config-reference: $(VENV)/.installed
-	$(BIN)/python -m snnflow.config_reference
+	$(BIN)/python -m snnflow.plan.config_reference
 
 lint: $(VENV)/.installed
 	$(BIN)/snakemake --lint

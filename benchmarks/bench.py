@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(REPO / "workflow"), str(REPO / "benchmarks")]  # snnflow, step_by_step
+sys.path.insert(0, str(REPO / "workflow"))  # snnflow
 
 PREP_T = (4, 8, 16, 32)
 
@@ -82,7 +82,7 @@ def measure_model(kind, impl, T, batch, device_name, channels, hidden, threads, 
     from snnflow.model import cnn, snn
     from snnflow.train.loop import keep_freed_memory
     from snnflow.train.steps import loss_and_scores
-    from step_by_step import forward_step_by_step
+    from snnflow.model.step_by_step import forward_step_by_step
 
     optimised = impl == "optimised"
     if optimised:  # the reference runs with glibc's defaults, as the frameworks do

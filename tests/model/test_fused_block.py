@@ -146,9 +146,10 @@ def test_the_triton_kernels_match_the_layers_in_turn_in_the_interpreter():
 import sys, json, tempfile, torch
 from pathlib import Path
 sys.path[:0] = [sys.argv[1], sys.argv[2]]
-from gpu_check import Report, check_block
+from snnflow.gpu_check.report import Report
+from snnflow.gpu_check.rows import check_block
 settings = {"name": "cpu", "torch": "", "device": "cpu", "batch": 0, "n_train": 0, "n_test": 0}
-report = Report(Path(tempfile.mkdtemp()) / "out.json", settings, 600)
+report = Report(Path(tempfile.mkdtemp()), settings, 600)
 check_block(report, torch.device("cpu"), shapes=((1, 2, 3, 4, 4), (4, 3, 5, 17, 17),
                                                  (3, 2, 4, 6, 7), (2, 2, 40, 5, 6)))
 print(json.dumps(report.data["block"]))

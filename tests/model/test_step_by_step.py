@@ -3,7 +3,7 @@
 import torch
 
 from snnflow.model.snn import CSNN
-from step_by_step import forward_step_by_step
+from snnflow.model.step_by_step import forward_step_by_step
 
 
 def test_step_by_step_execution_equals_multi_step_in_eval_mode():

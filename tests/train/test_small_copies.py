@@ -14,7 +14,7 @@ import yaml
 from conftest import REPO
 from snnflow.model import snn
 from snnflow.runs import RunSettings, failure_signs, outputs_in
-from snnflow.settings import fill_in_defaults, snn_settings
+from snnflow.plan.settings import fill_in_defaults, snn_settings
 from snnflow.train.loop import run
 
 

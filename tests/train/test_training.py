@@ -238,7 +238,7 @@ def test_a_cuda_build_that_cannot_use_the_gpus_says_why(monkeypatch):
     (an old driver), or CUDA_VISIBLE_DEVICES set to nothing."""
     import warnings
 
-    from snnflow.cuda_check import cuda_problem
+    from snnflow.device.cuda_check import cuda_problem
 
     def unavailable():
         warnings.warn("CUDA initialization: The NVIDIA driver on your system is too old "

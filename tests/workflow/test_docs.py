@@ -35,7 +35,7 @@ def test_the_readme_is_a_guide_of_at_most_300_lines():
 
 
 def test_the_configuration_reference_is_what_the_schema_makes():
-    from snnflow import config_reference
+    from snnflow.plan import config_reference
 
     assert config_reference.undescribed() == []
     assert (REPO / "docs" / "configuration.md").read_text() == config_reference.render(), \
@@ -58,7 +58,7 @@ SCHEMA_KEYWORDS = {"description", "type", "properties", "required", "additionalP
 def test_every_schema_node_holds_only_json_schema_keywords():
     """A comma in an unquoted description inside a YAML flow mapping splits it into a key
     of its own ("slower)"), cutting the description the reference shows."""
-    from snnflow import config_reference
+    from snnflow.plan import config_reference
 
     stray = []
 
@@ -139,8 +139,23 @@ def test_the_small_study_config_plans_what_its_recipe_says(tmp_path, rng):
 
 @pytest.mark.parametrize("name", ["demo.yaml", "small.yaml"])
 def test_the_shipped_configs_set_only_known_keys(name):
-    from snnflow.config_reference import SCHEMA, leaves
+    from snnflow.plan.config_reference import SCHEMA, leaves
 
     known = {key for key, _, _ in leaves(yaml.safe_load(SCHEMA.read_text()))}
 
     assert set(keys(yaml.safe_load((REPO / "workflow" / name).read_text()))) <= known
+
+
+def test_the_layout_names_every_subpackage_and_module_and_nothing_gone():
+    """docs/development.md's layout of workflow/snnflow/, one bullet per subpackage with
+    its modules in backticks, against the folders."""
+    text = (REPO / "docs" / "development.md").read_text()
+    layout = text[text.index("- `workflow/snnflow/`"):text.index("- `workflow/snakemake_")]
+    package = REPO / "workflow" / "snnflow"
+    bullets = dict(re.findall(r"^  - `(\w+)/`(.*?)(?=^  - `|\Z)", layout, re.M | re.S))
+    folders = {p.name for p in package.iterdir() if (p / "__init__.py").exists()}
+    assert set(bullets) == folders
+    for name, bullet in bullets.items():
+        modules = {p.stem for p in (package / name).glob("*.py") if p.stem != "__init__"}
+        named = set(re.findall(r"`(\w+)`", bullet))
+        assert named == modules, (name, sorted(modules - named), sorted(named - modules))

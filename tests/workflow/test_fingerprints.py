@@ -6,8 +6,8 @@ import shutil
 import pytest
 
 from conftest import REPO
-from snnflow import fingerprints
-from snnflow.fingerprints import code_files, code_fingerprint
+from snnflow.plan import fingerprints
+from snnflow.plan.fingerprints import code_files, code_fingerprint
 
 
 def test_a_training_job_runs_its_network_kernels_and_loop_but_no_report_code():
@@ -38,8 +38,8 @@ def test_the_data_jobs_run_no_training_code():
 
 def test_the_report_runs_only_report_code_and_the_run_contract():
     assert code_files("report") == [
-        "scripts/report.py", "snnflow/__init__.py", "snnflow/atomic.py", "snnflow/job.py",
-        "snnflow/report/__init__.py", "snnflow/report/build.py", "snnflow/report/export.py",
+        "scripts/report.py", "snnflow/__init__.py", "snnflow/jobs/__init__.py",
+        "snnflow/jobs/atomic.py", "snnflow/jobs/run.py", "snnflow/report/__init__.py", "snnflow/report/build.py", "snnflow/report/export.py",
         "snnflow/report/figures.py", "snnflow/report/page.html.j2", "snnflow/report/page.py",
         "snnflow/report/registry.py", "snnflow/report/study.py", "snnflow/report/tables.py",
         "snnflow/runs.py"]
@@ -94,13 +94,18 @@ def test_a_kernel_source_changes_the_fingerprint_of_the_jobs_that_build_it(tmp_p
 
 STAGES = ("data", "model", "train", "deploy", "report")  # the order data flows in
 ALLOWED = {  # package: the subpackages its modules may import from
-    "data": {"kernels"},
-    "model": {"kernels", "data"},
-    "train": {"kernels", "data"},  # the loop reads the caches; the networks come as specs
-    "deploy": {"model", "data"},  # the trained network from its model.pt; the HDF5 opener
-    "report": {"data"},
-    "kernels": set(),
-    "": {"data"},  # the root modules: settings checks the data's file names
+    "data": {"kernels", "jobs", "device"},
+    "model": {"kernels", "data", "device"},
+    "train": {"kernels", "data", "jobs", "device", "plan"},  # the loop reads the caches and
+    # names config keys (plan.settings); the networks come as specs
+    "deploy": {"model", "data", "jobs"},  # the trained network from its model.pt; the HDF5 opener
+    "report": {"data", "jobs"},
+    "kernels": {"jobs", "device"},
+    "gpu_check": {"kernels", "data", "model", "train", "device"},  # what it checks
+    "plan": {"data", "jobs", "device"},  # settings checks the data's file names
+    "jobs": set(),
+    "device": set(),
+    "": set(),  # the root: the package's face and the run contract
 }
 
 
@@ -126,3 +131,40 @@ def test_no_module_imports_from_a_later_stage():
             if imported and imported != own and imported not in ALLOWED[own]:
                 offending.append(f"{path.relative_to(package)} imports {module}")
     assert offending == []
+
+
+def test_the_subpackages_import_one_way():
+    """No circle between subpackages: the imports that exist, as a graph, have an order."""
+    package = REPO / "workflow" / "snnflow"
+    edges = {}
+    for path in package.rglob("*.py"):
+        own = path.parent.relative_to(package).parts[0] if path.parent != package else ""
+        for module in snnflow_imports(path):
+            parts = module.split(".")
+            if len(parts) > 1 and (package / parts[1]).is_dir() and parts[1] != own:
+                edges.setdefault(own, set()).add(parts[1])
+    assert set(edges) - {""} <= set(ALLOWED), "a subpackage the ALLOWED map does not know"
+    done, visiting = set(), []
+
+    def visit(node):
+        assert node not in visiting, " -> ".join([*visiting, node])
+        if node in done:
+            return
+        visiting.append(node)
+        for target in edges.get(node, ()):
+            visit(target)
+        visiting.pop()
+        done.add(node)
+    for node in list(edges):
+        visit(node)
+
+
+def test_the_top_level_holds_the_face_the_run_contract_and_subpackages():
+    package = REPO / "workflow" / "snnflow"
+    modules = sorted(p.name for p in package.glob("*.py"))
+    assert modules == ["__init__.py", "runs.py"]
+    for folder in (p for p in package.iterdir() if p.is_dir() and p.name != "__pycache__"
+                   and (p / "__init__.py").exists()):
+        code = [p for p in folder.glob("*.py") if p.name != "__init__.py"]
+        assert len(code) > 1 or sum(len(p.read_text().splitlines()) for p in code) >= 40, \
+            folder.name

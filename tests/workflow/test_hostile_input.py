@@ -392,7 +392,7 @@ def test_a_signal_that_lands_in_a_finalizer_still_ends_the_job_as_interrupted(tm
     script = """
 import gc, os, signal, sys, types
 sys.path.insert(0, sys.argv[1])
-from snnflow.job import run_job
+from snnflow.jobs.run import run_job
 
 class Finalized:
     def __del__(self):
@@ -425,7 +425,7 @@ def test_a_job_never_appends_to_its_attempts_log_through_a_link(tmp_path):
     script = """
 import sys, types
 sys.path.insert(0, sys.argv[1])
-from snnflow.job import run_job
+from snnflow.jobs.run import run_job
 snakemake = types.SimpleNamespace(log=[sys.argv[2]], output=[])
 run_job(snakemake, lambda log: log("trained"), attempts_log=sys.argv[3])
 """
@@ -471,7 +471,7 @@ def test_a_log_that_cannot_be_opened_still_gives_the_terminal_one_line(tmp_path)
     script = """
 import sys, types
 sys.path.insert(0, sys.argv[1])
-from snnflow.job import run_job
+from snnflow.jobs.run import run_job
 run_job(types.SimpleNamespace(log=[sys.argv[2]], output=[]), lambda log: log("work"))
 """
     result = subprocess.run([sys.executable, "-c", script, str(REPO / "workflow"),

@@ -56,7 +56,7 @@ def test_a_results_folder_that_is_not_the_studys_own_is_refused_by_its_key(
     """Every case on the check itself, as the Snakefile calls it (two of them through
     Snakemake below)."""
     from snnflow import SnnflowError
-    from snnflow.results_folder import check_results_dir, protected_folders
+    from snnflow.plan.results_folder import check_results_dir, protected_folders
 
     project, data = tmp_path / "project", tmp_path / "data" / "nmnist"
     project.mkdir()
@@ -110,7 +110,7 @@ def test_any_special_file_is_named_by_the_check(tmp_path, kind):
     import socket
 
     from snnflow import SnnflowError
-    from snnflow.results_folder import refuse_links_inside
+    from snnflow.plan.results_folder import refuse_links_inside
 
     special = tmp_path / "results" / "manifests" / "nmnist.tsv"
     special.parent.mkdir(parents=True)
@@ -143,7 +143,7 @@ def test_stale_lists_only_what_the_workflow_writes(tmp_path, nmnist):
         path.write_text("x")
 
     def stale(*options):
-        result = subprocess.run([sys.executable, "-m", "snnflow.stale", *options, "--cores",
+        result = subprocess.run([sys.executable, "-m", "snnflow.plan.stale", *options, "--cores",
                                  "1", "--configfile", "case.yaml"], cwd=tmp_path,
                                 capture_output=True, text=True, timeout=300)
         assert result.returncode == 0, result.stdout + result.stderr
@@ -158,7 +158,7 @@ def test_stale_lists_only_what_the_workflow_writes(tmp_path, nmnist):
 
 def test_stale_names_the_folder_it_looks_at_and_one_that_does_not_exist(tmp_path):
     copy_workflow(tmp_path)
-    result = subprocess.run([sys.executable, "-m", "snnflow.stale", "--cores", "1",
+    result = subprocess.run([sys.executable, "-m", "snnflow.plan.stale", "--cores", "1",
                              "--configfile", "workflow/small.yaml"], cwd=tmp_path,
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr

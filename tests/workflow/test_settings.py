@@ -5,7 +5,7 @@ import yaml
 
 from conftest import REPO
 from snnflow import SnnflowError
-from snnflow.settings import cnn_settings, snn_settings, validate_config
+from snnflow.plan.settings import cnn_settings, snn_settings, validate_config
 
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
 
@@ -168,7 +168,7 @@ def test_cuda_graphs_refuse_fp16_and_compile(config, other):
 def test_dataset_folders_are_shown_as_the_user_wrote_them(monkeypatch):
     """What people share never shows the machine's resolved path: the home folder is ~
     again (the config check expanded it), a relative folder stays relative."""
-    from snnflow.settings import as_written
+    from snnflow.plan.settings import as_written
 
     monkeypatch.setenv("HOME", "/home/ada")
     assert as_written("/home/ada/data/nmnist") == "~/data/nmnist"

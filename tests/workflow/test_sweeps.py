@@ -1,4 +1,4 @@
-"""Sweep tables (snnflow.sweeps): every cell checked and named, stable paths."""
+"""Sweep tables (snnflow.plan.sweeps): every cell checked and named, stable paths."""
 
 import copy
 
@@ -7,7 +7,7 @@ import yaml
 
 from conftest import REPO
 from snnflow import SnnflowError
-from snnflow.sweeps import read_sweeps
+from snnflow.plan.sweeps import read_sweeps
 
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
 CONFIG = yaml.safe_load((REPO / "config.yaml").read_text())

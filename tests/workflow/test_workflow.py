@@ -531,7 +531,7 @@ def test_a_second_config_shows_only_its_runs_and_the_firsts_leftovers_are_listed
         finished_run, tmp_path):
     """One study per results folder: after T [2, 4] and two sweep rows, a run with T [4]
     and one row leaves the page, the tables and Snakemake's report with the second
-    config's runs only, and `python -m snnflow.stale` (make stale) names the first
+    config's runs only, and `python -m snnflow.plan.stale` (make stale) names the first
     config's leftovers, then removes them on request."""
     import zipfile
 
@@ -553,7 +553,7 @@ def test_a_second_config_shows_only_its_runs_and_the_firsts_leftovers_are_listed
         assert not [name for name in zf.namelist() if "snn_T2" in name or "tau~3.0" in name]
 
     def stale(*options):
-        result = subprocess.run([sys.executable, "-m", "snnflow.stale", *options, "--cores",
+        result = subprocess.run([sys.executable, "-m", "snnflow.plan.stale", *options, "--cores",
                                  "1", "--configfile", "second.yaml"], cwd=workdir,
                                 capture_output=True, text=True)
         assert result.returncode == 0, result.stdout + result.stderr

@@ -12,12 +12,12 @@ sys.path.insert(0, str(WORKFLOW_DIR))
 from snakemake.settings.types import DeploymentMethod
 
 from snnflow import SnnflowError
-from snnflow.cuda_check import refuse_accidental_cpu
+from snnflow.device.cuda_check import refuse_accidental_cpu
 from snnflow.data import manifest, tonic_datasets
 from snnflow.data.idx import ALL_FILES as MNIST_FILES, find_idx_file
-from snnflow.fingerprints import code_fingerprint
-from snnflow.results_folder import check_results_dir, claim_results_dir, protected_folders
-from snnflow.results_folder import refuse_links_inside
+from snnflow.plan.fingerprints import code_fingerprint
+from snnflow.plan.results_folder import check_results_dir, claim_results_dir, protected_folders
+from snnflow.plan.results_folder import refuse_links_inside
 from snnflow.report.registry import CONTENTS as REPORT_CONTENTS, FIGURES as REPORT_FIGURES
 from snnflow.report.registry import TABLES as REPORT_TABLES, caption_file, figure_names
 from snnflow.report.registry import FIGURE_FORMATS, TABLE_FORMATS, present_sections
@@ -25,9 +25,9 @@ from snnflow.report.registry import report_category, table_names
 from snnflow.runs import REPORTED_FILES, RUN_FILES, checkpoint_path, model_name, run_folder
 from snnflow.runs import nir_check_path, run_outputs, sweep_checkpoint_path, sweep_run_folder
 from snnflow.runs import sweep_tensorboard_folder, sweep_variant, tensorboard_folder
-from snnflow.settings import as_written, cnn_settings, fill_in_defaults, snn_settings
-from snnflow.settings import validate_config
-from snnflow.sweeps import read_sweeps
+from snnflow.plan.settings import as_written, cnn_settings, fill_in_defaults, snn_settings
+from snnflow.plan.settings import validate_config
+from snnflow.plan.sweeps import read_sweeps
 from snnflow.deploy.importers import importer_versions
 from snnflow.train.gpu_slots import count_gpus, slot_count
 
@@ -142,7 +142,7 @@ CPU_THREADS = min(TRAIN_THREADS, CORES or TRAIN_THREADS) if CPU_TRAINING else No
 
 def refuse_accidental_cpu_training():
     """With device: auto on a machine with NVIDIA GPUs, stop before any job when the torch
-    the jobs will run cannot use them (snnflow.cuda_check). Jobs in conda environments run
+    the jobs will run cannot use them (snnflow.device.cuda_check). Jobs in conda environments run
     another torch than this process's: they check it themselves, as every job does."""
     if config["device"] != "auto" or MACHINE_GPUS == 0:
         return

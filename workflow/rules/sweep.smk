@@ -1,4 +1,4 @@
-# Ablation sweeps (config key sweep, snnflow.sweeps): one job per row of a sweep's table
+# Ablation sweeps (config key sweep, snnflow.plan.sweeps): one job per row of a sweep's table
 # and seed, at the sweep's T, on the main runs' frame caches. The table is not an input:
 # a row's values reach its jobs as params, so adding a row runs only its jobs and the
 # report, and removing one only drops it from the report.

@@ -2,7 +2,7 @@ import sys
 
 sys.path.insert(0, f"{snakemake.scriptdir}/..")  # the snnflow package
 
-from snnflow.job import run_job
+from snnflow.jobs.run import run_job
 from snnflow.report.data_summary import summarize
 
 

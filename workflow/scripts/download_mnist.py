@@ -5,7 +5,7 @@ sys.path.insert(0, f"{snakemake.scriptdir}/..")  # the snnflow package
 from pathlib import Path
 
 from snnflow.data.download import MAX_MNIST_FILE_BYTES, MNIST_MD5, fetch, mnist_urls
-from snnflow.job import run_job
+from snnflow.jobs.run import run_job
 
 
 def main(log):

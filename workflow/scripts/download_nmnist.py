@@ -3,7 +3,7 @@ import sys
 sys.path.insert(0, f"{snakemake.scriptdir}/..")  # the snnflow package
 
 from snnflow.data.download import MAX_NMNIST_ARCHIVE_BYTES, fetch, nmnist_archive
-from snnflow.job import run_job
+from snnflow.jobs.run import run_job
 
 
 def main(log):

@@ -4,7 +4,7 @@ sys.path.insert(0, f"{snakemake.scriptdir}/..")  # the snnflow package
 
 from snnflow.data.download import MAX_TONIC_ARCHIVE_BYTES, fetch
 from snnflow.data.tonic_datasets import archives
-from snnflow.job import run_job
+from snnflow.jobs.run import run_job
 
 
 def main(log):

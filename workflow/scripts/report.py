@@ -4,7 +4,7 @@ sys.path.insert(0, f"{snakemake.scriptdir}/..")  # the snnflow package
 
 from pathlib import Path
 
-from snnflow.job import run_job
+from snnflow.jobs.run import run_job
 from snnflow.report.build import build_report
 
 

@@ -2,7 +2,7 @@ import sys
 
 sys.path.insert(0, f"{snakemake.scriptdir}/..")  # the snnflow package
 
-from snnflow.job import run_job
+from snnflow.jobs.run import run_job
 from snnflow.model import snn
 from snnflow.runs import attempts_log_path
 from snnflow.train.loop import run_rule

@@ -7,7 +7,7 @@ before it reads --config, Snakemake imports every installed package whose name s
 with snakemake_logger_plugin_; this one is found that way (the project's install puts
 workflow/ on Python's path) and wraps Snakemake's reader of --config so that a dotted key
 becomes nested keys, its value read as Snakemake reads any --config value. The
-workflow then checks the result as it checks a config file (snnflow.settings). Other
+workflow then checks the result as it checks a config file (snnflow.plan.settings). Other
 keys are left to Snakemake. As a logger (`--logger snnflow`) it writes nothing: it is
 not meant to be chosen.
 """

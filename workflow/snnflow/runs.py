@@ -136,7 +136,7 @@ def checkpoint_path(root, name, seed):
 
 def attempts_log_path(checkpoint):
     """The log of every attempt of a run, kept beside its checkpoint: a job's declared
-    log is deleted when the job starts again (snnflow.job.run_job appends to this one)."""
+    log is deleted when the job starts again (snnflow.jobs.run.run_job appends to this one)."""
     return str(Path(checkpoint).with_suffix(".log"))
 
 
@@ -188,7 +188,7 @@ class RunSettings:
     channels_last: bool = True
     cudnn_benchmark: bool = True
     autocast: str = "none"          # CUDA only: none, bf16, fp16
-    tf32: bool = False              # CUDA: TF32 convolutions, matrix products (snnflow.precision)
+    tf32: bool = False              # CUDA: TF32 convolutions, matrix products (snnflow.device.precision)
     compile: bool = False
     deterministic: bool = False
     kernels: str = "auto"           # off, auto, require (snnflow.kernels.loader)

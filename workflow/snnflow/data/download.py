@@ -20,7 +20,7 @@ import zipfile
 from pathlib import Path
 
 from snnflow import SnnflowError
-from snnflow.atomic import atomic_path
+from snnflow.jobs.atomic import atomic_path
 from snnflow.data import archives
 
 MNIST_MIRRORS = (

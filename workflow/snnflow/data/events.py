@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from snnflow import SnnflowError
-from snnflow.atomic import atomic_path
+from snnflow.jobs.atomic import atomic_path
 from snnflow.data.caches import class_names, open_checked
 from snnflow.data.identity import Digest, sha256_of
 from snnflow.data.nmnist import (HEIGHT, LABELS, POLARITIES, RECORD_BYTES, SPLITS, WIDTH,

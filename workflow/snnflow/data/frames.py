@@ -22,13 +22,13 @@ from pathlib import Path
 import numpy as np
 
 from snnflow import SnnflowError
-from snnflow.atomic import atomic_path
+from snnflow.jobs.atomic import atomic_path
 from snnflow.data.events import open_event_store, sensor_and_classes
 from snnflow.data.identity import derived
 from snnflow.data.nmnist import HEIGHT, POLARITIES, SPLITS, WIDTH
 from snnflow.data.parallel import ordered_map
 from snnflow.kernels import prep
-from snnflow.machine import memory_bytes, size_text
+from snnflow.device.machine import memory_bytes, size_text
 
 NMNIST_SHAPE = (POLARITIES, HEIGHT, WIDTH)
 SAMPLES_PER_CHUNK = 16

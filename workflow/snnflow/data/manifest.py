@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 
 from snnflow import SnnflowError
-from snnflow.atomic import atomic_path
+from snnflow.jobs.atomic import atomic_path
 from snnflow.data.nmnist import SPLITS, is_recording
 
 def _line(relative, stat):

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from snnflow import SnnflowError
-from snnflow.atomic import atomic_path
+from snnflow.jobs.atomic import atomic_path
 from snnflow.data.caches import load_split
 from snnflow.data.identity import derived, md5sum
 from snnflow.data.nmnist import LABELS as DIGITS

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from snnflow.atomic import reporting_full_disk
+from snnflow.jobs.atomic import reporting_full_disk
 from snnflow.data.idx import FILES, write_idx
 from snnflow.data.nmnist import EVENT_DTYPE, HEIGHT, WIDTH, write_events
 

@@ -211,7 +211,7 @@ def verify(nir_path, model_pt, run_json, cache, samples, out_csv, log=print):
     import pandas as pd
 
     from snnflow import SnnflowError
-    from snnflow.atomic import atomic_path
+    from snnflow.jobs.atomic import atomic_path
     from snnflow.data.caches import open_checked
     from snnflow.deploy.nir_graph import trained_model
     from snnflow.model import snn

@@ -129,7 +129,7 @@ def export(model_pt, run_json, nir_path):
 
     import nir
 
-    from snnflow.atomic import atomic_path
+    from snnflow.jobs.atomic import atomic_path
 
     model, s = trained_model(model_pt)
     info = json.loads(open(run_json).read())

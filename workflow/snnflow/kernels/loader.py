@@ -44,8 +44,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from snnflow import SnnflowError, first_line
-from snnflow.machine import cpu_fields
-from snnflow.own_folder import create_own_folder
+from snnflow.device.machine import cpu_fields
+from snnflow.jobs.own_folder import create_own_folder
 
 CSRC = Path(__file__).with_name("csrc")
 MODES = ("off", "auto", "require")

@@ -19,11 +19,11 @@ import torch
 from torch import nn
 
 from snnflow.kernels import block_triton, cpu_ops, lif_triton
-from snnflow.precision import AUTOCAST_DTYPES
+from snnflow.device.precision import AUTOCAST_DTYPES
 from snnflow.model.fused_block import fusable
 from snnflow.model.neuron import LIF, LIFParams, lif_reference
 from snnflow.model.sparse_conv import applies, conv_spikes
-from snnflow.path_check import PathCheck, relative_difference
+from snnflow.device.path_check import PathCheck, relative_difference
 
 # Of the largest gradient. The fused LIF repeats the reference's float operations, but a
 # GPU's sigmoid (ex2.approx, div.full) and contracted multiply-adds round otherwise: a

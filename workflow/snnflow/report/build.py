@@ -12,7 +12,7 @@ which is also the rule's list of declared outputs.
 import io
 from pathlib import Path
 
-from snnflow.atomic import atomic_path
+from snnflow.jobs.atomic import atomic_path
 from snnflow.report.registry import (FIGURE_FORMATS, FIGURES, TABLE_FORMATS, TABLES,
                                      figure_names, table_names)
 

@@ -18,7 +18,7 @@ import hashlib
 
 import numpy as np
 
-from snnflow.atomic import atomic_path
+from snnflow.jobs.atomic import atomic_path
 from snnflow.data.caches import open_checked, read_dataset
 from snnflow.data.events import open_event_store, sensor_and_classes
 from snnflow.data.nmnist import SPLITS

@@ -48,7 +48,7 @@ class Run:
 class Study:
     """The runs, the data summary and the report's settings; `tables` fills up as the
     report computes them, in the registry's order. `runs` are the study's models (one per
-    model and seed), `sweep_runs` the sweeps' (snnflow.sweeps), in the order of the
+    model and seed), `sweep_runs` the sweeps' (snnflow.plan.sweeps), in the order of the
     sweeps' tables."""
     runs: list
     main_T: int

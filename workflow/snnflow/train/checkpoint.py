@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from snnflow import SnnflowError, first_line
-from snnflow.atomic import atomic_path, reporting_full_disk
+from snnflow.jobs.atomic import atomic_path, reporting_full_disk
 
 
 @contextlib.contextmanager

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from snnflow import SnnflowError
-from snnflow.own_folder import create_own_folder
+from snnflow.jobs.own_folder import create_own_folder
 
 POLL_SECONDS = 1.0
 

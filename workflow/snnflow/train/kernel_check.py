@@ -25,8 +25,8 @@ from dataclasses import dataclass, field, replace
 import torch
 
 from snnflow import SnnflowError, first_line
-from snnflow.path_check import PathCheck, relative_difference
-from snnflow.precision import tf32_off
+from snnflow.device.path_check import PathCheck, relative_difference
+from snnflow.device.precision import tf32_off
 from snnflow.train.steps import EpochSums, GraphedSteps, Trainer, sync
 
 GRAPH_TOLERANCE = 1e-5      # relative: losses and weights of replayed against eager steps

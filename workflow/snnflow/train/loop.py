@@ -27,17 +27,17 @@ import numpy as np
 import torch
 
 from snnflow import SnnflowError, __version__
-from snnflow.atomic import atomic_path
-from snnflow.cuda_check import refuse_accidental_cpu
+from snnflow.jobs.atomic import atomic_path
+from snnflow.device.cuda_check import refuse_accidental_cpu
 from snnflow.data.caches import cache_identity, input_shape
 from snnflow.data.validation import held_out, split_identity
-from snnflow.job import report_position_with
+from snnflow.jobs.run import report_position_with
 from snnflow.kernels import loader
-from snnflow.machine import cpu_name
-from snnflow.precision import AUTOCAST_DTYPES, set_tf32
+from snnflow.device.machine import cpu_name
+from snnflow.device.precision import AUTOCAST_DTYPES, set_tf32
 from snnflow.runs import (FAILURE_ADVICE, LAYER_COLUMNS, METRICS_COLUMNS, PREDICTION_COLUMNS,
                           RunOutputs, RunSettings, described, failure_signs, is_number)
-from snnflow.settings import config_key
+from snnflow.plan.settings import config_key
 from snnflow.train import energy, kernel_check
 from snnflow.train.checkpoint import (holding_run, load_state, restore_rng, rng_states,
                                       save_state)
@@ -53,7 +53,7 @@ def resolve_device(name):
     device: Triton launches its kernels, and streams and graph captures run, on the
     current device, not on the tensors' (so `cuda:1` would otherwise run them on GPU 0).
     `auto` on a machine with NVIDIA GPUs that this torch cannot use is refused
-    (snnflow.cuda_check), never the CPU."""
+    (snnflow.device.cuda_check), never the CPU."""
     if name == "auto":
         if not torch.cuda.is_available():
             refuse_accidental_cpu(name, count_gpus())

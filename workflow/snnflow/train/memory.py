@@ -15,7 +15,7 @@ its own, beside the blocks the eager warm-up steps left in PyTorch's cache.
 import torch
 
 from snnflow import SnnflowError
-from snnflow.machine import memory_bytes, size_text
+from snnflow.device.machine import memory_bytes, size_text
 
 ACTIVATION_COPIES = 3
 GRAPH_POOLS = 2  # with CUDA graphs: the eager steps' cached blocks and the graph's pool

@@ -3,7 +3,7 @@ a dropped T, seed or sweep row, an earlier config's figures, tables, logs, bench
 checkpoints. Listed, and removed on request; the downloads (raw/) and files at the top
 of the folder (a Snakemake report archive, gpu-check's table) are never touched.
 
-    python -m snnflow.stale [--remove] [SNAKEMAKE OPTIONS]     (make stale [REMOVE=1])
+    python -m snnflow.plan.stale [--remove] [SNAKEMAKE OPTIONS]     (make stale [REMOVE=1])
 
 Snakemake says what the current config makes: `--summary` lists every output of the
 study (made or still to make) and `--list-untracked` every file the workflow does not
@@ -27,7 +27,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from snnflow.machine import size_text
+from snnflow.device.machine import size_text
 from snnflow.runs import RUN_FILES, undeclared_file_patterns
 
 KEPT = ("raw",)  # downloads and the synthetic data: costly to make again, never stale
@@ -160,7 +160,7 @@ def main(argv=None):
               "config no longer makes")
     else:
         print(f"{len(stale)} files ({size_text(size)}) in {root}/ that the current config no "
-              "longer makes - `make stale REMOVE=1` (python -m snnflow.stale --remove ...) "
+              "longer makes - `make stale REMOVE=1` (python -m snnflow.plan.stale --remove ...) "
               "removes them")
     return 0
 

@@ -1,4 +1,4 @@
-"""The benchmark's reference execution: the CSNN run one time step at a time.
+"""The reference execution of the benchmarks and of gpu-check: the CSNN run one time step at a time.
 
 Single-step SNN frameworks execute a network like this: every layer sees one time step
 of N samples, and each LIF keeps its membrane between calls (here with the reference

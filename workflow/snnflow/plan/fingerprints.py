@@ -12,7 +12,7 @@ import hashlib
 import re
 from pathlib import Path
 
-WORKFLOW_DIR = Path(__file__).resolve().parent.parent
+WORKFLOW_DIR = Path(__file__).resolve().parents[2]
 PACKAGE = "snnflow"
 KERNEL_SOURCES = Path("snnflow/kernels/csrc")
 FILE_NAME = re.compile(r"\w[\w-]*(\.\w+)+")  # "prep.c", "page.html.j2"

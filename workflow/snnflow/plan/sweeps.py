@@ -72,7 +72,7 @@ def cell_schemas(schema):
 def read_sweep(path, T, snn, schema):
     """The Sweep in the file `path`, trained at T, its other settings those of the config's
     `snn` section."""
-    from snnflow.settings import strict_validator
+    from snnflow.plan.settings import strict_validator
 
     name = Path(path).name.removesuffix(".tsv")
     if not NAME.fullmatch(name):

@@ -10,7 +10,7 @@ import traceback
 from pathlib import Path
 
 from snnflow import SnnflowError, first_line
-from snnflow.atomic import (disk_full_reason, full_disk_error, remove_path,
+from snnflow.jobs.atomic import (disk_full_reason, full_disk_error, remove_path,
                             reporting_full_disk)
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)  # a scheduler's limit or scancel; Ctrl-C

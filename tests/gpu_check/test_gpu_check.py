@@ -16,8 +16,9 @@ import pytest
 
 from conftest import REPO
 
-sys.path.insert(0, str(REPO / "benchmarks"))
-import gpu_check  # noqa: E402
+from snnflow.gpu_check import command
+from snnflow.gpu_check import rows as checks
+from snnflow.gpu_check import report as record
 
 
 def run_gpu_check(*args, **env):
@@ -85,7 +86,7 @@ def settings():
 def test_a_row_that_raises_becomes_its_reason_and_everything_so_far_is_on_disk(tmp_path):
     """An out-of-memory error late in the run loses nothing: every row is guarded and the
     JSON and the table are written after each."""
-    report = gpu_check.Report(tmp_path, settings(), budget_seconds=600)
+    report = record.Report(tmp_path, settings(), budget_seconds=600)
     report.run_row("lif", "T=4", lambda: {"T": 4, "spikes_equal": True, "spike_mismatches": 0,
                                           "max_grad_diff": 1e-7, "relative_grad_diff": 5e-8,
                                           "passed": True})
@@ -108,7 +109,7 @@ def test_a_row_that_raises_becomes_its_reason_and_everything_so_far_is_on_disk(t
 
 
 def test_past_the_time_budget_rows_are_skipped_and_listed(tmp_path):
-    report = gpu_check.Report(tmp_path, settings(), budget_seconds=600)
+    report = record.Report(tmp_path, settings(), budget_seconds=600)
     report.run_row("training", "30 steps' loss", lambda: {"max_relative_difference": 0.01,
                                                           "passed": True})
     report.budget = 0
@@ -116,7 +117,7 @@ def test_past_the_time_budget_rows_are_skipped_and_listed(tmp_path):
     report.run_row("speed", "snn_T16 default", lambda: ran.append(1) or {})
     assert not ran and report.finish() is True  # every correctness row ran and passed
     assert report.data["skipped"] == ["speed: snn_T16 default"]
-    report = gpu_check.Report(tmp_path, settings(), budget_seconds=0)
+    report = record.Report(tmp_path, settings(), budget_seconds=0)
     report.run_row("lif", "T=1 contiguous float32", lambda: ran.append(1) or {})
     assert not ran and report.finish() is None
     table = (tmp_path / "gpu-check.md").read_text()
@@ -150,8 +151,8 @@ def test_the_training_check_passes_the_engine_and_fails_a_wrong_gradient(tmp_pat
         monkeypatch.setattr(neuron, "_backward_loop",
                             lambda g, h, tau, v_th, v_reset, alpha:
                             right(g, h, tau, v_th, v_reset, alpha * 1.01))
-    report = gpu_check.Report(tmp_path, settings(), budget_seconds=600)
-    gpu_check.check_training(report, torch.device("cpu"), steps=1, attempts=4)
+    report = record.Report(tmp_path, settings(), budget_seconds=600)
+    checks.check_training(report, torch.device("cpu"), steps=1, attempts=4)
     rows = [row for row in report.data["training"] if "tries" in row]
     assert len(rows) == 2
     for row in rows:
@@ -193,9 +194,9 @@ def test_each_row_frees_what_it_left_before_the_next_starts(tmp_path, monkeypatc
         return {"passed": None}
 
     resets = []
-    monkeypatch.setattr(gpu_check, "free_device_memory",
-                        lambda free=gpu_check.free_device_memory: (free(), resets.append(1)))
-    report = gpu_check.Report(tmp_path, settings(), budget_seconds=600)
+    monkeypatch.setattr(record, "free_device_memory",
+                        lambda free=record.free_device_memory: (free(), resets.append(1)))
+    report = record.Report(tmp_path, settings(), budget_seconds=600)
     gc.disable()
     try:
         report.run_row("accuracy", "demo data", row_with_a_cycle)
@@ -208,12 +209,12 @@ def test_energy_without_nvml_is_not_measured_never_zero(tmp_path, monkeypatch):
     import torch
 
     monkeypatch.setitem(sys.modules, "pynvml", None)  # import pynvml fails
-    report = gpu_check.Report(tmp_path, settings(), budget_seconds=600)
-    gpu_check.check_energy(report, torch.device("cuda"), n_train=4, n_test=4, batch=2)
+    report = record.Report(tmp_path, settings(), budget_seconds=600)
+    checks.check_energy(report, torch.device("cuda"), n_train=4, n_test=4, batch=2)
     assert report.data["energy"] == [{
         "name": "NVML energy counter", "measured": False, "passed": None,
         "note": "not measured: nvidia-ml-py (NVML) is not installed"}]
-    assert gpu_check.energy_line(report.data) == \
+    assert record.energy_line(report.data) == \
         "energy not measured: nvidia-ml-py (NVML) is not installed"
     table = (tmp_path / "gpu-check.md").read_text()
     assert "| NVML energy counter | not measured: nvidia-ml-py (NVML) is not installed |" \
@@ -236,8 +237,8 @@ def test_energy_is_read_over_a_fixed_load_and_a_training_epoch(tmp_path, advance
             return self.millijoules
 
     meter = EnergyMeter(Counter(), None, "stand-in GPU")
-    report = gpu_check.Report(tmp_path, settings(), budget_seconds=600)
-    gpu_check.check_energy(report, torch.device("cpu"), n_train=8, n_test=4, batch=4,
+    report = record.Report(tmp_path, settings(), budget_seconds=600)
+    checks.check_energy(report, torch.device("cpu"), n_train=8, n_test=4, batch=4,
                            load_seconds=0.05, T=2,
                            open_meter=lambda device: (meter, "measured by NVML on stand-in"))
     rows = report.data["energy"]
@@ -249,7 +250,7 @@ def test_energy_is_read_over_a_fixed_load_and_a_training_epoch(tmp_path, advance
             assert row["joules"] == 1.5 and row["watts"] > 0
         else:
             assert row["note"].startswith("not measured: the counter of stand-in GPU did not")
-    assert gpu_check.energy_line(report.data).startswith(
+    assert record.energy_line(report.data).startswith(
         "energy measured" if advances else "energy not measured")
 
 
@@ -260,7 +261,7 @@ def wait_for_rows(folder, count, process, limit=120):
             data = json.loads((folder / "gpu-check.json").read_text())
         except (OSError, ValueError):
             data = None
-        if data and sum(len(data[s]) for s in gpu_check.SECTIONS) >= count:
+        if data and sum(len(data[s]) for s in record.SECTIONS) >= count:
             return data
         time.sleep(0.1)
     raise AssertionError("gpu-check wrote no rows in time")
@@ -328,10 +329,10 @@ def test_an_interpreter_that_cannot_run_the_kernels_is_said_in_one_line(monkeypa
     MISMATCH in every row. The probe itself runs the interpreter here."""
     pytest.importorskip("triton")
     monkeypatch.setenv("TRITON_INTERPRET", "1")
-    assert gpu_check.interpreter_problem() is None  # the tested Triton runs the probe
-    monkeypatch.setattr(gpu_check, "interpreter_problem",
+    assert command.interpreter_problem() is None  # the tested Triton runs the probe
+    monkeypatch.setattr(command, "interpreter_problem",
                         lambda: "Triton 3.6.0's interpreter cannot run the LIF kernels with "
                                 "numpy 2.5.2 (...)")
-    assert gpu_check.main(["--device", "cpu", "--smoke", "--out", "unused"]) == 2
+    assert command.main(["--device", "cpu", "--smoke", "--out", "unused"]) == 2
     assert capsys.readouterr().err == ("gpu-check: Triton 3.6.0's interpreter cannot run the "
                                        "LIF kernels with numpy 2.5.2 (...)\n")
