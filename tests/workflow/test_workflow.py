@@ -571,7 +571,8 @@ def test_a_second_config_shows_only_its_runs_and_the_firsts_leftovers_are_listed
     assert "results/checkpoints/snn_T2_seed1.pt.lock" in leftovers  # the run's lock
     assert f"results/checkpoints/sweeps/tiny/{VARIANTS[1]}/seed0.pt.lock" in leftovers
     assert [line for line in leftovers if line.startswith(
-        f"results/tensorboard/sweeps/tiny/{VARIANTS[1]}/seed1/events.out.tfevents.")]
+        f"results/tensorboard/sweeps/tiny/{VARIANTS[1]}/seed1/settings-")
+        and "/events.out.tfevents." in line]  # its curves (snnflow.train.curves)
     assert "results/logs/train_snn_T2_seed0.log" in leftovers
     assert "results/benchmarks/train_snn_T2_seed0.tsv" in leftovers
     assert f"results/sweeps/tiny/{VARIANTS[1]}/seed0/run.json" in leftovers
