@@ -205,3 +205,16 @@ def started_watch(results):
         found = re.search(r"TensorBoard [\d.]+ at (http://127\.0\.0\.1:\d+/)", line)
         if found:
             return process, found.group(1)
+
+
+def tensorboard_get(url, route, body=None):
+    """TensorBoard's data API at `url` (a server make watch started): GET `route`, or POST
+    `body` as JSON; the JSON answer."""
+    import json
+    import urllib.request
+
+    request = urllib.request.Request(url + route, method="POST" if body else "GET",
+                                     data=body and json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.load(response)

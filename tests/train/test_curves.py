@@ -172,14 +172,12 @@ def test_a_running_tensorboard_shows_a_fresh_restart_as_a_second_run(small_cache
     """A TensorBoard server (make watch, on 127.0.0.1) started before a run is started
     fresh with new settings: read through its own data API, as a browser would, the two
     computations are two runs, each with its own hparams and points; none mixed."""
-    import json
     import os
     import signal
     import time
     import urllib.parse
-    import urllib.request
 
-    from conftest import started_watch
+    from conftest import started_watch, tensorboard_get
 
     results = tmp_path / "results"
     out = results / "runs" / "snn_T4" / "seed0"
@@ -194,11 +192,7 @@ def test_a_running_tensorboard_shows_a_fresh_restart_as_a_second_run(small_cache
     process, url = started_watch(results)
     try:
         def get(route, body=None):
-            request = urllib.request.Request(url + route, method="POST" if body else "GET",
-                                             data=body and json.dumps(body).encode(),
-                                             headers={"Content-Type": "application/json"})
-            with urllib.request.urlopen(request, timeout=30) as response:
-                return json.load(response)
+            return tensorboard_get(url, route, body)
 
         def runs_shown(count):
             deadline = time.monotonic() + 120

@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from conftest import REPO, copy_workflow, dry_run_plan, ensure_debian_packages, started_watch
+from conftest import tensorboard_get
 
 pytestmark = pytest.mark.workflow
 
@@ -301,11 +302,7 @@ def test_make_watch_serves_every_runs_curves_equal_to_its_csvs(finished_run):
     process, url = started_watch(results)
     try:
         def get(route, body=None):
-            request = urllib.request.Request(url + route, method="POST" if body else "GET",
-                                             data=body and json.dumps(body).encode(),
-                                             headers={"Content-Type": "application/json"})
-            with urllib.request.urlopen(request, timeout=30) as response:
-                return json.load(response)
+            return tensorboard_get(url, route, body)
 
         deadline = time.monotonic() + 120
         while not set(runs) <= set(get("data/runs")):  # TensorBoard loads in the background

@@ -11,7 +11,6 @@ extraction filters differ between versions; this code is the same on all of them
 The destination is a fresh folder the caller renames into place when all went well.
 """
 
-import bz2  # noqa: F401 - tarfile's "r|*" reads bzip2 through it
 import gzip
 import lzma
 import stat
