@@ -1,5 +1,5 @@
 """A study on a user's small copies never misleads: the small-study recipe's settings
-(workflow/small.yaml with workflow/subset.yaml) train SNN-8 above chance in evaluation on
+(workflow/small.yaml with workflow/subset.yaml) train SNN-4 above chance in evaluation on
 about 1,000 training recordings, a run with few optimizer steps is evaluated with
 BatchNorm statistics that describe it, and a network that does not work says so in its
 job's log."""
@@ -20,7 +20,7 @@ from snnflow.train.loop import run
 
 @pytest.fixture(scope="module")
 def thousand(tmp_path_factory):
-    """Frames (T=8) of 1,000 synthetic N-MNIST training and 200 test recordings."""
+    """Frames (T=4) of 1,000 synthetic N-MNIST training and 200 test recordings."""
     from snnflow.data.events import build_event_store
     from snnflow.data.frames import build_frame_cache
     from snnflow.data.synthetic import write_dataset
@@ -28,8 +28,8 @@ def thousand(tmp_path_factory):
     root = tmp_path_factory.mktemp("thousand")
     write_dataset(root / "raw", 100, 20, seed=0)
     build_event_store(root / "raw" / "NMNIST", root / "events.h5", 2)
-    build_frame_cache(root / "events.h5", 8, root / "nmnist_T8.h5", 2)
-    return root / "nmnist_T8.h5"
+    build_frame_cache(root / "events.h5", 4, root / "nmnist_T4.h5", 2)
+    return root / "nmnist_T4.h5"
 
 
 def recipe_config():
@@ -47,14 +47,15 @@ def recipe_config():
     return config
 
 
-def test_the_small_study_recipe_trains_snn_8_above_chance_on_1000_recordings(thousand,
+def test_the_small_study_recipe_trains_snn_4_above_chance_on_1000_recordings(thousand,
                                                                              tmp_path):
+    """SNN-4, the recipe's smaller T (SNN-8 costs twice the test's time)."""
     config = recipe_config()
-    assert config["snn"]["batch_size"] == 32 and config["snn"]["main_T"] == 8
-    s = RunSettings(**snn_settings(config, config["snn"]["main_T"], 0))
+    assert config["snn"]["batch_size"] == 32 and config["snn"]["T"] == [4, 8]
+    s = RunSettings(**snn_settings(config, 4, 0))
     logs = []
     run(snn.KIND, s, thousand, outputs_in(tmp_path), tmp_path / "ck.pt", code_fingerprint="t",
-        threads=2, log=logs.append)
+        log=logs.append)  # one thread: the suite runs two files at once
     metrics = pd.read_csv(tmp_path / "metrics.csv")
     assert len(metrics) == config["snn"]["epochs"]
     assert metrics["test_acc"].iloc[-1] >= 0.5, metrics
@@ -70,18 +71,20 @@ def test_few_optimizer_steps_are_evaluated_with_statistics_that_describe_the_net
     """The full study's batch of 256 on 1,000 recordings: 4 steps an epoch. BatchNorm's
     running statistics then still mostly hold their initial values and evaluation was
     silent (10 %); recomputed over the training split, the same weights classify."""
-    s = RunSettings(model="snn", epochs=3, batch_size=256, lr=1e-3, seed=0, device="cpu", T=8,
+    s = RunSettings(model="snn", epochs=3, batch_size=256, lr=1e-3, seed=0, device="cpu", T=4,
                     channels=[32, 64, 128], hidden=256)
     logs = []
     run(snn.KIND, s, thousand, outputs_in(tmp_path), tmp_path / "ck.pt", code_fingerprint="t",
-        threads=2, log=logs.append)
+        log=logs.append)  # one thread: the suite runs two files at once
     steps = math.ceil(1000 / 256)
     assert (f"BatchNorm: {steps} optimizer steps by epoch 1, fewer than 100: its running "
             "statistics are recomputed over the training split before each evaluation until "
             "then (they would not yet describe the trained network)") in logs
     layers = pd.read_csv(tmp_path / "layers.csv")
-    assert (layers[layers["layer"] == "fc2"]["firing_rate"] > 0).all()
-    assert pd.read_csv(tmp_path / "metrics.csv")["test_acc"].iloc[-1] > 0.2
+    assert (layers[layers["layer"] == "fc2"]["firing_rate"] > 0).all()  # was 0: silent
+    predictions = pd.read_csv(tmp_path / "predictions.csv")
+    assert failure_signs(layers["firing_rate"].iloc[-1], predictions["prediction"],
+                         predictions["label"], 10) == []  # above chance, every sign clear
 
 
 def test_a_network_that_never_spikes_is_named_in_its_log(small_caches, tmp_path):
