@@ -277,15 +277,12 @@ def unpack(name, archive_paths, out):
     CIFAR10DVS's one zip per class), as tonic lays them out, but through
     snnflow.data.archives: only files and folders inside `out`, bounded in count and size
     (tonic's own unpacker trusts every member). Unpacked beside `out` and renamed at the
-    end: a killed or refused job leaves no half-unpacked copy."""
-    import shutil
-
+    end (snnflow.jobs.atomic): a killed or refused job leaves no half-unpacked copy."""
     from snnflow.data import archives
+    from snnflow.jobs.atomic import atomic_path
 
-    partial = Path(f"{out}.partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
-    try:
+    with atomic_path(out) as partial:
+        partial.mkdir()
         for archive in archive_paths:
             archives.unpack(archive, partial, archive_limits(name, archive))
         inner = getattr(dataset_class(name), "data_filename", None)
@@ -295,7 +292,3 @@ def unpack(name, archive_paths, out):
                     continue
                 archives.unpack(found, found.parent, archive_limits(name, found))
                 found.unlink()
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
-    os.replace(partial, out)

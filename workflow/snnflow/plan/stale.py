@@ -75,15 +75,6 @@ def rule_patterns(arguments):
     return patterns
 
 
-def workflow_writes(path, root, patterns):
-    """Whether `path` is a file the workflow writes: a rule's output, log or benchmark,
-    a figure or table the report can draw, or a run's undeclared file."""
-    text = path.as_posix()
-    return (any(pattern.match(text) for pattern in patterns)
-            or any(re.fullmatch(pattern, text)
-                   for pattern in undeclared_file_patterns(re.escape(str(root)))))
-
-
 def stale_files(arguments):
     """(results folder, its files that the config of `arguments` no longer makes)."""
     outputs = {line.split("\t")[0] for line in snakemake_lines("--summary", arguments)[1:]}
@@ -116,12 +107,16 @@ def stale_files(arguments):
             return str(folder / RUN_FILES["run"]) in outputs
         return False
 
-    stale, patterns = [], rule_patterns(arguments)
+    # what the workflow writes: the rules' outputs, logs and benchmarks, the report's
+    # figures and tables, and the runs' undeclared files
+    patterns = rule_patterns(arguments) + [
+        re.compile(f"{pattern}$") for pattern in undeclared_file_patterns(re.escape(str(root)))]
+    stale = []
     for path in untracked:
         part = path.relative_to(root).parts if root in path.parents else ()
         if (len(part) > 1 and part[0] not in KEPT and not belongs(path, part)
                 and not path.is_symlink() and path.is_file()
-                and workflow_writes(path, root, patterns)):
+                and any(pattern.match(path.as_posix()) for pattern in patterns)):
             stale.append(path)
     return root, sorted(stale)
 

@@ -4,6 +4,7 @@ A run's identity (model, name, label, T, seed) comes from its run.json, never fr
 folder it lies in.
 """
 
+import functools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,18 +31,23 @@ class Run:
     info: dict               # run.json
     sweep: dict | None = None  # a sweep's run: {"name", "variant", "values"} (snnflow.runs)
 
-    def failure_signs(self):
-        """What says the final network does not work in evaluation (snnflow.runs.failure_signs):
-        its output layer's last firing rate, its test predictions."""
+    @functools.cached_property
+    def output_rate(self):
+        """The output layer's firing rate at the last epoch; None for the CNN."""
         last = self.layers[self.layers["epoch"] == self.layers["epoch"].max()]
-        rate = float(last["firing_rate"].iloc[-1]) if self.model == "snn" and len(last) else None
+        return float(last["firing_rate"].iloc[-1]) if self.model == "snn" and len(last) else None
+
+    @functools.cached_property
+    def failure_signs(self):
+        """What says the final network does not work in evaluation (snnflow.runs.failure_signs),
+        worked out once: every table beside whose numbers it stands asks."""
         classes = self.info.get("settings", {}).get("classes") or 10
-        return failure_signs(rate, self.predictions["prediction"], self.predictions["label"],
-                             classes)
+        return failure_signs(self.output_rate, self.predictions["prediction"],
+                             self.predictions["label"], classes)
 
     @property
     def output_silent(self):
-        return "its output layer never spiked" in self.failure_signs()
+        return self.output_rate == 0
 
 
 @dataclass
@@ -99,7 +105,7 @@ class Study:
     def failing_runs(self):
         """[(run, its failure signs)] of the runs whose final network does not work."""
         return [(r, signs) for r in self.runs + self.sweep_runs
-                if (signs := r.failure_signs())]
+                if (signs := r.failure_signs)]
 
     def sweep_columns(self, sweep):
         """The settings the sweep called `sweep` varies, in its table's order."""

@@ -88,7 +88,7 @@ def data_scope(study):
 def works(group):
     """"yes", or which seeds' final networks do not work in evaluation and why (the
     column beside every number of a model: snnflow.runs.failure_signs)."""
-    failing = [(r.seed, r.failure_signs()) for r in group]
+    failing = [(r.seed, r.failure_signs) for r in group]
     failing = [(seed, signs) for seed, signs in failing if signs]
     if not failing:
         return "yes"
@@ -147,7 +147,7 @@ def models_table(study):
                      "seeds": len(group)})
     if data_scope(study)[0] != "other":
         reference = REFERENCE_NETWORK
-        for model, T in ((("snn", 16)), ("cnn", None)):
+        for model, T in (("snn", 16), ("cnn", None)):
             rows.append({"model": model_label(model, T), "source": "reference study",
                          "data": "N-MNIST (60000 + 10000)" if model == "snn"
                          else "MNIST (60000 + 10000)", "T": T,
