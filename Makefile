@@ -16,11 +16,14 @@ $(BIN)/python:
 # The other packages at the versions the tests ran with (envs/pip-constraints.txt).
 # The NIR importers (envs/nir-importers.txt) without their declared dependencies, which
 # they do not need and which would bring a torch of their own; the extra "nir" holds what
-# they import.
-$(VENV)/.installed: pyproject.toml envs/pip-constraints.txt envs/nir-importers.txt | $(BIN)/python
+# they import. NeuroBench (envs/neurobench.txt) likewise: it declares a torchaudio that
+# pins another torch.
+$(VENV)/.installed: pyproject.toml envs/pip-constraints.txt envs/nir-importers.txt \
+		envs/neurobench.txt | $(BIN)/python
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q torch==2.13.0
 	$(BIN)/python -m pip install -q -c envs/pip-constraints.txt -e '.[nir]'
 	$(BIN)/python -m pip install -q --no-deps -r envs/nir-importers.txt
+	$(BIN)/python -m pip install -q --no-deps -r envs/neurobench.txt
 	touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed

@@ -20,6 +20,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/sweep.smk"
 include: "workflow/rules/nir.smk"
+include: "workflow/rules/neurobench.smk"
 include: "workflow/rules/report.smk"
 
 

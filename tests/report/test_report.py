@@ -263,7 +263,7 @@ def test_snakemakes_report_lists_the_sections_in_the_order_data_flows():
 
     categories = [report_category(section) for section in SECTIONS]
     assert sorted(categories) == categories  # its menu sorts them alphabetically
-    assert categories[0] == "1. Data" and categories[-1] == "8. Runs"
+    assert categories[0] == "1. Data" and categories[-1] == "9. Runs"
 
 
 def test_without_a_validation_split_the_chosen_epoch_is_marked_optimistic(built):

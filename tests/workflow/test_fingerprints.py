@@ -36,13 +36,16 @@ def test_the_data_jobs_run_no_training_code():
         assert reader not in synthetic
 
 
-def test_the_report_runs_only_report_code_and_the_run_contract():
+def test_the_report_runs_only_report_code_and_the_run_and_scores_contracts():
+    """The scoring's __init__ (its file and columns) but none of its code: editing how
+    NeuroBench is run reruns the scoring jobs, and the report only through their files."""
     assert code_files("report") == [
         "scripts/report.py", "snnflow/__init__.py", "snnflow/jobs/__init__.py",
-        "snnflow/jobs/atomic.py", "snnflow/jobs/run.py", "snnflow/report/__init__.py", "snnflow/report/build.py", "snnflow/report/export.py",
+        "snnflow/jobs/atomic.py", "snnflow/jobs/run.py", "snnflow/report/__init__.py",
+        "snnflow/report/build.py", "snnflow/report/export.py",
         "snnflow/report/figures.py", "snnflow/report/page.html.j2", "snnflow/report/page.py",
         "snnflow/report/registry.py", "snnflow/report/study.py", "snnflow/report/tables.py",
-        "snnflow/runs.py"]
+        "snnflow/runs.py", "snnflow/scoring/__init__.py"]
 
 
 @pytest.fixture
@@ -92,14 +95,15 @@ def test_a_kernel_source_changes_the_fingerprint_of_the_jobs_that_build_it(tmp_p
     assert {k: after[k] == before[k] for k in scripts[1:]} == dict.fromkeys(scripts[1:], True)
 
 
-STAGES = ("data", "model", "train", "deploy", "report")  # the order data flows in
+STAGES = ("data", "model", "train", "deploy", "scoring", "report")  # the order data flows in
 ALLOWED = {  # package: the subpackages its modules may import from
     "data": {"kernels", "jobs", "device"},
     "model": {"kernels", "data", "device"},
     "train": {"kernels", "data", "jobs", "device", "plan"},  # the loop reads the caches and
     # names config keys (plan.settings); the networks come as specs
     "deploy": {"model", "data", "jobs"},  # the trained network from its model.pt; the HDF5 opener
-    "report": {"data", "jobs"},
+    "scoring": {"model", "data", "jobs"},  # the trained network and its counting code
+    "report": {"data", "jobs", "scoring"},  # the scores' file and columns (scoring/__init__)
     "kernels": {"jobs", "device"},
     "gpu_check": {"kernels", "data", "model", "train", "device"},  # what it checks
     "plan": {"data", "jobs", "device"},  # settings checks the data's file names

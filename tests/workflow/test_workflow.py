@@ -357,22 +357,23 @@ def test_nothing_reruns_without_a_change(finished_run):
 
 
 NIR_JOBS = {"export_nir": 4, "verify_nir": 4}  # one each per SNN run
+SCORING = {"neurobench": 6, "neurobench_sweep": 4}  # one per trained run
 
 
 def test_snn_setting_reruns_the_snn_jobs_and_the_report(finished_run):
     assert planned_jobs(finished_run, variant(snn__tau=3.0)) == {
-        "train_snn": 4, **NIR_JOBS, "report": 1, "all": 1}
+        "train_snn": 4, **NIR_JOBS, "neurobench": 4, "report": 1, "all": 1}
 
 
 def test_adding_a_T_builds_its_frames_and_run_only(finished_run):
     assert planned_jobs(finished_run, variant(snn__T=[2, 4, 8])) == {
         "frames": 1, "data_summary": 1, "train_snn": 2, "export_nir": 2, "verify_nir": 2,
-        "report": 1, "all": 1}
+        "neurobench": 2, "report": 1, "all": 1}
 
 
 def test_cnn_learning_rate_reruns_the_cnn_and_the_report(finished_run):
     assert planned_jobs(finished_run, variant(cnn__lr=0.02)) == {
-        "train_cnn": 2, "report": 1, "all": 1}
+        "train_cnn": 2, "neurobench": 2, "report": 1, "all": 1}
 
 
 def planned_after_editing(workdir, relative_path, comment):
@@ -389,7 +390,7 @@ def planned_after_editing(workdir, relative_path, comment):
 def test_adding_a_seed_runs_only_its_training_jobs_and_the_report(finished_run):
     assert planned_jobs(finished_run, variant(seeds=[0, 1, 2])) == {
         "train_snn": 2, "train_cnn": 1, "train_sweep": 2, "export_nir": 2, "verify_nir": 2,
-        "report": 1, "all": 1}
+        "neurobench": 3, "neurobench_sweep": 2, "report": 1, "all": 1}
 
 
 def planned_with_sweep(workdir, table):
@@ -404,7 +405,7 @@ def planned_with_sweep(workdir, table):
 
 def test_adding_a_sweep_row_runs_only_its_jobs_and_the_report(finished_run):
     assert planned_with_sweep(finished_run, TINY_SWEEP + "3\t2\n") == {
-        "train_sweep": 2, "report": 1, "all": 1}
+        "train_sweep": 2, "neurobench_sweep": 2, "report": 1, "all": 1}
 
 
 def test_removing_a_sweep_row_drops_it_from_the_report_only(finished_run):
@@ -414,20 +415,52 @@ def test_removing_a_sweep_row_drops_it_from_the_report_only(finished_run):
 
 def test_a_sweep_at_another_T_builds_its_frames_and_runs(finished_run):
     assert planned_jobs(finished_run, variant(sweep__T=8)) == {
-        "frames": 1, "train_sweep": 4, "report": 1, "all": 1}
+        "frames": 1, "train_sweep": 4, "neurobench_sweep": 4, "report": 1, "all": 1}
 
 
 def test_the_validation_split_reruns_the_training_jobs_and_the_report(finished_run):
-    assert planned_jobs(finished_run, variant(validation__fraction=0.0)) == {
-        "train_snn": 4, "train_cnn": 2, "train_sweep": 4, **NIR_JOBS, "report": 1, "all": 1}
-    assert planned_jobs(finished_run, variant(validation__seed=1)) == {
-        "train_snn": 4, "train_cnn": 2, "train_sweep": 4, **NIR_JOBS, "report": 1, "all": 1}
+    retrained = {"train_snn": 4, "train_cnn": 2, "train_sweep": 4, **NIR_JOBS, **SCORING,
+                 "report": 1, "all": 1}
+    assert planned_jobs(finished_run, variant(validation__fraction=0.0)) == retrained
+    assert planned_jobs(finished_run, variant(validation__seed=1)) == retrained
 
 
 def test_the_nir_check_follows_its_switch_and_its_sample_count(finished_run):
     assert planned_jobs(finished_run, variant(nir__enabled=False)) == {"report": 1, "all": 1}
     assert planned_jobs(finished_run, variant(nir__samples=10)) == {
         "verify_nir": 4, "report": 1, "all": 1}
+
+
+def test_neurobench_follows_its_switch_and_its_sample_count(finished_run):
+    assert planned_jobs(finished_run, variant(neurobench__enabled=False)) == {
+        "report": 1, "all": 1}
+    assert planned_jobs(finished_run, variant(neurobench__samples=10)) == {
+        **SCORING, "report": 1, "all": 1}
+
+
+def test_every_run_is_scored_by_neurobench_in_agreement_with_the_projects_counts(
+        finished_run):
+    from snnflow.scoring import NEUROBENCH_METRICS
+
+    results = finished_run / "results"
+    folders = [results / "runs" / model / f"seed{seed}" for model, seed in RUNS]
+    folders += [results / "sweeps" / "tiny" / variant / f"seed{seed}"
+                for variant in VARIANTS for seed in (0, 1)]
+    for folder in folders:
+        scores = pd.read_csv(folder / "neurobench.csv")
+        assert list(scores["metric"]) == list(NEUROBENCH_METRICS)
+        assert set(scores["agrees"]) == {"yes", "not compared"}, scores
+        assert (scores["samples"] == 80).all()
+    table = pd.read_csv(results / "tables" / "neurobench.csv")
+    assert list(table["model"]) == ["SNN-2", "SNN-4", "CNN", "tiny: tau=1.5, surrogate_alpha=2.0",
+                                    "tiny: tau=3.0, surrogate_alpha=8.0"]
+    assert table["agreement"].str.startswith("yes").all()
+    assert len(pd.read_csv(results / "tables" / "neurobench_agreement.csv")) == 10 * 8
+    assert (results / "logs" / "neurobench_cnn_seed1.log").exists()
+    assert (results / "benchmarks" / "neurobench_snn_T2_seed0.tsv").exists()
+    html = (results / "report.html").read_text()
+    assert "NeuroBench&#39;s metrics of every model and variant" in html \
+        or "NeuroBench's metrics of every model and variant" in html
 
 
 def test_every_snn_run_is_exported_and_checked_in_the_importers(finished_run):
@@ -459,7 +492,9 @@ def test_the_energy_constants_rerun_only_the_report(finished_run):
     assert planned_jobs(finished_run, variant(energy__e_ac_pj=0.5)) == {"report": 1, "all": 1}
 
 
-SNN_AND_REPORT = {"train_snn": 4, "train_sweep": 4, **NIR_JOBS, "report": 1, "all": 1}
+# the scoring runs the SNN's modules (the CNN's runs share its script)
+SNN_AND_REPORT = {"train_snn": 4, "train_sweep": 4, **NIR_JOBS, **SCORING, "report": 1,
+                  "all": 1}
 EDITS = {  # a file under workflow/snnflow: what an edit to it reruns
     # the network, and a module train_snn.py reaches only through snn.py
     "model/neuron.py": SNN_AND_REPORT,
@@ -468,16 +503,18 @@ EDITS = {  # a file under workflow/snnflow: what an edit to it reruns
     "kernels/cpu_ops.py": SNN_AND_REPORT,
     "kernels/csrc/lif.cpp": SNN_AND_REPORT,
     # the training loop: both models' training jobs
-    "train/loop.py": {"train_snn": 4, "train_cnn": 2, "train_sweep": 4, **NIR_JOBS, "report": 1,
-                      "all": 1},
+    "train/loop.py": {"train_snn": 4, "train_cnn": 2, "train_sweep": 4, **NIR_JOBS, **SCORING,
+                      "report": 1, "all": 1},
     # the data-prep kernels: the event store, the frames and what is made from them; not
     # the synthetic data, nor the MNIST cache and the CNN
     "kernels/csrc/prep.c": {"nmnist_events": 1, "frames": 2, "data_summary": 1,
-                            "train_snn": 4, "train_sweep": 4, **NIR_JOBS, "report": 1,
-                            "all": 1},
+                            "train_snn": 4, "train_sweep": 4, **NIR_JOBS, "neurobench": 4,
+                            "neurobench_sweep": 4, "report": 1, "all": 1},
     # the MNIST reader: the MNIST cache and what is made from it
-    "data/mnist.py": {"mnist_cache": 1, "data_summary": 1, "train_cnn": 2, "report": 1,
-                      "all": 1},
+    "data/mnist.py": {"mnist_cache": 1, "data_summary": 1, "train_cnn": 2, **SCORING,
+                      "report": 1, "all": 1},
+    # the scoring: every run's NeuroBench job and the report
+    "scoring/harness.py": {**SCORING, "report": 1, "all": 1},
     # report code: the report only
     "report/tables.py": {"report": 1, "all": 1},
     "report/page.html.j2": {"report": 1, "all": 1},

@@ -24,11 +24,12 @@ from snnflow.report.registry import FIGURE_FORMATS, TABLE_FORMATS, present_secti
 from snnflow.report.registry import report_category, table_names
 from snnflow.runs import REPORTED_FILES, RUN_FILES, checkpoint_path, model_name, run_folder
 from snnflow.runs import nir_check_path, run_outputs, sweep_checkpoint_path, sweep_run_folder
+from snnflow.scoring import neurobench_path
 from snnflow.runs import sweep_tensorboard_folder, sweep_variant, tensorboard_folder
 from snnflow.plan.settings import as_written, cnn_settings, fill_in_defaults, snn_settings
 from snnflow.plan.settings import validate_config
 from snnflow.plan.sweeps import read_sweeps
-from snnflow.deploy.importers import importer_versions
+from snnflow.deploy.importers import importer_versions, installed_version
 from snnflow.train.gpu_slots import count_gpus, slot_count
 
 def stop_before_any_job(err):
@@ -107,6 +108,10 @@ NIR = config["nir"]["enabled"]
 # The NIR importers this Python has (snnflow.deploy.nir_check.IMPORTERS), by version:
 # read from the installed packages' metadata, none imported.
 NIR_IMPORTER_VERSIONS = importer_versions()
+# Every trained run scored by NeuroBench (config key neurobench, snnflow.scoring), with
+# the installed release (installing another reruns the scoring)
+NEUROBENCH = config["neurobench"]["enabled"]
+NEUROBENCH_VERSION = installed_version("neurobench")
 SYNTHETIC_DIR = f"{RESULTS}/raw/synthetic"
 T_VALUES = config["snn"]["T"]
 SEEDS = config["seeds"]

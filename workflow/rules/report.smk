@@ -1,6 +1,7 @@
 # The study page (<results_dir>/report.html) and, for `snakemake --report`, every table and
 # figure of the registry (snnflow.report.registry) with its caption, by section.
-PRESENT = [name for name, has in (("sweeps", SWEEPS), ("nir", NIR)) if has]
+PRESENT = [name for name, has in (("sweeps", SWEEPS), ("nir", NIR), ("neurobench", NEUROBENCH))
+           if has]
 FIGURES_DRAWN = figure_names(T_VALUES, config["snn"]["main_T"], PRESENT)
 TABLES_MADE = table_names(PRESENT)
 SECTIONS_MADE = present_sections(FIGURES_DRAWN, TABLES_MADE)
@@ -9,6 +10,10 @@ NIR_CHECKS = [nir_check_path(RESULTS, model_name("snn", T), seed)
 # The sweeps' runs, in the order of their tables: variants as in the file, then seeds.
 SWEEP_RUNS = [sweep_run_folder(RESULTS, sweep.name, variant, seed)
               for sweep in SWEEPS.values() for variant in sweep.variants for seed in SEEDS]
+# Every run's NeuroBench scores, beside its files (rules neurobench, neurobench_sweep)
+NEUROBENCH_SCORES = [neurobench_path(folder) for folder in
+                     [run_folder(RESULTS, model, seed) for model in MODELS for seed in SEEDS]
+                     + SWEEP_RUNS]
 
 
 rule report:
@@ -21,6 +26,7 @@ rule report:
         sweep_runs=[f"{folder}/{RUN_FILES[file]}" for folder in SWEEP_RUNS
                     for file in REPORTED_FILES],
         nir=NIR_CHECKS if NIR else [],
+        neurobench=NEUROBENCH_SCORES if NEUROBENCH else [],
         data=[f"{RESULTS}/data/dataset.csv", f"{RESULTS}/data/examples.npz"],
         # relative: Snakemake's report lists a job's inputs, and people share it
         captions=[workflow_file(caption_file(entry)) for entry in REPORT_CONTENTS],
@@ -46,6 +52,7 @@ rule report:
         runs=[on_disk(run_folder(RESULTS, model, seed)) for model in MODELS for seed in SEEDS],
         sweep_runs=[on_disk(folder) for folder in SWEEP_RUNS],
         nir_checks=[on_disk(path) for path in NIR_CHECKS] if NIR else None,
+        neurobench=NEUROBENCH,
         main_T=config["snn"]["main_T"],
         data=lambda wildcards, input: str(Path(input.data[0]).parent),
         energy=config["energy"],

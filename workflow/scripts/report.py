@@ -12,7 +12,7 @@ def main(log):
     p = snakemake.params
     build_report(p.runs, p.main_T, p.data, p.energy, snakemake.output.html,
                  Path(snakemake.output.tables[0]).parent, Path(snakemake.output.figures[0]).parent,
-                 p.sweep_runs, p.nir_checks)
+                 p.sweep_runs, p.nir_checks, p.neurobench)
     log(f"wrote {snakemake.output.html}")
 
 

@@ -21,11 +21,12 @@ UNDATED = {"pdf": {"CreationDate": None}, "svg": {"Date": None}}  # the same byt
 
 
 def build_report(run_folders, main_T, data_dir, energy, html_path, tables_dir, figures_dir,
-                 sweep_folders=(), nir_checks=None):
+                 sweep_folders=(), nir_checks=None, neurobench=False):
     """Write every table to `tables_dir`/<name>.csv (and .tex and .md: the cells the page
     shows, snnflow.report.export), every figure to `figures_dir`/<name>.png (and .pdf and
     .svg) and the page to `html_path`; the sweeps' runs lie in `sweep_folders`, the NIR
-    checks' rows in the files `nir_checks` (None: no NIR export)."""
+    checks' rows in the files `nir_checks` (None: no NIR export); with `neurobench`, every
+    run's NeuroBench scores lie in its folder."""
     import matplotlib.pyplot as plt
 
     from snnflow.report import figures, tables
@@ -34,9 +35,11 @@ def build_report(run_folders, main_T, data_dir, energy, html_path, tables_dir, f
     from snnflow.report.registry import Display
     from snnflow.report.study import load_study
 
-    study = load_study(run_folders, main_T, data_dir, energy, sweep_folders, nir_checks)
+    study = load_study(run_folders, main_T, data_dir, energy, sweep_folders, nir_checks,
+                       neurobench)
     present = [name for name, has in (("sweeps", study.sweep_runs),
-                                      ("nir", study.nir is not None)) if has]
+                                      ("nir", study.nir is not None),
+                                      ("neurobench", neurobench)) if has]
     for name in table_names(present):  # in order: a table may use the ones before it
         study.tables[name] = getattr(tables, TABLES[name].build)(study)
     t_values = sorted({r.T for r in study.runs if r.T is not None})

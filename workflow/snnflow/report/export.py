@@ -18,6 +18,8 @@ import re
 
 import pandas as pd
 
+from snnflow.scoring import NEUROBENCH_METRICS
+
 PERCENT = re.compile(r"^(-?\d+(?:\.\d+)?)(?: ± (\d+(?:\.\d+)?))? %$")
 MEAN_STD = re.compile(r"^(-?[\d.]+(?:e[-+]?\d+)?) ± ([\d.]+(?:e[-+]?\d+)?)$")
 NUMBER = re.compile(r"^-?\d[\d.]*(?:e[-+]?\d+)?$")
@@ -40,8 +42,9 @@ WIDEST_PER_CHAR = 0.8  # a header's word of capitals ("MACs") is wider
 
 def human_header(name):
     """A table header in words with its unit: "final_test_acc" -> "final test accuracy",
-    "energy_uj" -> "energy (µJ)"; a header already in words is kept."""
-    if "_" not in name and name.lower() not in HEADER_WORDS:
+    "energy_uj" -> "energy (µJ)"; a header already in words, or one of NeuroBench's metric
+    names ("Effective_ACs": the reader looks them up as NeuroBench writes them), is kept."""
+    if ("_" not in name and name.lower() not in HEADER_WORDS) or name in NEUROBENCH_METRICS:
         return name
     parts = name.split("_")
     words = [HEADER_WORDS.get(part.lower(), part) for part in parts]

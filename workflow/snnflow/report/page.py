@@ -88,6 +88,16 @@ def warnings(study):
         found.append(f"{which} seed {run.seed} does not work in evaluation: "
                      f"{', '.join(signs)}. Its numbers below (column works: NO) describe no "
                      f"trained network; {FAILURE_ADVICE}.")
+    for run in [*study.runs, *study.sweep_runs]:
+        scores = run.neurobench
+        for row in [] if scores is None else scores[scores["agrees"] == "NO"].itertuples():
+            which = f"{run.label} ({run.sweep['variant']})" if run.sweep else run.label
+            found.append(f"NeuroBench's {row.metric} of {which} seed {run.seed}, "
+                         f"{row.neurobench:.6g}, differs from the project's own count, "
+                         f"{row.project:.6g}, by more than the tolerance {row.tolerance:.3g}: "
+                         f"one of the two counts something else than the docs say (the "
+                         f"NeuroBench tables, column agreement; compared with "
+                         f"{row.compared_with}).")
     for row in study.dataset.itertuples():
         if row.split == "test" and getattr(row, "test_in_train", 0) > 0:
             found.append(f"{int(row.test_in_train)} of the {row.samples} {row.dataset} test "
@@ -187,11 +197,14 @@ def displayed(df, display, classes=()):
 
 
 def _html_table(df):
-    """The table's HTML; a header may break after each underscore (final_test_acc), so
-    that long names do not widen the table past the page, a model's name never."""
+    """The table's HTML; a header may break after each underscore (final_test_acc) and
+    between the words of a CamelCase name (NeuroBench's ClassificationAccuracy), so that
+    long names do not widen the table past the page, a model's name never."""
     text = df.to_html(index=False, na_rep="-", border=0, classes="table", escape=True)
     text = re.sub(r"<th>([^<]*)</th>",
-                  lambda m: "<th>" + m.group(1).replace("_", "_<wbr>") + "</th>", text)
+                  lambda m: "<th>" + re.sub(r"(?<=[a-z])(?=[A-Z])", "<wbr>",
+                                            m.group(1).replace("_", "_<wbr>")) + "</th>",
+                  text)
     return MODEL_NAME.sub(r'<span class="name">\1</span>', text)
 
 

@@ -18,7 +18,7 @@ FIGURE_FORMATS = ("png", "pdf", "svg")  # the page embeds the PNG; vector ones f
 TABLE_FORMATS = ("csv", "tex", "md")    # the CSV holds the numbers, the others the page's
                                         # cells (snnflow.report.export)
 SECTIONS = ("Data", "Training", "Comparison", "Spikes and energy", "Sweeps",
-            "Deploying the SNN (NIR)", "Errors", "Runs")
+            "Deploying the SNN (NIR)", "NeuroBench", "Errors", "Runs")
 
 
 @dataclass(frozen=True)
@@ -51,8 +51,8 @@ class Entry:
 class Table(Entry):
     build: str              # the function of snnflow.report.tables: (study) -> DataFrame
     display: Display | None = Display()  # None: in the CSV and Snakemake's report only
-    needs: str | None = None  # made only by a study with "sweeps" (config key sweep.file)
-                              # or "nir" (nir.enabled)
+    needs: str | None = None  # made only by a study with "sweeps" (config key sweep.file),
+                              # "nir" (nir.enabled) or "neurobench" (neurobench.enabled)
 
     kind = "tables"
 
@@ -156,6 +156,15 @@ CONTENTS = (
           "nir_table", Display(percent=("prediction_agreement", "accuracy_ours",
                                         "accuracy_importer"), drop=("T",), listed="note"),
           needs="nir"),
+    Table("neurobench", "NeuroBench", "NeuroBench's metrics of every model and variant",
+          "neurobench_table",
+          Display(percent=("ClassificationAccuracy",),
+                  digits={"Footprint": 0, "ParameterCount": 0, "ConnectionSparsity": 4,
+                          "ActivationSparsity": 4, "Effective_ACs": 0, "Effective_MACs": 0,
+                          "Dense": 0, "samples": 0}),
+          needs="neurobench"),
+    Table("neurobench_agreement", "NeuroBench", "NeuroBench against the project's counts",
+          "neurobench_agreement_table", None, needs="neurobench"),
     Figure("confusion_main", "Errors", "Confusion matrices: SNN-{main_T} and the CNN",
            "confusion_main", "confusion matrices of SNN-{main_T} and the CNN"),
     Figure("per_class_accuracy", "Errors", "Test accuracy per class", "per_class_accuracy",
@@ -183,5 +192,5 @@ def figure_names(t_values, main_T, present=()):
 
 
 def table_names(present=()):
-    """The tables a study with `present` (of "sweeps" and "nir") writes."""
+    """The tables a study with `present` (of "sweeps", "nir" and "neurobench") writes."""
     return [name for name, table in TABLES.items() if table.needs in (None, *present)]

@@ -15,6 +15,7 @@ import pandas as pd
 from snnflow import SnnflowError
 from snnflow.report import MAX_EXAMPLE_CLASSES
 from snnflow.runs import CSV_COLUMNS, NIR_COLUMNS, RUN_FILES, failure_signs, model_label
+from snnflow.scoring import NEUROBENCH_COLUMNS, NEUROBENCH_METRICS, neurobench_path
 
 
 @dataclass
@@ -30,6 +31,7 @@ class Run:
     predictions: pd.DataFrame
     info: dict               # run.json
     sweep: dict | None = None  # a sweep's run: {"name", "variant", "values"} (snnflow.runs)
+    neurobench: pd.DataFrame | None = None  # its NeuroBench rows (snnflow.scoring), if scored
 
     @functools.cached_property
     def output_rate(self):
@@ -273,12 +275,41 @@ def load_nir_checks(paths):
     return pd.concat(tables, ignore_index=True)
 
 
-def load_study(run_folders, main_T, data_dir, energy, sweep_folders=(), nir_checks=None):
+def load_neurobench(folder, run):
+    """The NeuroBench rows of the run in `folder` (Run `run`), checked: the scoring job's
+    columns, one row per metric, numbers where numbers belong, and the run's identity."""
+    path = Path(neurobench_path(folder))
+    rerun = "rerun its neurobench job"
+    if path.is_file() and path.stat().st_size > MAX_RUN_CSV_BYTES:
+        raise SnnflowError(f"{path}: {path.stat().st_size} bytes, more than NeuroBench's rows "
+                           f"can be - {rerun}")
+    try:
+        table = pd.read_csv(path)
+    except (OSError, ValueError) as err:
+        raise SnnflowError(f"{path}: cannot read NeuroBench's scores ({err}) - {rerun}") from None
+    if (list(table.columns) != NEUROBENCH_COLUMNS
+            or list(table["metric"]) != list(NEUROBENCH_METRICS)):
+        raise SnnflowError(f"{path}: not the neurobench job's columns and metrics - {rerun}")
+    numbers = ("samples", "neurobench", "project", "difference", "tolerance")
+    if not all(pd.api.types.is_numeric_dtype(table[c]) for c in numbers) \
+            or table["neurobench"].isna().any():
+        raise SnnflowError(f"{path}: holds values that are not numbers - {rerun}")
+    if set(table["model"]) != {run.label} or set(table["seed"]) != {run.seed}:
+        raise SnnflowError(f"{path}: scores another run than {run.label} seed {run.seed} - "
+                           f"{rerun}")
+    return table
+
+
+def load_study(run_folders, main_T, data_dir, energy, sweep_folders=(), nir_checks=None,
+               neurobench=False):
     """The Study of the runs in `run_folders`, the sweeps' runs in `sweep_folders`, the
-    NIR checks in the files `nir_checks` (None: none) and the data summary in
-    `data_dir`."""
+    NIR checks in the files `nir_checks` (None: none), with `neurobench` every run's
+    NeuroBench scores, and the data summary in `data_dir`."""
     runs = [load_run(folder) for folder in run_folders]
     sweep_runs = [load_run(folder) for folder in sweep_folders]
+    if neurobench:
+        for folder, run in [*zip(run_folders, runs), *zip(sweep_folders, sweep_runs)]:
+            run.neurobench = load_neurobench(folder, run)
     for folder, run in [*zip(run_folders, runs), *zip(sweep_folders, sweep_runs)]:
         if (run.sweep is None) != (folder in run_folders):
             kind = "a sweep's run" if run.sweep is not None else "a run of the study's models"

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from snnflow.runs import chosen_epoch, model_label, model_name
+from snnflow.scoring import NEUROBENCH_METRICS
 
 # The reference study's numbers (docs/method.md), shown beside ours, by (model, T).
 REFERENCE_DEVICE = "one NVIDIA RTX 3090"
@@ -85,13 +86,17 @@ def data_scope(study):
     return "full", f"N-MNIST ({sizes} recordings)", f"N-MNIST ({sizes})"
 
 
-def works(group):
+def works(group, reasons=True):
     """"yes", or which seeds' final networks do not work in evaluation and why (the
-    column beside every number of a model: snnflow.runs.failure_signs)."""
+    column beside every number of a model: snnflow.runs.failure_signs); without
+    `reasons`, for a wide table, which seeds only and where the reasons are."""
     failing = [(r.seed, r.failure_signs) for r in group]
     failing = [(seed, signs) for seed, signs in failing if signs]
     if not failing:
         return "yes"
+    if not reasons:
+        seeds = ", ".join(str(seed) for seed, _ in failing)
+        return f"NO - seed{'s' if len(failing) > 1 else ''} {seeds} (why: the pareto table)"
     return "NO - " + "; ".join(f"seed {seed}: {', '.join(signs)}" for seed, signs in failing)
 
 
@@ -472,6 +477,53 @@ def nir_table(study):
     table["evidence"] = ["NO - the run's output never spiked: equal outputs prove nothing"
                          if mark else "yes" for mark in marks]
     return table
+
+
+def neurobench_table(study):
+    """Per model and sweep variant: NeuroBench's metrics (snnflow.scoring), mean and
+    standard deviation over seeds (a value all seeds share alone), in NeuroBench's names; whether each seed's network
+    works, and whether NeuroBench agreed with the project's own counts (the
+    neurobench_agreement table has every comparison)."""
+    groups = [*by_model(study.runs).values(), *by_variant(study.sweep_runs).values()]
+    rows = []
+    for group in groups:
+        scored = [r for r in group if r.neurobench is not None]
+        if not scored:
+            continue
+        values = [r.neurobench.set_index("metric")["neurobench"] for r in scored]
+        samples = sorted({int(r.neurobench["samples"].iloc[0]) for r in scored})
+        differing = [f"seed {r.seed}: {row.metric} {row.neurobench:.6g} against "
+                     f"{row.project:.6g}" for r in scored
+                     for row in r.neurobench.itertuples() if row.agrees == "NO"]
+        compared = int((scored[0].neurobench["agrees"] != "not compared").sum())
+        rows.append({"model": group[0].label, "n": len(scored),
+                     "samples": samples[0] if len(samples) == 1 else
+                     f"{samples[0]}-{samples[-1]}",
+                     "works": works(scored, reasons=False),
+                     **{key: value for metric in NEUROBENCH_METRICS
+                        for key, value in _seeds_spread([v[metric] for v in values],
+                                                        metric).items()},
+                     "agreement": ("NO - " + "; ".join(differing)) if differing else
+                     f"yes ({compared} of {len(NEUROBENCH_METRICS)} metrics compared)"})
+    return pd.DataFrame(rows)
+
+
+def _seeds_spread(values, name):
+    """spread(), but a value every seed shares (a network's size, its dense operations)
+    as that value alone: its standard deviation is NaN, shown as no "± 0"."""
+    if len(set(values)) == 1:
+        return {name: float(values[0]), f"{name}_std": np.nan}
+    return spread(values, name)
+
+
+def neurobench_agreement_table(study):
+    """Every run's NeuroBench rows as its job wrote them: each metric, NeuroBench's value,
+    the project's own count by NeuroBench's definition where it has one, the difference,
+    the tolerance, whether they agree and what was compared."""
+    runs = [r for group in [*by_model(study.runs).values(),
+                            *by_variant(study.sweep_runs).values()] for r in group
+            if r.neurobench is not None]
+    return pd.concat([r.neurobench for r in runs], ignore_index=True)
 
 
 def runs_table(study):

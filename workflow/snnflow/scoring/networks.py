@@ -1,0 +1,76 @@
+"""A run's trained network, as NeuroBench's hooks need to see it.
+
+NeuroBench finds a network's connection layers (nn.Conv2d, nn.Linear) and activation
+layers (nn.ReLU, nn.Sigmoid, snnTorch's neurons, and any class registered with
+NeuroBenchModel.add_activation_module) among the modules of `__net__()`, and counts what
+forward hooks on them see. The CNN is such a network as it is. The CSNN is not: its
+fused engine calls kernels, not modules, and its LIF neurons are the project's own class.
+`SpikingView` therefore runs the trained CSNN's own modules (convolutions, BatchNorm,
+LIF layers on the reference engine, fully connected layers) one by one through their
+module calls, and the harness registers the LIF class as an activation module: every
+spiking layer is seen, and the spikes are those of the trained network.
+
+Registering the class was chosen over the NIR export imported into snnTorch: the
+snnTorch import changes the network (BatchNorm folded into the convolutions, a threshold
+rule and dt of its own, NIR's strict threshold), so NeuroBench would score a converted
+network, not the trained one.
+"""
+
+import torch
+from torch import nn
+
+from snnflow import SnnflowError
+from snnflow.model.neuron import LIF
+
+
+def trained_network(model_pt):
+    """(the network of a run's model.pt in eval mode, its RunSettings): the CSNN on the
+    reference engine, or the CNN. Read with weights_only: a run's folder is never
+    unpickled."""
+    from snnflow.model import cnn, snn
+    from snnflow.runs import RunSettings
+
+    redo = "delete it and rerun its training job"
+    try:
+        saved = torch.load(model_pt, map_location="cpu", weights_only=True)
+        settings = RunSettings(**saved["settings"])
+        if settings.model == "snn":
+            settings = RunSettings(**{**saved["settings"], "engine": "reference"})
+        kind = {"snn": snn.KIND, "cnn": cnn.KIND}[settings.model]
+        model = kind.build(settings, "torch")
+        model.load_state_dict(saved["state_dict"])
+    except Exception as err:  # not a torch file, other keys or shapes, another model
+        raise SnnflowError(f"{model_pt}: not a run's model ({type(err).__name__}: "
+                           f"{str(err).splitlines()[0][:160] if str(err) else ''}) - "
+                           f"{redo}") from None
+    return model.eval(), settings
+
+
+class SpikingView(nn.Module):
+    """The trained CSNN `net` (reference engine) taking NeuroBench's layout, input
+    (N, T, P, H, W) -> output spikes (N, T, classes), each layer called as a module.
+
+    A block's LIF neurons run on the pooling windows only: with an odd map size,
+    max-pooling drops the last row and column, and the project's fused block does not
+    compute those neurons (snnflow.model.fused_block), so neither NeuroBench nor the
+    project counts them. The output is the CSNN's, the neurons elementwise."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x):
+        net = self.net
+        x_seq = x.transpose(0, 1)
+        T, N = x_seq.shape[:2]
+        y = x_seq.flatten(0, 1)
+        for (conv, bn), lif in zip(net.convs, net.neurons):
+            y = bn(conv(y))
+            h, w = y.shape[-2:]
+            spikes = lif(y[..., :2 * (h // 2), :2 * (w // 2)].unflatten(0, (T, N)))
+            y = nn.functional.max_pool2d(spikes.flatten(0, 1), 2)
+        hidden = net.lif1(net.fc1(y.flatten(1)).unflatten(0, (T, N)))
+        return net.lif2(net.fc2(hidden)).transpose(0, 1)
+
+
+ACTIVATION_CLASSES = (LIF,)  # registered with NeuroBench beside its own (ReLU, Sigmoid)
