@@ -60,8 +60,12 @@ def test_same_seed_gives_identical_metrics(small_caches, tmp_path):
     pd.testing.assert_frame_equal(a, b)
 
 
-def test_resume_after_interruption_continues_the_same_run(small_caches, tmp_path, monkeypatch):
-    s = settings("snn")
+@pytest.mark.parametrize("choices", [{}, {"loss": "ce_rate", "dropout": 0.3}])
+def test_resume_after_interruption_continues_the_same_run(small_caches, tmp_path, monkeypatch,
+                                                          choices):
+    """Also with dropout, whose masks come from torch's random state: the checkpoint keeps
+    it."""
+    s = settings("snn", **choices)
     train(s, small_caches, tmp_path / "straight")
     original = steps.Trainer.train_epoch
 

@@ -33,6 +33,20 @@ def test_rows_become_paramspace_patterns_with_stable_numbers(tmp_path):
     assert isinstance(values["batch_size"], int) and isinstance(values["tau"], float)
 
 
+def test_a_choice_column_takes_its_choices_names(tmp_path):
+    """snn.loss is a name, not a number: its cells are kept as written, checked against
+    the schema's choices."""
+    (sweep,) = sweeps_of(tmp_path, "loss\tdropout\nmse_rate\t0\nce_rate\t0.25\n")
+    assert list(sweep.variants) == ["loss~mse_rate/dropout~0.0", "loss~ce_rate/dropout~0.25"]
+    assert sweep.variants["loss~ce_rate/dropout~0.25"] == {"loss": "ce_rate", "dropout": 0.25}
+    with pytest.raises(SnnflowError, match=r"row 1 \(line 2\), column loss: 'mse' is not one "
+                                           "of mse_rate, ce_rate - fix the cell"):
+        sweeps_of(tmp_path, "loss\nmse\n")
+    with pytest.raises(SnnflowError, match="column dropout: 1.0 is greater than or equal to "
+                                           "the maximum of 1"):
+        sweeps_of(tmp_path, "dropout\n1\n")
+
+
 def test_the_sweeps_T_is_its_own(tmp_path):
     assert sweeps_of(tmp_path, "tau\n2\n", T=4)[0].T == 4
 

@@ -31,10 +31,10 @@ TINY = {
     "validation": {"fraction": 0.25, "seed": 0},  # 5 of each class's 20 training samples
     "sweep": {"file": "sweeps/tiny.tsv", "T": 2},
 }
-# Two variants (and seeds 0 and 1): whole numbers in a float column name the same folders
-# as 3.0 and 8.0 would.
-TINY_SWEEP = "tau\tsurrogate_alpha\n1.5\t2\n3\t8\n"
-VARIANTS = ["tau~1.5/surrogate_alpha~2.0", "tau~3.0/surrogate_alpha~8.0"]
+# Two variants (and seeds 0 and 1): a whole number in a float column names the same folder
+# as 3.0 would; a choice (snn.loss) is swept by its name.
+TINY_SWEEP = "tau\tloss\n1.5\tmse_rate\n3\tce_rate\n"
+VARIANTS = ["tau~1.5/loss~mse_rate", "tau~3.0/loss~ce_rate"]
 
 
 def snakemake(workdir, *args, check=True, cores=2, runtime_only=False):
@@ -143,9 +143,9 @@ def test_the_sweeps_runs_and_the_chosen_epochs(finished_run):
         info = json.loads((folder / "run.json").read_text())
         values = dict(part.split("~") for part in variant.split("/"))
         assert info["sweep"] == {"name": "tiny", "variant": variant,
-                                 "values": {k: float(v) for k, v in values.items()}}
+                                 "values": {"tau": float(values["tau"]), "loss": values["loss"]}}
         assert info["T"] == 2 and info["settings"]["tau"] == float(values["tau"])
-        assert info["settings"]["surrogate_alpha"] == float(values["surrogate_alpha"])
+        assert info["settings"]["loss"] == values["loss"]
         assert info["settings"]["epochs"] == 2  # the rest from the config's snn section
         assert len(pd.read_csv(folder / "metrics.csv")) == 2
         assert (results / "logs" / "sweeps" / "tiny" / variant / f"seed{seed}.log").exists()
@@ -161,7 +161,7 @@ def test_the_sweeps_runs_and_the_chosen_epochs(finished_run):
     accuracy = pd.read_csv(results / "tables" / "accuracy.csv")
     assert (accuracy["chosen_on"] == "chosen on validation").all()
     html = (results / "report.html").read_text()
-    assert "The sweeps&#39; variants" in html and "tiny: tau=3.0, surrogate_alpha=8.0" in html
+    assert "The sweeps&#39; variants" in html and "tiny: tau=3.0, loss=ce_rate" in html
 
 
 def test_two_training_jobs_ran_at_once_on_their_own_gpu_slots(finished_run):
@@ -404,12 +404,12 @@ def planned_with_sweep(workdir, table):
 
 
 def test_adding_a_sweep_row_runs_only_its_jobs_and_the_report(finished_run):
-    assert planned_with_sweep(finished_run, TINY_SWEEP + "3\t2\n") == {
+    assert planned_with_sweep(finished_run, TINY_SWEEP + "3\tmse_rate\n") == {
         "train_sweep": 2, "neurobench_sweep": 2, "report": 1, "all": 1}
 
 
 def test_removing_a_sweep_row_drops_it_from_the_report_only(finished_run):
-    assert planned_with_sweep(finished_run, TINY_SWEEP.rsplit("3\t8", 1)[0]) == {
+    assert planned_with_sweep(finished_run, TINY_SWEEP.rsplit("3\tce_rate", 1)[0]) == {
         "report": 1, "all": 1}
 
 
@@ -452,8 +452,8 @@ def test_every_run_is_scored_by_neurobench_in_agreement_with_the_projects_counts
         assert set(scores["agrees"]) == {"yes", "not compared"}, scores
         assert (scores["samples"] == 80).all()
     table = pd.read_csv(results / "tables" / "neurobench.csv")
-    assert list(table["model"]) == ["SNN-2", "SNN-4", "CNN", "tiny: tau=1.5, surrogate_alpha=2.0",
-                                    "tiny: tau=3.0, surrogate_alpha=8.0"]
+    assert list(table["model"]) == ["SNN-2", "SNN-4", "CNN", "tiny: tau=1.5, loss=mse_rate",
+                                    "tiny: tau=3.0, loss=ce_rate"]
     assert table["agreement"].str.startswith("yes").all()
     assert len(pd.read_csv(results / "tables" / "neurobench_agreement.csv")) == 10 * 8
     assert (results / "logs" / "neurobench_cnn_seed1.log").exists()

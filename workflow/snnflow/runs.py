@@ -184,6 +184,8 @@ class RunSettings:
     v_threshold: float = 1.0
     v_reset: float = 0.0
     surrogate_alpha: float = 4.0
+    loss: str = "mse_rate"          # of the output spikes: mse_rate or ce_rate (snnflow.model.snn)
+    dropout: float = 0.0            # before each fully connected layer, one mask per sample
     engine: str = "fused"
     channels_last: bool = True
     cudnn_benchmark: bool = True
@@ -219,7 +221,8 @@ class RunSettings:
         return values
 
 
-SNN_ONLY = ("T", "tau", "v_threshold", "v_reset", "surrogate_alpha", "engine")
+SNN_ONLY = ("T", "tau", "v_threshold", "v_reset", "surrogate_alpha", "loss", "dropout",
+            "engine")
 
 
 def described(settings: RunSettings, sweep=None):
@@ -258,3 +261,10 @@ class ModelKind:
                             # .forward(x) runs the model, .rows() gives LAYER_COLUMNS
     compiled_paths: Callable  # (kind, settings, backend, x, generator) -> ([(path, check,
                               # fallback)], why none): what snnflow.train.kernel_check runs
+    losses: dict = field(default_factory=dict)  # {settings' loss: loss} where there is a choice
+
+    def trained_with(self, settings):
+        """This kind with the loss `settings` name (RunSettings.loss, where there is a choice)."""
+        from dataclasses import replace
+
+        return replace(self, loss=self.losses[settings.loss]) if self.losses else self

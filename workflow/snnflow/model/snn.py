@@ -3,7 +3,9 @@ its training spec.
 
 The LIF neurons are the activations, including one after the last FC layer whose
 spikes (T, N, classes) are the output; averaged over T they are firing rates, trained
-with MSE against one-hot labels (docs/method.md).
+with MSE against one-hot labels (docs/method.md), or (snn.loss: ce_rate) with the
+cross-entropy of each step's spikes. snn.dropout drops inputs of the fully connected
+layers while training, one mask per sample for all T steps.
 
 The network runs multi-step: the stateless layers see the merged (T*N) batch once and
 only the LIF recurrence loops over T. With the fused engine's "cpp" backend, each
@@ -11,6 +13,7 @@ block's BatchNorm, LIF and pooling run as one op (snnflow.model.fused_block) and
 convolutions of spikes skip their zeros (snnflow.model.sparse_conv).
 """
 
+import torch
 import torch.nn.functional as F
 from torch import nn
 
@@ -38,8 +41,9 @@ class CSNN(nn.Module):
 
     def __init__(self, channels=(32, 64, 128), hidden=256, in_channels=2, size=34,
                  neuron: LIFParams = LIFParams(), engine="fused", backend="torch",
-                 fuse_cuda_blocks=False, n_classes=N_CLASSES):
+                 fuse_cuda_blocks=False, n_classes=N_CLASSES, dropout=0.0):
         super().__init__()
+        self.dropout = dropout
         if engine == "reference":
             backend = "torch"  # the reference runs no kernels of any backend
         self.engine, self.backend, self.fuse_cuda_blocks = engine, backend, fuse_cuda_blocks
@@ -78,13 +82,22 @@ class CSNN(nn.Module):
                 y, fired = y
                 record.add(self.layers[k], spikes=fired)
             y = y.flatten(0, 1)
-        hidden = self.lif1(self.fc1(y.flatten(1)).unflatten(0, (T, N)))
-        out = self.lif2(self.fc2(hidden))
+        y = self.drop(y.flatten(1).unflatten(0, (T, N))).flatten(0, 1)
+        hidden = self.lif1(self.fc1(y).unflatten(0, (T, N)))
+        out = self.lif2(self.fc2(self.drop(hidden)))
         if record is not None:  # every spike reaches all units of the next layer
             record.add("fc1", spikes=hidden.sum(), synaptic_ops=y.sum() * self.fc1.out_features)
             record.add("fc2", spikes=out.sum(),
                        synaptic_ops=hidden.sum() * self.fc2.out_features)
         return out
+
+    def drop(self, x_seq):
+        """Dropout of x_seq (T, N, ...) while training: one mask per sample, the same at
+        every time step, as SpikingJelly's layer.Dropout in multi-step mode (its mask is
+        F.dropout of ones shaped like one step)."""
+        if not (self.training and self.dropout):
+            return x_seq
+        return x_seq * F.dropout(torch.ones_like(x_seq[0]), self.dropout, training=True)
 
     def layer_neurons(self):
         """LIF neurons per sample and time step of each layer whose spikes reach the next
@@ -144,6 +157,17 @@ def _rate_mse(out, y):
     return F.mse_loss(rates, F.one_hot(y, rates.shape[-1]).to(rates.dtype)), rates
 
 
+def _rate_cross_entropy(out, y):
+    """Cross-entropy of each time step's output spikes taken as logits, averaged over the
+    T steps and the samples: snnTorch's ce_rate_loss (which sums NLLLoss of log_softmax
+    over the steps and divides by T); the firing rates are the class scores."""
+    T = out.shape[0]
+    return F.cross_entropy(out.flatten(0, 1), y.repeat(T)), firing_rate(out)
+
+
+LOSSES = {"mse_rate": _rate_mse, "ce_rate": _rate_cross_entropy}  # config key snn.loss
+
+
 def _choose_backend(s, device):
     """The fused engine's backend for `device` (snnflow.kernels.backends), or the reference's."""
     if s.engine == "reference":
@@ -156,9 +180,11 @@ def _build(s, backend):
     in_channels, size, classes = input_size(s, 2, 34)
     refuse_too_small(s.channels, size, "snn.channels")
     return CSNN(s.channels, s.hidden, in_channels, size, neuron=neuron, engine=s.engine,
-                backend=backend, fuse_cuda_blocks=s.fused_cuda_block, n_classes=classes)
+                backend=backend, fuse_cuda_blocks=s.fused_cuda_block, n_classes=classes,
+                dropout=s.dropout)
 
 
 KIND = ModelKind(name="snn", load=load_frames, time_major=True, scale=lambda cache: 1.0,
                  choose_backend=_choose_backend, build=_build, loss=_rate_mse,
-                 new_record=SpikeRecord, compiled_paths=kernel_paths.compiled_paths)
+                 new_record=SpikeRecord, compiled_paths=kernel_paths.compiled_paths,
+                 losses=LOSSES)

@@ -251,6 +251,11 @@ def validate_config(config, schema_path, config_files=()):
                            "for the device) and without compile (which captures graphs "
                            "itself) - change one of them")
     snn = config["snn"]
+    if performance["cuda_graphs"] and snn["dropout"] > 0:
+        raise SnnflowError("config key snn.dropout: dropout inside a CUDA graph of the "
+                           "training step (performance.cuda_graphs) has not been checked on a "
+                           "GPU: its masks would come from a captured random-number state - "
+                           "set dropout to 0 or turn cuda_graphs off")
     if snn["v_threshold"] <= snn["v_reset"]:
         raise SnnflowError(f"config key snn.v_threshold: {snn['v_threshold']} is not above "
                            f"snn.v_reset {snn['v_reset']}, so a neuron just reset is already "
@@ -339,7 +344,7 @@ def _check_dataset_folders(config):
 # The keys of each model's config section that its runs' settings take.
 SECTION_KEYS = {
     "snn": ("epochs", "batch_size", "lr", "channels", "hidden", "tau", "v_threshold",
-            "v_reset", "surrogate_alpha", "engine"),
+            "v_reset", "surrogate_alpha", "loss", "dropout", "engine"),
     "cnn": ("epochs", "batch_size", "lr", "channels", "hidden"),
 }
 

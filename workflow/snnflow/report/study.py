@@ -181,8 +181,8 @@ RUN_FIELD_TYPES = {  # run.json's identity fields: what the report groups and la
 def _is_variant(value):
     return (isinstance(value, dict) and isinstance(value.get("name"), str)
             and isinstance(value.get("variant"), str) and isinstance(value.get("values"), dict)
-            and all(isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool)
-                    for k, v in value["values"].items()))
+            and all(isinstance(k, str) and isinstance(v, (int, float, str))
+                    and not isinstance(v, bool) for k, v in value["values"].items()))
 
 
 def _check_types(run_json, info, rerun):

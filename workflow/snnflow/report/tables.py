@@ -131,6 +131,16 @@ def network_against_reference(settings):
             f"{network_text(REFERENCE_NETWORK)})")
 
 
+SNN_LOSSES = {"mse_rate": "MSE of output firing rates",
+              "ce_rate": "cross-entropy of each step's output spikes (ce_rate)"}
+
+
+def snn_loss_text(settings):
+    """An SNN run's loss (snn.loss; MSE where run.json predates the choice) and dropout."""
+    text = SNN_LOSSES[settings.get("loss", "mse_rate")]
+    return text + (f", dropout {settings['dropout']}" if settings.get("dropout") else "")
+
+
 def models_table(study):
     """What each model is: its data, network (conv channels, hidden units, parameters),
     T, neuron and training settings, from its runs' run.json; and the reference study's,
@@ -146,7 +156,7 @@ def models_table(study):
                      "neuron": (f"LIF, tau {s.get('tau')}, threshold {s.get('v_threshold')}, "
                                 f"sigmoid surrogate alpha {s.get('surrogate_alpha')}"
                                 if spiking else "ReLU"),
-                     "loss": "MSE of output firing rates" if spiking else "cross-entropy",
+                     "loss": snn_loss_text(s) if spiking else "cross-entropy",
                      "batch_size": s.get("batch_size"), "lr": s.get("lr"),
                      "epochs": s.get("epochs"), "optimizer": "Adam, cosine annealing",
                      "seeds": len(group)})

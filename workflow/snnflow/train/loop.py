@@ -195,6 +195,7 @@ def build_job(kind, s: RunSettings, train, test, threads, log, data_identity="",
     checked (snnflow.train.kernel_check), optimiser, scheduler."""
     device = train.device
     autocast = configure_backend(s, device)
+    kind = kind.trained_with(s)  # the SNN's loss (snn.loss)
     backend, description = kind.choose_backend(s, device)  # and built, before epoch 1
     if description:
         log(f"backend {description}")
