@@ -24,15 +24,16 @@ class WrongLif(_Wrapped):
 class WrongSlopeLif(_Wrapped):
     """A surrogate gradient 1 % too steep: spikes right, gradients slightly wrong."""
 
-    def lif_backward(self, grad_spikes, h_seq, tau, v_th, v_reset, alpha):
-        return self.ops.lif_backward(grad_spikes, h_seq, tau, v_th, v_reset, alpha * 1.01)
+    def lif_backward(self, grad_spikes, h_seq, tau, v_th, v_reset, alpha, surrogate):
+        return self.ops.lif_backward(grad_spikes, h_seq, tau, v_th, v_reset, alpha * 1.01,
+                                     surrogate)
 
 
 class NoResetPathLif(_Wrapped):
     """A backward that detaches the reset (no gradient through V = H (1 - S)), a common
     slip: the reference does not detach it."""
 
-    def lif_backward(self, grad_spikes, h_seq, tau, v_th, v_reset, alpha):
+    def lif_backward(self, grad_spikes, h_seq, tau, v_th, v_reset, alpha, surrogate):
         grad_x, grad_v = torch.empty_like(h_seq), torch.zeros_like(h_seq[0])
         for t in range(h_seq.shape[0] - 1, -1, -1):
             h = h_seq[t]
@@ -54,7 +55,7 @@ class GpuRoundingLif(_Wrapped):
     it: `tl.sigmoid` as ex2.approx and div.full (each sigmoid moved by up to 2 ulp
     here, at random) and multiply-adds contracted into fma."""
 
-    def lif_backward(self, grad_spikes, h_seq, tau, v_th, v_reset, alpha):
+    def lif_backward(self, grad_spikes, h_seq, tau, v_th, v_reset, alpha, surrogate):
         generator = torch.Generator().manual_seed(0)
         grad_x, grad_v = torch.empty_like(h_seq), torch.zeros_like(h_seq[0])
         for t in range(h_seq.shape[0] - 1, -1, -1):

@@ -149,8 +149,8 @@ def test_the_training_check_passes_the_engine_and_fails_a_wrong_gradient(tmp_pat
     if wrong:
         right = neuron._backward_loop
         monkeypatch.setattr(neuron, "_backward_loop",
-                            lambda g, h, tau, v_th, v_reset, alpha:
-                            right(g, h, tau, v_th, v_reset, alpha * 1.01))
+                            lambda g, h, tau, v_th, v_reset, alpha, surrogate:
+                            right(g, h, tau, v_th, v_reset, alpha * 1.01, surrogate))
     report = record.Report(tmp_path, settings(), budget_seconds=600)
     checks.check_training(report, torch.device("cpu"), steps=1, attempts=4)
     rows = [row for row in report.data["training"] if "tries" in row]

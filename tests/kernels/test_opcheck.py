@@ -11,6 +11,7 @@ from snnflow.model import fused_block, neuron, sparse_conv
 
 LIF = (1.7, 0.6, -0.2)  # tau, v_th, v_reset
 ALPHA = 2.5
+SURROGATES = (0, 1)  # sigmoid, atan (snnflow.model.neuron.SURROGATES)
 
 
 def conv_output(T, N, C, H, W, requires_grad=False):
@@ -26,8 +27,10 @@ def lif_cases():
     x = torch.randn(4, 3, 5, 6, generator=torch.Generator().manual_seed(1)) + 0.5
     h = x.clone()
     for backend in ("cpp", "torch"):
-        yield neuron._lif_forward, (x.clone().requires_grad_(), *LIF, ALPHA, backend)
-        yield neuron._lif_backward, (torch.randn_like(h), h, *LIF, ALPHA, backend)
+        for surrogate in SURROGATES:
+            yield neuron._lif_forward, (x.clone().requires_grad_(), *LIF, ALPHA, surrogate,
+                                        backend)
+            yield neuron._lif_backward, (torch.randn_like(h), h, *LIF, ALPHA, surrogate, backend)
 
 
 def block_cases():
@@ -35,13 +38,16 @@ def block_cases():
         C = shape[2]
         weight, bias = torch.rand(C) + 0.5, torch.rand(C) - 0.5
         y = conv_output(*shape, requires_grad=True)
-        yield fused_block._bn_lif_pool, (y, weight.clone().requires_grad_(),
-                                         bias.clone().requires_grad_(), 1e-5, *LIF, ALPHA)
+        for surrogate in SURROGATES:
+            yield fused_block._bn_lif_pool, (y, weight.clone().requires_grad_(),
+                                             bias.clone().requires_grad_(), 1e-5, *LIF, ALPHA,
+                                             surrogate)
         yield fused_block._bn_lif_pool_eval, (y.detach(), weight, bias, *LIF)  # scale, shift
         pooled = torch.randn(shape[0], shape[1], C, shape[3] // 2, shape[4] // 2)
         mean, var = y.detach().mean((0, 1, 3, 4)), y.detach().var((0, 1, 3, 4))
-        yield fused_block._bn_lif_pool_backward, (pooled, y.detach(), weight, bias, mean, var,
-                                                  1e-5, *LIF, ALPHA)
+        for surrogate in SURROGATES:
+            yield fused_block._bn_lif_pool_backward, (pooled, y.detach(), weight, bias, mean,
+                                                      var, 1e-5, *LIF, ALPHA, surrogate)
 
 
 def conv_cases():
@@ -68,15 +74,17 @@ def kernel_cases():
     x = torch.randn(4, 3, 5, 6) + 0.5
     spikes_, h = ops.lif_forward(x, *LIF)
     yield ops.lif_forward, (x, *LIF)
-    yield ops.lif_backward, (torch.randn_like(h), h, *LIF, ALPHA)
+    for surrogate in SURROGATES:
+        yield ops.lif_backward, (torch.randn_like(h), h, *LIF, ALPHA, surrogate)
     y = conv_output(3, 2, 4, 6, 6)
     scale, shift = torch.rand(4) + 0.5, torch.rand(4) - 0.5
     yield ops.channel_moments, (y,)
     for count in (False, True):
         yield ops.bn_lif_pool_forward, (y, scale, shift, *LIF, count)
     mean, var = ops.channel_moments(y)
-    yield ops.bn_lif_pool_backward, (torch.randn(3, 2, 4, 3, 3), y, scale, shift, mean,
-                                     torch.rsqrt(var + 1e-5), *LIF, ALPHA)
+    for surrogate in SURROGATES:
+        yield ops.bn_lif_pool_backward, (torch.randn(3, 2, 4, 3, 3), y, scale, shift, mean,
+                                         torch.rsqrt(var + 1e-5), *LIF, ALPHA, surrogate)
     s = spike_input((2, 8, 5, 5), 0.2)
     counts, channel, value = ops.spike_nonzeros(s)
     weight = torch.randn(32, 8, 3, 3)

@@ -21,6 +21,7 @@ from triton.backends.compiler import GPUTarget  # noqa: E402
 from triton.compiler import ASTSource  # noqa: E402
 
 from snnflow.kernels import block_triton_jit, lif_triton_jit  # noqa: E402
+from snnflow.model.neuron import SURROGATES  # noqa: E402
 
 TARGETS = {"sm_86": GPUTarget("cuda", 86, 32), "sm_90": GPUTarget("cuda", 90, 32)}
 FLOAT_ARGS = {"tau", "v_th", "v_reset", "alpha"}
@@ -52,7 +53,9 @@ def compile_for(target, kernel, pointers, constants, fp_fusion):
 def variants():
     """(name, kernel, pointer types, constexprs, fp fusion as launched, forward?)."""
     yield "lif forward", lif_triton_jit.forward_kernel, {}, {"BLOCK": 1024}, False, True
-    yield "lif backward", lif_triton_jit.backward_kernel, {}, {"BLOCK": 1024}, True, False
+    for surrogate in SURROGATES:
+        yield (f"lif backward {surrogate}", lif_triton_jit.backward_kernel, {},
+               {"BLOCK": 1024, "SURROGATE": SURROGATES.index(surrogate)}, True, False)
     for dtype in ("float32", "bfloat16"):
         t = TRITON_TYPES[dtype]
         for windows, channels in ((4, 32), (128, 1)):  # channels_last, contiguous tiles
@@ -62,9 +65,10 @@ def variants():
                        block_triton_jit.forward_kernel,
                        {"y_ptr": t, "out_ptr": t, "count_ptr": "i64"},
                        {"COUNT": count, **tile}, False, True)
-            yield (f"block backward {dtype} {windows}x{channels}",
-                   block_triton_jit.backward_kernel, {"y_ptr": t, "gp_ptr": t},
-                   tile, True, False)
+            for surrogate in SURROGATES:
+                yield (f"block backward {dtype} {windows}x{channels} {surrogate}",
+                       block_triton_jit.backward_kernel, {"y_ptr": t, "gp_ptr": t},
+                       {**tile, "SURROGATE": SURROGATES.index(surrogate)}, True, False)
 
 
 VARIANTS = list(variants())

@@ -10,6 +10,7 @@ from snnflow.model.fused_block import bn_lif_pool, fusable
 from snnflow.model.neuron import LIF, LIFParams, lif_reference
 
 PARAMS = LIFParams(tau=1.7, v_threshold=0.6, v_reset=-0.2, alpha=2.5)
+ATAN = LIFParams(tau=1.7, v_threshold=0.6, v_reset=-0.2, alpha=2.0, surrogate="atan")
 
 
 def batch_norm(C, generator):
@@ -20,9 +21,9 @@ def batch_norm(C, generator):
     return bn
 
 
-def layers_in_turn(y_seq, bn):
+def layers_in_turn(y_seq, bn, params=PARAMS):
     T, N = y_seq.shape[:2]
-    spikes = lif_reference(bn(y_seq.flatten(0, 1)).unflatten(0, (T, N)), PARAMS)
+    spikes = lif_reference(bn(y_seq.flatten(0, 1)).unflatten(0, (T, N)), params)
     return nn.functional.max_pool2d(spikes.flatten(0, 1), 2).unflatten(0, (T, N))
 
 
@@ -33,17 +34,20 @@ def test_the_kernels_are_built_here():
 
 
 # shapes: odd sizes (neurons outside every window), T = 1, many tiles and blocks
-@pytest.mark.parametrize("shape", [(1, 2, 3, 4, 4), (4, 3, 5, 17, 17), (16, 2, 8, 8, 8),
-                                   (32, 2, 4, 5, 7), (2, 16, 4, 34, 34), (3, 8, 16, 17, 17)])
-def test_training_step_matches_the_layers_in_turn(shape):
+# and the ATan surrogate (snn.surrogate: atan) on two of them
+@pytest.mark.parametrize("shape, params", [
+    *((shape, PARAMS) for shape in [(1, 2, 3, 4, 4), (4, 3, 5, 17, 17), (16, 2, 8, 8, 8),
+                                    (32, 2, 4, 5, 7), (2, 16, 4, 34, 34), (3, 8, 16, 17, 17)]),
+    *((shape, ATAN) for shape in [(4, 3, 5, 17, 17), (2, 16, 4, 34, 34)])])
+def test_training_step_matches_the_layers_in_turn(shape, params):
     g = torch.Generator().manual_seed(sum(shape))
     y = channels_last_seq(*shape, g)
     bn_ref, bn_fused = batch_norm(shape[2], g), batch_norm(shape[2], g)
     bn_fused.load_state_dict(bn_ref.state_dict())
     y_ref, y_fused = y.clone().requires_grad_(), y.clone().requires_grad_()
-    assert fusable(y_fused, bn_fused, LIF(PARAMS, "fused", "cpp"))
-    ref = layers_in_turn(y_ref, bn_ref)
-    fused = bn_lif_pool(y_fused, bn_fused, LIF(PARAMS, "fused", "cpp"))
+    assert fusable(y_fused, bn_fused, LIF(params, "fused", "cpp"))
+    ref = layers_in_turn(y_ref, bn_ref, params)
+    fused = bn_lif_pool(y_fused, bn_fused, LIF(params, "fused", "cpp"))
     assert torch.equal(fused, ref)
     upstream = torch.randn(ref.shape, generator=g)
     (ref * upstream).sum().backward()
@@ -153,7 +157,8 @@ report = Report(Path(tempfile.mkdtemp()), settings, 600)
 check_block(report, torch.device("cpu"), shapes=((1, 2, 3, 4, 4), (4, 3, 5, 17, 17),
                                                  (3, 2, 4, 6, 7), (2, 2, 40, 5, 6)))
 print(json.dumps(report.data["block"]))
-assert len(report.data["block"]) == 16 and all(row["passed"] for row in report.data["block"])
+assert len(report.data["block"]) == 20 and all(row["passed"] for row in report.data["block"])
+assert sum(row["surrogate"] == "atan" for row in report.data["block"]) == 4
 # evaluation: pooled spikes and the spikes per channel, counted with atomics per tile
 from snnflow.kernels import block_triton
 from snnflow.model.neuron import LIFParams, lif_reference

@@ -100,7 +100,7 @@ if {direct}:
     g = torch.randn_like(s_ref)
     (s_ref * g).sum().backward()
     s, h = kernels.lif_forward(b.detach(), p.tau, p.v_threshold, p.v_reset)
-    grad = kernels.lif_backward(g, h, p.tau, p.v_threshold, p.v_reset, p.alpha)
+    grad = kernels.lif_backward(g, h, p.tau, p.v_threshold, p.v_reset, p.alpha, 0)
 else:
     s_ref, s = lif_reference(a, p), lif_fused(b, p, "cpp")
     g = torch.randn_like(s_ref)

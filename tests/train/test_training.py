@@ -52,6 +52,21 @@ def test_run_writes_one_row_per_epoch_model_and_run_info(small_caches, tmp_path,
     assert ("tau" in info["settings"]) == (model == "snn")
 
 
+def test_an_atan_run_passes_the_kernel_check_of_its_own_surrogate(small_caches, tmp_path):
+    """snn.surrogate: atan trains on the fused C++ kernels, which the job checks against
+    the reference with the ATan surrogate first; the gradients differ from the sigmoid's."""
+    logs = []
+    train(settings("snn", surrogate="atan", surrogate_alpha=2.0), small_caches,
+          tmp_path / "atan", log=logs.append)
+    train(settings("snn"), small_caches, tmp_path / "sigmoid")
+    assert any(line.startswith("kernel check: passed") for line in logs), logs
+    info = json.loads((tmp_path / "atan" / "run.json").read_text())
+    assert info["backend"] == "cpp" and info["settings"]["surrogate"] == "atan"
+    atan, sigmoid = (torch.load(tmp_path / d / "model.pt", weights_only=True)["state_dict"]
+                     for d in ("atan", "sigmoid"))
+    assert not torch.equal(atan["fc1.weight"], sigmoid["fc1.weight"])  # other gradients
+
+
 def test_same_seed_gives_identical_metrics(small_caches, tmp_path):
     s = settings("snn")
     train(s, small_caches, tmp_path / "a")

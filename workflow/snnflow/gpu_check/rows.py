@@ -27,9 +27,11 @@ def check_lif(report, device, Ts=(1, 4, 16, 32), shape=(64, 32, 17, 17)):
     from snnflow.model.kernel_paths import compare_lif, lif_passes
     from snnflow.model.neuron import LIFParams
 
-    p = LIFParams()  # the study's neuron
+    neurons = {"sigmoid": LIFParams(),  # the study's neuron
+               "atan": LIFParams(alpha=2.0, surrogate="atan")}  # snn.surrogate: atan
 
-    def case(T, layout, precision):
+    def case(T, layout, precision, surrogate="sigmoid"):
+        p = neurons[surrogate]
         kernels = lif_triton.load()
         if kernels is None:
             raise RuntimeError("the Triton LIF kernels are not available here (Triton?)")
@@ -43,7 +45,8 @@ def check_lif(report, device, Ts=(1, 4, 16, 32), shape=(64, 32, 17, 17)):
         x32 = x.float()  # the LIF runs its membrane in float32 either way
         x32[:, 0, 0, 0, :] = 2.0  # exactly on the threshold after a reset
         equal, mismatches, grad_diff, largest = compare_lif(kernels, x32, p, g)
-        return {"T": T, "layout": layout, "precision": precision, "spikes_equal": equal,
+        return {"T": T, "layout": layout, "precision": precision, "surrogate": surrogate,
+                "spikes_equal": equal,
                 "spike_mismatches": mismatches, "max_grad_diff": grad_diff,
                 "relative_grad_diff": grad_diff / max(largest, 1e-12),
                 "passed": lif_passes(equal, grad_diff, largest)}
@@ -53,6 +56,8 @@ def check_lif(report, device, Ts=(1, 4, 16, 32), shape=(64, 32, 17, 17)):
             for precision in ("float32", "bf16"):
                 report.run_row("lif", f"T={T} {layout} {precision}",
                                lambda: case(T, layout, precision))
+        report.run_row("lif", f"T={T} channels_last float32 atan",
+                       lambda: case(T, "channels_last", "float32", "atan"))
 
 
 def check_block(report, device, shapes=((4, 32, 32, 34, 34), (16, 16, 64, 17, 17),
@@ -66,9 +71,11 @@ def check_block(report, device, shapes=((4, 32, 32, 34, 34), (16, 16, 64, 17, 17
     from snnflow.model.kernel_paths import block_passes, compare_block
     from snnflow.model.neuron import LIFParams
 
-    p = LIFParams()  # the study's neuron
+    neurons = {"sigmoid": LIFParams(),  # the study's neuron
+               "atan": LIFParams(alpha=2.0, surrogate="atan")}  # snn.surrogate: atan
 
-    def case(shape, layout, dtype):
+    def case(shape, layout, dtype, surrogate="sigmoid"):
+        p = neurons[surrogate]
         kernels = block_triton.load()
         if kernels is None:
             raise RuntimeError("the Triton block kernels are not available here (Triton?)")
@@ -84,18 +91,21 @@ def check_block(report, device, shapes=((4, 32, 32, 34, 34), (16, 16, 64, 17, 17
             bn.bias.uniform_(-0.3, 0.3, generator=g)
         flips, errors = compare_block(kernels, y, bn, p, g)
         return {"shape": list(shape), "layout": layout, "precision": str(dtype)[6:],
+                "surrogate": surrogate,
                 "tile": list(block_triton.tile(y)), "spike_flips": flips,
                 **{f"grad_{k}_rel_error": ours for k, (ours, _) in errors.items()},
                 **{f"grad_{k}_torch_float32_rel_error": theirs
                    for k, (_, theirs) in errors.items()},
                 "passed": block_passes(flips, errors, dtype)}
 
-    cases = [(shape, layout, dtype) for shape in shapes
+    cases = [(shape, layout, dtype, "sigmoid") for shape in shapes
              for layout in ("channels_last", "contiguous")
              for dtype in (torch.float32, torch.bfloat16)]
-    for shape, layout, dtype in cases:
-        report.run_row("block", f"{shape} {layout} {str(dtype)[6:]}",
-                       lambda: case(shape, layout, dtype))
+    cases += [(shape, "channels_last", torch.float32, "atan") for shape in shapes]
+    for shape, layout, dtype, surrogate in cases:
+        report.run_row("block", f"{shape} {layout} {str(dtype)[6:]}"
+                       + (f" {surrogate}" if surrogate != "sigmoid" else ""),
+                       lambda: case(shape, layout, dtype, surrogate))
 
 
 def gradients_of_one_step(model, x, y):

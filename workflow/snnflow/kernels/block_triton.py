@@ -78,7 +78,7 @@ def _build():
 
         @staticmethod
         def bn_lif_pool_backward(grad_pooled, y, scale, shift, mean, invstd, tau, v_th,
-                                 v_reset, alpha):
+                                 v_reset, alpha, surrogate):
             T, N, C, H, W = y.shape
             h_scratch = torch.empty_like(y, dtype=torch.float32)
             grad_x = torch.zeros_like(y, dtype=torch.float32)  # 0 outside the windows
@@ -89,7 +89,8 @@ def _build():
                                      grad_pooled, h_scratch, grad_x, sums, T, C, N, H // 2,
                                      W // 2, *y.stride(), *grad_pooled.stride(), float(tau),
                                      float(v_th), float(v_reset), float(alpha), WB=windows,
-                                     CB=channels, enable_fp_fusion=True)
+                                     CB=channels, SURROGATE=int(surrogate),
+                                     enable_fp_fusion=True)
             total = sums.double().sum(1)  # fixed order: deterministic
             rows = y.numel() // C
             sum_g, sum_gy = total[:, 0], total[:, 1]

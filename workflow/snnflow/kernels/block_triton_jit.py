@@ -95,7 +95,7 @@ def forward_kernel(y_ptr, scale_ptr, shift_ptr, out_ptr, count_ptr,
 def backward_kernel(y_ptr, scale_ptr, shift_ptr, gp_ptr, h_ptr, gy_ptr, sums_ptr,
                     T, C, N, OH, OW, sy_t, sy_n, sy_c, sy_h, sy_w,
                     sg_t, sg_n, sg_c, sg_h, sg_w, tau, v_th, v_reset, alpha,
-                    WB: tl.constexpr, CB: tl.constexpr):
+                    WB: tl.constexpr, CB: tl.constexpr, SURROGATE: tl.constexpr):
     c, mask, scale, shift, at, grad = _tile(scale_ptr, shift_ptr, C, N, OH, OW, sy_n, sy_c,
                                             sy_h, sy_w, sg_n, sg_c, sg_h, sg_w, WB, CB)
     # H of every step, in y's layout (the scratch buffer is laid out like y)
@@ -132,10 +132,14 @@ def backward_kernel(y_ptr, scale_ptr, shift_ptr, gp_ptr, h_ptr, gy_ptr, sums_ptr
         w1 = f1 & ~f0
         w2 = f2 & ~(f0 | f1)
         w3 = f3 & ~(f0 | f1 | f2)
-        x0, g0 = backward_step(h0, tl.where(w0, g_out, 0.0), g0, tau, v_th, v_reset, alpha)
-        x1, g1 = backward_step(h1, tl.where(w1, g_out, 0.0), g1, tau, v_th, v_reset, alpha)
-        x2, g2 = backward_step(h2, tl.where(w2, g_out, 0.0), g2, tau, v_th, v_reset, alpha)
-        x3, g3 = backward_step(h3, tl.where(w3, g_out, 0.0), g3, tau, v_th, v_reset, alpha)
+        x0, g0 = backward_step(h0, tl.where(w0, g_out, 0.0), g0, tau, v_th, v_reset, alpha,
+                               SURROGATE)
+        x1, g1 = backward_step(h1, tl.where(w1, g_out, 0.0), g1, tau, v_th, v_reset, alpha,
+                               SURROGATE)
+        x2, g2 = backward_step(h2, tl.where(w2, g_out, 0.0), g2, tau, v_th, v_reset, alpha,
+                               SURROGATE)
+        x3, g3 = backward_step(h3, tl.where(w3, g_out, 0.0), g3, tau, v_th, v_reset, alpha,
+                               SURROGATE)
         tl.store(gy_ptr + at, x0, mask=mask)
         tl.store(gy_ptr + (at + sy_w), x1, mask=mask)
         tl.store(gy_ptr + (at + sy_h), x2, mask=mask)

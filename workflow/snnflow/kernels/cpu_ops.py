@@ -41,7 +41,8 @@ def _register_fakes():
 
     register("lif_forward", lambda x, tau, v_th, v_reset: [torch.empty_like(x),
                                                              torch.empty_like(x)])
-    register("lif_backward", lambda grad, h, tau, v_th, v_reset, alpha: torch.empty_like(h))
+    register("lif_backward",
+             lambda grad, h, tau, v_th, v_reset, alpha, surrogate: torch.empty_like(h))
     register("channel_moments", lambda y: [y.new_empty(y.shape[2]), y.new_empty(y.shape[2])])
 
     def pooled(y, scale, shift, tau, v_th, v_reset, count):

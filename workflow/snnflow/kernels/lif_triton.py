@@ -46,7 +46,7 @@ def _build():
             return spikes, h_seq
 
         @staticmethod
-        def lif_backward(grad_spikes, h_seq, tau, v_threshold, v_reset, alpha):
+        def lif_backward(grad_spikes, h_seq, tau, v_threshold, v_reset, alpha, surrogate):
             if grad_spikes.stride() != h_seq.stride():
                 grad_spikes = torch.empty_like(h_seq).copy_(grad_spikes)
             T, M = h_seq.shape[0], h_seq[0].numel()
@@ -54,7 +54,8 @@ def _build():
             backward_kernel[(triton.cdiv(M, BLOCK),)](grad_spikes, h_seq, grad_x, M, T,
                                                       float(tau), float(v_threshold),
                                                       float(v_reset), float(alpha),
-                                                      BLOCK=BLOCK, enable_fp_fusion=True)
+                                                      BLOCK=BLOCK, SURROGATE=int(surrogate),
+                                                      enable_fp_fusion=True)
             return grad_x
 
     return Kernels

@@ -27,7 +27,7 @@ def forward_kernel(x_ptr, s_ptr, h_ptr, M, T, tau, v_th, v_reset, BLOCK: tl.cons
 
 @triton.jit
 def backward_kernel(g_ptr, h_ptr, gx_ptr, M, T, tau, v_th, v_reset, alpha,
-                    BLOCK: tl.constexpr):
+                    BLOCK: tl.constexpr, SURROGATE: tl.constexpr):
     offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = offs < M
     grad_v = tl.zeros([BLOCK], tl.float32)
@@ -35,6 +35,6 @@ def backward_kernel(g_ptr, h_ptr, gx_ptr, M, T, tau, v_th, v_reset, alpha,
     for _ in range(T):
         h = tl.load(h_ptr + at, mask=mask, other=0.0)
         g = tl.load(g_ptr + at, mask=mask, other=0.0)
-        grad_x, grad_v = backward_step(h, g, grad_v, tau, v_th, v_reset, alpha)
+        grad_x, grad_v = backward_step(h, g, grad_v, tau, v_th, v_reset, alpha, SURROGATE)
         tl.store(gx_ptr + at, grad_x, mask=mask)
         at -= M

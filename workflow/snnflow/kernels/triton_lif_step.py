@@ -23,11 +23,23 @@ def fire(h, v_th, v_reset):
 
 
 @triton.jit
-def backward_step(h, grad_spike, grad_v, tau, v_th, v_reset, alpha):
+def surrogate_derivative(x, alpha, SURROGATE: tl.constexpr):
+    """d Heaviside(x) / dx as the derivative of the surrogate of index SURROGATE
+    (snnflow.model.neuron.SURROGATES): sigmoid(alpha x), or SpikingJelly's ATan."""
+    if SURROGATE == 1:
+        z = 1.5707963267948966 * alpha * x
+        return 0.5 * alpha / (1.0 + z * z)
+    else:
+        sig = tl.sigmoid(alpha * x)
+        return alpha * sig * (1.0 - sig)
+
+
+@triton.jit
+def backward_step(h, grad_spike, grad_v, tau, v_th, v_reset, alpha, SURROGATE: tl.constexpr):
     """One step back in time: (dL/dX[t], dL/dV[t-1]) from H[t], dL/dS[t] and dL/dV[t],
-    with the sigmoid surrogate of slope alpha for the Heaviside step."""
-    sig = tl.sigmoid(alpha * (h - v_th))
+    with the surrogate SURROGATE of slope alpha for the Heaviside step."""
     grad_s = grad_spike + grad_v * (v_reset - h)
-    grad_h = grad_s * (alpha * sig * (1.0 - sig)) + tl.where(h >= v_th, 0.0, grad_v)
+    grad_h = (grad_s * surrogate_derivative(h - v_th, alpha, SURROGATE)
+              + tl.where(h >= v_th, 0.0, grad_v))
     grad_x = tl.math.div_rn(grad_h, tau)
     return grad_x, grad_h - grad_x

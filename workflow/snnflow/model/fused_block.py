@@ -45,7 +45,7 @@ def bn_lif_pool(y_seq, bn: nn.BatchNorm2d, lif, count=False, fuse_cuda=False):
                                                 p.v_reset)
         return (pooled, per_channel.sum()) if count else pooled
     pooled, mean, var = _bn_lif_pool(y_seq, bn.weight, bn.bias, bn.eps, p.tau, p.v_threshold,
-                                     p.v_reset, p.alpha)
+                                     p.v_reset, p.alpha, p.surrogate_index)
     with torch.no_grad():  # as nn.BatchNorm2d: the unbiased variance goes into the running one
         n = y_seq.numel() // y_seq.shape[2]
         bn.num_batches_tracked.add_(1)
@@ -98,9 +98,10 @@ def _pooled_like(y_seq):
 # Registered as custom operators so torch.compile traces through them.
 @torch.library.custom_op("snnflow::bn_lif_pool", mutates_args=())
 def _bn_lif_pool(y_seq: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float,
-                 tau: float, v_threshold: float, v_reset: float,
-                 alpha: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(pooled spikes, batch mean, batch variance) in training mode."""
+                 tau: float, v_threshold: float, v_reset: float, alpha: float,
+                 surrogate: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(pooled spikes, batch mean, batch variance) in training mode (alpha and the
+    surrogate's index, snnflow.model.neuron.SURROGATES, are kept for the backward)."""
     kernels = _kernels(y_seq)
     mean, var = kernels.channel_moments(y_seq)
     scale, shift = _affine(weight, bias, mean, var, eps)
@@ -109,24 +110,25 @@ def _bn_lif_pool(y_seq: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, 
 
 
 @_bn_lif_pool.register_fake
-def _(y_seq, weight, bias, eps, tau, v_threshold, v_reset, alpha):
+def _(y_seq, weight, bias, eps, tau, v_threshold, v_reset, alpha, surrogate):
     return _pooled_like(y_seq), weight.new_empty(weight.shape), weight.new_empty(weight.shape)
 
 
 @torch.library.custom_op("snnflow::bn_lif_pool_backward", mutates_args=())
 def _bn_lif_pool_backward(grad_pooled: torch.Tensor, y_seq: torch.Tensor, weight: torch.Tensor,
                           bias: torch.Tensor, mean: torch.Tensor, var: torch.Tensor, eps: float,
-                          tau: float, v_threshold: float, v_reset: float,
-                          alpha: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                          tau: float, v_threshold: float, v_reset: float, alpha: float,
+                          surrogate: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Gradients of y, BatchNorm's weight and bias (the statistics depend on y)."""
     scale, shift = _affine(weight, bias, mean, var, eps)  # bitwise the forward's
     return tuple(_kernels(y_seq).bn_lif_pool_backward(grad_pooled, y_seq, scale, shift, mean,
                                                      torch.rsqrt(var + eps), tau, v_threshold,
-                                                     v_reset, alpha))
+                                                     v_reset, alpha, surrogate))
 
 
 @_bn_lif_pool_backward.register_fake
-def _(grad_pooled, y_seq, weight, bias, mean, var, eps, tau, v_threshold, v_reset, alpha):
+def _(grad_pooled, y_seq, weight, bias, mean, var, eps, tau, v_threshold, v_reset, alpha,
+      surrogate):
     return torch.empty_like(y_seq), torch.empty_like(weight), torch.empty_like(bias)
 
 
@@ -142,7 +144,7 @@ def _backward(ctx, grad_pooled, _grad_mean, _grad_var):
     y_seq, weight, bias, mean, var = ctx.saved_tensors
     grads = _bn_lif_pool_backward(grad_pooled, y_seq, weight, bias, mean, var, ctx.eps,
                                   *ctx.params)
-    return *grads, None, None, None, None, None
+    return *grads, None, None, None, None, None, None
 
 
 _bn_lif_pool.register_autograd(_backward, setup_context=_setup_context)

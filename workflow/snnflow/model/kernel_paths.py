@@ -45,7 +45,7 @@ def compare_lif(kernels, x_seq, p: LIFParams, generator):
     (s_ref * upstream).sum().backward()
     spikes, h_seq = kernels.lif_forward(x_seq.detach(), p.tau, p.v_threshold, p.v_reset)
     grad = kernels.lif_backward(upstream.to(h_seq.dtype), h_seq, p.tau, p.v_threshold,
-                                p.v_reset, p.alpha)
+                                p.v_reset, p.alpha, p.surrogate_index)
     mismatches = int((spikes != s_ref).sum())
     return (mismatches == 0, mismatches, float((grad - reference.grad).abs().max()),
             float(reference.grad.abs().max()))
@@ -90,7 +90,7 @@ def compare_block(kernels, y_seq, bn: nn.BatchNorm2d, p: LIFParams, generator):
     for leaf, layer, pooled_ref in (float32, float64):
         (pooled_ref * upstream.to(leaf.dtype)).sum().backward()
     ours = kernels.bn_lif_pool_backward(upstream, y_seq, scale, shift, mean, invstd, p.tau,
-                                        p.v_threshold, p.v_reset, p.alpha)
+                                        p.v_threshold, p.v_reset, p.alpha, p.surrogate_index)
     (leaf32, bn32, _), (leaf64, bn64, _) = float32, float64
     references = {"y": (leaf32.grad, leaf64.grad), "weight": (bn32.weight.grad, bn64.weight.grad),
                   "bias": (bn32.bias.grad, bn64.bias.grad)}

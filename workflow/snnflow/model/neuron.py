@@ -1,11 +1,13 @@
-"""The LIF neuron over a whole time sequence, with the sigmoid surrogate gradient.
+"""The LIF neuron over a whole time sequence, with a surrogate gradient.
 
 Per step (the reference study's neuron, docs/method.md):
     H[t] = V[t-1] + (X[t] - (V[t-1] - V_reset)) / tau
     S[t] = Heaviside(H[t] - V_th)            (spike when H >= V_th)
     V[t] = H[t] (1 - S[t]) + V_reset S[t]    (V[-1] = V_reset)
-Backward replaces dS/dH by alpha * sigmoid(alpha x) * (1 - sigmoid(alpha x)),
-x = H - V_th; the reset path is not detached.
+Backward replaces dS/dH by the derivative of a surrogate at x = H - V_th (config key
+snn.surrogate): "sigmoid", alpha * sigmoid(alpha x) * (1 - sigmoid(alpha x)) (the
+reference study's), or "atan", alpha / 2 / (1 + (pi / 2 * alpha * x)^2) (SpikingJelly's
+surrogate.ATan, its default); the reset path is not detached.
 
 Two implementations of the same maths:
 - `lif_reference`: step by step with autograd through every step (the reference
@@ -23,6 +25,7 @@ for tau = 1.5 or 3. So the reference, the PyTorch loop and the compiled kernels 
 the same membrane, spike for spike, on the CPU and on CUDA for any tau.
 """
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -31,18 +34,28 @@ from torch import nn
 from snnflow.kernels import cpu_ops, lif_triton
 
 
+SURROGATES = ("sigmoid", "atan")  # the compiled kernels take a surrogate by its index here
+
+
 @dataclass(frozen=True)
 class LIFParams:
     tau: float = 2.0
     v_threshold: float = 1.0
     v_reset: float = 0.0
     alpha: float = 4.0
+    surrogate: str = "sigmoid"
 
     def __post_init__(self):
         # floats, whatever the config's YAML wrote (`tau: 2` is an int): the compiled
         # kernels specialise on the argument's type
         for name in ("tau", "v_threshold", "v_reset", "alpha"):
             object.__setattr__(self, name, float(getattr(self, name)))
+        if self.surrogate not in SURROGATES:
+            raise ValueError(f"surrogate {self.surrogate!r}: one of {', '.join(SURROGATES)}")
+
+    @property
+    def surrogate_index(self):
+        return SURROGATES.index(self.surrogate)
 
 
 def tau_divisor(tau, like):
@@ -54,23 +67,27 @@ def tau_divisor(tau, like):
     return tau
 
 
-def surrogate_grad(x, alpha):
-    """d Heaviside(x) / dx as the derivative of sigmoid(alpha x)."""
+def surrogate_grad(x, alpha, surrogate=0):
+    """d Heaviside(x) / dx as the derivative of the surrogate of index `surrogate`
+    (SURROGATES): sigmoid(alpha x), or SpikingJelly's ATan, 1 / pi * arctan(pi / 2 *
+    alpha x) + 1 / 2."""
+    if surrogate == 1:
+        return alpha / 2 / (1 + (math.pi / 2 * alpha * x) ** 2)
     sig = torch.sigmoid(alpha * x)
     return alpha * sig * (1 - sig)
 
 
 class _SurrogateSpike(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, alpha):
+    def forward(ctx, x, alpha, surrogate):
         ctx.save_for_backward(x)
-        ctx.alpha = alpha
+        ctx.alpha, ctx.surrogate = alpha, surrogate
         return (x >= 0).to(x.dtype)
 
     @staticmethod
     def backward(ctx, grad_spike):
         (x,) = ctx.saved_tensors
-        return grad_spike * surrogate_grad(x, ctx.alpha), None
+        return grad_spike * surrogate_grad(x, ctx.alpha, ctx.surrogate), None, None
 
 
 def lif_step(x, v, p: LIFParams):
@@ -78,7 +95,7 @@ def lif_step(x, v, p: LIFParams):
     if v is None:
         v = torch.full_like(x, p.v_reset)
     h = v + (x - (v - p.v_reset)) / tau_divisor(p.tau, x)
-    s = _SurrogateSpike.apply(h - p.v_threshold, p.alpha)
+    s = _SurrogateSpike.apply(h - p.v_threshold, p.alpha, p.surrogate_index)
     return s, h * (1 - s) + p.v_reset * s
 
 
@@ -112,8 +129,9 @@ def compiled_kernels(backend, x):
 # torch.compile traces through it instead of breaking the graph at every neuron.
 @torch.library.custom_op("snnflow::lif_forward", mutates_args=())
 def _lif_forward(x_seq: torch.Tensor, tau: float, v_threshold: float, v_reset: float,
-                 alpha: float, backend: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """(spikes, H) of the whole time loop (alpha is kept for the backward)."""
+                 alpha: float, surrogate: int, backend: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(spikes, H) of the whole time loop (alpha and the surrogate's index are kept for
+    the backward)."""
     kernels = compiled_kernels(backend, x_seq)
     if kernels is not None:
         return tuple(kernels.lif_forward(x_seq, tau, v_threshold, v_reset))
@@ -121,23 +139,24 @@ def _lif_forward(x_seq: torch.Tensor, tau: float, v_threshold: float, v_reset: f
 
 
 @_lif_forward.register_fake
-def _(x_seq, tau, v_threshold, v_reset, alpha, backend):
+def _(x_seq, tau, v_threshold, v_reset, alpha, surrogate, backend):
     return torch.empty_like(x_seq), torch.empty_like(x_seq)
 
 
 @torch.library.custom_op("snnflow::lif_backward", mutates_args=())
 def _lif_backward(grad_spikes: torch.Tensor, h_seq: torch.Tensor, tau: float,
-                  v_threshold: float, v_reset: float, alpha: float,
+                  v_threshold: float, v_reset: float, alpha: float, surrogate: int,
                   backend: str) -> torch.Tensor:
     """dL/dX of the whole time loop from dL/dS and the saved H."""
     kernels = compiled_kernels(backend, h_seq)
     if kernels is not None:
-        return kernels.lif_backward(grad_spikes, h_seq, tau, v_threshold, v_reset, alpha)
-    return _backward_loop(grad_spikes, h_seq, tau, v_threshold, v_reset, alpha)
+        return kernels.lif_backward(grad_spikes, h_seq, tau, v_threshold, v_reset, alpha,
+                                    surrogate)
+    return _backward_loop(grad_spikes, h_seq, tau, v_threshold, v_reset, alpha, surrogate)
 
 
 @_lif_backward.register_fake
-def _(grad_spikes, h_seq, tau, v_threshold, v_reset, alpha, backend):
+def _(grad_spikes, h_seq, tau, v_threshold, v_reset, alpha, surrogate, backend):
     return torch.empty_like(h_seq)
 
 
@@ -150,7 +169,7 @@ def _setup_context(ctx, inputs, output):
 
 def _backward(ctx, grad_spikes, _grad_h):
     (h_seq,) = ctx.saved_tensors
-    return _lif_backward(grad_spikes, h_seq, *ctx.params), None, None, None, None, None
+    return _lif_backward(grad_spikes, h_seq, *ctx.params), None, None, None, None, None, None
 
 
 _lif_forward.register_autograd(_backward, setup_context=_setup_context)
@@ -173,7 +192,7 @@ def _forward_loop(x_seq, tau, v_threshold, v_reset):
     return spikes, h_seq
 
 
-def _backward_loop(grad_spikes, h_seq, tau, v_threshold, v_reset, alpha):
+def _backward_loop(grad_spikes, h_seq, tau, v_threshold, v_reset, alpha, surrogate):
     grad_x = torch.empty_like(h_seq)
     grad_v = torch.zeros_like(h_seq[0])
     for t in range(h_seq.shape[0] - 1, -1, -1):
@@ -181,7 +200,7 @@ def _backward_loop(grad_spikes, h_seq, tau, v_threshold, v_reset, alpha):
         fired = h >= v_threshold
         # dL/dS: from the output and through the reset V = H(1-S) + V_reset S
         grad_s = grad_spikes[t] + grad_v * (v_reset - h)
-        grad_h = grad_s * surrogate_grad(h - v_threshold, alpha)
+        grad_h = grad_s * surrogate_grad(h - v_threshold, alpha, surrogate)
         grad_h += torch.where(fired, 0.0, grad_v)
         torch.div(grad_h, tau, out=grad_x[t])
         grad_v = grad_h - grad_x[t]
@@ -190,7 +209,8 @@ def _backward_loop(grad_spikes, h_seq, tau, v_threshold, v_reset, alpha):
 
 def lif_fused(x_seq, p: LIFParams, backend="torch"):
     """Fused LIF over x_seq (T, ...) -> spikes (T, ...): same values as lif_reference."""
-    return _lif_forward(x_seq, p.tau, p.v_threshold, p.v_reset, p.alpha, backend)[0]
+    return _lif_forward(x_seq, p.tau, p.v_threshold, p.v_reset, p.alpha, p.surrogate_index,
+                        backend)[0]
 
 
 class LIF(nn.Module):
@@ -231,4 +251,4 @@ class LIF(nn.Module):
         p = self.params
         backend = f", backend={self.backend}" if self.engine == "fused" else ""
         return (f"tau={p.tau}, v_threshold={p.v_threshold}, v_reset={p.v_reset}, "
-                f"alpha={p.alpha}, engine={self.engine}{backend}")
+                f"{p.surrogate} surrogate alpha={p.alpha}, engine={self.engine}{backend}")

@@ -176,7 +176,7 @@ def _choose_backend(s, device):
 
 
 def _build(s, backend):
-    neuron = LIFParams(s.tau, s.v_threshold, s.v_reset, s.surrogate_alpha)
+    neuron = LIFParams(s.tau, s.v_threshold, s.v_reset, s.surrogate_alpha, s.surrogate)
     in_channels, size, classes = input_size(s, 2, 34)
     refuse_too_small(s.channels, size, "snn.channels")
     return CSNN(s.channels, s.hidden, in_channels, size, neuron=neuron, engine=s.engine,

@@ -154,7 +154,8 @@ def models_table(study):
                      "T": run.T, "channels": "-".join(str(c) for c in s.get("channels", [])),
                      "hidden": s.get("hidden"), "parameters": run.info.get("parameters"),
                      "neuron": (f"LIF, tau {s.get('tau')}, threshold {s.get('v_threshold')}, "
-                                f"sigmoid surrogate alpha {s.get('surrogate_alpha')}"
+                                f"{s.get('surrogate', 'sigmoid')} surrogate alpha "
+                                f"{s.get('surrogate_alpha')}"
                                 if spiking else "ReLU"),
                      "loss": snn_loss_text(s) if spiking else "cross-entropy",
                      "batch_size": s.get("batch_size"), "lr": s.get("lr"),

@@ -219,6 +219,7 @@ struct Routing {
 // Pass 1b: the LIF backward in reverse time, each pooled gradient sent to the neuron
 // nn.MaxPool2d picks, dL/dx written to grad_y and summed per channel into sum_g and
 // (times y) sum_gy (`grad_v`: dL/dV[t], per neuron).
+template <int S>
 static void lif_backward_tile(const Windows& w, const float* yp, const float* gp,
                               const int64_t* offsets, int64_t p0, int64_t np,
                               const float* h_tile, float* grad_v, float* gyp, float* sum_g,
@@ -257,7 +258,8 @@ static void lif_backward_tile(const Windows& w, const float* yp, const float* gp
           const bool fired = he[c] >= fth;
           const float share = fired ? none_before[c] : if_silent[c];
           float grad_x;
-          gve[c] = backward_step(he[c], gout[c] * share, gve[c], &grad_x, inv_tau, fth, fr, fa);
+          gve[c] = backward_step<S>(he[c], gout[c] * share, gve[c], &grad_x, inv_tau, fth, fr,
+                                    fa);
           gye[c] = grad_x;
           sg[c] += grad_x;
           none_before[c] = fired ? 0.0f : none_before[c];
@@ -315,7 +317,9 @@ std::vector<at::Tensor> bn_lif_pool_backward(at::Tensor grad_pooled, at::Tensor 
                                                 at::Tensor scale, at::Tensor shift,
                                                 at::Tensor mean, at::Tensor invstd,
                                                 double tau, double v_th, double v_reset,
-                                                double alpha) {
+                                                double alpha, int64_t surrogate) {
+  TORCH_CHECK(surrogate == SIGMOID || surrogate == ATAN, "fused BN+LIF+pool (CPU): surrogate ",
+              surrogate, " unknown");
   TORCH_CHECK(time_major_channels_last(y), "fused BN+LIF+pool (CPU): float32 channels_last (T, N, C, H, W)");
   const Windows w(y);
   const int64_t C = w.C, T = w.T, tile = w.tile();
@@ -349,8 +353,9 @@ std::vector<at::Tensor> bn_lif_pool_backward(at::Tensor grad_pooled, at::Tensor 
         w.corners(p0, np, offsets.data());
         recompute_potentials(w, yp, ap, bp, offsets.data(), np, w.span(k + 1), h_tile.data(),
                              carry.data(), ftau, fth, fr);
-        lif_backward_tile(w, yp, gp, offsets.data(), p0, np, h_tile.data(), carry.data(), gyp,
-                          sum_g.data(), sum_gy.data(), routing, inv_tau, fth, fr, fa);
+        (surrogate == ATAN ? lif_backward_tile<ATAN> : lif_backward_tile<SIGMOID>)(
+            w, yp, gp, offsets.data(), p0, np, h_tile.data(), carry.data(), gyp, sum_g.data(),
+            sum_gy.data(), routing, inv_tau, fth, fr, fa);
         for (int64_t c = 0; c < C; ++c) {
           block_sums[c] += sum_g[c];
           block_sums[C + c] += sum_gy[c];

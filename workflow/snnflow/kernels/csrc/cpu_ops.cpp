@@ -8,15 +8,16 @@
 TORCH_LIBRARY(snnflow_cpu, m) {
   // fused LIF: (spikes, H) forward; grad of the input backward
   m.def("lif_forward(Tensor x, float tau, float v_th, float v_reset) -> Tensor[]");
+  // surrogate: the index of snnflow.model.neuron.SURROGATES (0 sigmoid, 1 atan)
   m.def("lif_backward(Tensor grad_spikes, Tensor h_seq, float tau, float v_th, float v_reset, "
-        "float alpha) -> Tensor");
+        "float alpha, int surrogate) -> Tensor");
   // fused BatchNorm + LIF + 2x2 max-pool: batch moments, pooled spikes, grads of y, weight, bias
   m.def("channel_moments(Tensor y) -> Tensor[]");
   m.def("bn_lif_pool_forward(Tensor y, Tensor scale, Tensor shift, float tau, float v_th, "
         "float v_reset, bool count) -> Tensor[]");  // pooled spikes, spikes per channel
   m.def("bn_lif_pool_backward(Tensor grad_pooled, Tensor y, Tensor scale, Tensor shift, "
-        "Tensor mean, Tensor invstd, float tau, float v_th, float v_reset, float alpha) "
-        "-> Tensor[]");
+        "Tensor mean, Tensor invstd, float tau, float v_th, float v_reset, float alpha, "
+        "int surrogate) -> Tensor[]");
   // 3x3 convolution from the input's nonzeros (CSR per pixel) and its weight gradient
   m.def("spike_nonzeros(Tensor x) -> Tensor[]");
   m.def("sparse_conv_forward(Tensor counts, Tensor channel, Tensor value, Tensor weight, "

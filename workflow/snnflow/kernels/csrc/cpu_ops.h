@@ -11,7 +11,7 @@ namespace snnflow {
 // lif.cpp: the LIF time loop over x (T, ...) float32
 std::vector<at::Tensor> lif_forward(at::Tensor x, double tau, double v_th, double v_reset);
 at::Tensor lif_backward(at::Tensor grad_spikes, at::Tensor h_seq, double tau, double v_th,
-                        double v_reset, double alpha);
+                        double v_reset, double alpha, int64_t surrogate);
 
 // bn_lif_pool.cpp: BatchNorm -> LIF -> 2x2 max-pool over channels_last (T, N, C, H, W)
 std::vector<at::Tensor> channel_moments(at::Tensor y);
@@ -20,7 +20,8 @@ std::vector<at::Tensor> bn_lif_pool_forward(at::Tensor y, at::Tensor scale, at::
 std::vector<at::Tensor> bn_lif_pool_backward(at::Tensor grad_pooled, at::Tensor y,
                                              at::Tensor scale, at::Tensor shift,
                                              at::Tensor mean, at::Tensor invstd, double tau,
-                                             double v_th, double v_reset, double alpha);
+                                             double v_th, double v_reset, double alpha,
+                                             int64_t surrogate);
 
 // sparse_conv.cpp: 3x3 convolutions (padding 1) from a channels_last input's nonzeros
 std::vector<at::Tensor> spike_nonzeros(at::Tensor x);

@@ -59,8 +59,9 @@ std::vector<at::Tensor> lif_forward(at::Tensor x, double tau, double v_th, doubl
   return {spikes, h_seq};
 }
 
-at::Tensor lif_backward(at::Tensor grad_spikes, at::Tensor h_seq, double tau,
-                           double v_th, double v_reset, double alpha) {
+template <int S>
+static at::Tensor lif_backward_with(at::Tensor grad_spikes, at::Tensor h_seq, double tau,
+                                    double v_th, double v_reset, double alpha) {
   auto gc = same_layout(grad_spikes, h_seq);
   const int64_t T = h_seq.size(0), M = h_seq.numel() / T;
   auto grad_x = at::empty_like(h_seq);
@@ -79,12 +80,21 @@ at::Tensor lif_backward(at::Tensor grad_spikes, at::Tensor h_seq, double tau,
         const float* gt = gp + t * M + begin;
         float* gxt = gxp + t * M + begin;
         for (int64_t i = 0; i < n; ++i) {
-          gv[i] = backward_step(ht[i], gt[i], gv[i], gxt + i, inv_tau, fth, fr, fa);
+          gv[i] = backward_step<S>(ht[i], gt[i], gv[i], gxt + i, inv_tau, fth, fr, fa);
         }
       }
     }
   });
   return grad_x;
+}
+
+at::Tensor lif_backward(at::Tensor grad_spikes, at::Tensor h_seq, double tau, double v_th,
+                        double v_reset, double alpha, int64_t surrogate) {
+  TORCH_CHECK(surrogate == SIGMOID || surrogate == ATAN, "fused LIF (CPU): surrogate ",
+              surrogate, " unknown");
+  return surrogate == ATAN
+             ? lif_backward_with<ATAN>(grad_spikes, h_seq, tau, v_th, v_reset, alpha)
+             : lif_backward_with<SIGMOID>(grad_spikes, h_seq, tau, v_th, v_reset, alpha);
 }
 
 }  // namespace snnflow

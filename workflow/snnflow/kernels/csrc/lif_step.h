@@ -37,16 +37,34 @@ inline float exp_nonpositive(float x) {
   return p;
 }
 
+// The surrogate gradients of the Heaviside step (config key snn.surrogate), by the
+// index the Python side passes (snnflow.model.neuron.SURROGATES).
+enum Surrogate : int64_t { SIGMOID = 0, ATAN = 1 };
+
+// d Heaviside(x) / dx as the surrogate's derivative at x = H - V_th, of slope alpha:
+// sigmoid: alpha s(1 - s), s = sigmoid(alpha x); atan (SpikingJelly's ATan):
+// alpha / 2 / (1 + (pi / 2 alpha x)^2).
+template <int S>
+inline float surrogate_derivative(float x, float alpha) {
+  if constexpr (S == ATAN) {
+    const float z = 1.57079632679489662f * alpha * x;
+    return 0.5f * alpha / (1.0f + z * z);
+  } else {
+    // sigmoid(z) and sigmoid(-z) share exp(-|z|); s(1-s) is symmetric in z
+    const float e = exp_nonpositive(-std::fabs(alpha * x));
+    const float sig = 1.0f / (1.0f + e);
+    return alpha * sig * (e * sig);
+  }
+}
+
 // One backward step of one neuron: from dL/dS (from downstream) and dL/dV (from the
 // next step), store dL/dX and return dL/dV of the previous step. (Multiplying by
 // 1 / tau instead of dividing moves the gradient by at most an ulp.)
+template <int S>
 inline float backward_step(float h, float grad_spike, float grad_v, float* __restrict__ grad_x,
-                                  float inv_tau, float v_th, float v_reset, float alpha) {
-  // sigmoid(z) and sigmoid(-z) share exp(-|z|); s(1-s) is symmetric in z
-  const float e = exp_nonpositive(-std::fabs(alpha * (h - v_th)));
-  const float sig = 1.0f / (1.0f + e);
+                           float inv_tau, float v_th, float v_reset, float alpha) {
   const float g_s = grad_spike + grad_v * (v_reset - h);  // through the reset, too
-  const float g_h = g_s * (alpha * sig * (e * sig)) + (h >= v_th ? 0.0f : grad_v);
+  const float g_h = g_s * surrogate_derivative<S>(h - v_th, alpha) + (h >= v_th ? 0.0f : grad_v);
   const float g_x = g_h * inv_tau;
   *grad_x = g_x;
   return g_h - g_x;
