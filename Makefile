@@ -62,7 +62,7 @@ test: $(VENV)/.installed-test
 
 bench: $(VENV)/.installed
 	mkdir -p results
-	$(BIN)/python benchmarks/bench.py --prep-samples 70000 --json results/bench.json
+	$(BIN)/python benchmarks/bench.py --prep-samples 70000 --peers --json results/bench.json
 
 # The CUDA path checked and timed on a GPU machine (docs/gpu.md, "Checking the GPU path"),
 # with the Python that already holds torch there; elsewhere with the project's

@@ -17,6 +17,11 @@ read_mnist_file + ToFrame against the pipeline's parse-once event store and
 frame caches, for all four T. With --memory-cache, the peak memory of SNN training
 with a whole frame cache resident, against the working set on 512 samples.
 
+With --peers, SNN training samples/s of the optimised engine against SpikingJelly's
+multi-step network of the same layers (layer.Conv2d, BatchNorm2d, MaxPool2d, Linear and
+neuron.LIFNode, its own PyTorch backend: the one it has on a CPU), for each surrogate of
+snn.surrogate (surrogate.Sigmoid, surrogate.ATan), on the same batch and loss.
+
 Every measurement runs in a fresh process (its peak memory is its own), reports the
 median of repeated runs after warm-up, and never runs as part of the tests.
 """
@@ -133,6 +138,83 @@ def measure_model(kind, impl, T, batch, device_name, channels, hidden, threads, 
     return {"model": kind if kind == "cnn" else f"snn_T{T}", "impl": impl,
             "train_samples_per_s": batch / train_s, "inference_samples_per_s": batch / infer_s,
             "peak_memory_mb": peak}
+
+
+def measure_peer(framework, surrogate, T, batch, channels, hidden, threads, repeats, warmup):
+    """Training samples/s of the SNN with the `surrogate` (snn.surrogate) on the CPU: the
+    optimised engine ("snnflow") or SpikingJelly's network of the same layers."""
+    import torch
+    import torch.nn.functional as F
+
+    from snnflow.kernels import backends
+    from snnflow.model import snn
+    from snnflow.model.architecture import flat_size
+    from snnflow.model.neuron import LIFParams
+    from snnflow.train.loop import keep_freed_memory
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    alpha = 4.0 if surrogate == "sigmoid" else 2.0  # each surrogate's SpikingJelly default
+    x = (torch.rand(T, batch, 2, 34, 34) < 0.05).float()
+    y = torch.randint(0, 10, (batch,))
+    target = F.one_hot(y, 10).float()
+    if framework == "snnflow":
+        keep_freed_memory()
+        model = snn.CSNN(channels, hidden, neuron=LIFParams(alpha=alpha, surrogate=surrogate),
+                         backend=backends.select(torch.device("cpu"))[0])
+        model = model.to(memory_format=torch.channels_last)
+        forward, reset = model, lambda: None
+    else:
+        from spikingjelly.activation_based import functional, layer, neuron
+        from spikingjelly.activation_based import surrogate as sj_surrogate
+
+        function = {"sigmoid": sj_surrogate.Sigmoid, "atan": sj_surrogate.ATan}[surrogate]
+
+        def lif():
+            return neuron.LIFNode(tau=2.0, v_threshold=1.0, v_reset=0.0, detach_reset=False,
+                                  surrogate_function=function(alpha=alpha))
+        layers, c_in = [], 2
+        for c_out in channels:
+            layers += [layer.Conv2d(c_in, c_out, 3, padding=1, bias=False),
+                       layer.BatchNorm2d(c_out), lif(), layer.MaxPool2d(2)]
+            c_in = c_out
+        layers += [layer.Flatten(), layer.Linear(flat_size(channels, 34), hidden, bias=False),
+                   lif(), layer.Linear(hidden, 10, bias=False), lif()]
+        model = torch.nn.Sequential(*layers)
+        functional.set_step_mode(model, "m")
+        forward, reset = model, lambda: functional.reset_net(model)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+
+    def train_step():
+        optimizer.zero_grad(set_to_none=True)
+        F.mse_loss(forward(x).mean(0), target).backward()
+        optimizer.step()
+        reset()
+
+    model.train()
+    seconds = _median_seconds(train_step, repeats, warmup, lambda: None)
+    return {"framework": framework, "surrogate": surrogate, "model": f"snn_T{T}",
+            "train_samples_per_s": batch / seconds}
+
+
+def run_peers(args):
+    """snnflow against SpikingJelly per surrogate and T (None where it is not installed)."""
+    try:
+        import spikingjelly  # noqa: F401
+    except ImportError:
+        print("  peers: SpikingJelly is not installed (pip install --no-deps -r "
+              "envs/nir-importers.txt)", flush=True)
+        return None
+    rows = []
+    for T in args.T:
+        for surrogate in ("sigmoid", "atan"):
+            for framework in ("snnflow", "spikingjelly"):
+                rows.append(_isolated(measure_peer, framework, surrogate, T, args.batch,
+                                      args.channels, args.hidden, args.threads, args.repeats,
+                                      args.warmup))
+                print(f"  snn_T{T:<3} {surrogate:8} {framework:12} train "
+                      f"{rows[-1]['train_samples_per_s']:8.1f}/s", flush=True)
+    return rows
 
 
 def make_recordings(root, n, seed=0):
@@ -293,7 +375,7 @@ def run_prep(args):
             "pipeline_events_per_s": pipeline["events"] * len(PREP_T) / pipeline["total_seconds"]}
 
 
-def summary_table(training, prep, memory=None):
+def summary_table(training, prep, memory=None, peers=None):
     lines = []
     if training:
         lines.append(f"{'model':9} {'train ref/s':>12} {'train opt/s':>12} {'ratio':>6} "
@@ -310,6 +392,17 @@ def summary_table(training, prep, memory=None):
                 f"{ref['inference_samples_per_s']:12.1f} {opt['inference_samples_per_s']:12.1f} "
                 f"{opt['inference_samples_per_s'] / ref['inference_samples_per_s']:6.2f} "
                 f"{ref['peak_memory_mb']:11.0f} {opt['peak_memory_mb']:11.0f}")
+    if peers:
+        lines += ["", "SNN training against SpikingJelly (samples/s, the same batch and loss):",
+                  f"{'model':9} {'surrogate':9} {'snnflow':>9} {'SpikingJelly':>13} {'ratio':>6}"]
+        by_case = {}
+        for r in peers:
+            by_case.setdefault((r["model"], r["surrogate"]), {})[r["framework"]] = r
+        for (model, surrogate), frameworks in by_case.items():
+            ours = frameworks["snnflow"]["train_samples_per_s"]
+            theirs = frameworks["spikingjelly"]["train_samples_per_s"]
+            lines.append(f"{model:9} {surrogate:9} {ours:9.1f} {theirs:13.1f} "
+                         f"{ours / theirs:6.2f}")
     if memory:
         full, small = memory["full"], memory["working_set"]
         lines += ["", f"training memory, SNN-{full['T']}, batch {full['batch']}:",
@@ -353,6 +446,8 @@ def main(argv=None):
     parser.add_argument("--tonic-samples", type=int, default=1000,
                         help="recordings the slower tonic reference converts per T")
     parser.add_argument("--skip-training", action="store_true")
+    parser.add_argument("--peers", action="store_true",
+                        help="also SNN training against SpikingJelly, per surrogate")
     parser.add_argument("--memory-cache", type=Path,
                         help="a frame cache (e.g. results/frames/nmnist_T32.h5): also measure "
                              "peak training memory with it resident")
@@ -365,11 +460,12 @@ def main(argv=None):
     training = [] if args.skip_training else run_training(args)
     prep = run_prep(args) if args.prep_samples > 0 else None
     memory = run_memory(args) if args.memory_cache else None
-    print(summary_table(training, prep, memory))
+    peers = run_peers(args) if args.peers else None
+    print(summary_table(training, prep, memory, peers))
     if args.json:
         args.json.write_text(json.dumps({"settings": vars(args) | {"json": str(args.json)},
-                                         "training": training, "prep": prep, "memory": memory},
-                                        indent=2, default=str))
+                                         "training": training, "prep": prep, "memory": memory,
+                                         "peers": peers}, indent=2, default=str))
 
 
 if __name__ == "__main__":

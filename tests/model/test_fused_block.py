@@ -52,7 +52,9 @@ def test_training_step_matches_the_layers_in_turn(shape, params):
     upstream = torch.randn(ref.shape, generator=g)
     (ref * upstream).sum().backward()
     (fused * upstream).sum().backward()
-    torch.testing.assert_close(y_fused.grad, y_ref.grad, rtol=0, atol=1e-5)
+    # 1e-5 of the largest gradient, at least 1e-5 (ATan's gradients are the larger)
+    torch.testing.assert_close(y_fused.grad, y_ref.grad, rtol=0,
+                               atol=1e-5 * max(1.0, y_ref.grad.abs().max().item()))
     for name in ("weight", "bias"):
         ours, theirs = getattr(bn_fused, name).grad, getattr(bn_ref, name).grad
         torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-4 * theirs.abs().max().item())

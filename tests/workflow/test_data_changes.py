@@ -22,7 +22,8 @@ TINY = {"seeds": [0],
                 "channels": [4, 8, 8], "hidden": 16},
         "cnn": {"epochs": 1, "batch_size": 10, "lr": 0.01, "channels": [4, 8, 8],
                 "hidden": 16},
-        "nir": {"enabled": False, "samples": None}}  # test_workflow.py: what reruns it
+        "nir": {"enabled": False, "samples": None},  # test_workflow.py: what reruns them
+        "neurobench": {"enabled": False, "samples": None}}
 NMNIST_SIDE = {"nmnist_events": 1, "frames": 2, "data_summary": 1, "train_snn": 2,
                "report": 1, "all": 1}
 MNIST_SIDE = {"mnist_cache": 1, "data_summary": 1, "train_cnn": 1, "report": 1, "all": 1}

@@ -19,7 +19,8 @@ TINY = {"synthetic": {"enabled": True, "train_per_class": 3, "test_per_class": 2
         "snn": {"T": [4], "main_T": 4, "epochs": 2, "batch_size": 10, "channels": [4, 8, 8],
                 "hidden": 16},
         "cnn": {"epochs": 1, "batch_size": 10, "channels": [4, 8, 8], "hidden": 16},
-        "nir": {"enabled": False, "samples": None}}  # tests/workflow/test_workflow.py runs it
+        "nir": {"enabled": False, "samples": None},  # tests/workflow/test_workflow.py runs them
+        "neurobench": {"enabled": False, "samples": None}}
 
 FAKE_NVIDIA_SMI = """#!/bin/sh
 echo "GPU 0: NVIDIA H200 (UUID: GPU-8d1a7c52-0000-0000-0000-000000000000)"

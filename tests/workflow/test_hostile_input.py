@@ -242,7 +242,8 @@ STUDY = {"synthetic": {"enabled": True, "train_per_class": 3, "test_per_class": 
          "snn": {"T": [4], "main_T": 4, "epochs": 1, "batch_size": 10, "channels": [4, 8, 8],
                  "hidden": 16},
          "cnn": {"epochs": 1, "batch_size": 10, "channels": [4, 8, 8], "hidden": 16},
-         "nir": {"enabled": False, "samples": None}}  # tests/workflow/test_workflow.py runs it
+         "nir": {"enabled": False, "samples": None},  # tests/workflow/test_workflow.py runs them
+         "neurobench": {"enabled": False, "samples": None}}
 
 
 @pytest.fixture(scope="module")

@@ -54,7 +54,7 @@ def test_the_readmes_module_recipe_runs_two_studies_with_some_keys_each(tmp_path
     copy_workflow(tmp_path / "snnflow")
     for study, T in (("study_a", 4), ("study_b", 8)):
         keys = {**TINY, "seeds": [0], "nir": {"enabled": False},
-                "snn": {**TINY["snn"], "T": [T], "main_T": T}}
+                "neurobench": {"enabled": False}, "snn": {**TINY["snn"], "T": [T], "main_T": T}}
         (tmp_path / f"{study}.yaml").write_text(yaml.safe_dump(keys))
     run = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2"], cwd=tmp_path,
                          capture_output=True, text=True)

@@ -209,7 +209,8 @@ def test_the_study_runs_as_slurm_jobs_one_gpu_each(slurm_cluster, workdir):
         r"submitted with SLURM jobid (\d+) \(log: \S+/rule_(\w+)/\S*?\d+\.log\)", output)}
     assert sorted(submitted.values()) == sorted(
         ["synthetic_dataset", "nmnist_events", "frames", "mnist_cache", "data_summary",
-         "train_snn", "train_cnn", "export_nir", "verify_nir", "report"]), output
+         "train_snn", "train_cnn", "export_nir", "verify_nir", "neurobench", "neurobench",
+         "report"]), output
     jobs = slurm_jobs(slurm_cluster)
     training = {jobid: jobs[jobid] for jobid, rule in submitted.items()
                 if rule.startswith("train")}

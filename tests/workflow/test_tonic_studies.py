@@ -100,6 +100,10 @@ def test_the_whole_study_runs_shaped_by_the_data(study):
     ran = nir[nir["note"].fillna("").str.startswith(("not installed", "failed")) == False]  # noqa: E712
     assert len(ran) and (ran["spike_mismatches"] == 0).all(), nir
     assert (ran["layer_spikes"] == "equal").all() or set(ran["importer"]) == {"snntorch"}, nir
+    # NeuroBench on another dataset's frames and the CNN's event images
+    neurobench = pd.read_csv(tables / "neurobench.csv")
+    assert len(neurobench) == 2 and neurobench["agreement"].str.startswith("yes").all(), \
+        neurobench
     with np.load(results / "data" / "examples.npz") as examples:  # the first 12 classes
         assert len(examples["names"]) == min(12, n_classes)
         assert examples["frames_T4"].shape[1:] == (4, 2, h, w)
@@ -130,7 +134,8 @@ def test_a_new_frame_size_rebuilds_the_frames_and_what_follows_only(study):
     (workdir / "sized.yaml").write_text(yaml.safe_dump(config))
     plan = dry_run_plan(snakemake(workdir, "-n", "--configfile", "sized.yaml").stdout)
     assert plan == {"frames": 2, "train_snn": 1, "train_cnn": 1, "export_nir": 1,
-                    "verify_nir": 1, "data_summary": 1, "report": 1, "all": 1}, plan
+                    "verify_nir": 1, "neurobench": 2, "data_summary": 1, "report": 1,
+                    "all": 1}, plan
     # another dataset in the same study folder: its own event store, this one's untouched
     tonic_copies.write_dvsgesture(workdir / "other", np.random.default_rng(2))
     other = study_config("DVSGesture", workdir / "other")

@@ -573,7 +573,7 @@ def test_a_second_config_shows_only_its_runs_and_the_firsts_leftovers_are_listed
     shutil.copytree(finished_run, workdir, symlinks=True)
     second = variant(snn__T=[4])
     (workdir / "second.yaml").write_text(yaml.safe_dump(second))
-    (workdir / "sweeps" / "tiny.tsv").write_text("tau\tsurrogate_alpha\n1.5\t2\n")
+    (workdir / "sweeps" / "tiny.tsv").write_text("tau\tloss\n1.5\tmse_rate\n")
     snakemake(workdir, "--configfile", "second.yaml", "--resources", "gpu=2", cores=CORES)
     results = workdir / "results"
     html = (results / "report.html").read_text()
