@@ -19,8 +19,9 @@ with a whole frame cache resident, against the working set on 512 samples.
 
 With --peers, SNN training samples/s of the optimised engine against SpikingJelly's
 multi-step network of the same layers (layer.Conv2d, BatchNorm2d, MaxPool2d, Linear and
-neuron.LIFNode, its own PyTorch backend: the one it has on a CPU), for each surrogate of
-snn.surrogate (surrogate.Sigmoid, surrogate.ATan), on the same batch and loss.
+neuron.LIFNode or ParametricLIFNode, its own PyTorch backend: the one it has on a CPU),
+for the LIF with each surrogate of snn.surrogate (surrogate.Sigmoid, surrogate.ATan) and
+for the PLIF (snn.neuron: plif), on the same batch and loss.
 
 Every measurement runs in a fresh process (its peak memory is its own), reports the
 median of repeated runs after warm-up, and never runs as part of the tests.
@@ -140,9 +141,11 @@ def measure_model(kind, impl, T, batch, device_name, channels, hidden, threads, 
             "peak_memory_mb": peak}
 
 
-def measure_peer(framework, surrogate, T, batch, channels, hidden, threads, repeats, warmup):
-    """Training samples/s of the SNN with the `surrogate` (snn.surrogate) on the CPU: the
-    optimised engine ("snnflow") or SpikingJelly's network of the same layers."""
+def measure_peer(framework, neuron, surrogate, T, batch, channels, hidden, threads, repeats,
+                 warmup):
+    """Training samples/s of the SNN of `neuron` and `surrogate` (snn.neuron, snn.surrogate)
+    on the CPU: the optimised engine ("snnflow") or SpikingJelly's network of the same
+    layers."""
     import torch
     import torch.nn.functional as F
 
@@ -160,19 +163,24 @@ def measure_peer(framework, surrogate, T, batch, channels, hidden, threads, repe
     target = F.one_hot(y, 10).float()
     if framework == "snnflow":
         keep_freed_memory()
-        model = snn.CSNN(channels, hidden, neuron=LIFParams(alpha=alpha, surrogate=surrogate),
+        params = LIFParams(alpha=alpha, surrogate=surrogate, neuron=neuron)
+        model = snn.CSNN(channels, hidden, neuron=params,
                          backend=backends.select(torch.device("cpu"))[0])
         model = model.to(memory_format=torch.channels_last)
         forward, reset = model, lambda: None
     else:
-        from spikingjelly.activation_based import functional, layer, neuron
+        from spikingjelly.activation_based import functional, layer
+        from spikingjelly.activation_based import neuron as sj_neuron
         from spikingjelly.activation_based import surrogate as sj_surrogate
 
         function = {"sigmoid": sj_surrogate.Sigmoid, "atan": sj_surrogate.ATan}[surrogate]
 
         def lif():
-            return neuron.LIFNode(tau=2.0, v_threshold=1.0, v_reset=0.0, detach_reset=False,
-                                  surrogate_function=function(alpha=alpha))
+            common = dict(v_threshold=1.0, v_reset=0.0, detach_reset=False,
+                          surrogate_function=function(alpha=alpha))
+            if neuron == "plif":
+                return sj_neuron.ParametricLIFNode(init_tau=2.0, **common)
+            return sj_neuron.LIFNode(tau=2.0, **common)
         layers, c_in = [], 2
         for c_out in channels:
             layers += [layer.Conv2d(c_in, c_out, 3, padding=1, bias=False),
@@ -193,26 +201,27 @@ def measure_peer(framework, surrogate, T, batch, channels, hidden, threads, repe
 
     model.train()
     seconds = _median_seconds(train_step, repeats, warmup, lambda: None)
-    return {"framework": framework, "surrogate": surrogate, "model": f"snn_T{T}",
+    return {"framework": framework, "neuron": neuron, "surrogate": surrogate, "model": f"snn_T{T}",
             "train_samples_per_s": batch / seconds}
 
 
 def run_peers(args):
-    """snnflow against SpikingJelly per surrogate and T (None where it is not installed)."""
-    try:
-        import spikingjelly  # noqa: F401
-    except ImportError:
+    """snnflow against SpikingJelly per neuron and surrogate and T (None where SpikingJelly
+    is not installed)."""
+    import importlib.util
+
+    if importlib.util.find_spec("spikingjelly") is None:
         print("  peers: SpikingJelly is not installed (pip install --no-deps -r "
               "envs/nir-importers.txt)", flush=True)
         return None
     rows = []
     for T in args.T:
-        for surrogate in ("sigmoid", "atan"):
+        for neuron, surrogate in (("lif", "sigmoid"), ("lif", "atan"), ("plif", "sigmoid")):
             for framework in ("snnflow", "spikingjelly"):
-                rows.append(_isolated(measure_peer, framework, surrogate, T, args.batch,
+                rows.append(_isolated(measure_peer, framework, neuron, surrogate, T, args.batch,
                                       args.channels, args.hidden, args.threads, args.repeats,
                                       args.warmup))
-                print(f"  snn_T{T:<3} {surrogate:8} {framework:12} train "
+                print(f"  snn_T{T:<3} {neuron:4} {surrogate:8} {framework:12} train "
                       f"{rows[-1]['train_samples_per_s']:8.1f}/s", flush=True)
     return rows
 
@@ -394,14 +403,15 @@ def summary_table(training, prep, memory=None, peers=None):
                 f"{ref['peak_memory_mb']:11.0f} {opt['peak_memory_mb']:11.0f}")
     if peers:
         lines += ["", "SNN training against SpikingJelly (samples/s, the same batch and loss):",
-                  f"{'model':9} {'surrogate':9} {'snnflow':>9} {'SpikingJelly':>13} {'ratio':>6}"]
+                  f"{'model':9} {'neuron':6} {'surrogate':9} {'snnflow':>9} "
+                  f"{'SpikingJelly':>13} {'ratio':>6}"]
         by_case = {}
         for r in peers:
-            by_case.setdefault((r["model"], r["surrogate"]), {})[r["framework"]] = r
-        for (model, surrogate), frameworks in by_case.items():
+            by_case.setdefault((r["model"], r["neuron"], r["surrogate"]), {})[r["framework"]] = r
+        for (model, neuron, surrogate), frameworks in by_case.items():
             ours = frameworks["snnflow"]["train_samples_per_s"]
             theirs = frameworks["spikingjelly"]["train_samples_per_s"]
-            lines.append(f"{model:9} {surrogate:9} {ours:9.1f} {theirs:13.1f} "
+            lines.append(f"{model:9} {neuron:6} {surrogate:9} {ours:9.1f} {theirs:13.1f} "
                          f"{ours / theirs:6.2f}")
     if memory:
         full, small = memory["full"], memory["working_set"]

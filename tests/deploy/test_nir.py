@@ -3,6 +3,7 @@
 
 import json
 import subprocess
+from dataclasses import replace
 import sys
 
 import numpy as np
@@ -116,7 +117,10 @@ def test_a_wrong_export_is_caught(trained, small_caches):
     model, s = nir_graph.trained_model(trained[0] / "model.pt")
     strict, _ = nir_graph.trained_model(trained[0] / "model.pt",
                                         v_threshold=nir_check.strict_threshold(1.0))
-    wrong = nir_graph.graph_of(model, 3.0, s.v_threshold, s.v_reset, {})
+    other, _ = nir_graph.trained_model(trained[0] / "model.pt")
+    for lif in (*other.neurons, other.lif1, other.lif2):
+        lif.params = replace(lif.params, tau=3.0)
+    wrong = nir_graph.graph_of(other, s.v_threshold, s.v_reset, {})
     frames, labels = snn.KIND.load(small_caches / "nmnist_T4.h5", "test")
     rows = nir_check.compare(model, strict, wrong, frames, labels, log=lambda m: None)
     assert all(row["other_mismatches"] > 0 for row in rows)
@@ -162,3 +166,57 @@ print(neuron.LIFNode(step_mode="m")(torch.rand(4, 2, 3)).shape)
                                   capture_output=True, text=True) for mode in ("loud", "quiet"))
     assert "Triton not available" in loud.stderr  # the line is there to be silenced
     assert quiet.returncode == 0 and quiet.stderr == "", quiet.stderr
+
+
+@pytest.fixture(scope="module")
+def other_neurons(small_caches, tmp_path_factory):
+    """{neuron: run folder} of small PLIF and IF SNNs trained as the LIF one above,
+    exported and checked in the importers (the check's rows in check.csv)."""
+    folders = {}
+    for neuron in ("plif", "if"):
+        folder = tmp_path_factory.mktemp(neuron)
+        s = RunSettings(model="snn", T=4, seed=1, epochs=6, batch_size=12, lr=0.05, device="cpu",
+                        channels=[4, 8, 8], hidden=16, neuron=neuron)
+        run(snn.KIND, s, small_caches / "nmnist_T4.h5", outputs_in(folder), folder / "ck.pt",
+            code_fingerprint="abc", log=lambda m: None)
+        nir_graph.export(folder / "model.pt", folder / "run.json", folder / "model.nir")
+        nir_check.verify(folder / "model.nir", folder / "model.pt", folder / "run.json",
+                         small_caches / "nmnist_T4.h5", None, folder / "check.csv",
+                         log=lambda m: None)
+        folders[neuron] = folder
+    return folders
+
+
+@pytest.mark.skipif(bool(IMPORTERS_MISSING), reason="the importers are not installed")
+def test_a_plif_run_exports_its_learned_taus_and_every_importer_agrees(other_neurons):
+    import nir
+    import pandas as pd
+
+    folder = other_neurons["plif"]
+    learned = json.loads((folder / "run.json").read_text())["learned_tau"]
+    assert set(learned) == {"conv1", "conv2", "conv3", "fc1", "fc2"}
+    assert any(abs(tau - 2.0) > 1e-3 for tau in learned.values())  # learned, not kept
+    graph = nir.read(str(folder / "model.nir"))
+    assert isinstance(graph.nodes["lif2"], nir.LIF) and graph.metadata["neuron"] == "plif"
+    assert np.allclose(graph.nodes["lif2"].tau, learned["conv2"] * nir_graph.DT)
+    assert np.allclose(graph.nodes["lif_fc2"].tau, learned["fc2"] * nir_graph.DT)
+    rows = pd.read_csv(folder / "check.csv")
+    assert (rows["spike_mismatches"] == 0).all() and (rows["layer_spikes"] == "equal").all(), rows
+
+
+@pytest.mark.skipif(bool(IMPORTERS_MISSING), reason="the importers are not installed")
+def test_an_if_run_is_nirs_if_and_agrees_where_an_importer_takes_it(other_neurons):
+    """NIR's IF (dv/dt = r I, r = 1 / dt) runs spike for spike in SpikingJelly's and Norse's
+    importers; snnTorch 1.0's refuses any r but 1 (its row says so: a finding, named in
+    docs/nir.md)."""
+    import nir
+    import pandas as pd
+
+    graph = nir.read(str(other_neurons["if"] / "model.nir"))
+    assert isinstance(graph.nodes["lif1"], nir.IF)
+    assert np.allclose(graph.nodes["lif1"].r, 1 / nir_graph.DT)
+    rows = pd.read_csv(other_neurons["if"] / "check.csv").set_index("importer")
+    for importer in ("spikingjelly", "norse"):
+        assert rows.loc[importer, "spike_mismatches"] == 0, rows
+        assert rows.loc[importer, "layer_spikes"] == "equal", rows
+    assert rows.loc["snntorch", "note"] == "failed: AssertionError: r != 1 not supported"

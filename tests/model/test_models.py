@@ -153,7 +153,7 @@ def test_the_networks_are_shaped_by_the_data():
     assert model(torch.rand(3, 2, 2, 32, 32) * 2).shape == (3, 2, 11)
     assert model.layers == ("conv1", "conv2", "conv3", "conv4", "conv5", "fc1", "fc2")
     assert model.layer_neurons()["conv5"] == 4 * 2 * 2  # its 2x2 map, pooled to 1x1
-    graph = graph_of(model, 2.0, 1.0, 0.0, {})
+    graph = graph_of(model, 1.0, 0.0, {})
     assert [n for n in graph.nodes if n.startswith("conv")] == [f"conv{k}" for k in range(1, 6)]
     assert list(graph.nodes["output"].output_type["output"]) == [11]
     rectangular = RunSettings(model="cnn", epochs=1, batch_size=2, lr=0.1, seed=0,

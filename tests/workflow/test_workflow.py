@@ -31,10 +31,14 @@ TINY = {
     "validation": {"fraction": 0.25, "seed": 0},  # 5 of each class's 20 training samples
     "sweep": {"file": "sweeps/tiny.tsv", "T": 2},
 }
-# Two variants (and seeds 0 and 1): a whole number in a float column names the same folder
-# as 3.0 would; a choice (snn.loss) is swept by its name.
-TINY_SWEEP = "tau\tloss\n1.5\tmse_rate\n3\tce_rate\n"
-VARIANTS = ["tau~1.5/loss~mse_rate", "tau~3.0/loss~ce_rate"]
+# An ablation of neuron x surrogate (choices swept by their names), four variants with
+# seeds 0 and 1, at a tau of their own (snn.tau's changes leave them).
+TINY_SWEEP = ("tau\tneuron\tsurrogate\n1.5\tlif\tsigmoid\n1.5\tlif\tatan\n"
+              "1.5\tplif\tsigmoid\n1.5\tplif\tatan\n")
+VARIANTS = [f"tau~1.5/neuron~{neuron}/surrogate~{surrogate}"
+            for neuron in ("lif", "plif") for surrogate in ("sigmoid", "atan")]
+LABELS = [f"tiny: tau=1.5, neuron={neuron}, surrogate={surrogate}"
+          for neuron in ("lif", "plif") for surrogate in ("sigmoid", "atan")]
 
 
 def snakemake(workdir, *args, check=True, cores=2, runtime_only=False):
@@ -143,9 +147,12 @@ def test_the_sweeps_runs_and_the_chosen_epochs(finished_run):
         info = json.loads((folder / "run.json").read_text())
         values = dict(part.split("~") for part in variant.split("/"))
         assert info["sweep"] == {"name": "tiny", "variant": variant,
-                                 "values": {"tau": float(values["tau"]), "loss": values["loss"]}}
-        assert info["T"] == 2 and info["settings"]["tau"] == float(values["tau"])
-        assert info["settings"]["loss"] == values["loss"]
+                                 "values": {"tau": 1.5, "neuron": values["neuron"],
+                                            "surrogate": values["surrogate"]}}
+        assert info["T"] == 2 and info["settings"]["tau"] == 1.5
+        assert info["settings"]["neuron"] == values["neuron"]
+        assert info["settings"]["surrogate"] == values["surrogate"]
+        assert (info["learned_tau"] is None) == (values["neuron"] == "lif")
         assert info["settings"]["epochs"] == 2  # the rest from the config's snn section
         assert len(pd.read_csv(folder / "metrics.csv")) == 2
         assert (results / "logs" / "sweeps" / "tiny" / variant / f"seed{seed}.log").exists()
@@ -161,7 +168,11 @@ def test_the_sweeps_runs_and_the_chosen_epochs(finished_run):
     accuracy = pd.read_csv(results / "tables" / "accuracy.csv")
     assert (accuracy["chosen_on"] == "chosen on validation").all()
     html = (results / "report.html").read_text()
-    assert "The sweeps&#39; variants" in html and "tiny: tau=3.0, loss=ce_rate" in html
+    assert "The sweeps&#39; variants" in html and LABELS[3] in html
+    sweeps_table = sweeps.set_index("variant")  # the ablation: one row per neuron x surrogate
+    assert list(sweeps_table.index) == LABELS
+    assert list(sweeps_table["neuron"]) == ["lif", "lif", "plif", "plif"]
+    assert list(sweeps_table["surrogate"]) == ["sigmoid", "atan", "sigmoid", "atan"]
 
 
 def test_two_training_jobs_ran_at_once_on_their_own_gpu_slots(finished_run):
@@ -177,7 +188,7 @@ def test_two_training_jobs_ran_at_once_on_their_own_gpu_slots(finished_run):
     assert overlapping, "the --resources gpu=2 run never ran two training jobs at once"
     assert all(a["gpu_slot"] != b["gpu_slot"] for a, b in overlapping)
     html = (finished_run / "results" / "report.html").read_text()
-    assert html.count("claimed GPU slot") == len(RUNS) + 4  # and the sweep's four runs
+    assert html.count("claimed GPU slot") == len(RUNS) + 8  # and the sweep's eight runs
 
 
 def test_snakemakes_own_report_holds_every_figure_and_table(finished_run):
@@ -335,7 +346,7 @@ def test_make_watch_serves_every_runs_curves_equal_to_its_csvs(finished_run):
             "colParams": [{"hparam": "seed"}, {"hparam": "tau"},
                           {"metric": {"tag": curves.FINAL_TAGS["chosen"], "group": ""}}]})
         sessions = {group["name"]: group for group in groups["sessionGroups"]}
-        assert len(sessions) == len(RUNS) + 4  # and the sweep's four runs
+        assert len(sessions) == len(RUNS) + 8  # and the sweep's eight runs
         for run, folder in runs.items():
             info = json.loads((folder / "run.json").read_text())
             hparams = sessions[run]["hparams"]
@@ -357,7 +368,7 @@ def test_nothing_reruns_without_a_change(finished_run):
 
 
 NIR_JOBS = {"export_nir": 4, "verify_nir": 4}  # one each per SNN run
-SCORING = {"neurobench": 6, "neurobench_sweep": 4}  # one per trained run
+SCORING = {"neurobench": 6, "neurobench_sweep": 8}  # one per trained run
 
 
 def test_snn_setting_reruns_the_snn_jobs_and_the_report(finished_run):
@@ -389,8 +400,8 @@ def planned_after_editing(workdir, relative_path, comment):
 
 def test_adding_a_seed_runs_only_its_training_jobs_and_the_report(finished_run):
     assert planned_jobs(finished_run, variant(seeds=[0, 1, 2])) == {
-        "train_snn": 2, "train_cnn": 1, "train_sweep": 2, "export_nir": 2, "verify_nir": 2,
-        "neurobench": 3, "neurobench_sweep": 2, "report": 1, "all": 1}
+        "train_snn": 2, "train_cnn": 1, "train_sweep": 4, "export_nir": 2, "verify_nir": 2,
+        "neurobench": 3, "neurobench_sweep": 4, "report": 1, "all": 1}
 
 
 def planned_with_sweep(workdir, table):
@@ -404,22 +415,22 @@ def planned_with_sweep(workdir, table):
 
 
 def test_adding_a_sweep_row_runs_only_its_jobs_and_the_report(finished_run):
-    assert planned_with_sweep(finished_run, TINY_SWEEP + "3\tmse_rate\n") == {
+    assert planned_with_sweep(finished_run, TINY_SWEEP + "1.5\tif\tsigmoid\n") == {
         "train_sweep": 2, "neurobench_sweep": 2, "report": 1, "all": 1}
 
 
 def test_removing_a_sweep_row_drops_it_from_the_report_only(finished_run):
-    assert planned_with_sweep(finished_run, TINY_SWEEP.rsplit("3\tce_rate", 1)[0]) == {
+    assert planned_with_sweep(finished_run, TINY_SWEEP.rsplit("1.5\tplif\tatan", 1)[0]) == {
         "report": 1, "all": 1}
 
 
 def test_a_sweep_at_another_T_builds_its_frames_and_runs(finished_run):
     assert planned_jobs(finished_run, variant(sweep__T=8)) == {
-        "frames": 1, "train_sweep": 4, "neurobench_sweep": 4, "report": 1, "all": 1}
+        "frames": 1, "train_sweep": 8, "neurobench_sweep": 8, "report": 1, "all": 1}
 
 
 def test_the_validation_split_reruns_the_training_jobs_and_the_report(finished_run):
-    retrained = {"train_snn": 4, "train_cnn": 2, "train_sweep": 4, **NIR_JOBS, **SCORING,
+    retrained = {"train_snn": 4, "train_cnn": 2, "train_sweep": 8, **NIR_JOBS, **SCORING,
                  "report": 1, "all": 1}
     assert planned_jobs(finished_run, variant(validation__fraction=0.0)) == retrained
     assert planned_jobs(finished_run, variant(validation__seed=1)) == retrained
@@ -452,10 +463,9 @@ def test_every_run_is_scored_by_neurobench_in_agreement_with_the_projects_counts
         assert set(scores["agrees"]) == {"yes", "not compared"}, scores
         assert (scores["samples"] == 80).all()
     table = pd.read_csv(results / "tables" / "neurobench.csv")
-    assert list(table["model"]) == ["SNN-2", "SNN-4", "CNN", "tiny: tau=1.5, loss=mse_rate",
-                                    "tiny: tau=3.0, loss=ce_rate"]
+    assert list(table["model"]) == ["SNN-2", "SNN-4", "CNN", *LABELS]
     assert table["agreement"].str.startswith("yes").all()
-    assert len(pd.read_csv(results / "tables" / "neurobench_agreement.csv")) == 10 * 8
+    assert len(pd.read_csv(results / "tables" / "neurobench_agreement.csv")) == 14 * 8
     assert (results / "logs" / "neurobench_cnn_seed1.log").exists()
     assert (results / "benchmarks" / "neurobench_snn_T2_seed0.tsv").exists()
     html = (results / "report.html").read_text()
@@ -493,7 +503,7 @@ def test_the_energy_constants_rerun_only_the_report(finished_run):
 
 
 # the scoring runs the SNN's modules (the CNN's runs share its script)
-SNN_AND_REPORT = {"train_snn": 4, "train_sweep": 4, **NIR_JOBS, **SCORING, "report": 1,
+SNN_AND_REPORT = {"train_snn": 4, "train_sweep": 8, **NIR_JOBS, **SCORING, "report": 1,
                   "all": 1}
 EDITS = {  # a file under workflow/snnflow: what an edit to it reruns
     # the network, and a module train_snn.py reaches only through snn.py
@@ -503,13 +513,13 @@ EDITS = {  # a file under workflow/snnflow: what an edit to it reruns
     "kernels/cpu_ops.py": SNN_AND_REPORT,
     "kernels/csrc/lif.cpp": SNN_AND_REPORT,
     # the training loop: both models' training jobs
-    "train/loop.py": {"train_snn": 4, "train_cnn": 2, "train_sweep": 4, **NIR_JOBS, **SCORING,
+    "train/loop.py": {"train_snn": 4, "train_cnn": 2, "train_sweep": 8, **NIR_JOBS, **SCORING,
                       "report": 1, "all": 1},
     # the data-prep kernels: the event store, the frames and what is made from them; not
     # the synthetic data, nor the MNIST cache and the CNN
     "kernels/csrc/prep.c": {"nmnist_events": 1, "frames": 2, "data_summary": 1,
-                            "train_snn": 4, "train_sweep": 4, **NIR_JOBS, "neurobench": 4,
-                            "neurobench_sweep": 4, "report": 1, "all": 1},
+                            "train_snn": 4, "train_sweep": 8, **NIR_JOBS, "neurobench": 4,
+                            "neurobench_sweep": 8, "report": 1, "all": 1},
     # the MNIST reader: the MNIST cache and what is made from it
     "data/mnist.py": {"mnist_cache": 1, "data_summary": 1, "train_cnn": 2, **SCORING,
                       "report": 1, "all": 1},
@@ -573,18 +583,18 @@ def test_a_second_config_shows_only_its_runs_and_the_firsts_leftovers_are_listed
     shutil.copytree(finished_run, workdir, symlinks=True)
     second = variant(snn__T=[4])
     (workdir / "second.yaml").write_text(yaml.safe_dump(second))
-    (workdir / "sweeps" / "tiny.tsv").write_text("tau\tloss\n1.5\tmse_rate\n")
+    (workdir / "sweeps" / "tiny.tsv").write_text("tau\tneuron\tsurrogate\n1.5\tlif\tsigmoid\n")
     snakemake(workdir, "--configfile", "second.yaml", "--resources", "gpu=2", cores=CORES)
     results = workdir / "results"
     html = (results / "report.html").read_text()
-    assert "SNN-2" not in html and "tau=3.0" not in html and "SNN-4" in html
+    assert "SNN-2" not in html and "neuron=plif" not in html and "SNN-4" in html
     for table in ("timing", "accuracy", "runs", "pareto"):
         text = (results / "tables" / f"{table}.csv").read_text()
-        assert "SNN-2" not in text and "tau=3.0" not in text, table
+        assert "SNN-2" not in text and "neuron=plif" not in text, table
     snakemake(workdir, "--configfile", "second.yaml", "--report", "results/second.zip",
               runtime_only=True)
     with zipfile.ZipFile(results / "second.zip") as zf:
-        assert not [name for name in zf.namelist() if "snn_T2" in name or "tau~3.0" in name]
+        assert not [name for name in zf.namelist() if "snn_T2" in name or "neuron~plif" in name]
 
     def stale(*options):
         result = subprocess.run([sys.executable, "-m", "snnflow.plan.stale", *options, "--cores",

@@ -185,6 +185,7 @@ class RunSettings:
     v_reset: float = 0.0
     surrogate_alpha: float = 4.0
     surrogate: str = "sigmoid"      # the spike's surrogate gradient: sigmoid or atan
+    neuron: str = "lif"             # lif, if or plif (snnflow.model.neuron.NEURONS)
     loss: str = "mse_rate"          # of the output spikes: mse_rate or ce_rate (snnflow.model.snn)
     dropout: float = 0.0            # before each fully connected layer, one mask per sample
     engine: str = "fused"
@@ -222,8 +223,8 @@ class RunSettings:
         return values
 
 
-SNN_ONLY = ("T", "tau", "v_threshold", "v_reset", "surrogate_alpha", "surrogate", "loss",
-            "dropout", "engine")
+SNN_ONLY = ("T", "tau", "v_threshold", "v_reset", "surrogate_alpha", "surrogate", "neuron",
+            "loss", "dropout", "engine")
 
 
 def described(settings: RunSettings, sweep=None):

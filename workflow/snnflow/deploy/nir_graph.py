@@ -46,6 +46,18 @@ def _lif(shape, tau, v_threshold, v_reset):
                    v_threshold=full(v_threshold), v_reset=full(v_reset))
 
 
+def _neuron(layer, shape, v_threshold, v_reset):
+    """The NIR node of a spiking layer of the CSNN: NIR's LIF (a PLIF layer's with its
+    learned tau), or NIR's IF, dv/dt = r I, whose Euler step of DT with r = 1 / DT is the
+    IF's H = V + X."""
+    import nir
+
+    full = lambda value: np.full(shape, value, dtype=np.float32)  # noqa: E731
+    if layer.params.neuron == "if":
+        return nir.IF(r=full(1.0 / DT), v_threshold=full(v_threshold), v_reset=full(v_reset))
+    return _lif(shape, layer.learned_tau() or layer.params.tau, v_threshold, v_reset)
+
+
 def _sum_pool(channels, size):
     """A 2x2 window sum of stride 2 as a convolution (identity across channels) on an
     input of `size` (height, width)."""
@@ -57,9 +69,10 @@ def _sum_pool(channels, size):
                       dilation=1, groups=1, bias=np.zeros(channels, dtype=np.float32))
 
 
-def graph_of(model, tau, v_threshold, v_reset, metadata):
-    """The NIRGraph of a CSNN `model` (its trained weights and BatchNorm statistics) with
-    neurons of `tau`, `v_threshold`, `v_reset`; `metadata` is added to the graph's."""
+def graph_of(model, v_threshold, v_reset, metadata):
+    """The NIRGraph of a CSNN `model` (its trained weights and BatchNorm statistics, its
+    neurons: LIF, IF or PLIF with each layer's learned tau) with `v_threshold` and
+    `v_reset`; `metadata` is added to the graph's."""
     import nir
 
     (h, w), c_in = model.size, model.convs[0][0].in_channels
@@ -70,7 +83,7 @@ def graph_of(model, tau, v_threshold, v_reset, metadata):
         channels = weight.shape[0]
         nodes[f"conv{k}"] = nir.Conv2d(input_shape=(h, w), weight=weight, stride=1,
                                        padding=1, dilation=1, groups=1, bias=bias)
-        nodes[f"lif{k}"] = _lif((channels, h, w), tau, v_threshold, v_reset)
+        nodes[f"lif{k}"] = _neuron(model.neurons[k - 1], (channels, h, w), v_threshold, v_reset)
         nodes[f"pool{k}"] = _sum_pool(channels, (h, w))
         h, w = h // 2, w // 2
         nodes[f"pool{k}_fire"] = _lif((channels, h, w), 2.0, POOL_THRESHOLD, 0.0)
@@ -78,18 +91,19 @@ def graph_of(model, tau, v_threshold, v_reset, metadata):
     nodes["flatten"] = nir.Flatten(input_type={"input": np.array([channels, h, w])},
                                    start_dim=0, end_dim=-1)
     order.append("flatten")
-    for name, linear in (("fc1", model.fc1), ("fc2", model.fc2)):
+    for name, linear, layer in (("fc1", model.fc1, model.lif1), ("fc2", model.fc2, model.lif2)):
         weight = linear.weight.detach().float().numpy()
         nodes[name] = nir.Linear(weight=weight)
-        nodes[f"lif_{name}"] = _lif((weight.shape[0],), tau, v_threshold, v_reset)
+        nodes[f"lif_{name}"] = _neuron(layer, (weight.shape[0],), v_threshold, v_reset)
         order += [name, f"lif_{name}"]
     nodes["output"] = nir.Output(output_type={"output": np.array([weight.shape[0]])})
     order.append("output")
     edges = list(zip(order[:-1], order[1:]))
     return nir.NIRGraph(nodes=nodes, edges=edges, metadata={
         "dt": DT, "threshold_rule": THRESHOLD_RULE, "format_version": FORMAT_VERSION,
-        "discretisation": "Euler steps of dt: NIR tau = trained tau * dt, r = 1, "
-                          "v_leak = v_reset",
+        "discretisation": "Euler steps of dt: NIR tau = trained tau * dt (a PLIF layer's "
+                          "learned tau), r = 1, v_leak = v_reset; an IF's r = 1 / dt",
+        "neuron": model.neurons[0].params.neuron,
         "max_pool": "2x2 max-pool of binary spikes = identity 2x2 conv of stride 2 (window "
                     "sum) + a LIF firing on sums >= 1 (tau = 2 dt, v_threshold 0.25)",
         "input": f"event counts (OFF, ON) x {model.size[0]} x {model.size[1]} per time step",
@@ -133,7 +147,7 @@ def export(model_pt, run_json, nir_path):
 
     model, s = trained_model(model_pt)
     info = json.loads(open(run_json).read())
-    graph = graph_of(model, s.tau, s.v_threshold, s.v_reset, {
+    graph = graph_of(model, s.v_threshold, s.v_reset, {
         "model": info.get("name", s.name), "T": s.T, "seed": s.seed,
         "code_fingerprint": info.get("code_fingerprint", ""),
         "data_identity": info.get("data_identity", ""), "source": "snnflow"})

@@ -55,7 +55,7 @@ def bn_lif_pool(y_seq, bn: nn.BatchNorm2d, lif, count=False, fuse_cuda=False):
 
 
 def fusable(y_seq, bn, lif, fuse_cuda=False):
-    if lif.engine != "fused" or y_seq.dim() != 5:
+    if not lif.fused or y_seq.dim() != 5:
         return False
     if not (bn.affine and bn.track_running_stats) or bn.momentum is None:
         return False

@@ -35,6 +35,9 @@ from snnflow.kernels import cpu_ops, lif_triton
 
 
 SURROGATES = ("sigmoid", "atan")  # the compiled kernels take a surrogate by its index here
+# config key snn.neuron: the LIF (the reference study's), SpikingJelly's IFNode (no leak) and
+# ParametricLIFNode (the membrane's decay learned per layer, k = sigmoid(w) = 1 / tau)
+NEURONS = ("lif", "if", "plif")
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,7 @@ class LIFParams:
     v_reset: float = 0.0
     alpha: float = 4.0
     surrogate: str = "sigmoid"
+    neuron: str = "lif"
 
     def __post_init__(self):
         # floats, whatever the config's YAML wrote (`tau: 2` is an int): the compiled
@@ -52,6 +56,8 @@ class LIFParams:
             object.__setattr__(self, name, float(getattr(self, name)))
         if self.surrogate not in SURROGATES:
             raise ValueError(f"surrogate {self.surrogate!r}: one of {', '.join(SURROGATES)}")
+        if self.neuron not in NEURONS:
+            raise ValueError(f"neuron {self.neuron!r}: one of {', '.join(NEURONS)}")
 
     @property
     def surrogate_index(self):
@@ -90,21 +96,29 @@ class _SurrogateSpike(torch.autograd.Function):
         return grad_spike * surrogate_grad(x, ctx.alpha, ctx.surrogate), None, None
 
 
-def lif_step(x, v, p: LIFParams):
-    """One reference step: (spikes, next membrane potential); v=None starts at V_reset."""
+def lif_step(x, v, p: LIFParams, decay=None):
+    """One reference step: (spikes, next membrane potential); v=None starts at V_reset.
+    The charge is the neuron's (p.neuron), as SpikingJelly's nodes compute it: LIF
+    divides by tau, IF adds the input, PLIF multiplies by `decay` (sigmoid(w), a tensor
+    with its gradient)."""
     if v is None:
         v = torch.full_like(x, p.v_reset)
-    h = v + (x - (v - p.v_reset)) / tau_divisor(p.tau, x)
+    if p.neuron == "if":
+        h = v + x
+    elif p.neuron == "plif":
+        h = v + (x - (v - p.v_reset)) * decay
+    else:
+        h = v + (x - (v - p.v_reset)) / tau_divisor(p.tau, x)
     s = _SurrogateSpike.apply(h - p.v_threshold, p.alpha, p.surrogate_index)
     return s, h * (1 - s) + p.v_reset * s
 
 
-def lif_reference(x_seq, p: LIFParams):
-    """Step-by-step LIF over x_seq (T, ...) -> spikes (T, ...)."""
+def lif_reference(x_seq, p: LIFParams, decay=None):
+    """Step-by-step neuron over x_seq (T, ...) -> spikes (T, ...) (`decay`: PLIF's)."""
     v = None
     spikes = []
     for x in x_seq.unbind(0):  # unbind, not x_seq[t]: indexing makes backward O(T^2)
-        s, v = lif_step(x, v, p)
+        s, v = lif_step(x, v, p, decay)
         spikes.append(s)
     return torch.stack(spikes)
 
@@ -214,10 +228,14 @@ def lif_fused(x_seq, p: LIFParams, backend="torch"):
 
 
 class LIF(nn.Module):
-    """Multi-step LIF layer: input (T, N, ...) -> spikes (T, N, ...).
+    """Multi-step spiking layer: input (T, N, ...) -> spikes (T, N, ...), the neuron of
+    params.neuron (the LIF, IF or PLIF; the class keeps the LIF's name, the study's).
 
     engine "reference" runs `lif_reference`; engine "fused" runs `lif_fused` with the
-    kernels of `backend` ("cpp", "triton" or "torch": snnflow.kernels.backends chooses)."""
+    kernels of `backend` ("cpp", "triton" or "torch": snnflow.kernels.backends chooses),
+    which carry the LIF neuron: an IF or PLIF layer runs `lif_reference` on either engine
+    (`fused` says which). A PLIF layer learns w, its decay sigmoid(w) = 1 / tau,
+    initialised from params.tau as SpikingJelly's ParametricLIFNode: w = -ln(tau - 1)."""
 
     def __init__(self, params: LIFParams = LIFParams(), engine="fused", backend="torch"):
         super().__init__()
@@ -226,14 +244,26 @@ class LIF(nn.Module):
         self.params = params
         self.engine = engine
         self.backend = backend
+        if params.neuron == "plif":
+            self.w = nn.Parameter(torch.tensor(-math.log(params.tau - 1.0)))
+
+    @property
+    def fused(self):
+        """Whether the fused engine's kernels run this layer (they carry the LIF only)."""
+        return self.engine == "fused" and self.params.neuron == "lif"
+
+    def learned_tau(self):
+        """A PLIF layer's tau, 1 / sigmoid(w); None for the other neurons."""
+        return 1.0 / float(torch.sigmoid(self.w.detach())) if self.params.neuron == "plif" else None
 
     def forward(self, x_seq):
         # under autocast the membrane runs in float32: a half-precision H would move
         # threshold crossings; the 0/1 spikes are exact in any precision
         if x_seq.dtype in (torch.float16, torch.bfloat16):
             x_seq = x_seq.float()
-        if self.engine == "reference":
-            return lif_reference(x_seq, self.params)
+        if not self.fused:
+            decay = torch.sigmoid(self.w) if self.params.neuron == "plif" else None
+            return lif_reference(x_seq, self.params, decay)
         return lif_fused(x_seq, self.params, self.backend)
 
     def forward_pooled(self, x_seq, count=False):
@@ -250,5 +280,5 @@ class LIF(nn.Module):
     def extra_repr(self):
         p = self.params
         backend = f", backend={self.backend}" if self.engine == "fused" else ""
-        return (f"tau={p.tau}, v_threshold={p.v_threshold}, v_reset={p.v_reset}, "
+        return (f"{p.neuron}, tau={p.tau}, v_threshold={p.v_threshold}, v_reset={p.v_reset}, "
                 f"{p.surrogate} surrogate alpha={p.alpha}, engine={self.engine}{backend}")

@@ -91,6 +91,14 @@ class CSNN(nn.Module):
                        synaptic_ops=hidden.sum() * self.fc2.out_features)
         return out
 
+    def learned_taus(self):
+        """{layer: tau} of a network of PLIF neurons, each layer's learned 1 / sigmoid(w);
+        None for the other neurons."""
+        neurons = [*self.neurons, self.lif1, self.lif2]
+        if neurons[0].params.neuron != "plif":
+            return None
+        return {layer: lif.learned_tau() for layer, lif in zip(self.layers, neurons)}
+
     def drop(self, x_seq):
         """Dropout of x_seq (T, N, ...) while training: one mask per sample, the same at
         every time step, as SpikingJelly's layer.Dropout in multi-step mode (its mask is
@@ -169,14 +177,20 @@ LOSSES = {"mse_rate": _rate_mse, "ce_rate": _rate_cross_entropy}  # config key s
 
 
 def _choose_backend(s, device):
-    """The fused engine's backend for `device` (snnflow.kernels.backends), or the reference's."""
+    """The fused engine's backend for `device` (snnflow.kernels.backends), or the reference's;
+    the fused kernels carry the LIF neuron only, so an IF or PLIF network runs the
+    reference's steps (and the job's log says so)."""
     if s.engine == "reference":
         return "torch", "none: the reference engine runs the step-by-step LIF"
+    if s.neuron != "lif":
+        return "torch", (f"none: snn.neuron {s.neuron} runs the reference engine's steps, "
+                         "with autograd through each (the fused engine's kernels carry the "
+                         "LIF neuron only), and PyTorch's convolutions")
     return backends.select(device)
 
 
 def _build(s, backend):
-    neuron = LIFParams(s.tau, s.v_threshold, s.v_reset, s.surrogate_alpha, s.surrogate)
+    neuron = LIFParams(s.tau, s.v_threshold, s.v_reset, s.surrogate_alpha, s.surrogate, s.neuron)
     in_channels, size, classes = input_size(s, 2, 34)
     refuse_too_small(s.channels, size, "snn.channels")
     return CSNN(s.channels, s.hidden, in_channels, size, neuron=neuron, engine=s.engine,

@@ -344,7 +344,7 @@ def _check_dataset_folders(config):
 # The keys of each model's config section that its runs' settings take.
 SECTION_KEYS = {
     "snn": ("epochs", "batch_size", "lr", "channels", "hidden", "tau", "v_threshold",
-            "v_reset", "surrogate", "surrogate_alpha", "loss", "dropout", "engine"),
+            "v_reset", "neuron", "surrogate", "surrogate_alpha", "loss", "dropout", "engine"),
     "cnn": ("epochs", "batch_size", "lr", "channels", "hidden"),
 }
 

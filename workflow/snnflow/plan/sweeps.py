@@ -21,8 +21,8 @@ from pathlib import Path
 
 from snnflow import SnnflowError
 
-SWEEPABLE = ("tau", "v_threshold", "v_reset", "surrogate", "surrogate_alpha", "loss", "dropout",
-             "lr", "batch_size", "hidden", "epochs")
+SWEEPABLE = ("tau", "v_threshold", "v_reset", "neuron", "surrogate", "surrogate_alpha", "loss",
+             "dropout", "lr", "batch_size", "hidden", "epochs")
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 SCHEMA_HINT = "limits: workflow/schemas/config.schema.yaml"
 MAX_SWEEP_BYTES = 1 << 20  # a sweep's table is a few rows
@@ -142,7 +142,7 @@ def _table_lines(path):
 
 def _cell(text, schema, validator, where):
     """The number a cell spells, of its column's type and within its limits; a choice's
-    name (surrogate, loss) as written, one of its choices."""
+    name (neuron, surrogate, loss) as written, one of its choices."""
     if "enum" in schema:
         if text not in schema["enum"]:
             raise SnnflowError(f"{where}: {text!r} is not one of {', '.join(schema['enum'])} - "

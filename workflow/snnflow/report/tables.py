@@ -141,6 +141,26 @@ def snn_loss_text(settings):
     return text + (f", dropout {settings['dropout']}" if settings.get("dropout") else "")
 
 
+def snn_neuron_text(group):
+    """An SNN model's neuron (snn.neuron; LIF where run.json predates the choice), its
+    tau (a PLIF's learned tau per layer, the mean over the group's runs), threshold and
+    surrogate."""
+    s = group[0].info.get("settings", {})
+    neuron = s.get("neuron", "lif")
+    if neuron == "plif":
+        learned = [r.info.get("learned_tau") or {} for r in group]
+        layers = list(learned[0])
+        taus = ", ".join(f"{layer} {np.mean([taus.get(layer, np.nan) for taus in learned]):.3g}"
+                         for layer in layers)
+        decay = f"PLIF, tau learned from {s.get('tau')} ({taus})"
+    elif neuron == "if":
+        decay = "IF (no leak)"
+    else:
+        decay = f"LIF, tau {s.get('tau')}"
+    return (f"{decay}, threshold {s.get('v_threshold')}, {s.get('surrogate', 'sigmoid')} "
+            f"surrogate alpha {s.get('surrogate_alpha')}")
+
+
 def models_table(study):
     """What each model is: its data, network (conv channels, hidden units, parameters),
     T, neuron and training settings, from its runs' run.json; and the reference study's,
@@ -153,10 +173,7 @@ def models_table(study):
         rows.append({"model": run.label, "source": "ours", "data": model_data(study, group),
                      "T": run.T, "channels": "-".join(str(c) for c in s.get("channels", [])),
                      "hidden": s.get("hidden"), "parameters": run.info.get("parameters"),
-                     "neuron": (f"LIF, tau {s.get('tau')}, threshold {s.get('v_threshold')}, "
-                                f"{s.get('surrogate', 'sigmoid')} surrogate alpha "
-                                f"{s.get('surrogate_alpha')}"
-                                if spiking else "ReLU"),
+                     "neuron": snn_neuron_text(group) if spiking else "ReLU",
                      "loss": snn_loss_text(s) if spiking else "cross-entropy",
                      "batch_size": s.get("batch_size"), "lr": s.get("lr"),
                      "epochs": s.get("epochs"), "optimizer": "Adam, cosine annealing",
@@ -492,9 +509,9 @@ def nir_table(study):
 
 def neurobench_table(study):
     """Per model and sweep variant: NeuroBench's metrics (snnflow.scoring), mean and
-    standard deviation over seeds (a value all seeds share alone), in NeuroBench's names; whether each seed's network
-    works, and whether NeuroBench agreed with the project's own counts (the
-    neurobench_agreement table has every comparison)."""
+    standard deviation over seeds (a value all seeds share alone), in NeuroBench's names;
+    whether each seed's network works, and whether NeuroBench agreed with the project's
+    own counts (the neurobench_agreement table has every comparison)."""
     groups = [*by_model(study.runs).values(), *by_variant(study.sweep_runs).values()]
     rows = []
     for group in groups:

@@ -412,6 +412,8 @@ def write(job: Job, outputs, code_fingerprint, placement, sweep=None):
             "kernel_check": job.kernel_check, "energy_measurement": job.energy_note,
             "n_train": len(job.train), "n_test": len(job.test), "validation": job.split,
             "parameters": sum(p.numel() for p in job.model.parameters()),
+            # a PLIF network's learned tau per layer (snnflow.model.snn.CSNN.learned_taus)
+            "learned_tau": getattr(job.model, "learned_taus", lambda: None)(),
             **environment(job.device, job.threads), **placement}
     with atomic_path(outputs.run) as tmp:
         tmp.write_text(json.dumps(info, indent=2))
