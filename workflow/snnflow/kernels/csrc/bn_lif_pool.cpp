@@ -313,13 +313,14 @@ static void apply_batch_norm_backward(const BatchNormBackward& bn, float* gyp, c
 // LIF backward into grad_y and sums dL/dx and dL/dx * y per channel, per block of
 // tiles; pass 2 applies BatchNorm's backward in place:
 // grad_y = scale * (g - mean(g) - xhat * mean(g xhat)).
-std::vector<at::Tensor> bn_lif_pool_backward(at::Tensor grad_pooled, at::Tensor y,
-                                                at::Tensor scale, at::Tensor shift,
-                                                at::Tensor mean, at::Tensor invstd,
-                                                double tau, double v_th, double v_reset,
-                                                double alpha, int64_t surrogate) {
-  TORCH_CHECK(surrogate == SIGMOID || surrogate == ATAN, "fused BN+LIF+pool (CPU): surrogate ",
-              surrogate, " unknown");
+// (One instance per surrogate, each calling its tile function directly: called through a
+// pointer chosen at run time, the sigmoid's tile loop compiled to other roundings.)
+template <int S>
+static std::vector<at::Tensor> bn_lif_pool_backward_with(at::Tensor grad_pooled, at::Tensor y,
+                                                         at::Tensor scale, at::Tensor shift,
+                                                         at::Tensor mean, at::Tensor invstd,
+                                                         double tau, double v_th,
+                                                         double v_reset, double alpha) {
   TORCH_CHECK(time_major_channels_last(y), "fused BN+LIF+pool (CPU): float32 channels_last (T, N, C, H, W)");
   const Windows w(y);
   const int64_t C = w.C, T = w.T, tile = w.tile();
@@ -353,9 +354,8 @@ std::vector<at::Tensor> bn_lif_pool_backward(at::Tensor grad_pooled, at::Tensor 
         w.corners(p0, np, offsets.data());
         recompute_potentials(w, yp, ap, bp, offsets.data(), np, w.span(k + 1), h_tile.data(),
                              carry.data(), ftau, fth, fr);
-        (surrogate == ATAN ? lif_backward_tile<ATAN> : lif_backward_tile<SIGMOID>)(
-            w, yp, gp, offsets.data(), p0, np, h_tile.data(), carry.data(), gyp, sum_g.data(),
-            sum_gy.data(), routing, inv_tau, fth, fr, fa);
+        lif_backward_tile<S>(w, yp, gp, offsets.data(), p0, np, h_tile.data(), carry.data(),
+                             gyp, sum_g.data(), sum_gy.data(), routing, inv_tau, fth, fr, fa);
         for (int64_t c = 0; c < C; ++c) {
           block_sums[c] += sum_g[c];
           block_sums[C + c] += sum_gy[c];
@@ -371,6 +371,20 @@ std::vector<at::Tensor> bn_lif_pool_backward(at::Tensor grad_pooled, at::Tensor 
                              grad_weight.data_ptr<float>(), grad_bias.data_ptr<float>());
   apply_batch_norm_backward(bn, gyp, yp, rows, C);
   return {grad_y, grad_weight, grad_bias};
+}
+
+std::vector<at::Tensor> bn_lif_pool_backward(at::Tensor grad_pooled, at::Tensor y,
+                                             at::Tensor scale, at::Tensor shift,
+                                             at::Tensor mean, at::Tensor invstd, double tau,
+                                             double v_th, double v_reset, double alpha,
+                                             int64_t surrogate) {
+  TORCH_CHECK(surrogate == SIGMOID || surrogate == ATAN, "fused BN+LIF+pool (CPU): surrogate ",
+              surrogate, " unknown");
+  return surrogate == ATAN
+             ? bn_lif_pool_backward_with<ATAN>(grad_pooled, y, scale, shift, mean, invstd, tau,
+                                               v_th, v_reset, alpha)
+             : bn_lif_pool_backward_with<SIGMOID>(grad_pooled, y, scale, shift, mean, invstd,
+                                                  tau, v_th, v_reset, alpha);
 }
 
 }  // namespace snnflow
