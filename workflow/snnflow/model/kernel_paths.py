@@ -171,7 +171,7 @@ class _Probe:
             self.y1 = y1.unflatten(0, (T, N))                      # block 1's input
             # LIF 1's input: BatchNorm's output in the job's precision, run in float32
             self.z1 = self.bn1(y1.float()).to(y1.dtype).float().unflatten(0, (T, N))
-            spikes = lif_reference(self.z1, self.params)
+            spikes = lif_reference(self.z1, self.params, net.neurons[0].decay())
             self.pooled1 = nn.functional.max_pool2d(spikes.flatten(0, 1), 2)  # conv 2's
 
 
@@ -186,14 +186,19 @@ def compiled_paths(kind, s, backend, x, generator):
     probe = _Probe(kind, s, x)
     p = probe.params
     checks = []
-    if backend == "cpp":
+    # the LIF and block kernels where the job's neuron is the LIF (an IF or PLIF runs the
+    # reference's steps); the convolutions of spikes whatever the neuron
+    lif_path = p.neuron == "lif"
+    block_path = fusable(probe.y1, probe.bn1, LIF(p, "fused", "cpp"))  # as the job runs it
+    conv_path = applies(probe.conv2, probe.pooled1, "cpp")
+    if backend == "cpp" and (lif_path or block_path or conv_path):
         def cpp_ops():
             kernels = cpu_ops.load()
-            parts = [_lif_check("C++ CPU ops", kernels, probe.z1, p, generator)]
-            if fusable(probe.y1, probe.bn1, LIF(p, "fused", "cpp")):  # as the job runs it
+            parts = [_lif_check("C++ CPU ops", kernels, probe.z1, p, generator)] if lif_path else []
+            if block_path:
                 parts.append(_block_check("C++ CPU ops", kernels, probe.y1, probe.bn1, p,
                                           generator))
-            if applies(probe.conv2, probe.pooled1, "cpp"):
+            if conv_path:
                 out_diff, grad_diff = compare_sparse_conv(probe.conv2, probe.pooled1, generator)
                 parts.append(PathCheck("C++ CPU ops", out_diff <= RELATIVE_TOLERANCE
                                        and grad_diff <= RELATIVE_TOLERANCE,
@@ -202,7 +207,7 @@ def compiled_paths(kind, s, backend, x, generator):
             return PathCheck("C++ CPU ops", all(c.passed for c in parts),
                              "; ".join(c.detail for c in parts), max(c.grad_diff for c in parts))
         checks.append(("C++ CPU ops", cpp_ops, "the PyTorch ops"))
-    if backend == "triton":
+    if backend == "triton" and p.neuron == "lif":
         checks.append(("Triton LIF", lambda: _lif_check("Triton LIF", lif_triton.load(), probe.z1,
                                                         p, generator), "the PyTorch ops"))
         if s.fused_cuda_block and fusable(probe.y1, probe.bn1, LIF(p, "fused", "triton"),
@@ -211,4 +216,6 @@ def compiled_paths(kind, s, backend, x, generator):
                            lambda: _block_check("fused CUDA block", block_triton.load(),
                                                 probe.y1, probe.bn1, p, generator),
                            "the three layers in turn"))
+    if not checks:
+        return [], f"snn.neuron {p.neuron} runs the reference engine's steps"
     return checks, None

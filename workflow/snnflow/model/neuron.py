@@ -252,6 +252,11 @@ class LIF(nn.Module):
         """Whether the fused engine's kernels run this layer (they carry the LIF only)."""
         return self.engine == "fused" and self.params.neuron == "lif"
 
+    def decay(self):
+        """A PLIF layer's decay sigmoid(w), with its gradient (lif_reference's `decay`);
+        None for the other neurons."""
+        return torch.sigmoid(self.w) if self.params.neuron == "plif" else None
+
     def learned_tau(self):
         """A PLIF layer's tau, 1 / sigmoid(w); None for the other neurons."""
         return 1.0 / float(torch.sigmoid(self.w.detach())) if self.params.neuron == "plif" else None
@@ -262,8 +267,7 @@ class LIF(nn.Module):
         if x_seq.dtype in (torch.float16, torch.bfloat16):
             x_seq = x_seq.float()
         if not self.fused:
-            decay = torch.sigmoid(self.w) if self.params.neuron == "plif" else None
-            return lif_reference(x_seq, self.params, decay)
+            return lif_reference(x_seq, self.params, self.decay())
         return lif_fused(x_seq, self.params, self.backend)
 
     def forward_pooled(self, x_seq, count=False):

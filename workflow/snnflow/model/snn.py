@@ -182,11 +182,12 @@ def _choose_backend(s, device):
     reference's steps (and the job's log says so)."""
     if s.engine == "reference":
         return "torch", "none: the reference engine runs the step-by-step LIF"
-    if s.neuron != "lif":
-        return "torch", (f"none: snn.neuron {s.neuron} runs the reference engine's steps, "
-                         "with autograd through each (the fused engine's kernels carry the "
-                         "LIF neuron only), and PyTorch's convolutions")
-    return backends.select(device)
+    backend, description = backends.select(device)
+    if s.neuron != "lif":  # the convolutions of spikes still use the backend's kernels
+        why = (f"snn.neuron {s.neuron} runs the reference engine's steps, with autograd "
+               "through each (the fused LIF and block kernels carry the LIF neuron only)")
+        description = f"{description}; {why}" if description else why
+    return backend, description
 
 
 def _build(s, backend):
