@@ -165,3 +165,17 @@ def rewrite_aedat4_events(src, dst, move):
 
 WRITERS = {"DVSGesture": write_dvsgesture, "NCALTECH101": write_ncaltech101,
            "POKERDVS": write_pokerdvs}
+
+
+def write_copy(name, save_to, rng, **sizes):
+    """A synthetic copy of dataset `name` in `save_to` (`sizes`: its writer's counts); the
+    calling test is skipped where CIFAR10DVS's copy cannot be made (its sample recording,
+    AEDAT4_SAMPLE, is absent, or lz4, which writes its packets)."""
+    if name != "CIFAR10DVS":
+        return WRITERS[name](save_to, rng, **sizes)
+    import pytest
+
+    if not AEDAT4_SAMPLE.is_file():
+        pytest.skip(f"{AEDAT4_SAMPLE} is absent: the CIFAR10DVS copy is made from it")
+    pytest.importorskip("lz4")
+    return write_cifar10dvs(save_to, **sizes)

@@ -31,14 +31,7 @@ EXPECTED_CLASSES = {
 }
 
 
-def write_copy(name, save_to, rng):
-    if name == "CIFAR10DVS":
-        if not tonic_copies.AEDAT4_SAMPLE.is_file():
-            pytest.skip(f"{tonic_copies.AEDAT4_SAMPLE} is absent: the CIFAR10DVS copy is made "
-                        "from it")
-        pytest.importorskip("lz4")
-        return tonic_copies.write_cifar10dvs(save_to)
-    return tonic_copies.WRITERS[name](save_to, rng)
+write_copy = tonic_copies.write_copy
 
 
 @pytest.fixture(params=list(EXPECTED_CLASSES), scope="module")

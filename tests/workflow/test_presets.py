@@ -30,14 +30,8 @@ def test_a_preset_trains_its_network_and_finishes_the_report(preset, tmp_path):
     settings = yaml.safe_load((REPO / "workflow" / "presets" / f"{preset}.yaml").read_text())
     assert settings["snn"]["channels"] == channels and settings["snn"]["neuron"] == "plif"
     copy_workflow(tmp_path)
-    if name == "CIFAR10DVS":
-        if not tonic_copies.AEDAT4_SAMPLE.is_file():
-            pytest.skip(f"{tonic_copies.AEDAT4_SAMPLE} is absent: the CIFAR10DVS copy is made "
-                        "from it")
-        tonic_copies.write_cifar10dvs(tmp_path / "copy")
-    else:
-        tonic_copies.write_dvsgesture(tmp_path / "copy", np.random.default_rng(0), train_users=3,
-                                      test_users=1)
+    sizes = {"train_users": 3, "test_users": 1} if name == "DVSGesture" else {}
+    tonic_copies.write_copy(name, tmp_path / "copy", np.random.default_rng(0), **sizes)
     small = {**SMALL, "dataset": {"dir": str(tmp_path / "copy"), "size": 32,
                                   "test_fraction": 0.3}}
     (tmp_path / "small.yaml").write_text(yaml.safe_dump(small))

@@ -50,14 +50,7 @@ def study(request, tmp_path_factory):
     name = request.param
     workdir = tmp_path_factory.mktemp(name)
     copy_workflow(workdir)
-    rng = np.random.default_rng(1)
-    if name == "CIFAR10DVS":
-        if not tonic_copies.AEDAT4_SAMPLE.is_file():
-            pytest.skip(f"{tonic_copies.AEDAT4_SAMPLE} is absent: the CIFAR10DVS copy is made "
-                        "from it")
-        tonic_copies.write_cifar10dvs(workdir / "copy")
-    else:
-        tonic_copies.WRITERS[name](workdir / "copy", rng)
+    tonic_copies.write_copy(name, workdir / "copy", np.random.default_rng(1))
     (workdir / "study.yaml").write_text(yaml.safe_dump(study_config(name, workdir / "copy")))
     snakemake(workdir, "--configfile", "study.yaml", runtime_only=True)
     return name, workdir

@@ -113,27 +113,11 @@ def graph_of(model, v_threshold, v_reset, metadata):
 
 def trained_model(model_pt, v_threshold=None):
     """(the CSNN of a run's model.pt in eval mode, on the reference engine; its
-    RunSettings); with `v_threshold`, its neurons fire at that threshold instead. The file
-    is read with weights_only: a run's folder is never unpickled."""
-    import torch
+    RunSettings); with `v_threshold`, its neurons fire at that threshold instead."""
+    from snnflow.model.saved import load_trained
 
-    from snnflow import SnnflowError
-    from snnflow.model import snn
-    from snnflow.runs import RunSettings
-
-    redo = "delete it and rerun its training job"
-    try:
-        saved = torch.load(model_pt, map_location="cpu", weights_only=True)
-        settings = RunSettings(**{**saved["settings"], "engine": "reference",
-                                  **({"v_threshold": v_threshold} if v_threshold else {})})
-        if settings.model != "snn":
-            raise ValueError(f"a {settings.model} run")
-        model = snn.KIND.build(settings, "torch")
-        model.load_state_dict(saved["state_dict"])
-    except Exception as err:  # not a torch file, other keys or shapes, another model
-        raise SnnflowError(f"{model_pt}: not an SNN run's model ({type(err).__name__}: "
-                           f"{str(err).splitlines()[0][:160]}) - {redo}") from None
-    return model.eval(), settings
+    return load_trained(model_pt, models=("snn",), what="an SNN run's model",
+                        **({"v_threshold": v_threshold} if v_threshold else {}))
 
 
 def export(model_pt, run_json, nir_path):

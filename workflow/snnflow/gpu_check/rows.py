@@ -18,6 +18,14 @@ SWITCHES = {  # name: (cuda_graphs, fused_cuda_block, autocast, tf32)
 }
 
 
+def checked_neurons():
+    """{surrogate: LIFParams} of the neurons the kernel rows check: the study's, and the
+    same with snn.surrogate: atan at its default slope."""
+    from snnflow.model.neuron import LIFParams
+
+    return {"sigmoid": LIFParams(), "atan": LIFParams(alpha=2.0, surrogate="atan")}
+
+
 def check_lif(report, device, Ts=(1, 4, 16, 32), shape=(64, 32, 17, 17)):
     """Triton LIF against the reference step, by the training jobs' own comparison and
     criterion (snnflow.model.kernel_paths)."""
@@ -25,10 +33,8 @@ def check_lif(report, device, Ts=(1, 4, 16, 32), shape=(64, 32, 17, 17)):
 
     from snnflow.kernels import lif_triton
     from snnflow.model.kernel_paths import compare_lif, lif_passes
-    from snnflow.model.neuron import LIFParams
 
-    neurons = {"sigmoid": LIFParams(),  # the study's neuron
-               "atan": LIFParams(alpha=2.0, surrogate="atan")}  # snn.surrogate: atan
+    neurons = checked_neurons()
 
     def case(T, layout, precision, surrogate="sigmoid"):
         p = neurons[surrogate]
@@ -69,10 +75,8 @@ def check_block(report, device, shapes=((4, 32, 32, 34, 34), (16, 16, 64, 17, 17
 
     from snnflow.kernels import block_triton
     from snnflow.model.kernel_paths import block_passes, compare_block
-    from snnflow.model.neuron import LIFParams
 
-    neurons = {"sigmoid": LIFParams(),  # the study's neuron
-               "atan": LIFParams(alpha=2.0, surrogate="atan")}  # snn.surrogate: atan
+    neurons = checked_neurons()
 
     def case(shape, layout, dtype, surrogate="sigmoid"):
         p = neurons[surrogate]

@@ -84,6 +84,23 @@ def conv_macs(c_in, c_out, size):
     return c_in * c_out * int(conv_taps(*size).sum())
 
 
+def layer_macs(in_channels, channels, size, hidden, n_classes):
+    """Multiply-accumulates per sample and step of each layer with synapses (conv1..,
+    fc1, fc2) with every input counted, from the shapes (convolutions count only the
+    weights that meet an input pixel, not the zero padding): the CNN's MACs, the SNN's
+    dense count."""
+    from snnflow.runs import layer_names
+
+    c_in, macs = in_channels, {}
+    for layer, c_out, block in zip(layer_names(len(channels)), channels,
+                                   block_sizes(size, len(channels))):
+        macs[layer] = conv_macs(c_in, c_out, block)
+        c_in = c_out
+    macs["fc1"] = flat_size(channels, size) * hidden
+    macs["fc2"] = hidden * n_classes
+    return macs
+
+
 def conv_synaptic_ops(spikes, c_out):
     """Synaptic operations that input spikes (B, C, H, W) cause in a 3x3 convolution
     with padding 1 and c_out output channels: each spike times its fan-out (a tensor on

@@ -7,8 +7,8 @@ from torch import nn
 
 from snnflow.data.caches import load_event_images
 from snnflow.data.mnist import load_images
-from snnflow.model.architecture import (N_CLASSES, as_pair, block_sizes, conv_block, conv_macs,
-                                        flat_size, input_size, refuse_too_small)
+from snnflow.model.architecture import (N_CLASSES, as_pair, block_sizes, conv_block, flat_size,
+                                        input_size, layer_macs, refuse_too_small)
 from snnflow.runs import ModelKind, layer_names
 
 
@@ -36,14 +36,8 @@ class CNN(nn.Module):
     def layer_macs(self):
         """Multiply-accumulates per sample of each layer, from the shapes (convolutions
         count only weights that meet an input pixel, not the zero padding)."""
-        c_in, macs = self.in_channels, {}
-        for layer, c_out, size in zip(self.layers, self.channels,
-                                      block_sizes(self.size, len(self.channels))):
-            macs[layer] = conv_macs(c_in, c_out, size)
-            c_in = c_out
-        macs["fc1"] = flat_size(self.channels, self.size) * self.hidden
-        macs["fc2"] = self.hidden * self.n_classes
-        return macs
+        return layer_macs(self.in_channels, self.channels, self.size, self.hidden,
+                          self.n_classes)
 
 
 class OpsRecord:

@@ -507,14 +507,18 @@ def nir_table(study):
     return table
 
 
+def groups_of_runs(study):
+    """The runs of each model (by_model), then of each sweep variant (by_variant)."""
+    return [*by_model(study.runs).values(), *by_variant(study.sweep_runs).values()]
+
+
 def neurobench_table(study):
     """Per model and sweep variant: NeuroBench's metrics (snnflow.scoring), mean and
     standard deviation over seeds (a value all seeds share alone), in NeuroBench's names;
     whether each seed's network works, and whether NeuroBench agreed with the project's
     own counts (the neurobench_agreement table has every comparison)."""
-    groups = [*by_model(study.runs).values(), *by_variant(study.sweep_runs).values()]
     rows = []
-    for group in groups:
+    for group in groups_of_runs(study):
         scored = [r for r in group if r.neurobench is not None]
         if not scored:
             continue
@@ -548,9 +552,7 @@ def neurobench_agreement_table(study):
     """Every run's NeuroBench rows as its job wrote them: each metric, NeuroBench's value,
     the project's own count by NeuroBench's definition where it has one, the difference,
     the tolerance, whether they agree and what was compared."""
-    runs = [r for group in [*by_model(study.runs).values(),
-                            *by_variant(study.sweep_runs).values()] for r in group
-            if r.neurobench is not None]
+    runs = [r for group in groups_of_runs(study) for r in group if r.neurobench is not None]
     return pd.concat([r.neurobench for r in runs], ignore_index=True)
 
 

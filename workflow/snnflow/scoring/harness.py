@@ -21,13 +21,17 @@ from snnflow import SnnflowError
 from snnflow.runs import PREDICTION_COLUMNS
 from snnflow.scoring import NEUROBENCH_COLUMNS
 from snnflow.scoring import agreement
-from snnflow.scoring.networks import ACTIVATION_CLASSES, SpikingView, trained_network
+from snnflow.model.saved import load_trained
+from snnflow.scoring.networks import ACTIVATION_CLASSES, SpikingView
 
 SNN_BATCH_STEPS = 1024  # samples x T per batch: NeuroBench's hooks keep a batch's activity
 
 
-def batch_size(settings):
-    return 256 if settings.T is None else max(1, SNN_BATCH_STEPS // settings.T)
+def batches(samples, settings):
+    """A loader of Samples in order, NeuroBench's and the project's counts alike: batches
+    of SNN_BATCH_STEPS samples x T for the SNN, 256 for the CNN."""
+    size = 256 if settings.T is None else max(1, SNN_BATCH_STEPS // settings.T)
+    return torch.utils.data.DataLoader(samples, batch_size=size, collate_fn=lambda batch: batch)
 
 
 class Samples(torch.utils.data.Dataset):
@@ -67,8 +71,7 @@ def neurobench_scores(network, settings, samples):
     model = TorchModel(SpikingView(network) if spiking else network)
     for activation in ACTIVATION_CLASSES:
         model.add_activation_module(activation)
-    loader = torch.utils.data.DataLoader(samples, batch_size=batch_size(settings),
-                                         collate_fn=lambda batch: batch)
+    loader = batches(samples, settings)
     postprocessors = [ChooseMaxCount()] if spiking else [lambda logits: logits.argmax(1)]
     benchmark = Benchmark(model, loader, [], postprocessors,
                           [[Footprint, ParameterCount, ConnectionSparsity],
@@ -95,7 +98,7 @@ def project_counts(network, settings, samples, n_classes=None):
     """{metric: value} of the project's own counts on `samples`, by NeuroBench's
     definitions (agreement.compare says how each is formed); the accuracy and parameter
     count come from the run's files (harness `score`)."""
-    from snnflow.model.architecture import block_sizes, conv_macs, flat_size
+    from snnflow.model.architecture import layer_macs
 
     if settings.model == "cnn":
         from snnflow.model.cnn import OpsRecord
@@ -109,8 +112,7 @@ def project_counts(network, settings, samples, n_classes=None):
     # frames like that makes the first convolution's operations accumulates
     records = {"counts": SpikeRecord(network), "binary": SpikeRecord(network)}
     with torch.no_grad():
-        for x, _ in torch.utils.data.DataLoader(samples, batch_size=batch_size(settings),
-                                                collate_fn=lambda batch: batch):
+        for x, _ in batches(samples, settings):
             binary = bool(((x == 0) | (x == 1) | (x == -1)).all())
             records["binary" if binary else "counts"].forward(x.transpose(0, 1))
     n, T = len(samples), settings.T
@@ -119,12 +121,9 @@ def project_counts(network, settings, samples, n_classes=None):
     sops = sum(float(r.synaptic_ops[layer]) for r in records.values()
                for layer in network.layers)
     first = network.layers[0]
-    channels = [conv[0].out_channels for conv in network.convs]
-    c_in, dense = network.convs[0][0].in_channels, 0
-    for c_out, size in zip(channels, block_sizes(network.size, len(channels))):
-        dense, c_in = dense + conv_macs(c_in, c_out, size), c_out
-    dense += (flat_size(channels, network.size) * network.fc1.out_features
-              + network.fc1.out_features * network.fc2.out_features)
+    dense = sum(layer_macs(network.convs[0][0].in_channels,
+                           [conv[0].out_channels for conv in network.convs], network.size,
+                           network.fc1.out_features, network.fc2.out_features).values())
     return {"ActivationSparsity": 1.0 - spikes / (sum(neurons.values()) * T * n),
             "Effective_ACs": (sops + float(records["binary"].macs[first])) / n,
             "Effective_MACs": float(records["counts"].macs[first]) / n,
@@ -168,10 +167,11 @@ def score(model_pt, run_json, predictions_csv, cache, samples, out_csv, log=prin
     from snnflow.jobs.atomic import atomic_path
     from snnflow.model import cnn, snn
 
-    if neurobench_version() is None:
+    version = neurobench_version()
+    if version is None:
         raise SnnflowError("neurobench is not installed: pip install --no-deps -r "
                            "envs/neurobench.txt, or set neurobench.enabled: false")
-    network, settings = trained_network(model_pt)
+    network, settings = load_trained(model_pt)
     try:
         info = json.loads(open(run_json).read())
         identity = {"model": info["label"], "T": info["T"], "seed": info["seed"]}
@@ -183,14 +183,14 @@ def score(model_pt, run_json, predictions_csv, cache, samples, out_csv, log=prin
     if samples is not None:
         inputs, labels = inputs[:samples], labels[:samples]
     test = Samples(inputs, labels, kind.scale(cache))
-    log(f"NeuroBench {neurobench_version()}: {identity['model']} seed {identity['seed']} on "
+    log(f"NeuroBench {version}: {identity['model']} seed {identity['seed']} on "
         f"{len(test)} test samples")
     theirs = neurobench_scores(network, settings, test)
     ours = project_counts(network, settings, test)
     ours["ClassificationAccuracy"] = predictions_accuracy(predictions_csv, labels)
     if isinstance(info.get("parameters"), int):
         ours["ParameterCount"] = float(info["parameters"])
-    rows = [{**identity, "samples": len(test), "neurobench_version": neurobench_version(), **row}
+    rows = [{**identity, "samples": len(test), "neurobench_version": version, **row}
             for row in agreement.compare(settings.model, theirs, ours, len(test))]
     for row in rows:
         if row["project"] is None:

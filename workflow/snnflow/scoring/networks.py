@@ -16,34 +16,9 @@ rule and dt of its own, NIR's strict threshold), so NeuroBench would score a con
 network, not the trained one.
 """
 
-import torch
 from torch import nn
 
-from snnflow import SnnflowError
 from snnflow.model.neuron import LIF
-
-
-def trained_network(model_pt):
-    """(the network of a run's model.pt in eval mode, its RunSettings): the CSNN on the
-    reference engine, or the CNN. Read with weights_only: a run's folder is never
-    unpickled."""
-    from snnflow.model import cnn, snn
-    from snnflow.runs import RunSettings
-
-    redo = "delete it and rerun its training job"
-    try:
-        saved = torch.load(model_pt, map_location="cpu", weights_only=True)
-        settings = RunSettings(**saved["settings"])
-        if settings.model == "snn":
-            settings = RunSettings(**{**saved["settings"], "engine": "reference"})
-        kind = {"snn": snn.KIND, "cnn": cnn.KIND}[settings.model]
-        model = kind.build(settings, "torch")
-        model.load_state_dict(saved["state_dict"])
-    except Exception as err:  # not a torch file, other keys or shapes, another model
-        raise SnnflowError(f"{model_pt}: not a run's model ({type(err).__name__}: "
-                           f"{str(err).splitlines()[0][:160] if str(err) else ''}) - "
-                           f"{redo}") from None
-    return model.eval(), settings
 
 
 class SpikingView(nn.Module):
