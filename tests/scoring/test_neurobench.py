@@ -16,8 +16,7 @@ from snnflow import SnnflowError
 from snnflow.model import cnn, snn
 from snnflow.runs import RunSettings, outputs_in
 from snnflow.scoring import NEUROBENCH_COLUMNS, NEUROBENCH_METRICS, agreement, harness
-from snnflow.model.saved import load_trained
-from snnflow.scoring.networks import SpikingView
+from snnflow.scoring.networks import SpikingView, trained_network
 from snnflow.train.loop import run
 
 pytest.importorskip("neurobench", reason="pip install --no-deps -r envs/neurobench.txt")
@@ -129,7 +128,7 @@ def test_multiply_accumulates_missing_a_layer_disagree(trained, tmp_path, monkey
 def test_frames_of_only_zeros_and_ones_count_as_spikes_on_both_sides(trained):
     """NeuroBench calls a layer's input spikes when it holds only 0 and 1: on such frames
     the first convolution's operations are accumulates, and the project's split follows."""
-    network, settings = load_trained(trained["snn"][0] / "model.pt")
+    network, settings = trained_network(trained["snn"][0] / "model.pt")
     frames, labels = snn.KIND.load(trained["snn"][1], "test")
     binary = harness.Samples(np.minimum(frames, 1), labels, 1.0)
     theirs = harness.neurobench_scores(network, settings, binary)
@@ -139,7 +138,7 @@ def test_frames_of_only_zeros_and_ones_count_as_spikes_on_both_sides(trained):
 
 
 def test_the_view_neurobench_sees_computes_the_trained_networks_spikes(trained):
-    network, _ = load_trained(trained["snn"][0] / "model.pt")
+    network, _ = trained_network(trained["snn"][0] / "model.pt")
     frames, _ = snn.KIND.load(trained["snn"][1], "test")
     x = torch.as_tensor(frames[:9]).float()
     with torch.no_grad():
@@ -153,7 +152,7 @@ def test_a_metric_neurobench_fails_on_is_an_error_not_a_zero(trained, monkeypatc
     def broken(self, model, preds, data):
         raise RuntimeError("hooks saw nothing")
     monkeypatch.setattr(ActivationSparsity, "__call__", broken)
-    network, settings = load_trained(trained["snn"][0] / "model.pt")
+    network, settings = trained_network(trained["snn"][0] / "model.pt")
     frames, labels = snn.KIND.load(trained["snn"][1], "test")
     with pytest.raises(SnnflowError, match="ActivationSparsity.*hooks saw nothing"):
         harness.neurobench_scores(network, settings, harness.Samples(frames, labels, 1.0))

@@ -114,9 +114,10 @@ def graph_of(model, v_threshold, v_reset, metadata):
 def trained_model(model_pt, v_threshold=None):
     """(the CSNN of a run's model.pt in eval mode, on the reference engine; its
     RunSettings); with `v_threshold`, its neurons fire at that threshold instead."""
+    from snnflow.model import snn
     from snnflow.model.saved import load_trained
 
-    return load_trained(model_pt, models=("snn",), what="an SNN run's model",
+    return load_trained(model_pt, {"snn": snn.KIND}, what="an SNN run's model",
                         **({"v_threshold": v_threshold} if v_threshold else {}))
 
 

@@ -7,24 +7,24 @@ from dataclasses import replace
 from snnflow import SnnflowError, first_line
 
 
-def load_trained(model_pt, models=("snn", "cnn"), what="a run's model", **overrides):
-    """(the network of a run's model.pt in eval mode, its RunSettings): the CSNN on the
-    reference engine (the maths as defined, no kernel; `overrides` replace its settings,
-    e.g. v_threshold), or the CNN. A file that is not a model of one of `models` is
-    refused as not being `what`."""
+def load_trained(model_pt, kinds, what="a run's model", **overrides):
+    """(the network of a run's model.pt in eval mode, its RunSettings) for a model of one
+    of `kinds` ({name: ModelKind}, the caller's: a job's code fingerprint then holds only
+    the networks it reads): the CSNN on the reference engine (the maths as defined, no
+    kernel; `overrides` replace its settings, e.g. v_threshold), or the CNN. Any other
+    file is refused as not being `what`."""
     import torch
 
-    from snnflow.model import cnn, snn
     from snnflow.runs import RunSettings
 
     try:
         saved = torch.load(model_pt, map_location="cpu", weights_only=True)
         settings = RunSettings(**saved["settings"])
-        if settings.model not in models:
+        if settings.model not in kinds:
             raise ValueError(f"a {settings.model} run")
         if settings.model == "snn":
             settings = replace(settings, engine="reference", **overrides)
-        model = {"snn": snn.KIND, "cnn": cnn.KIND}[settings.model].build(settings, "torch")
+        model = kinds[settings.model].build(settings, "torch")
         model.load_state_dict(saved["state_dict"])
     except Exception as err:  # not a torch file, other keys or shapes, another model
         raise SnnflowError(f"{model_pt}: not {what} ({type(err).__name__}: "

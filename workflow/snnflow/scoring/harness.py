@@ -21,8 +21,7 @@ from snnflow import SnnflowError
 from snnflow.runs import PREDICTION_COLUMNS
 from snnflow.scoring import NEUROBENCH_COLUMNS
 from snnflow.scoring import agreement
-from snnflow.model.saved import load_trained
-from snnflow.scoring.networks import ACTIVATION_CLASSES, SpikingView
+from snnflow.scoring.networks import ACTIVATION_CLASSES, SpikingView, trained_network
 
 SNN_BATCH_STEPS = 1024  # samples x T per batch: NeuroBench's hooks keep a batch's activity
 
@@ -171,7 +170,7 @@ def score(model_pt, run_json, predictions_csv, cache, samples, out_csv, log=prin
     if version is None:
         raise SnnflowError("neurobench is not installed: pip install --no-deps -r "
                            "envs/neurobench.txt, or set neurobench.enabled: false")
-    network, settings = load_trained(model_pt)
+    network, settings = trained_network(model_pt)
     try:
         info = json.loads(open(run_json).read())
         identity = {"model": info["label"], "T": info["T"], "seed": info["seed"]}

@@ -21,6 +21,14 @@ from torch import nn
 from snnflow.model.neuron import LIF
 
 
+def trained_network(model_pt):
+    """(the network of a run's model.pt, SNN or CNN, in eval mode; its RunSettings)."""
+    from snnflow.model import cnn, snn
+    from snnflow.model.saved import load_trained
+
+    return load_trained(model_pt, {"snn": snn.KIND, "cnn": cnn.KIND})
+
+
 class SpikingView(nn.Module):
     """The trained CSNN `net` (reference engine) taking NeuroBench's layout, input
     (N, T, P, H, W) -> output spikes (N, T, classes), each layer called as a module.
