@@ -245,15 +245,17 @@ def make_recordings(root, n, seed=0):
     return data
 
 
-def measure_tonic_prep(data, limit):
-    """Per-sample tonic read_mnist_file + ToFrame(n_event_bins=T), for each T."""
+def measure_tonic_prep(data, limit, framing="count"):
+    """Per-sample tonic read_mnist_file + ToFrame(n_event_bins=T), or by time
+    ToFrame(n_time_bins=T), for each T."""
     import tonic
 
     files = sorted(Path(data).glob("*/*/*.bin"))[:limit]
     dtype = tonic.datasets.NMNIST.dtype
     results = {}
     for T in PREP_T:
-        to_frame = tonic.transforms.ToFrame(sensor_size=(34, 34, 2), n_event_bins=T)
+        bins = {"n_event_bins" if framing == "count" else "n_time_bins": T}
+        to_frame = tonic.transforms.ToFrame(sensor_size=(34, 34, 2), **bins)
         start = time.perf_counter()
         events = 0
         for f in files:
@@ -267,9 +269,9 @@ def measure_tonic_prep(data, limit):
     return results
 
 
-def measure_pipeline_prep(data, out, threads, repeats):
-    """The pipeline's data stage: parse once into the event store, then one frame cache
-    per T, each with `threads` threads. The C kernels are built first (a one-time
+def measure_pipeline_prep(data, out, threads, repeats, framing="count"):
+    """The pipeline's data stage: parse once into the event store (with timestamps when
+    framing by time), then one frame cache per T, each with `threads` threads. The C kernels are built first (a one-time
     cost, reported apart); then the median of `repeats` runs from an empty folder."""
     import shutil
 
@@ -287,11 +289,13 @@ def measure_pipeline_prep(data, out, threads, repeats):
         shutil.rmtree(out, ignore_errors=True)
         timings = {}
         start = time.perf_counter()
-        build_event_store(data, Path(out) / "events.h5", threads)
+        build_event_store(data, Path(out) / "events.h5", threads,
+                          with_times=framing == "time")
         timings["events_seconds"] = time.perf_counter() - start
         for T in PREP_T:
             t0 = time.perf_counter()
-            build_frame_cache(Path(out) / "events.h5", T, Path(out) / f"nmnist_T{T}.h5", threads)
+            build_frame_cache(Path(out) / "events.h5", T, Path(out) / f"nmnist_T{T}.h5", threads,
+                              framing=framing)
             timings[f"frames_T{T}_seconds"] = time.perf_counter() - t0
         timings["total_seconds"] = time.perf_counter() - start
         runs.append(timings)
@@ -300,6 +304,7 @@ def measure_pipeline_prep(data, out, threads, repeats):
     with h5py.File(Path(out) / "events.h5") as h5:
         results["events"] = int(sum(len(h5[f"{s}/codes"]) for s in ("train", "test")))
         results["samples"] = int(sum(len(h5[f"{s}/labels"]) for s in ("train", "test")))
+    results["store_megabytes"] = (Path(out) / "events.h5").stat().st_size / 2**20
     results["cache_megabytes"] = {T: (Path(out) / f"nmnist_T{T}.h5").stat().st_size / 2**20
                                   for T in PREP_T}
     results["peak_memory_mb"] = _peak_rss_mb()
@@ -374,8 +379,8 @@ def run_prep(args):
     with tempfile.TemporaryDirectory() as tmp:
         data = make_recordings(tmp, args.prep_samples)
         pipeline = _isolated(measure_pipeline_prep, str(data), str(Path(tmp) / "out"),
-                             args.threads, args.prep_repeats)
-        tonic_prep = _isolated(measure_tonic_prep, str(data), args.tonic_samples)
+                             args.threads, args.prep_repeats, args.framing)
+        tonic_prep = _isolated(measure_tonic_prep, str(data), args.tonic_samples, args.framing)
     per_T = [tonic_prep[T]["samples_per_s"] for T in PREP_T]
     tonic_seconds = sum(pipeline["samples"] / s for s in per_T)
     return {"pipeline": pipeline, "tonic": tonic_prep,
@@ -423,7 +428,8 @@ def summary_table(training, prep, memory=None, peers=None):
     if prep:
         p, t = prep["pipeline"], prep["tonic"]
         lines.append("")
-        lines.append(f"data prep, {p['samples']} samples, {p['events']} events, T in {PREP_T}:")
+        lines.append(f"data prep, {p['samples']} samples, {p['events']} events, T in {PREP_T}, "
+                     f"store {p['store_megabytes']:.0f} MB:")
         lines.append(f"  pipeline  {p['total_seconds']:7.2f} s  (events {p['events_seconds']:.2f} s; "
                      + ", ".join(f"T{T} {p[f'frames_T{T}_seconds']:.2f} s" for T in PREP_T)
                      + f")  {prep['pipeline_events_per_s'] / 1e6:.1f} M events/s, "
@@ -451,6 +457,8 @@ def main(argv=None):
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--prep-samples", type=int, default=7000,
                         help="synthetic recordings for the data-prep benchmark (0: skip)")
+    parser.add_argument("--framing", choices=("count", "time"), default="count",
+                        help="the data-prep benchmark's framing (config dataset.framing)")
     parser.add_argument("--prep-repeats", type=int, default=3,
                         help="runs of the pipeline's data prep (the median is reported)")
     parser.add_argument("--tonic-samples", type=int, default=1000,

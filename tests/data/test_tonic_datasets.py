@@ -40,7 +40,7 @@ def store(request, tmp_path_factory):
     root = tmp_path_factory.mktemp(request.param)
     write_copy(request.param, root / "copy", np.random.default_rng(5))
     build_tonic_event_store(request.param, root / "copy", root / "events.h5", test_fraction=0.3,
-                            split_seed=1, log=lambda line: None)
+                            split_seed=1, log=lambda line: None, with_times=True)
     return request.param, root / "copy", root / "events.h5"
 
 
@@ -105,6 +105,29 @@ def test_frames_are_tonics_to_frame_where_T_divides_the_event_count(store, tmp_p
                 np.testing.assert_array_equal(ours[:-1], expected[:-1], err_msg=sample)
                 assert ours.sum() == len(codes)
     assert divisible >= 3 or (name == "CIFAR10DVS" and T != 6)
+
+
+def test_frames_by_time_are_tonics_to_frame_plus_the_events_after_its_windows(store, tmp_path):
+    """The store keeps tonic's timestamps; framed by time, frames are tonic's
+    ToFrame(n_time_bins=T) but for the events after its windows, in the last frame."""
+    name, save_to, path = store
+    theirs = tonic_samples(name, save_to)
+    T = 6
+    build_frame_cache(path, T, tmp_path / "frames.h5", framing="time")
+    with h5py.File(tmp_path / "frames.h5") as cache, open_event_store(path) as h5:
+        for split, i, sample, codes, sensor in stored_samples(path):
+            events = theirs[sample].copy()
+            offsets = h5[f"{split}/offsets"]
+            np.testing.assert_array_equal(h5[f"{split}/times"][offsets[i]:offsets[i + 1]],
+                                          events["t"], err_msg=sample)
+            events["p"] = events["p"] > 0
+            expected = tonic.transforms.ToFrame(sensor_size=sensor, n_time_bins=T)(events)
+            ours = cache[f"{split}/frames"][i].astype(np.int64)
+            np.testing.assert_array_equal(ours[:-1], expected[:-1], err_msg=f"{sample}")
+            t = events["t"].astype(np.int64)
+            after = int((t >= t[0] + T * ((t[-1] - t[0]) // T)).sum())
+            assert ours[-1].sum() == expected[-1].sum() + after
+            assert ours.sum() == len(codes)
 
 
 def test_a_coarser_frame_size_sums_blocks_of_pixels(store, tmp_path):

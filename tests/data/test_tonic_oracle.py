@@ -2,7 +2,8 @@
 store holds exactly what `tonic.io.read_mnist_file` reads, and each frame cache what
 `tonic.transforms.ToFrame(n_event_bins=T)` makes, but for the remainder: tonic's bins hold
 n // T events each and leave the last n mod T out, where the study's last frame takes
-them (docs/method.md). Checked on generated recordings and, where ../shared holds them,
+them (docs/method.md); framed by time, what `ToFrame(n_time_bins=T)` makes, but for the
+events after its T windows, which the last frame takes (docs/data.md). Checked on generated recordings and, where ../shared holds them,
 on 100 real N-MNIST recordings."""
 
 import numpy as np
@@ -31,10 +32,11 @@ def caches(request, tmp_path_factory):
         (root / "nmnist").mkdir()
         for folder in SPLITS.values():  # the fixture has Train/ only: it serves as both
             (root / "nmnist" / folder).symlink_to(REAL)
-    build_event_store(root / "nmnist", root / "events.h5", threads=2)
-    frames = {T: root / f"nmnist_T{T}.h5" for T in T_VALUES}
-    for T, path in frames.items():
-        build_frame_cache(root / "events.h5", T, path, threads=2)
+    build_event_store(root / "nmnist", root / "events.h5", threads=2, with_times=True)
+    frames = {(T, framing): root / f"nmnist_T{T}_{framing}.h5"
+              for T in T_VALUES for framing in ("count", "time")}
+    for (T, framing), path in frames.items():
+        build_frame_cache(root / "events.h5", T, path, threads=2, framing=framing)
     return root / "nmnist", root / "events.h5", frames
 
 
@@ -55,12 +57,55 @@ def samples(root, store_path):
 def test_the_event_store_holds_what_tonic_reads(caches):
     root, store, _ = caches
     checked = 0
-    for _, _, path, codes in samples(root, store):
+    with open_event_store(store) as h5:
+        times = {split: h5[f"{split}/times"][...] for split in SPLITS}
+        offsets = {split: h5[f"{split}/offsets"][...] for split in SPLITS}
+    for split, i, path, codes in samples(root, store):
         events = tonic_events(path)
         expected = (events["p"].astype(np.int64) * HEIGHT + events["y"]) * WIDTH + events["x"]
         np.testing.assert_array_equal(codes, expected, err_msg=str(path))
+        np.testing.assert_array_equal(times[split][offsets[split][i]:offsets[split][i + 1]],
+                                      events["t"], err_msg=str(path))
         checked += 1
     assert checked >= 40
+
+
+@pytest.mark.parametrize("T", T_VALUES)
+def test_frames_by_time_are_tonics_to_frame_plus_the_events_after_its_windows(caches, T):
+    """framing: time is SpikingJelly's split_by='time': tonic's ToFrame(n_time_bins=T)
+    windows, the last frame also taking the events from t_first + T dt on, which tonic
+    leaves out (the last event always)."""
+    import h5py
+
+    root, store, frames = caches
+    to_frame = tonic.transforms.ToFrame(sensor_size=(WIDTH, HEIGHT, 2), n_time_bins=T)
+    checked = after = 0
+    with h5py.File(frames[T, "time"]) as cache:
+        assert cache.attrs["split_by"] == "time"
+        for split, i, path, _ in samples(root, store):
+            ours = cache[f"{split}/frames"][i].astype(np.int64)
+            events = tonic_events(path)
+            theirs = to_frame(events).astype(np.int64)
+            assert theirs.shape == ours.shape
+            np.testing.assert_array_equal(ours[:-1], theirs[:-1], err_msg=f"{path} T={T}")
+            t = events["t"].astype(np.int64)
+            tail = events[t >= t[0] + T * ((t[-1] - t[0]) // T)]
+            assert len(tail) >= 1  # the last event, at least
+            left_out = np.zeros_like(ours[-1])
+            np.add.at(left_out, (tail["p"].astype(int), tail["y"], tail["x"]), 1)
+            np.testing.assert_array_equal(ours[-1] - theirs[-1], left_out,
+                                          err_msg=f"{path} T={T}")
+            assert ours.sum() == len(events)  # no event lost
+            checked += 1
+            after += len(tail)
+    assert checked >= 40
+    assert frames_by_time_tally(store, T) == after
+
+
+def frames_by_time_tally(store, T):
+    from snnflow.data.frames import after_the_windows
+
+    return sum(n for n, _, _, _ in after_the_windows(store, T).values())
 
 
 @pytest.mark.parametrize("T", T_VALUES)
@@ -70,7 +115,7 @@ def test_frames_are_tonics_to_frame_plus_the_remainder_in_the_last_frame(caches,
     root, store, frames = caches
     to_frame = tonic.transforms.ToFrame(sensor_size=(WIDTH, HEIGHT, 2), n_event_bins=T)
     checked = 0
-    with h5py.File(frames[T]) as cache:
+    with h5py.File(frames[T, "count"]) as cache:
         for split, i, path, _ in samples(root, store):
             ours = cache[f"{split}/frames"][i].astype(np.int64)
             events = tonic_events(path)

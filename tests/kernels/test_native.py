@@ -15,7 +15,7 @@ from snnflow import SnnflowError
 from snnflow.data import events, frames
 from snnflow.data.events import build_event_store
 from snnflow.data.frames import bin_codes, build_frame_cache, deflate
-from snnflow.data.nmnist import EVENT_DTYPE, read_pixel_codes, write_events
+from snnflow.data.nmnist import EVENT_DTYPE, read_events, read_pixel_codes, write_events
 from snnflow.kernels import prep
 
 
@@ -96,18 +96,35 @@ def test_a_code_off_the_sensor_names_the_event_store():
 
 
 def test_parsing_matches_the_numpy_reader(kernels, tmp_path, rng):
-    paths = []
+    paths, written = [], []
     for i, n in enumerate([1, 5, 4000, 33]):
         path = tmp_path / f"{i}.bin"
-        write_events(path, random_events(rng, n))
+        written.append(random_events(rng, n))
+        write_events(path, written[-1])
         paths.append(str(path))
     marker = bytes([0, 240, 0, 0, 0])  # a timestamp-overflow record: not an event
     data = (tmp_path / "0.bin").read_bytes()
     (tmp_path / "0.bin").write_bytes(marker + data + marker)
-    codes, counts = events._parse_files(paths)
+    codes, counts, no_times = events._parse_files(paths)
     expected = [read_pixel_codes(p) for p in paths]
-    assert counts.tolist() == [len(e) for e in expected]
+    assert counts.tolist() == [len(e) for e in expected] and no_times is None
     np.testing.assert_array_equal(codes, np.concatenate(expected))
+    codes, counts, times = events._parse_files(paths, with_times=True)
+    np.testing.assert_array_equal(codes, np.concatenate(expected))
+    # tonic's rule: the opening marker adds 2^13 us to the events after it
+    written[0]["t"] += 1 << 13
+    np.testing.assert_array_equal(times, np.concatenate([w["t"] for w in written]))
+    np.testing.assert_array_equal(times, np.concatenate([read_events(p)["t"] for p in paths]))
+    assert times.dtype == np.uint32
+
+
+def test_a_timestamp_beyond_32_bits_is_refused_by_name(kernels, tmp_path):
+    marker, event = bytes([0, 240, 0, 0, 0]), bytes([1, 1, 0x7F, 0xFF, 0xFF])
+    (tmp_path / "late.bin").write_bytes(marker * (1 << 19) + event)
+    with pytest.raises(SnnflowError, match="pass 32 bits") as err:
+        events._parse_files([str(tmp_path / "late.bin")], with_times=True)
+    assert str(tmp_path / "late.bin") in str(err.value)
+    assert len(events._parse_files([str(tmp_path / "late.bin")])[0]) == 1  # codes need no time
 
 
 @pytest.mark.parametrize("content, words", [
@@ -131,15 +148,17 @@ def test_c_and_numpy_stages_write_the_same_caches(tmp_path, rng, monkeypatch):
 
     def build(out):
         build_event_store(tmp_path / "raw", out / "events.h5", threads=2,
-                          allow_missing_classes=True)
-        return {T: build_frame_cache(out / "events.h5", T, out / f"T{T}.h5", threads=2)
-                for T in (2, 16)}
+                          allow_missing_classes=True, with_times=True)
+        return {(T, framing): build_frame_cache(out / "events.h5", T, out / f"T{T}{framing}.h5",
+                                                threads=2, framing=framing)
+                for T in (2, 16) for framing in ("count", "time")}
 
     assert prep.library() is not None
     dtypes = build(tmp_path / "c")
     monkeypatch.setattr(prep, "library", lambda: None)
-    assert build(tmp_path / "numpy") == dtypes == {2: np.uint16, 16: np.uint8}
-    for name in ("events.h5", "T2.h5", "T16.h5"):
+    assert build(tmp_path / "numpy") == dtypes == {(2, "count"): np.uint16, (16, "count"): np.uint8,
+                                                   (2, "time"): np.uint16, (16, "time"): np.uint8}
+    for name in ("events.h5", "T2count.h5", "T16count.h5", "T2time.h5", "T16time.h5"):
         with h5py.File(tmp_path / "c" / name) as a, h5py.File(tmp_path / "numpy" / name) as b:
             for split in ("train", "test"):
                 for key in a[split]:

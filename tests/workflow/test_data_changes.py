@@ -1,6 +1,7 @@
 """Results follow the data: a changed recording or MNIST file reruns exactly what it feeds,
 a checkpoint of other data or of another CPU thread count is never resumed."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -128,6 +129,33 @@ def test_an_unchanged_tree_plans_nothing_and_keeps_the_manifest(study):
     before = manifest.stat().st_mtime_ns
     assert planned(study) == {}
     assert manifest.stat().st_mtime_ns == before
+
+
+def test_framing_by_time_reruns_the_snn_side_alone_and_back_rebuilds_nothing(study):
+    """dataset.framing: time builds a store with timestamps beside the one framed by count,
+    its own caches and SNN runs; the CNN keeps its run. Switching back finds the store and
+    caches by count where they were: only the SNN runs and the report rerun."""
+    case = yaml.safe_load((study / "case.yaml").read_text())
+    by_time = {**case, "dataset": {"framing": "time"}}
+    (study / "case.yaml").write_text(yaml.safe_dump(by_time))
+    try:
+        assert planned(study) == NMNIST_SIDE
+        snakemake(study)
+        results = study / "results"
+        assert (results / "events" / "nmnist_timed.h5").is_file()
+        assert (results / "events" / "nmnist.h5").is_file()  # kept for framing by count
+        log = (results / "logs" / "frames_T4_by_time.log").read_text()
+        assert "events after the 4 windows, taken by the last frame" in log
+        run = json.loads((results / "runs" / "snn_T4" / "seed0" / "run.json").read_text())
+        assert run["framing"] == "time"
+        models = pd.read_csv(results / "tables" / "models.csv").set_index("model")
+        assert models.loc["SNN-4", "framing"] == "by time"
+    finally:
+        (study / "case.yaml").write_text(yaml.safe_dump(case))
+    assert planned(study) == {"train_snn": 2, "data_summary": 1, "report": 1, "all": 1}
+    snakemake(study)
+    models = pd.read_csv(study / "results" / "tables" / "models.csv").set_index("model")
+    assert models.loc["SNN-4", "framing"] == "by event count"
 
 
 def test_training_on_other_data_starts_fresh_with_a_line_in_its_log(tmp_path):

@@ -91,16 +91,24 @@ SYNTHETIC = config["synthetic"]["enabled"]
 DATASET = config["dataset"]["name"]
 NMNIST = DATASET == tonic_datasets.NMNIST
 DATA_NAME = tonic_datasets.store_name(DATASET)
-EVENT_STORE = f"{RESULTS}/events/{DATA_NAME}.h5"
-FRAMES = f"{RESULTS}/frames/{DATA_NAME}_T{{T}}.h5"  # a path pattern of wildcard T
+# Framing by time needs each event's timestamp: a store with them, kept apart from the
+# store of a study framed by count (which needs none), so that switching rebuilds nothing
+# of the other's.
+FRAMING = config["dataset"]["framing"]
+TIMED = FRAMING == "time"
+EVENT_STORE = f"{RESULTS}/events/{DATA_NAME}{'_timed' if TIMED else ''}.h5"
+# a path pattern of wildcards T and by ("" for frames by count, "_by_time")
+FRAMES = f"{RESULTS}/frames/{DATA_NAME}_T{{T}}{{by}}.h5"
 
 
-def frames_of(T):
-    return FRAMES.format(T=T)
+def frames_of(T, framing=FRAMING):
+    """The SNN's frame cache of T frames per sample (framed by config dataset.framing)."""
+    return FRAMES.format(T=T, by="_by_time" if framing == "time" else "")
 
 
-# The CNN's input: MNIST, N-MNIST's static twin; elsewhere event images, the frames of T=1.
-CNN_INPUT = f"{RESULTS}/frames/mnist.h5" if NMNIST else frames_of(1)
+# The CNN's input: MNIST, N-MNIST's static twin; elsewhere event images, the frames of T=1
+# by count (every event of the sample, whatever the SNN's framing).
+CNN_INPUT = f"{RESULTS}/frames/mnist.h5" if NMNIST else frames_of(1, "count")
 # The archives tonic downloads for the dataset (none: N-MNIST, or a local copy)
 TONIC_ARCHIVES = ([] if NMNIST or config["dataset"]["dir"]
                   else list(tonic_datasets.SPECS[DATASET].archives))

@@ -111,7 +111,8 @@ if not NMNIST:
 
     rule tonic_events:
         """Read every sample of a tonic dataset once, with tonic, into the event store (pixel
-        codes in file order, per-sample offsets, sensor size and class names)."""
+        codes in file order, per-sample offsets, sensor size and class names; the
+        timestamps too when the study frames by time)."""
         input:
             tonic_inputs(),
         output:
@@ -122,11 +123,12 @@ if not NMNIST:
             test_fraction=config["dataset"]["test_fraction"],
             split_seed=config["dataset"]["split_seed"],
             allow_missing_classes=config["allow_missing_classes"],
+            with_times=TIMED,
             code=code_fingerprint("tonic_events"),
         log:
-            f"{RESULTS}/logs/{DATA_NAME}_events.log",
+            f"{RESULTS}/logs/{Path(EVENT_STORE).stem}_events.log",
         benchmark:
-            f"{RESULTS}/benchmarks/{DATA_NAME}_events.tsv"
+            f"{RESULTS}/benchmarks/{Path(EVENT_STORE).stem}_events.tsv"
         conda:
             "../../envs/data.yaml"
         script:
@@ -135,22 +137,23 @@ if not NMNIST:
 
 rule nmnist_events:
     """Parse every N-MNIST recording once into the event store (pixel codes in file order,
-    per-sample offsets).
+    per-sample offsets; the timestamps too when the study frames by time).
     """
     input:
         nmnist_inputs(),
     output:
-        f"{RESULTS}/events/nmnist.h5",
+        f"{RESULTS}/events/nmnist{'_timed' if TIMED else ''}.h5",
     params:
         root=nmnist_root,
         allow_missing_classes=config["allow_missing_classes"],
+        with_times=TIMED,
         code=code_fingerprint("nmnist_events"),
         kernels=config["performance"]["kernels"],
     threads: 2
     log:
-        f"{RESULTS}/logs/nmnist_events.log",
+        f"{RESULTS}/logs/nmnist{'_timed' if TIMED else ''}_events.log",
     benchmark:
-        f"{RESULTS}/benchmarks/nmnist_events.tsv"
+        f"{RESULTS}/benchmarks/nmnist{'_timed' if TIMED else ''}_events.tsv"
     conda:
         "../../envs/data.yaml"
     script:
@@ -158,8 +161,8 @@ rule nmnist_events:
 
 
 rule frames:
-    """Bin the stored events into T frames per sample by event count (at the frame size of
-    config dataset.size): the frame cache of one T.
+    """Bin the stored events into T frames per sample by event count or by time (at the
+    frame size of config dataset.size): the frame cache of one T.
     """
     input:
         EVENT_STORE,
@@ -167,16 +170,18 @@ rule frames:
         FRAMES,
     wildcard_constraints:
         T=r"[1-9][0-9]*",
+        by="|_by_time",
     params:
         T=lambda wc: int(wc.T),
+        framing=lambda wc: "time" if wc.by else "count",
         size=config["dataset"]["size"],
         code=code_fingerprint("frames"),
         kernels=config["performance"]["kernels"],
     threads: 2
     log:
-        f"{RESULTS}/logs/frames_T{{T}}.log",
+        f"{RESULTS}/logs/frames_T{{T}}{{by}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/frames_T{{T}}.tsv"
+        f"{RESULTS}/benchmarks/frames_T{{T}}{{by}}.tsv"
     conda:
         "../../envs/data.yaml"
     script:

@@ -34,7 +34,7 @@ rule verify_nir:
         graph=f"{run_folder(RESULTS, model_name('snn', '{T}'), '{seed}')}/model.nir",
         model=f"{run_folder(RESULTS, model_name('snn', '{T}'), '{seed}')}/{RUN_FILES['model']}",
         run=f"{run_folder(RESULTS, model_name('snn', '{T}'), '{seed}')}/{RUN_FILES['run']}",
-        frames=FRAMES,
+        frames=lambda wc: frames_of(wc.T),
     output:
         nir_check_path(RESULTS, model_name("snn", "{T}"), "{seed}"),
     wildcard_constraints:

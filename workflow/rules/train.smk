@@ -6,7 +6,7 @@ rule train_snn:
     checkpoint.
     """
     input:
-        FRAMES,
+        lambda wc: frames_of(wc.T),
     output:
         **run_outputs(run_folder(RESULTS, model_name("snn", "{T}"), "{seed}")),
     wildcard_constraints:

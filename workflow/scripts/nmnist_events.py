@@ -10,7 +10,7 @@ from snnflow.kernels import loader
 def main(log):
     loader.set_mode(snakemake.params.kernels)
     build_event_store(snakemake.params.root, snakemake.output[0], snakemake.threads,
-                      snakemake.params.allow_missing_classes)
+                      snakemake.params.allow_missing_classes, snakemake.params.with_times)
     log(f"parsed {snakemake.params.root} into {snakemake.output[0]}")
 
 

@@ -177,6 +177,15 @@ def input_shape(path):
         return int(channels), int(height), int(width), len(class_names(h5))
 
 
+def cache_framing(path):
+    """How a frame cache divided each sample's events into frames: "count" or "time"
+    (config dataset.framing, from its split_by: snnflow.data.frames); None for an image
+    cache."""
+    with open_checked(path, []) as h5:
+        split_by = h5.attrs.get("split_by")
+    return None if split_by is None else {"number": "count", "time": "time"}.get(str(split_by))
+
+
 def cache_identity(path):
     """The `identity` a cache records: what it was made from (snnflow.data.identity)."""
     with open_checked(path, [], attrs=("identity",)) as h5:

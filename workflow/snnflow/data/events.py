@@ -26,27 +26,35 @@ from snnflow.data.parallel import ordered_map
 from snnflow.kernels import prep
 
 STORE_FORMAT = 1
+# Timestamps rise slowly within a recording: byte-shuffled and deflated they take about
+# a third of their 4 bytes (docs/data.md).
+TIMES_STORAGE = {"shuffle": True, "compression": "gzip", "compression_opts": 1,
+                 "chunks": (1 << 16,), "maxshape": (None,)}
 
 
 FILES_PER_TASK = 500
 
 
-def _parse_files(paths):
-    """Pixel codes of consecutive recordings, concatenated, and their event counts."""
+def _parse_files(paths, with_times=False):
+    """Pixel codes of consecutive recordings, concatenated, their event counts, and (with
+    `with_times`, else None) each event's timestamp in microseconds."""
     lib = prep.library()
     if lib is None:
-        codes = [read_pixel_codes(p) for p in paths]
-        return np.concatenate(codes), np.fromiter(map(len, codes), np.int64, len(codes))
+        read = [read_pixel_codes(p, with_times) for p in paths]
+        codes = [r[0] for r in read] if with_times else read
+        times = np.concatenate([r[1] for r in read]) if with_times else None
+        return np.concatenate(codes), np.fromiter(map(len, codes), np.int64, len(codes)), times
     capacity = sum(map(_size, paths)) // RECORD_BYTES
     codes, counts = np.empty(capacity, np.uint16), np.empty(len(paths), np.int64)
+    times = np.empty(capacity, np.uint32) if with_times else None
     c_paths = (ctypes.c_char_p * len(paths))(*map(os.fsencode, paths))
     written = lib.parse_files(c_paths, len(paths), codes.ctypes.data, capacity,
-                              counts.ctypes.data)
+                              counts.ctypes.data, None if times is None else times.ctypes.data)
     if written < 0:
         bad = paths[-written - 1]
-        read_pixel_codes(bad)  # raises the error that names the file and what is wrong
+        read_pixel_codes(bad, with_times)  # raises the error naming the file and the fault
         raise SnnflowError(f"{bad}: changed while it was being read - rerun the workflow")
-    return codes[:written], counts
+    return codes[:written], counts, None if times is None else times[:written]
 
 
 def _size(path):
@@ -56,19 +64,22 @@ def _size(path):
         raise unreadable(path, err) from None
 
 
-def _parse_and_hash(paths):
-    """_parse_files, and the digest of the codes, hashed in the worker thread: the store's
-    identity costs little time of its own on several cores."""
-    codes, counts = _parse_files(paths)
-    return codes, counts, sha256_of(codes)
+def _parse_and_hash(paths, with_times):
+    """_parse_files, and the digests of the codes and times, hashed in the worker thread:
+    the store's identity costs little time of its own on several cores."""
+    codes, counts, times = _parse_files(paths, with_times)
+    return codes, counts, times, sha256_of(codes) + (b"" if times is None else sha256_of(times))
 
 
-def build_event_store(root, out_path, threads=1, allow_missing_classes=False):
-    """Parse every recording under `root` (Train/ and Test/) once into an HDF5 store.
+def build_event_store(root, out_path, threads=1, allow_missing_classes=False, with_times=False):
+    """Parse every recording under `root` (Train/ and Test/) once into an HDF5 store;
+    `with_times`: each event's timestamp too (`{split}/times`, what framing by time
+    needs; the store of a study framed by event count goes without).
 
     The codes are stored uncompressed: they are close to random 11-bit values,
     which LZF shrank by a few percent for a second of CPU time per 70,000 files. The
-    store's `identity` is a hash of everything it holds (names, labels, offsets, codes).
+    store's `identity` is a hash of everything it holds (names, labels, offsets, codes,
+    times).
     """
     import h5py
 
@@ -83,11 +94,14 @@ def build_event_store(root, out_path, threads=1, allow_missing_classes=False):
             folder = SPLITS[split]
             paths = [os.path.join(root, folder, name) for name, _ in entries]
             tasks = [paths[i:i + FILES_PER_TASK] for i in range(0, len(paths), FILES_PER_TASK)]
-            parts = list(ordered_map(_parse_and_hash, tasks, threads))
-            offsets = np.concatenate([[0], np.cumsum(np.concatenate([c for _, c, _ in parts]))])
+            parts = list(ordered_map(lambda task: _parse_and_hash(task, with_times), tasks,
+                                     threads))
+            offsets = np.concatenate([[0], np.cumsum(np.concatenate([p[1] for p in parts]))])
             group = h5.create_group(split)
             group["offsets"] = offsets
             codes = group.create_dataset("codes", shape=(offsets[-1],), dtype=np.uint16)
+            times = (group.create_dataset("times", shape=(offsets[-1],), dtype=np.uint32,
+                                          **TIMES_STORAGE) if with_times else None)
             labels = np.array([label for _, label in entries], dtype=np.uint8)
             if split == "train":
                 refuse_a_single_class(root / folder, labels, LABELS)
@@ -96,8 +110,10 @@ def build_event_store(root, out_path, threads=1, allow_missing_classes=False):
             digest.add(labels)
             digest.add(offsets)
             start = 0
-            for part, _, part_digest in parts:  # no concatenated copy of ~600 MB
+            for part, _, part_times, part_digest in parts:  # no concatenated copy of ~600 MB
                 codes[start:start + len(part)] = part
+                if times is not None:
+                    times[start:start + len(part)] = part_times
                 digest.add(part_digest)
                 start += len(part)
             group["labels"] = labels
@@ -128,7 +144,16 @@ def open_event_store(path):
             h5.close()
             raise SnnflowError(f"{path}: {split}/offsets disagree with the events stored "
                                "- delete it and rerun the workflow to rebuild it")
+        if f"{split}/times" in h5 and len(h5[f"{split}/times"]) != n_codes:
+            h5.close()
+            raise SnnflowError(f"{path}: {split}/times holds a different number of events "
+                               "than its codes - delete it and rerun the workflow to rebuild it")
     return h5
+
+
+def has_times(h5):
+    """Whether an event store holds each event's timestamp (build_event_store's with_times)."""
+    return all(f"{split}/times" in h5 for split in SPLITS)
 
 
 def sensor_and_classes(h5):
@@ -142,9 +167,10 @@ def sensor_and_classes(h5):
 
 
 def build_tonic_event_store(name, save_to, out_path, test_fraction=0.1, split_seed=0,
-                            allow_missing_classes=False, log=print):
+                            allow_missing_classes=False, log=print, with_times=False):
     """Read dataset `name` with tonic from `save_to` (snnflow.data.tonic_datasets) into an
-    event store like N-MNIST's: one pass over the files, codes streamed to disk. A
+    event store like N-MNIST's: one pass over the files, codes (and with `with_times` the
+    timestamps, int64 microseconds) streamed to disk. A
     dataset without a sensor size in tonic (NCALTECH101) gets the smallest box holding all
     its events, its codes rewritten once at the end. The identity is hashed from what is
     read as it is written (for NCALTECH101: the codes before rewriting, the same content)."""
@@ -170,14 +196,21 @@ def build_tonic_event_store(name, save_to, out_path, test_fraction=0.1, split_se
             group = h5.create_group(split)
             codes = group.create_dataset("codes", shape=(0,), maxshape=(None,), dtype=code_type,
                                          chunks=(1 << 16,))
+            times = (group.create_dataset("times", shape=(0,), dtype=np.int64, **TIMES_STORAGE)
+                     if with_times else None)
             offsets, labels, names = [0], [], []
             digest.add(split)
-            for sample_codes, sample, label in td.read_samples(ds, indices, sensor, folder):
+            for sample_codes, sample_times, sample, label in td.read_samples(ds, indices, sensor,
+                                                                            folder):
                 start = offsets[-1]
                 sample_codes = sample_codes.astype(code_type)
                 codes.resize((start + len(sample_codes),))
                 codes[start:] = sample_codes
                 digest.add(sample_codes)
+                if times is not None:
+                    times.resize((start + len(sample_times),))
+                    times[start:] = sample_times
+                    digest.add(sample_times)
                 offsets.append(start + len(sample_codes))
                 labels.append(label)
                 names.append(sample)

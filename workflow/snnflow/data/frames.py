@@ -1,8 +1,20 @@
-"""Binning events into T frames by event count, and the per-T frame caches.
+"""Binning events into T frames, by event count or by time, and the per-T frame caches.
 
-The n events of a sample are split, in file order, into T runs of n // T events;
-the last frame also takes the n mod T remainder, so no event is lost (when n < T
-every event lands in the last frame). Frame k counts events per (polarity, y, x);
+By count (config dataset.framing: count, the reference study's, SpikingJelly's
+split_by='number'): the n events of a sample are split, in file order, into T runs of
+n // T events; the last frame also takes the n mod T remainder, so no event is lost
+(when n < T every event lands in the last frame).
+
+By time (framing: time, SpikingJelly's split_by='time'): T windows of
+dt = (t_last - t_first) // T microseconds from the sample's first event, frame k holding
+the events with t_first + k dt <= t < t_first + (k + 1) dt; the last frame also takes the
+events from t_first + T dt on (the last event always among them), so again no event is
+lost, and a sample shorter than T microseconds (dt = 0) has every event in its last
+frame. tonic's ToFrame(n_time_bins=T) makes the same windows but leaves those last events
+out. Timestamps are taken as they come, non-decreasing in a recording (as both libraries
+take them); an earlier one than the first event's counts in the first frame.
+
+Frame k counts events per (polarity, y, x);
 channel 0 is OFF (p = 0), channel 1 is ON. With a frame size (config `dataset.size`)
 smaller than the sensor, each event counts in the pixel of the coarser grid that holds
 it (x * w // W, y * h // H): the events of each block of pixels are summed.
@@ -23,7 +35,7 @@ import numpy as np
 
 from snnflow import SnnflowError
 from snnflow.jobs.atomic import atomic_path
-from snnflow.data.events import open_event_store, sensor_and_classes
+from snnflow.data.events import has_times, open_event_store, sensor_and_classes
 from snnflow.data.identity import derived
 from snnflow.data.nmnist import HEIGHT, POLARITIES, SPLITS, WIDTH
 from snnflow.data.parallel import ordered_map
@@ -31,6 +43,8 @@ from snnflow.kernels import prep
 from snnflow.device.machine import memory_bytes, size_text
 
 NMNIST_SHAPE = (POLARITIES, HEIGHT, WIDTH)
+# config dataset.framing -> the cache's split_by attribute (SpikingJelly's names)
+SPLIT_BY = {"count": "number", "time": "time"}
 SAMPLES_PER_CHUNK = 16
 DEFLATE_LEVEL = 1
 
@@ -44,10 +58,22 @@ def frame_of_each_event(n, T):
     return np.concatenate([index, np.full(n - index.size, T - 1, dtype=np.intp)])
 
 
-def bin_codes(codes, T, shape=NMNIST_SHAPE):
-    """Count one sample's pixel codes into a (T, *shape) int64 array."""
+def frame_of_each_event_by_time(times, T):
+    """Frame index of each event of one sample framed by time (see the module docstring)."""
+    t = np.asarray(times, dtype=np.int64)
+    dt = (t[-1] - t[0]) // T if t.size else 0
+    if dt <= 0:
+        return np.full(t.size, T - 1, dtype=np.intp)
+    return np.clip((t - t[0]) // dt, 0, T - 1).astype(np.intp)
+
+
+def bin_codes(codes, T, shape=NMNIST_SHAPE, times=None):
+    """Count one sample's pixel codes into a (T, *shape) int64 array: by event count, or
+    by time given each event's timestamp (`times`)."""
     pixels = int(np.prod(shape))
-    flat = frame_of_each_event(len(codes), T) * pixels
+    frame = frame_of_each_event(len(codes), T) if times is None else \
+        frame_of_each_event_by_time(times, T)
+    flat = frame * pixels
     flat += codes
     return np.bincount(flat, minlength=T * pixels).reshape(T, *shape)
 
@@ -106,16 +132,23 @@ def deflate(array):
     return out[:size].tobytes()
 
 
-def _bin_chunk(codes, offsets, start, T, dtype, store_path, shape):
+def _bin_chunk(codes, offsets, start, T, dtype, store_path, shape, times=None):
     """Frames of the SAMPLES_PER_CHUNK samples from `start` (zero samples past the
     end), in this thread's buffer; None when a count does not fit `dtype`. `codes` are
-    already in the frames' grid."""
+    already in the frames' grid; `times`: framed by time (numpy), else by count."""
     count = min(SAMPLES_PER_CHUNK, len(offsets) - 1 - start)
     frames = _buffer("frames", (SAMPLES_PER_CHUNK, T, *shape), dtype)
-    lib = prep.library() if shape == NMNIST_SHAPE and codes.dtype == np.uint16 else None
+    lib = (prep.library() if shape == NMNIST_SHAPE and codes.dtype == np.uint16
+           and (times is None or times.dtype == np.uint32) else None)
     if lib is not None and dtype in (np.uint8, np.uint16):
-        status = lib.bin_frames(codes.ctypes.data, offsets.ctypes.data, start, count, T,
-                                frames.itemsize, frames.ctypes.data, SAMPLES_PER_CHUNK)
+        if times is None:
+            status = lib.bin_frames(codes.ctypes.data, offsets.ctypes.data, start, count, T,
+                                    frames.itemsize, frames.ctypes.data, SAMPLES_PER_CHUNK)
+        else:
+            status = lib.bin_frames_by_time(codes.ctypes.data, times.ctypes.data,
+                                            offsets.ctypes.data, start, count, T,
+                                            frames.itemsize, frames.ctypes.data,
+                                            SAMPLES_PER_CHUNK)
         if status == -2:
             raise SnnflowError(f"{store_path}: holds a pixel code outside the sensor - "
                                "delete it and rerun the workflow to rebuild it")
@@ -123,20 +156,25 @@ def _bin_chunk(codes, offsets, start, T, dtype, store_path, shape):
     frames[count:] = 0
     limit = np.iinfo(dtype).max
     for i in range(count):
-        n = int(offsets[start + i + 1] - offsets[start + i])
-        counts = bin_codes(codes[offsets[start + i]:offsets[start + i + 1]], T, shape)
-        # the largest frame holds n // T + n % T events
-        if n // T + n % T > limit and counts.max(initial=0) > limit:
+        first, stop = offsets[start + i], offsets[start + i + 1]
+        n = int(stop - first)
+        counts = bin_codes(codes[first:stop], T, shape,
+                           None if times is None else times[first:stop])
+        # by count, the largest frame holds n // T + n % T events
+        if (times is not None or n // T + n % T > limit) and counts.max(initial=0) > limit:
             return None
         frames[i] = counts
     return frames
 
 
-def _write_split(h5, store, split, T, dtype, workers, shape, remap):
+def _write_split(h5, store, split, T, dtype, workers, shape, remap, framing):
     """Bin one split into `h5` in frames of `shape` (codes mapped through `remap` when
     not None); returns the first sample of a chunk holding a count that does not fit
     `dtype`, else None."""
-    codes, offsets = store[f"{split}/codes"][...], store[f"{split}/offsets"][...]
+    from snnflow.data.caches import read_dataset
+
+    codes, offsets = read_dataset(store, f"{split}/codes"), read_dataset(store, f"{split}/offsets")
+    times = read_dataset(store, f"{split}/times") if framing == "time" else None
     sensor_pixels = len(remap) if remap is not None else int(np.prod(shape))
     if codes.size and int(codes.max()) >= sensor_pixels:
         raise SnnflowError(f"{store.filename}: holds a pixel code outside the sensor - "
@@ -150,7 +188,7 @@ def _write_split(h5, store, split, T, dtype, workers, shape, remap):
                                compression="gzip", compression_opts=DEFLATE_LEVEL)
 
     def compressed_chunk(start):
-        chunk = _bin_chunk(codes, offsets, start, T, dtype, store.filename, shape)
+        chunk = _bin_chunk(codes, offsets, start, T, dtype, store.filename, shape, times)
         return None if chunk is None else deflate(chunk)
 
     starts = range(0, n, SAMPLES_PER_CHUNK)
@@ -163,10 +201,11 @@ def _write_split(h5, store, split, T, dtype, workers, shape, remap):
     return None
 
 
-def build_frame_cache(store_path, T, out_path, threads=1, code="", size=None):
+def build_frame_cache(store_path, T, out_path, threads=1, code="", size=None, framing="count"):
     """Write `out_path` with train/test frames (N, T, P, H, W), labels and names; its
-    `identity` is derived from the store's, T, the frame size and `code` (the job's code
-    fingerprint). `size`: the frames' grid (frame_shape), None for the sensor's.
+    `identity` is derived from the store's, T, the frame size, the framing and `code` (the
+    job's code fingerprint). `size`: the frames' grid (frame_shape), None for the sensor's;
+    `framing`: "count" or "time" (the module docstring; time needs a store with times).
 
     Counts are stored as uint8, or wider when any count needs it (never clipped): uint16
     for N-MNIST, whose recordings hold a few thousand events, so that a count beyond it
@@ -176,6 +215,9 @@ def build_frame_cache(store_path, T, out_path, threads=1, code="", size=None):
 
     with open_event_store(store_path) as store:
         sensor, classes = sensor_and_classes(store)
+        if framing == "time" and not has_times(store):
+            raise SnnflowError(f"{store_path}: holds no timestamps, which framing by time "
+                               "needs - delete it and rerun the workflow to rebuild it")
         shape = frame_shape(sensor, size)
         _refuse_a_cache_no_training_could_hold(store, T, shape)
         remap = coarse_codes(sensor, shape)
@@ -184,22 +226,48 @@ def build_frame_cache(store_path, T, out_path, threads=1, code="", size=None):
         for dtype in widths:
             try:
                 with atomic_path(out_path) as tmp, h5py.File(tmp, "w") as h5:
-                    h5.attrs.update(T=T, split_by="number", layout="frames[n, t, p, y, x]",
+                    h5.attrs.update(T=T, split_by=SPLIT_BY[framing],
+                                    layout="frames[n, t, p, y, x]",
                                     sensor_size=sensor, frame_size=shape[1:],
                                     classes=json.dumps(classes),
                                     dataset=store.attrs.get("dataset", "nmnist"),
                                     source=store.attrs["source"],
                                     identity=derived(store.attrs["identity"], f"T={T}",
                                                      *([f"size={shape[1:]}"] if remap is not None
-                                                       else []), code))
+                                                       else []),
+                                                     *([f"framing={framing}"]
+                                                       if framing != "count" else []), code))
                     for split in SPLITS:
-                        start = _write_split(h5, store, split, T, dtype, threads, shape, remap)
+                        start = _write_split(h5, store, split, T, dtype, threads, shape, remap,
+                                             framing)
                         if start is not None:
                             raise _CountOverflow(split, start)
                 return np.dtype(dtype)
             except _CountOverflow as overflow:
                 split, start = overflow.args
-        raise _too_many_events(store, split, start, T, remap, shape, dtype)
+        raise _too_many_events(store, split, start, T, remap, shape, dtype, framing)
+
+
+def after_the_windows(store_path, T):
+    """{split: (events after the T windows, events, samples shorter than T microseconds,
+    samples)} of an event store with times, framed by time at T: what the last frame takes
+    beyond its window (see the module docstring)."""
+    from snnflow.data.caches import read_dataset
+
+    tally = {}
+    with open_event_store(store_path) as store:
+        for split in SPLITS:
+            times, offsets = (read_dataset(store, f"{split}/{name}") for name in ("times", "offsets"))
+            first = times[offsets[:-1]].astype(np.int64)
+            last = times[offsets[1:] - 1].astype(np.int64)
+            tail_start = first + T * ((last - first) // T)
+            after = 0
+            for i in range(0, len(first), 4096):  # a block of samples: bounded memory
+                block = slice(i, min(i + 4096, len(first)))
+                starts = np.repeat(tail_start[block], np.diff(offsets[i:block.stop + 1]))
+                after += int((times[offsets[i]:offsets[block.stop]] >= starts).sum())
+            tally[split] = (after, len(times), int((last - first < T).sum()), len(first))
+    return tally
 
 
 def fewer_events_than(store_path, T):
@@ -228,14 +296,16 @@ def _refuse_a_cache_no_training_could_hold(store, T, shape):
                            f"{size_text(total)} - lower T{smaller}")
 
 
-def _too_many_events(store, split, start, T, remap, shape, dtype):
+def _too_many_events(store, split, start, T, remap, shape, dtype, framing):
     """The error naming the recording of the chunk from `start` whose count overflows."""
     limit = np.iinfo(dtype).max
     codes, offsets = store[f"{split}/codes"], store[f"{split}/offsets"][...]
     nmnist = store.attrs.get("dataset") == "nmnist"
     for i in range(start, min(start + SAMPLES_PER_CHUNK, len(offsets) - 1)):
         sample = codes[offsets[i]:offsets[i + 1]]
-        count = int(bin_codes(sample if remap is None else remap[sample], T, shape).max(initial=0))
+        times = store[f"{split}/times"][offsets[i]:offsets[i + 1]] if framing == "time" else None
+        count = int(bin_codes(sample if remap is None else remap[sample], T, shape,
+                              times).max(initial=0))
         if count > limit:
             name = store[f"{split}/names"][i]
             name = name.decode() if isinstance(name, bytes) else name

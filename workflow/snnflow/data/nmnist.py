@@ -4,7 +4,8 @@ the synthetic data share (no compiled code, no HDF5).
 An N-MNIST `.bin` file is a sequence of 5-byte (40-bit) events:
 byte 0 = x, byte 1 = y, bit 7 of byte 2 = polarity (1 = ON), and the remaining
 23 bits of bytes 2-4 = timestamp in microseconds. A record with y == 240 is a
-timestamp-overflow marker, not an event (the same rule as tonic's reader).
+timestamp-overflow marker, not an event, which adds 2^13 us to the timestamps of the
+events after it (the same rules as tonic's reader).
 A split is a folder `<label>/*.bin` with label 0-9.
 """
 
@@ -19,6 +20,7 @@ WIDTH = HEIGHT = 34
 POLARITIES = 2
 PIXELS_PER_FRAME = POLARITIES * HEIGHT * WIDTH
 OVERFLOW_Y = 240
+TIME_OVERFLOW_US = 1 << 13  # what an overflow marker adds to the later timestamps
 RECORD_BYTES = 5
 SPLITS = {"train": "Train", "test": "Test"}
 LABELS = [str(d) for d in range(10)]
@@ -44,6 +46,9 @@ def is_recording(entry):
 
 
 def _records(path):
+    """The event records of one recording (overflow markers left out) and each one's
+    timestamp in microseconds: tonic's rule, each overflow marker adding
+    TIME_OVERFLOW_US to the timestamps of the events after it."""
     try:
         raw = np.fromfile(path, dtype=np.uint8)
     except OSError as err:
@@ -55,8 +60,13 @@ def _records(path):
         raise SnnflowError(f"{path}: {raw.size} bytes is not a multiple of {RECORD_BYTES} "
                            "(truncated or not an N-MNIST .bin) - replace it with a good copy")
     records = raw.reshape(-1, RECORD_BYTES)
+    rec64 = records.astype(np.int64)
+    times = ((rec64[:, 2] & 0x7F) << 16) | (rec64[:, 3] << 8) | rec64[:, 4]
     overflow = records[:, 1] == OVERFLOW_Y
-    return records[~overflow] if overflow.any() else records
+    if overflow.any():
+        times += np.cumsum(overflow) * TIME_OVERFLOW_US
+        records, times = records[~overflow], times[~overflow]
+    return records, times
 
 
 def _check_sensor(path, x, y):
@@ -68,26 +78,33 @@ def _check_sensor(path, x, y):
 
 def read_events(path):
     """All events of one recording as a structured array (x, y, t, p)."""
-    rec = _records(path)
+    rec, times = _records(path)
     x, y = rec[:, 0], rec[:, 1]
     _check_sensor(path, x, y)
-    rec32 = rec.astype(np.uint32)
     events = np.empty(len(rec), dtype=EVENT_DTYPE)
     events["x"], events["y"], events["p"] = x, y, rec[:, 2] >> 7
-    events["t"] = ((rec32[:, 2] & 0x7F) << 16) | (rec32[:, 3] << 8) | rec32[:, 4]
+    events["t"] = _times32(path, times)
     return events
 
 
-def read_pixel_codes(path):
-    """The events of one recording as pixel codes `(p * 34 + y) * 34 + x`, file order."""
-    rec = _records(path)
+def read_pixel_codes(path, with_times=False):
+    """The events of one recording as pixel codes `(p * 34 + y) * 34 + x`, file order;
+    with_times: (codes, each event's timestamp in microseconds as uint32)."""
+    rec, times = _records(path)
     x, y = rec[:, 0], rec[:, 1]
     _check_sensor(path, x, y)
     codes = np.right_shift(rec[:, 2], 7, dtype=np.uint16)
     codes *= HEIGHT * WIDTH
     codes += y.astype(np.uint16) * WIDTH
     codes += x
-    return codes
+    return (codes, _times32(path, times)) if with_times else codes
+
+
+def _times32(path, times):
+    if times.size and times.max() > np.iinfo(np.uint32).max:
+        raise SnnflowError(f"{path}: holds so many timestamp-overflow markers that its "
+                           "timestamps pass 32 bits - the file is corrupt or not N-MNIST")
+    return times.astype(np.uint32)
 
 
 def write_events(path, events):

@@ -234,8 +234,19 @@ def pixel_codes(events, sensor, where):
     return (p * height + y) * width + x
 
 
+def timestamps(events, where):
+    """Each event's timestamp as int64 microseconds, as tonic read it; refusing fractions
+    of a microsecond, which the store could not hold as they are."""
+    t = events["t"]
+    if t.dtype.kind == "f":
+        if not np.isfinite(t).all() or (t != np.round(t)).any():
+            raise SnnflowError(f"{where}: holds timestamps that are not whole microseconds - "
+                               "remove the file or replace it with a good copy")
+    return t.astype(np.int64)
+
+
 def read_samples(ds, indices, sensor, where):
-    """(codes, name, label) of each sample of `indices`, read by tonic, in order."""
+    """(codes, times, name, label) of each sample of `indices`, read by tonic, in order."""
     for i in indices:
         name = sample_name(ds, i)
         try:
@@ -246,7 +257,8 @@ def read_samples(ds, indices, sensor, where):
             raise SnnflowError(f"{where}/{name}: tonic cannot read it ({type(err).__name__}: "
                                f"{str(err)[:120]}) - remove the file or replace it with a "
                                "good copy") from None
-        yield pixel_codes(events, sensor, f"{where}/{name}"), name, _class_index(ds, target)
+        yield (pixel_codes(events, sensor, f"{where}/{name}"), timestamps(events, f"{where}/{name}"),
+               name, _class_index(ds, target))
 
 
 # What one of tonic's archives may unpack to: the largest file in them (CIFAR10DVS's

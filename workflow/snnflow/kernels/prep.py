@@ -15,10 +15,14 @@ PREP = loader.CLibrary("snnflow_prep", sources=("prep.c",))
 
 _SIGNATURES = {
     "parse_files": (ctypes.c_int64, [ctypes.POINTER(ctypes.c_char_p), ctypes.c_int64,
-                                     ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p]),
+                                     ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p,
+                                     ctypes.c_void_p]),
     "bin_frames": (ctypes.c_int, [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64,
                                   ctypes.c_int64, ctypes.c_int64, ctypes.c_int64,
                                   ctypes.c_void_p, ctypes.c_int64]),
+    "bin_frames_by_time": (ctypes.c_int, [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
+                                          ctypes.c_int64, ctypes.c_int64, ctypes.c_int64,
+                                          ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64]),
     "zlib_sparse": (ctypes.c_int64, [ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p,
                                      ctypes.c_void_p]),
     "zlib_sparse_bound": (ctypes.c_int64, [ctypes.c_int64]),

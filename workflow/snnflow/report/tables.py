@@ -131,6 +131,8 @@ def network_against_reference(settings):
             f"{network_text(REFERENCE_NETWORK)})")
 
 
+# config dataset.framing (run.json's framing; by count where run.json predates it)
+FRAMINGS = {"count": "by event count", "time": "by time", None: "by event count"}
 SNN_LOSSES = {"mse_rate": "MSE of output firing rates",
               "ce_rate": "cross-entropy of each step's output spikes (ce_rate)"}
 
@@ -171,7 +173,8 @@ def models_table(study):
         run, s = group[0], group[0].info.get("settings", {})
         spiking = run.model == "snn"
         rows.append({"model": run.label, "source": "ours", "data": model_data(study, group),
-                     "T": run.T, "channels": "-".join(str(c) for c in s.get("channels", [])),
+                     "T": run.T, "framing": FRAMINGS.get(run.info.get("framing"), "-")
+                     if spiking else "-", "channels": "-".join(str(c) for c in s.get("channels", [])),
                      "hidden": s.get("hidden"), "parameters": run.info.get("parameters"),
                      "neuron": snn_neuron_text(group) if spiking else "ReLU",
                      "loss": snn_loss_text(s) if spiking else "cross-entropy",
@@ -184,6 +187,7 @@ def models_table(study):
             rows.append({"model": model_label(model, T), "source": "reference study",
                          "data": "N-MNIST (60000 + 10000)" if model == "snn"
                          else "MNIST (60000 + 10000)", "T": T,
+                         "framing": FRAMINGS["count"] if model == "snn" else "-",
                          "channels": "-".join(str(c) for c in reference["channels"]),
                          "hidden": reference["hidden"], "parameters": None,
                          "neuron": ("LIF, tau 2.0, threshold 1.0, sigmoid surrogate alpha 4.0"

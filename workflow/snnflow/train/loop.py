@@ -29,7 +29,7 @@ import torch
 from snnflow import SnnflowError, __version__
 from snnflow.jobs.atomic import atomic_path
 from snnflow.device.cuda_check import refuse_accidental_cpu
-from snnflow.data.caches import cache_identity, input_shape
+from snnflow.data.caches import cache_framing, cache_identity, input_shape
 from snnflow.data.validation import held_out, split_identity
 from snnflow.jobs.run import report_position_with
 from snnflow.kernels import loader
@@ -391,10 +391,10 @@ def output_rate(layers):
     return rate if is_number(rate) else None
 
 
-def write(job: Job, outputs, code_fingerprint, placement, sweep=None):
+def write(job: Job, outputs, code_fingerprint, placement, sweep=None, framing=None):
     """The final model (weights + settings), its test-set predictions and run.json
-    (settings, versions, device, backend, placement, the validation split and, for a
-    sweep's run, its variant: snnflow.runs.sweep_variant)."""
+    (settings, versions, device, backend, placement, the validation split, the frames'
+    `framing` and, for a sweep's run, its variant: snnflow.runs.sweep_variant)."""
     s = job.settings
     save_state(outputs.model, {"settings": s.as_config(), "state_dict": job.model.state_dict(),
                                "code_fingerprint": code_fingerprint})
@@ -407,7 +407,7 @@ def write(job: Job, outputs, code_fingerprint, placement, sweep=None):
             for i, (label, predicted) in enumerate(zip(labels, job.predictions))])
     info = {**described(s, sweep), "settings": s.as_config(),
             "code_fingerprint": code_fingerprint,
-            "data_identity": job.data_identity,
+            "data_identity": job.data_identity, "framing": framing,
             "backend": job.backend, "kernels": loader.status(),
             "kernel_check": job.kernel_check, "energy_measurement": job.energy_note,
             "n_train": len(job.train), "n_test": len(job.test), "validation": job.split,
@@ -435,7 +435,8 @@ def run(kind, s: RunSettings, cache, outputs: RunOutputs, checkpoint, code_finge
         history = fit(job, history, outputs, Path(checkpoint), origin, log, curves_folder,
                       sweep)
         write(job, outputs, code_fingerprint,
-              {**(placement or {}), "started": started, "finished": time.time()}, sweep)
+              {**(placement or {}), "started": started, "finished": time.time()}, sweep,
+              cache_framing(cache))
     return history
 
 

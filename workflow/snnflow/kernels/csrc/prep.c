@@ -25,6 +25,7 @@
 #define SENSOR 34
 #define PIXELS_PER_FRAME (2 * SENSOR * SENSOR)
 #define OVERFLOW_Y 240
+#define TIME_OVERFLOW_US 8192u
 
 /* ------------------------------------------------------------------ parsing */
 
@@ -51,11 +52,14 @@ static int64_t read_whole(const char *path, uint8_t **buffer, size_t *capacity) 
 }
 
 /* Parse `count` recordings, appending their codes to `codes` (room for `capacity`)
- * and each one's event count to `counts`. Returns the number of codes written, or
- * -(i + 1) when recording i is unreadable, empty, not whole 5-byte records, has an
- * event outside the sensor, or does not fit; the caller then reports why. */
+ * and each one's event count to `counts`; with `times` (NULL: not wanted), each
+ * event's timestamp in microseconds, tonic's rule for the overflow markers: each adds
+ * TIME_OVERFLOW_US to the timestamps of the events after it. Returns the number of
+ * codes written, or -(i + 1) when recording i is unreadable, empty, not whole 5-byte
+ * records, has an event outside the sensor, a timestamp beyond 32 bits, or does not
+ * fit; the caller then reports why. */
 int64_t parse_files(const char **paths, int64_t count, uint16_t *codes, int64_t capacity,
-                    int64_t *counts) {
+                    int64_t *counts, uint32_t *times) {
   uint8_t *buffer = NULL;
   size_t buffer_size = 0;
   int64_t written = 0;
@@ -66,12 +70,24 @@ int64_t parse_files(const char **paths, int64_t count, uint16_t *codes, int64_t 
       return -(f + 1);
     }
     int64_t first = written;
+    uint64_t overflow = 0;
     for (const uint8_t *r = buffer, *end = buffer + size; r < end; r += 5) {
       unsigned x = r[0], y = r[1];
-      if (y == OVERFLOW_Y) continue; /* timestamp-overflow marker, not an event */
+      if (y == OVERFLOW_Y) { /* timestamp-overflow marker, not an event */
+        overflow += TIME_OVERFLOW_US;
+        continue;
+      }
       if (x >= SENSOR || y >= SENSOR) {
         free(buffer);
         return -(f + 1);
+      }
+      if (times) {
+        uint64_t t = overflow + ((uint64_t)(r[2] & 0x7F) << 16 | (uint64_t)r[3] << 8 | r[4]);
+        if (t > UINT32_MAX) {
+          free(buffer);
+          return -(f + 1);
+        }
+        times[written] = (uint32_t)t;
       }
       codes[written++] = (uint16_t)(((r[2] >> 7) * SENSOR + y) * SENSOR + x);
     }
@@ -105,6 +121,36 @@ int bin_frames(const uint16_t *codes, const int64_t *offsets, int64_t first, int
         } else {
           if (++((uint16_t *)frames)[base + c[i]] == 0) return -1;
         }
+      }
+    }
+  }
+  return 0;
+}
+
+/* bin_frames by time (snnflow.data.frames): T windows of dt = (t_last - t_first) / T
+ * microseconds from the first event, the last frame also taking the events after them
+ * (all of them when dt = 0); an earlier timestamp than the first counts in frame 0.
+ * The same returns as bin_frames. */
+int bin_frames_by_time(const uint16_t *codes, const uint32_t *times, const int64_t *offsets,
+                       int64_t first, int64_t count, int64_t T, int64_t itemsize, void *frames,
+                       int64_t capacity) {
+  const size_t per_sample = (size_t)T * PIXELS_PER_FRAME;
+  memset(frames, 0, (size_t)capacity * per_sample * (size_t)itemsize);
+  for (int64_t s = 0; s < count; s++) {
+    const int64_t start = offsets[first + s], stop = offsets[first + s + 1];
+    if (stop <= start) continue;
+    const int64_t t0 = times[start], dt = ((int64_t)times[stop - 1] - t0) / T;
+    const size_t base = (size_t)s * per_sample;
+    for (int64_t i = start; i < stop; i++) {
+      int64_t k = dt > 0 ? ((int64_t)times[i] - t0) / dt : T - 1;
+      if (k < 0) k = 0; /* C division truncates: a negative quotient is an earlier time */
+      if (k > T - 1) k = T - 1;
+      if (codes[i] >= PIXELS_PER_FRAME) return -2;
+      const size_t at = base + (size_t)k * PIXELS_PER_FRAME + codes[i];
+      if (itemsize == 1) {
+        if (++((uint8_t *)frames)[at] == 0) return -1;
+      } else {
+        if (++((uint16_t *)frames)[at] == 0) return -1;
       }
     }
   }
