@@ -180,6 +180,8 @@ def measure_peer(framework, neuron, surrogate, T, batch, channels, hidden, threa
                           surrogate_function=function(alpha=alpha))
             if neuron == "plif":
                 return sj_neuron.ParametricLIFNode(init_tau=2.0, **common)
+            if neuron == "if":
+                return sj_neuron.IFNode(**common)
             return sj_neuron.LIFNode(tau=2.0, **common)
         layers, c_in = [], 2
         for c_out in channels:
@@ -216,7 +218,8 @@ def run_peers(args):
         return None
     rows = []
     for T in args.T:
-        for neuron, surrogate in (("lif", "sigmoid"), ("lif", "atan"), ("plif", "sigmoid")):
+        for neuron, surrogate in (("lif", "sigmoid"), ("lif", "atan"), ("plif", "sigmoid"),
+                                  ("plif", "atan"), ("if", "sigmoid")):
             for framework in ("snnflow", "spikingjelly"):
                 rows.append(_isolated(measure_peer, framework, neuron, surrogate, T, args.batch,
                                       args.channels, args.hidden, args.threads, args.repeats,

@@ -33,6 +33,21 @@ def lif_cases():
             yield neuron._lif_backward, (torch.randn_like(h), h, *LIF, ALPHA, surrogate, backend)
 
 
+def neuron_cases():
+    """The IF (1) and PLIF (2) operators, the PLIF's decay with its gradient."""
+    x = torch.randn(4, 3, 5, 6, generator=torch.Generator().manual_seed(3)) + 0.5
+    v_th, v_reset = LIF[1:]
+    for backend in ("cpp", "torch"):
+        for kind in (1, 2):
+            for surrogate in SURROGATES:
+                decay = torch.tensor(0.6, requires_grad=kind == 2)
+                yield neuron._neuron_forward, (x.clone().requires_grad_(), decay, kind, v_th,
+                                               v_reset, ALPHA, surrogate, backend)
+                yield neuron._neuron_backward, (torch.randn_like(x), x.clone(), x + 0.1,
+                                                torch.tensor(0.6), kind, v_th, v_reset, ALPHA,
+                                                surrogate, backend)
+
+
 def block_cases():
     for shape in ((3, 2, 4, 6, 6), (2, 1, 3, 5, 7)):  # odd sizes: neurons outside windows
         C = shape[2]
@@ -43,11 +58,21 @@ def block_cases():
                                              bias.clone().requires_grad_(), 1e-5, *LIF, ALPHA,
                                              surrogate)
         yield fused_block._bn_lif_pool_eval, (y.detach(), weight, bias, *LIF)  # scale, shift
+        for kind in (1, 2):  # the IF and the PLIF
+            decay = torch.tensor(0.6, requires_grad=kind == 2)
+            yield fused_block._bn_neuron_pool, (y, weight.clone().requires_grad_(),
+                                                bias.clone().requires_grad_(), decay, 1e-5, kind,
+                                                *LIF[1:], ALPHA, 1)
+            yield fused_block._bn_neuron_pool_eval, (y.detach(), weight, bias, kind,
+                                                     torch.tensor(0.6), *LIF[1:])
         pooled = torch.randn(shape[0], shape[1], C, shape[3] // 2, shape[4] // 2)
         mean, var = y.detach().mean((0, 1, 3, 4)), y.detach().var((0, 1, 3, 4))
         for surrogate in SURROGATES:
             yield fused_block._bn_lif_pool_backward, (pooled, y.detach(), weight, bias, mean,
                                                       var, 1e-5, *LIF, ALPHA, surrogate)
+            yield fused_block._bn_neuron_pool_backward, (pooled, y.detach(), weight, bias,
+                                                         torch.tensor(0.6), mean, var, 1e-5, 2,
+                                                         *LIF[1:], ALPHA, surrogate)
 
 
 def conv_cases():
@@ -59,7 +84,7 @@ def conv_cases():
         yield sparse_conv._sparse_conv_backward, (torch.randn_like(y), x.detach(), weight, *csr)
 
 
-CUSTOM = [*lif_cases(), *block_cases(), *conv_cases()]
+CUSTOM = [*lif_cases(), *neuron_cases(), *block_cases(), *conv_cases()]
 
 
 @pytest.mark.parametrize("op, args", CUSTOM,
@@ -76,6 +101,12 @@ def kernel_cases():
     yield ops.lif_forward, (x, *LIF)
     for surrogate in SURROGATES:
         yield ops.lif_backward, (torch.randn_like(h), h, *LIF, ALPHA, surrogate)
+    for kind in (1, 2):  # the IF and the PLIF
+        spikes_, h = ops.neuron_forward(x, kind, 0.6, *LIF[1:])
+        yield ops.neuron_forward, (x, kind, 0.6, *LIF[1:])
+        for surrogate in SURROGATES:
+            yield ops.neuron_backward, (torch.randn_like(h), h, x, kind, 0.6, *LIF[1:], ALPHA,
+                                        surrogate)
     y = conv_output(3, 2, 4, 6, 6)
     scale, shift = torch.rand(4) + 0.5, torch.rand(4) - 0.5
     yield ops.channel_moments, (y,)
@@ -85,6 +116,12 @@ def kernel_cases():
     for surrogate in SURROGATES:
         yield ops.bn_lif_pool_backward, (torch.randn(3, 2, 4, 3, 3), y, scale, shift, mean,
                                          torch.rsqrt(var + 1e-5), *LIF, ALPHA, surrogate)
+    for kind in (1, 2):
+        for count in (False, True):
+            yield ops.bn_neuron_pool_forward, (y, scale, shift, kind, 0.6, *LIF[1:], count)
+        yield ops.bn_neuron_pool_backward, (torch.randn(3, 2, 4, 3, 3), y, scale, shift, mean,
+                                            torch.rsqrt(var + 1e-5), kind, 0.6, *LIF[1:], ALPHA,
+                                            1)
     s = spike_input((2, 8, 5, 5), 0.2)
     counts, channel, value = ops.spike_nonzeros(s)
     weight = torch.randn(32, 8, 3, 3)
@@ -100,4 +137,4 @@ def test_the_cpp_kernels():
     for op, args in kernel_cases():
         torch.library.opcheck(op, args)
         checked.add(op._qualname if hasattr(op, "_qualname") else str(op))
-    assert len(checked) == 8  # every operator of csrc/cpu_ops.cpp
+    assert len(checked) == 12  # every operator of csrc/cpu_ops.cpp

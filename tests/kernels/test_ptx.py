@@ -6,7 +6,7 @@ for a GPU, or compiles into something the project does not rely on, fails here:
 
 - the forward kernels divide exactly (div.rn, never an approximate division) and are
   compiled without contracted multiply-adds, so spikes are the reference's bit for bit;
-- the block backward uses no atomics (its per-channel sums are deterministic);
+- the block and PLIF backward use no atomics (their sums are deterministic);
 - every offset added to a pointer is 64-bit and no 32-bit integer is multiplied, so no
   size a GPU can hold overflows an offset (t * M in 32 bits would at 2**31 elements).
 """
@@ -21,7 +21,7 @@ from triton.backends.compiler import GPUTarget  # noqa: E402
 from triton.compiler import ASTSource  # noqa: E402
 
 from snnflow.kernels import block_triton_jit, lif_triton_jit  # noqa: E402
-from snnflow.model.neuron import SURROGATES  # noqa: E402
+from snnflow.model.neuron import NEURONS, SURROGATES  # noqa: E402
 
 TARGETS = {"sm_86": GPUTarget("cuda", 86, 32), "sm_90": GPUTarget("cuda", 90, 32)}
 FLOAT_ARGS = {"tau", "v_th", "v_reset", "alpha"}
@@ -56,6 +56,14 @@ def variants():
     for surrogate in SURROGATES:
         yield (f"lif backward {surrogate}", lif_triton_jit.backward_kernel, {},
                {"BLOCK": 1024, "SURROGATE": SURROGATES.index(surrogate)}, True, False)
+    for neuron in ("if", "plif"):
+        index = NEURONS.index(neuron)
+        yield (f"{neuron} forward", lif_triton_jit.neuron_forward_kernel, {},
+               {"BLOCK": 1024, "NEURON": index}, False, True)
+        for surrogate in SURROGATES:
+            yield (f"{neuron} backward {surrogate}", lif_triton_jit.neuron_backward_kernel, {},
+                   {"BLOCK": 1024, "SURROGATE": SURROGATES.index(surrogate), "NEURON": index},
+                   True, False)
     for dtype in ("float32", "bfloat16"):
         t = TRITON_TYPES[dtype]
         for windows, channels in ((4, 32), (128, 1)):  # channels_last, contiguous tiles
@@ -93,15 +101,17 @@ def test_forward_kernels_divide_exactly_and_contract_no_multiply_adds(compiled):
         if not forward:
             continue
         ptx = kernel.asm["ptx"]
-        assert re.search(r"\bdiv\.rn\.f32\b", ptx), name
+        if not name.startswith(("if", "plif")):  # the IF and PLIF divide by nothing
+            assert re.search(r"\bdiv\.rn\.f32\b", ptx), name
         assert not re.search(r"\bdiv\.(approx|full)\.", ptx), name
-        if name.startswith("lif"):  # the block forward's BatchNorm is one fma on purpose
+        if not name.startswith("block"):  # the block forward's BatchNorm is one fma on purpose
             assert not re.search(r"\bfma\.rn\.f32\b", ptx), name
 
 
-def test_the_block_backward_uses_no_atomics(compiled):
+def test_the_block_and_plif_backward_use_no_atomics(compiled):
+    """Their sums (per channel, the PLIF's decay gradient) are deterministic."""
     for name, (kernel, _) in compiled.items():
-        if name.startswith("block backward"):
+        if name.startswith(("block backward", "plif backward")):
             assert not re.search(r"^\s*(@%p\d+\s+)?(atom|red)\.", kernel.asm["ptx"], re.M), name
 
 

@@ -63,6 +63,74 @@ def test_training_step_matches_the_layers_in_turn(shape, params):
     assert bn_fused.num_batches_tracked == bn_ref.num_batches_tracked == 1
 
 
+NEURONS = {"if": LIFParams(v_threshold=0.6, v_reset=-0.2, alpha=2.5, neuron="if"),
+           "plif": LIFParams(tau=1.7, v_threshold=0.6, v_reset=-0.2, alpha=2.0,
+                             surrogate="atan", neuron="plif")}
+
+
+@pytest.mark.parametrize("neuron", ["if", "plif"])
+@pytest.mark.parametrize("shape", [(4, 3, 5, 17, 17), (2, 16, 4, 34, 34)])
+def test_the_if_and_plif_blocks_match_the_layers_in_turn(neuron, shape):
+    """The C++ block with the IF or the PLIF (bn_neuron_pool): the same spikes, gradients as
+    above, and the PLIF's w gradient within 1e-5 of the layers' in turn in float64 (a sum
+    over every neuron and step: the kernels sum in double, the float32 layers are up to
+    2e-5 off), or no further than they are; evaluation too."""
+    params = NEURONS[neuron]
+    g = torch.Generator().manual_seed(sum(shape))
+    y = channels_last_seq(*shape, g)
+    bn_ref, bn_fused = batch_norm(shape[2], g), batch_norm(shape[2], g)
+    bn_fused.load_state_dict(bn_ref.state_dict())
+    lif_ref, lif_fused = LIF(params, "reference"), LIF(params, "fused", "cpp")
+    y_ref, y_fused = y.clone().requires_grad_(), y.clone().requires_grad_()
+    assert fusable(y_fused, bn_fused, lif_fused)
+    T, N = shape[:2]
+    spikes = lif_ref(bn_ref(y_ref.flatten(0, 1)).unflatten(0, (T, N)))
+    ref = nn.functional.max_pool2d(spikes.flatten(0, 1), 2).unflatten(0, (T, N))
+    fused = bn_lif_pool(y_fused, bn_fused, lif_fused)
+    assert ref.sum() > 0 and torch.equal(fused, ref)
+    upstream = torch.randn(ref.shape, generator=g)
+    (ref * upstream).sum().backward()
+    (fused * upstream).sum().backward()
+    torch.testing.assert_close(y_fused.grad, y_ref.grad, rtol=0,
+                               atol=1e-5 * max(1.0, y_ref.grad.abs().max().item()))
+    for name in ("weight", "bias"):
+        ours, theirs = getattr(bn_fused, name).grad, getattr(bn_ref, name).grad
+        torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-4 * theirs.abs().max().item())
+    if neuron == "plif":  # against the layers in float64: the float32 sum is 2e-5 off
+        exact_bn, exact_lif = batch_norm_copy(bn_ref).double(), LIF(params, "reference").double()
+        exact = exact_lif(exact_bn(y.double().flatten(0, 1)).unflatten(0, (T, N)))
+        pooled = nn.functional.max_pool2d(exact.flatten(0, 1), 2).unflatten(0, (T, N))
+        (pooled * upstream.double()).sum().backward()
+        truth = exact_lif.w.grad.item()
+        ours, theirs = (abs(lif.w.grad.item() - truth) / abs(truth) for lif in (lif_fused, lif_ref))
+        assert truth != 0 and ours <= max(1e-5, 2 * theirs)
+    bn_ref.eval(), bn_fused.eval()
+    with torch.inference_mode():
+        evaluated, fired = bn_lif_pool(y, bn_fused, lif_fused, count=True)
+        spikes = lif_ref(bn_ref(y.flatten(0, 1)).unflatten(0, (T, N)))
+    assert torch.equal(evaluated, nn.functional.max_pool2d(spikes.flatten(0, 1), 2)
+                       .unflatten(0, (T, N)))
+    inside = 2 * (shape[3] // 2)
+    assert fired.item() == spikes[..., :inside, :inside].sum().item()
+
+
+def test_the_plif_blocks_decay_gradient_does_not_depend_on_the_thread_count():
+    g = torch.Generator().manual_seed(5)
+    y = channels_last_seq(8, 16, 16, 17, 17, g)
+    results = []
+    threads = torch.get_num_threads()
+    try:
+        for n in (1, 3):
+            torch.set_num_threads(n)
+            lif = LIF(NEURONS["plif"], "fused", "cpp")
+            out = bn_lif_pool(y, batch_norm(16, torch.Generator().manual_seed(1)), lif)
+            (out * torch.linspace(-1, 1, out.numel()).view(out.shape)).sum().backward()
+            results.append(lif.w.grad)
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(*results)
+
+
 def test_eval_uses_the_running_statistics():
     g = torch.Generator().manual_seed(3)
     bn = batch_norm(8, g).eval()

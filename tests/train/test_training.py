@@ -67,18 +67,22 @@ def test_an_atan_run_passes_the_kernel_check_of_its_own_surrogate(small_caches, 
     assert not torch.equal(atan["fc1.weight"], sigmoid["fc1.weight"])  # other gradients
 
 
-def test_a_plif_run_says_its_neurons_run_the_reference_steps(small_caches, tmp_path):
-    """The fused kernels carry the LIF: a PLIF job's log says which engine runs its
-    neurons, its kernel check passes on the C++ convolution of spikes it does use (a grad
-    difference of the sparse convolution: no LIF is checked), and it learns each layer's
-    tau."""
+def test_a_plif_run_says_which_kernels_run_its_neurons(small_caches, tmp_path):
+    """The C++ kernels carry the PLIF, fused blocks included: a PLIF job's log says so, its
+    kernel check passes on the PLIF's neuron and block kernels and the C++ convolution of
+    spikes, and it learns each layer's tau."""
     logs = []
     # 32 channels in conv2: its input spikes take the C++ sparse convolution
     train(settings("snn", neuron="plif", channels=[4, 32, 32]), small_caches, tmp_path,
           log=logs.append)
-    assert any("snn.neuron plif runs the reference engine's steps" in line for line in logs)
+    assert any("snn.neuron plif runs in the C++ neuron and block kernels" in line
+               for line in logs), logs
     assert any(line.startswith("kernel check: passed") for line in logs), logs
     info = json.loads((tmp_path / "run.json").read_text())
+    (check,) = info["kernel_check"]["checks"]
+    assert check["passed"] and "PLIF spikes equal" in check["detail"]
+    assert "decay grad diff" in check["detail"] and "sparse conv" in check["detail"]
+    assert "block spikes differ" in check["detail"]
     assert info["backend"] == "cpp" and set(info["learned_tau"]) == set(LAYERS)
 
 

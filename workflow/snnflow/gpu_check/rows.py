@@ -1,4 +1,4 @@
-"""gpu-check's rows: the Triton LIF, the fused block and a training step against their
+"""gpu-check's rows: the Triton LIF (and IF and PLIF), the fused block and a training step against their
 references, seconds per epoch of every model and switch, NVML's energy, the switches'
 accuracy on the demo data (snnflow.gpu_check)."""
 
@@ -57,6 +57,29 @@ def check_lif(report, device, Ts=(1, 4, 16, 32), shape=(64, 32, 17, 17)):
                 "relative_grad_diff": grad_diff / max(largest, 1e-12),
                 "passed": lif_passes(equal, grad_diff, largest)}
 
+    def neuron_case(T, neuron):
+        """The Triton IF or PLIF kernels (snn.neuron) by compare_neuron, the PLIF's decay
+        that of tau 1.7 (not a power of two)."""
+        from snnflow.model.kernel_paths import RELATIVE_TOLERANCE, compare_neuron
+        from snnflow.model.neuron import LIFParams
+
+        kernels = lif_triton.load()
+        if kernels is None:
+            raise RuntimeError("the Triton kernels are not available here (Triton?)")
+        p = LIFParams(tau=1.7, neuron=neuron)
+        g = torch.Generator(device=device).manual_seed(T)
+        x = torch.randn(T * shape[0], *shape[1:], generator=g, device=device) * 1.5 + 0.5
+        x = x.contiguous(memory_format=torch.channels_last).unflatten(0, (T, shape[0]))
+        decay = (torch.sigmoid(torch.tensor(-math.log(p.tau - 1.0), device=device))
+                 if neuron == "plif" else None)
+        equal, mismatches, grad_diff, largest, decay_diff = compare_neuron(kernels, x, p, decay, g)
+        return {"T": T, "layout": "channels_last", "precision": "float32", "surrogate": "sigmoid",
+                "neuron": neuron, "spikes_equal": equal, "spike_mismatches": mismatches,
+                "max_grad_diff": grad_diff, "relative_grad_diff": grad_diff / max(largest, 1e-12),
+                "decay_grad_diff": decay_diff,
+                "passed": (lif_passes(equal, grad_diff, largest)
+                           and decay_diff <= RELATIVE_TOLERANCE)}
+
     for T in Ts:
         for layout in ("contiguous", "channels_last"):
             for precision in ("float32", "bf16"):
@@ -64,6 +87,9 @@ def check_lif(report, device, Ts=(1, 4, 16, 32), shape=(64, 32, 17, 17)):
                                lambda: case(T, layout, precision))
         report.run_row("lif", f"T={T} channels_last float32 atan",
                        lambda: case(T, "channels_last", "float32", "atan"))
+        for neuron in ("if", "plif"):
+            report.run_row("lif", f"T={T} channels_last float32 {neuron}",
+                           lambda: neuron_case(T, neuron))
 
 
 def check_block(report, device, shapes=((4, 32, 32, 34, 34), (16, 16, 64, 17, 17),

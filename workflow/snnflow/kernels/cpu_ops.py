@@ -1,7 +1,7 @@
 """The CPU training kernels: one torch extension built from csrc/ by snnflow.kernels.
 
-- csrc/lif.cpp: the fused LIF time loop (snnflow.model.neuron, backend "cpp");
-- csrc/bn_lif_pool.cpp: BatchNorm -> LIF -> 2x2 max-pool of a conv block
+- csrc/lif.cpp: the fused LIF, IF and PLIF time loops (snnflow.model.neuron, backend "cpp");
+- csrc/bn_lif_pool.cpp: BatchNorm -> LIF (or IF, PLIF) -> 2x2 max-pool of a conv block
   (snnflow.model.fused_block);
 - csrc/sparse_conv.cpp: 3x3 convolutions of spikes from their nonzeros
   (snnflow.model.sparse_conv);
@@ -43,6 +43,10 @@ def _register_fakes():
                                                              torch.empty_like(x)])
     register("lif_backward",
              lambda grad, h, tau, v_th, v_reset, alpha, surrogate: torch.empty_like(h))
+    register("neuron_forward", lambda x, neuron, decay, v_th, v_reset: [torch.empty_like(x),
+                                                                         torch.empty_like(x)])
+    register("neuron_backward", lambda grad, h, x, neuron, decay, v_th, v_reset, alpha, surrogate:
+             [torch.empty_like(h), h.new_empty(())])
     register("channel_moments", lambda y: [y.new_empty(y.shape[2]), y.new_empty(y.shape[2])])
 
     def pooled(y, scale, shift, tau, v_th, v_reset, count):
@@ -52,6 +56,12 @@ def _register_fakes():
     register("bn_lif_pool_forward", pooled)
     register("bn_lif_pool_backward", lambda grad, y, scale, *rest: [
         torch.empty_like(y), scale.new_empty(scale.shape), scale.new_empty(scale.shape)])
+    register("bn_neuron_pool_forward",
+             lambda y, scale, shift, neuron, decay, v_th, v_reset, count:
+             pooled(y, scale, shift, None, v_th, v_reset, count))
+    register("bn_neuron_pool_backward", lambda grad, y, scale, *rest: [
+        torch.empty_like(y), scale.new_empty(scale.shape), scale.new_empty(scale.shape),
+        y.new_empty(())])
 
     def nonzeros(x):
         n = torch.library.get_ctx().new_dynamic_size()

@@ -1,4 +1,4 @@
-"""The LIF neuron's per-step maths as Triton device functions, the one definition every
+"""The LIF neuron's per-step maths (and the IF's and PLIF's) as Triton device functions, the one definition every
 Triton kernel uses (as csrc/lif_step.h is for the C++ kernels; snnflow.model.neuron holds
 the equations). Division is IEEE round-to-nearest (div_rn), as the reference divides on
 every device (snnflow.model.neuron.tau_divisor), so the spikes are bit-identical to the
@@ -43,3 +43,29 @@ def backward_step(h, grad_spike, grad_v, tau, v_th, v_reset, alpha, SURROGATE: t
               + tl.where(h >= v_th, 0.0, grad_v))
     grad_x = tl.math.div_rn(grad_h, tau)
     return grad_x, grad_h - grad_x
+
+
+@triton.jit
+def charge_of(v, x, decay, v_reset, NEURON: tl.constexpr):
+    """H[t] of the IF (NEURON 1: V[t-1] + X[t]) or the PLIF (NEURON 2: V[t-1] + (X[t] -
+    (V[t-1] - V_reset)) k, k = sigmoid(w)), the product rounded before the sum (kernels
+    compiled without contracted multiply-adds), as PyTorch's two ops round it."""
+    if NEURON == 1:
+        return v + x
+    else:
+        return v + (x - (v - v_reset)) * decay
+
+
+@triton.jit
+def neuron_backward_step(h, grad_spike, grad_v, decay, v_th, v_reset, alpha,
+                         SURROGATE: tl.constexpr, NEURON: tl.constexpr):
+    """backward_step of the IF or PLIF: (dL/dX[t], dL/dV[t-1], dL/dH[t]), with dH/dX = 1
+    and dH/dV[t-1] = 1 for the IF, k and 1 - k for the PLIF."""
+    grad_s = grad_spike + grad_v * (v_reset - h)
+    grad_h = (grad_s * surrogate_derivative(h - v_th, alpha, SURROGATE)
+              + tl.where(h >= v_th, 0.0, grad_v))
+    if NEURON == 1:
+        return grad_h, grad_h, grad_h
+    else:
+        grad_x = grad_h * decay
+        return grad_x, grad_h - grad_x, grad_h

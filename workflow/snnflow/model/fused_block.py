@@ -1,4 +1,5 @@
-"""The tail of a convolutional SNN block, BatchNorm -> LIF -> 2x2 max-pool, as one op.
+"""The tail of a convolutional SNN block, BatchNorm -> LIF -> 2x2 max-pool, as one op (on the
+CPU with the IF or the PLIF too, snn.neuron).
 
 These three layers are bound by memory traffic, not arithmetic: run one after the
 other they write and reread the normalised input, H and the full-size spikes. The
@@ -23,6 +24,7 @@ import torch
 from torch import nn
 
 from snnflow.kernels import block_triton, cpu_ops
+from snnflow.model.neuron import NEURONS
 
 
 def bn_lif_pool(y_seq, bn: nn.BatchNorm2d, lif, count=False, fuse_cuda=False):
@@ -39,6 +41,8 @@ def bn_lif_pool(y_seq, bn: nn.BatchNorm2d, lif, count=False, fuse_cuda=False):
         T, N = y_seq.shape[:2]
         return lif.forward_pooled(bn(y_seq.flatten(0, 1)).unflatten(0, (T, N)), count)
     p = lif.params
+    if p.neuron != "lif":
+        return _bn_neuron_pool_block(y_seq, bn, lif, count)
     if not bn.training:
         scale, shift = _affine(bn.weight, bn.bias, bn.running_mean, bn.running_var, bn.eps)
         pooled, per_channel = _bn_lif_pool_eval(y_seq, scale, shift, p.tau, p.v_threshold,
@@ -46,15 +50,37 @@ def bn_lif_pool(y_seq, bn: nn.BatchNorm2d, lif, count=False, fuse_cuda=False):
         return (pooled, per_channel.sum()) if count else pooled
     pooled, mean, var = _bn_lif_pool(y_seq, bn.weight, bn.bias, bn.eps, p.tau, p.v_threshold,
                                      p.v_reset, p.alpha, p.surrogate_index)
+    _update_running_statistics(bn, y_seq, mean, var)
+    return pooled
+
+
+def _bn_neuron_pool_block(y_seq, bn, lif, count):
+    """bn_lif_pool with the IF or the PLIF (the C++ kernels; its decay learned)."""
+    p = lif.params
+    neuron = NEURONS.index(p.neuron)
+    decay = lif.decay() if p.neuron == "plif" else y_seq.new_ones(())
+    if not bn.training:
+        scale, shift = _affine(bn.weight, bn.bias, bn.running_mean, bn.running_var, bn.eps)
+        pooled, per_channel = _bn_neuron_pool_eval(y_seq, scale, shift, neuron, decay.detach(),
+                                                   p.v_threshold, p.v_reset)
+        return (pooled, per_channel.sum()) if count else pooled
+    pooled, mean, var = _bn_neuron_pool(y_seq, bn.weight, bn.bias, decay, bn.eps, neuron,
+                                        p.v_threshold, p.v_reset, p.alpha, p.surrogate_index)
+    _update_running_statistics(bn, y_seq, mean, var)
+    return pooled
+
+
+def _update_running_statistics(bn, y_seq, mean, var):
     with torch.no_grad():  # as nn.BatchNorm2d: the unbiased variance goes into the running one
         n = y_seq.numel() // y_seq.shape[2]
         bn.num_batches_tracked.add_(1)
         bn.running_mean.mul_(1 - bn.momentum).add_(mean, alpha=bn.momentum)
         bn.running_var.mul_(1 - bn.momentum).add_(var * (n / max(n - 1, 1)), alpha=bn.momentum)
-    return pooled
 
 
 def fusable(y_seq, bn, lif, fuse_cuda=False):
+    """Whether the block's kernels run it: the C++ kernels carry every neuron, the Triton
+    block the LIF only."""
     if not lif.fused or y_seq.dim() != 5:
         return False
     if not (bn.affine and bn.track_running_stats) or bn.momentum is None:
@@ -62,7 +88,8 @@ def fusable(y_seq, bn, lif, fuse_cuda=False):
     if not bn.training and torch.is_grad_enabled():
         return False
     if y_seq.is_cuda:
-        return (fuse_cuda and lif.backend == "triton" and y_seq.dtype in HALF_OR_FLOAT
+        return (fuse_cuda and lif.backend == "triton" and lif.params.neuron == "lif"
+                and y_seq.dtype in HALF_OR_FLOAT
                 and block_triton.load() is not None)
     if lif.backend != "cpp" or y_seq.dtype != torch.float32:
         return False
@@ -162,4 +189,80 @@ def _bn_lif_pool_eval(y_seq: torch.Tensor, scale: torch.Tensor, shift: torch.Ten
 
 @_bn_lif_pool_eval.register_fake
 def _(y_seq, scale, shift, tau, v_threshold, v_reset):
+    return _pooled_like(y_seq), scale.new_empty(scale.shape, dtype=torch.int64)
+
+
+# The block with the IF or the PLIF (C++ kernels only): the decay is an input with its
+# gradient (a placeholder of 1 for the IF).
+@torch.library.custom_op("snnflow::bn_neuron_pool", mutates_args=())
+def _bn_neuron_pool(y_seq: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
+                    decay: torch.Tensor, eps: float, neuron: int, v_threshold: float,
+                    v_reset: float, alpha: float,
+                    surrogate: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(pooled spikes, batch mean, batch variance) in training mode."""
+    kernels = cpu_ops.load()
+    mean, var = kernels.channel_moments(y_seq)
+    scale, shift = _affine(weight, bias, mean, var, eps)
+    pooled, _ = kernels.bn_neuron_pool_forward(y_seq, scale, shift, neuron, float(decay),
+                                               v_threshold, v_reset, False)
+    return pooled, mean, var
+
+
+@_bn_neuron_pool.register_fake
+def _(y_seq, weight, bias, decay, eps, neuron, v_threshold, v_reset, alpha, surrogate):
+    return _pooled_like(y_seq), weight.new_empty(weight.shape), weight.new_empty(weight.shape)
+
+
+@torch.library.custom_op("snnflow::bn_neuron_pool_backward", mutates_args=())
+def _bn_neuron_pool_backward(grad_pooled: torch.Tensor, y_seq: torch.Tensor,
+                             weight: torch.Tensor, bias: torch.Tensor, decay: torch.Tensor,
+                             mean: torch.Tensor, var: torch.Tensor, eps: float, neuron: int,
+                             v_threshold: float, v_reset: float, alpha: float, surrogate: int
+                             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Gradients of y, BatchNorm's weight and bias, and the decay."""
+    scale, shift = _affine(weight, bias, mean, var, eps)  # bitwise the forward's
+    grad_y, grad_weight, grad_bias, grad_decay = cpu_ops.load().bn_neuron_pool_backward(
+        grad_pooled, y_seq, scale, shift, mean, torch.rsqrt(var + eps), neuron, float(decay),
+        v_threshold, v_reset, alpha, surrogate)
+    return grad_y, grad_weight, grad_bias, grad_decay.to(decay.dtype)
+
+
+@_bn_neuron_pool_backward.register_fake
+def _(grad_pooled, y_seq, weight, bias, decay, mean, var, eps, neuron, v_threshold, v_reset,
+      alpha, surrogate):
+    return (torch.empty_like(y_seq), torch.empty_like(weight), torch.empty_like(bias),
+            torch.empty_like(decay))
+
+
+def _neuron_setup_context(ctx, inputs, output):
+    y_seq, weight, bias, decay, eps, *params = inputs
+    _, mean, var = output
+    ctx.mark_non_differentiable(mean, var)
+    ctx.save_for_backward(y_seq, weight, bias, decay, mean, var)
+    ctx.eps, ctx.params = eps, params
+
+
+def _neuron_backward(ctx, grad_pooled, _grad_mean, _grad_var):
+    y_seq, weight, bias, decay, mean, var = ctx.saved_tensors
+    grad_y, grad_weight, grad_bias, grad_decay = _bn_neuron_pool_backward(
+        grad_pooled, y_seq, weight, bias, decay, mean, var, ctx.eps, *ctx.params)
+    plif = ctx.params[0] == NEURONS.index("plif")
+    return (grad_y, grad_weight, grad_bias, grad_decay if plif else None,
+            None, None, None, None, None, None)
+
+
+_bn_neuron_pool.register_autograd(_neuron_backward, setup_context=_neuron_setup_context)
+
+
+@torch.library.custom_op("snnflow::bn_neuron_pool_eval", mutates_args=())
+def _bn_neuron_pool_eval(y_seq: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor,
+                         neuron: int, decay: torch.Tensor, v_threshold: float,
+                         v_reset: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(pooled spikes, spikes per channel) with BatchNorm's running statistics."""
+    return tuple(cpu_ops.load().bn_neuron_pool_forward(y_seq, scale, shift, neuron, float(decay),
+                                                       v_threshold, v_reset, True))
+
+
+@_bn_neuron_pool_eval.register_fake
+def _(y_seq, scale, shift, neuron, decay, v_threshold, v_reset):
     return _pooled_like(y_seq), scale.new_empty(scale.shape, dtype=torch.int64)

@@ -2,10 +2,11 @@
 runs them): each path's kernels against PyTorch's ops on a few of the job's own samples,
 through the job's network's first layers at its T and widths.
 
-- "C++ CPU ops" (backend cpp): the fused LIF (spikes equal, input gradients within
-  LIF_GRAD_TOLERANCE of the largest), the fused BatchNorm + LIF + 2x2 max-pool of a block
-  and the convolution of spikes from their nonzeros (docs/kernels.md has the criteria);
-- "Triton LIF" (backend triton): the fused LIF as above;
+- "C++ CPU ops" (backend cpp): the fused LIF, IF or PLIF (spikes equal, input gradients
+  within LIF_GRAD_TOLERANCE of the largest, the PLIF's decay gradient within
+  RELATIVE_TOLERANCE), the fused BatchNorm + LIF + 2x2 max-pool of a block and the
+  convolution of spikes from their nonzeros (docs/kernels.md has the criteria);
+- "Triton LIF" (backend triton): the fused LIF as above; "Triton neuron": the IF or PLIF;
 - "fused CUDA block" (performance.fused_cuda_block): the block as above, in the precision
   the job's autocast gives it.
 
@@ -21,7 +22,7 @@ from torch import nn
 from snnflow.kernels import block_triton, cpu_ops, lif_triton
 from snnflow.device.precision import AUTOCAST_DTYPES
 from snnflow.model.fused_block import fusable
-from snnflow.model.neuron import LIF, LIFParams, lif_reference
+from snnflow.model.neuron import LIF, NEURONS, LIFParams, lif_reference
 from snnflow.model.sparse_conv import applies, conv_spikes
 from snnflow.device.path_check import PathCheck, relative_difference
 
@@ -51,17 +52,40 @@ def compare_lif(kernels, x_seq, p: LIFParams, generator):
             float(reference.grad.abs().max()))
 
 
-def _layers_in_turn(y_seq, bn, p, dtype):
-    """(leaf, BatchNorm copy, pooled spikes) of BatchNorm2d in training mode, the reference
-    LIF and MaxPool2d run in turn on y_seq in `dtype`."""
+def compare_neuron(kernels, x_seq, p: LIFParams, decay, generator):
+    """The fused IF or PLIF kernels (neuron_forward, neuron_backward) against the reference
+    steps on x_seq (T, ...), `decay` the PLIF's sigmoid(w) (None for the IF): compare_lif's
+    four, and the decay gradient's difference relative to the reference's (0 for the IF)."""
+    reference = x_seq.detach().clone().requires_grad_()
+    decay_ref = None if decay is None else decay.detach().clone().requires_grad_()
+    s_ref = lif_reference(reference, p, decay_ref)
+    upstream = torch.randn(s_ref.shape, generator=generator, device=x_seq.device)
+    (s_ref * upstream).sum().backward()
+    neuron, k = NEURONS.index(p.neuron), 1.0 if decay is None else float(decay)
+    spikes, h_seq = kernels.neuron_forward(x_seq.detach(), neuron, k, p.v_threshold, p.v_reset)
+    grad, grad_decay = kernels.neuron_backward(upstream, h_seq, x_seq.detach(), neuron, k,
+                                               p.v_threshold, p.v_reset, p.alpha,
+                                               p.surrogate_index)
+    decay_diff = 0.0 if decay_ref is None else float(
+        (grad_decay - decay_ref.grad).abs() / decay_ref.grad.abs().clamp_min(1e-12))
+    mismatches = int((spikes != s_ref).sum())
+    return (mismatches == 0, mismatches, float((grad - reference.grad).abs().max()),
+            float(reference.grad.abs().max()), decay_diff)
+
+
+def _layers_in_turn(y_seq, bn, p, dtype, decay=None):
+    """(leaf, BatchNorm copy, pooled spikes, decay leaf or None) of BatchNorm2d in training
+    mode, the reference neuron and MaxPool2d run in turn on y_seq in `dtype`."""
     T, N = y_seq.shape[:2]
     bn = copy.deepcopy(bn).train().to(dtype)
     leaf = y_seq.detach().to(dtype).clone().requires_grad_()
-    spikes = lif_reference(bn(leaf.flatten(0, 1)).unflatten(0, (T, N)), p)
-    return leaf, bn, nn.functional.max_pool2d(spikes.flatten(0, 1), 2).unflatten(0, (T, N))
+    decay = None if decay is None else decay.detach().to(dtype).clone().requires_grad_()
+    spikes = lif_reference(bn(leaf.flatten(0, 1)).unflatten(0, (T, N)), p, decay)
+    return (leaf, bn, nn.functional.max_pool2d(spikes.flatten(0, 1), 2).unflatten(0, (T, N)),
+            decay)
 
 
-def compare_block(kernels, y_seq, bn: nn.BatchNorm2d, p: LIFParams, generator):
+def compare_block(kernels, y_seq, bn: nn.BatchNorm2d, p: LIFParams, generator, decay=None):
     """The fused block kernels (channel_moments, bn_lif_pool_forward and _backward, the
     same interface on CPU and CUDA) against BatchNorm2d in training mode, the reference
     LIF and MaxPool2d in turn on conv outputs y_seq (T, N, C, H, W): (fraction of pooled
@@ -74,26 +98,42 @@ def compare_block(kernels, y_seq, bn: nn.BatchNorm2d, p: LIFParams, generator):
     all normalise to the same value) and drift by up to 1e-3. A pooling window whose
     spike flipped on the threshold (SPIKE_FLIP_TOLERANCE) gets no upstream gradient at
     any step, so the gradients compare the kernels' maths rather than the flip, which
-    changes that window's gradient by design."""
+    changes that window's gradient by design.
+
+    With an IF or PLIF (p.neuron; `decay`, the PLIF's sigmoid(w)) the C++ kernels
+    bn_neuron_pool_forward and _backward, and for the PLIF the decay's gradient too."""
     y_seq = y_seq.detach()
     mean, var = kernels.channel_moments(y_seq)
     invstd = torch.rsqrt(var + bn.eps)
     scale = bn.weight.detach() * invstd
     shift = bn.bias.detach() - mean * scale
-    pooled, _ = kernels.bn_lif_pool_forward(y_seq, scale, shift, p.tau, p.v_threshold,
-                                            p.v_reset, False)
-    float32, float64 = (_layers_in_turn(y_seq, bn, p, dtype)
+    lif = p.neuron == "lif"
+    neuron, k = NEURONS.index(p.neuron), 1.0 if decay is None else float(decay)
+    if lif:
+        pooled, _ = kernels.bn_lif_pool_forward(y_seq, scale, shift, p.tau, p.v_threshold,
+                                                p.v_reset, False)
+    else:
+        pooled, _ = kernels.bn_neuron_pool_forward(y_seq, scale, shift, neuron, k,
+                                                   p.v_threshold, p.v_reset, False)
+    float32, float64 = (_layers_in_turn(y_seq, bn, p, dtype, decay)
                         for dtype in (torch.float32, torch.float64))
     flipped = pooled != float32[2]
     upstream = torch.randn(pooled.shape, generator=generator, device=y_seq.device)
     upstream *= ~(flipped | (pooled != float64[2])).any(0, keepdim=True)
-    for leaf, layer, pooled_ref in (float32, float64):
+    for leaf, layer, pooled_ref, _ in (float32, float64):
         (pooled_ref * upstream.to(leaf.dtype)).sum().backward()
-    ours = kernels.bn_lif_pool_backward(upstream, y_seq, scale, shift, mean, invstd, p.tau,
-                                        p.v_threshold, p.v_reset, p.alpha, p.surrogate_index)
-    (leaf32, bn32, _), (leaf64, bn64, _) = float32, float64
+    if lif:
+        ours = kernels.bn_lif_pool_backward(upstream, y_seq, scale, shift, mean, invstd, p.tau,
+                                            p.v_threshold, p.v_reset, p.alpha, p.surrogate_index)
+    else:
+        ours = kernels.bn_neuron_pool_backward(upstream, y_seq, scale, shift, mean, invstd,
+                                               neuron, k, p.v_threshold, p.v_reset, p.alpha,
+                                               p.surrogate_index)
+    (leaf32, bn32, _, decay32), (leaf64, bn64, _, decay64) = float32, float64
     references = {"y": (leaf32.grad, leaf64.grad), "weight": (bn32.weight.grad, bn64.weight.grad),
                   "bias": (bn32.bias.grad, bn64.bias.grad)}
+    if decay is not None:
+        references["decay"] = (decay32.grad, decay64.grad)
     errors = {name: (relative_difference(kernel_grad.double(), grad64),
                      relative_difference(grad32.double(), grad64))
               for kernel_grad, (name, (grad32, grad64)) in zip(ours, references.items())}
@@ -127,6 +167,18 @@ def _lif_check(path, kernels, z, p, generator):
     return PathCheck(path, lif_passes(equal, grad_diff, largest), detail, relative)
 
 
+def _neuron_check(path, kernels, z, p, decay, generator):
+    equal, mismatches, grad_diff, largest, decay_diff = compare_neuron(kernels, z, p, decay,
+                                                                      generator)
+    relative = grad_diff / max(largest, 1e-12)
+    name = p.neuron.upper()
+    detail = (f"{name} spikes {'equal' if equal else f'differ at {mismatches} of {z.numel()}'}, "
+              f"max grad diff {relative:.1e} of the largest"
+              + (f", decay grad diff {decay_diff:.1e}" if decay is not None else ""))
+    passed = lif_passes(equal, grad_diff, largest) and decay_diff <= RELATIVE_TOLERANCE
+    return PathCheck(path, passed, detail, max(relative, decay_diff))
+
+
 def block_passes(flips, errors, dtype):
     """The fused block's criterion: few spikes flip, and each gradient is within
     RELATIVE_TOLERANCE of the float64 one (y's within an ulp of `dtype`, the precision
@@ -138,8 +190,8 @@ def block_passes(flips, errors, dtype):
         ours <= max(tolerance(name), 2 * theirs) for name, (ours, theirs) in errors.items())
 
 
-def _block_check(path, kernels, y_seq, bn, p, generator):
-    flips, errors = compare_block(kernels, y_seq, bn, p, generator)
+def _block_check(path, kernels, y_seq, bn, p, generator, decay=None):
+    flips, errors = compare_block(kernels, y_seq, bn, p, generator, decay)
     worst = max(ours for ours, _ in errors.values())
     passed = block_passes(flips, errors, y_seq.dtype)
     float32 = max(theirs for _, theirs in errors.values())
@@ -161,6 +213,8 @@ class _Probe:
         if s.channels_last:
             net = net.to(memory_format=torch.channels_last)
         self.params = net.neurons[0].params
+        decay = net.neurons[0].decay()  # the PLIF's, else None
+        self.decay = None if decay is None else decay.detach()
         (conv1, self.bn1), (self.conv2, _) = net.convs[0], net.convs[1]
         T, N = x.shape[:2]
         low = AUTOCAST_DTYPES.get(s.autocast) if x.is_cuda else None
@@ -186,18 +240,19 @@ def compiled_paths(kind, s, backend, x, generator):
     probe = _Probe(kind, s, x)
     p = probe.params
     checks = []
-    # the LIF and block kernels where the job's neuron is the LIF (an IF or PLIF runs the
-    # reference's steps); the convolutions of spikes whatever the neuron
+    # the neuron's kernels (the LIF's, or the IF's and PLIF's on the CPU), the block's where
+    # the neuron is the LIF, the convolutions of spikes whatever the neuron
     lif_path = p.neuron == "lif"
     block_path = fusable(probe.y1, probe.bn1, LIF(p, "fused", "cpp"))  # as the job runs it
     conv_path = applies(probe.conv2, probe.pooled1, "cpp")
-    if backend == "cpp" and (lif_path or block_path or conv_path):
+    if backend == "cpp":
         def cpp_ops():
             kernels = cpu_ops.load()
-            parts = [_lif_check("C++ CPU ops", kernels, probe.z1, p, generator)] if lif_path else []
+            parts = [_lif_check("C++ CPU ops", kernels, probe.z1, p, generator) if lif_path else
+                     _neuron_check("C++ CPU ops", kernels, probe.z1, p, probe.decay, generator)]
             if block_path:
                 parts.append(_block_check("C++ CPU ops", kernels, probe.y1, probe.bn1, p,
-                                          generator))
+                                          generator, probe.decay))
             if conv_path:
                 out_diff, grad_diff = compare_sparse_conv(probe.conv2, probe.pooled1, generator)
                 parts.append(PathCheck("C++ CPU ops", out_diff <= RELATIVE_TOLERANCE
@@ -207,6 +262,10 @@ def compiled_paths(kind, s, backend, x, generator):
             return PathCheck("C++ CPU ops", all(c.passed for c in parts),
                              "; ".join(c.detail for c in parts), max(c.grad_diff for c in parts))
         checks.append(("C++ CPU ops", cpp_ops, "the PyTorch ops"))
+    if backend == "triton" and p.neuron != "lif":
+        checks.append(("Triton neuron", lambda: _neuron_check(
+            "Triton neuron", lif_triton.load(), probe.z1, p, probe.decay, generator),
+            "the PyTorch ops"))
     if backend == "triton" and p.neuron == "lif":
         checks.append(("Triton LIF", lambda: _lif_check("Triton LIF", lif_triton.load(), probe.z1,
                                                         p, generator), "the PyTorch ops"))
@@ -216,6 +275,4 @@ def compiled_paths(kind, s, backend, x, generator):
                            lambda: _block_check("fused CUDA block", block_triton.load(),
                                                 probe.y1, probe.bn1, p, generator),
                            "the three layers in turn"))
-    if not checks:
-        return [], f"snn.neuron {p.neuron} runs the reference engine's steps"
     return checks, None

@@ -227,15 +227,131 @@ def lif_fused(x_seq, p: LIFParams, backend="torch"):
                         backend)[0]
 
 
+# The IF and the PLIF, fused the same way: one autograd node for the time loop, which
+# saves H (and for the PLIF its input, for the decay's gradient), run by the C++ kernels
+# (csrc/lif.cpp) or the Triton kernels (lif_triton), else the loop in PyTorch ops. The
+# C++ kernels take the decay as a number, the Triton kernels read it on the GPU (no copy
+# to the host each step).
+def _decay_argument(backend, decay):
+    return float(decay) if backend == "cpp" else decay
+
+
+@torch.library.custom_op("snnflow::neuron_forward", mutates_args=())
+def _neuron_forward(x_seq: torch.Tensor, decay: torch.Tensor, neuron: int, v_threshold: float,
+                    v_reset: float, alpha: float, surrogate: int,
+                    backend: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(spikes, H) of the IF's (neuron 1) or the PLIF's (neuron 2, of `decay` = sigmoid(w))
+    whole time loop."""
+    kernels = compiled_kernels(backend, x_seq)
+    if kernels is not None:
+        return tuple(kernels.neuron_forward(x_seq, neuron, _decay_argument(backend, decay),
+                                            v_threshold, v_reset))
+    return _neuron_forward_loop(x_seq, decay, neuron, v_threshold, v_reset)
+
+
+@_neuron_forward.register_fake
+def _(x_seq, decay, neuron, v_threshold, v_reset, alpha, surrogate, backend):
+    return torch.empty_like(x_seq), torch.empty_like(x_seq)
+
+
+@torch.library.custom_op("snnflow::neuron_backward", mutates_args=())
+def _neuron_backward(grad_spikes: torch.Tensor, h_seq: torch.Tensor, x_seq: torch.Tensor,
+                     decay: torch.Tensor, neuron: int, v_threshold: float, v_reset: float,
+                     alpha: float, surrogate: int,
+                     backend: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(dL/dX, dL/d decay) of the whole time loop from dL/dS, the saved H and X."""
+    kernels = compiled_kernels(backend, h_seq)
+    if kernels is not None:
+        grad_x, grad_decay = kernels.neuron_backward(grad_spikes, h_seq, x_seq, neuron,
+                                                     _decay_argument(backend, decay),
+                                                     v_threshold, v_reset, alpha, surrogate)
+        return grad_x, grad_decay.to(decay.dtype)
+    return _neuron_backward_loop(grad_spikes, h_seq, x_seq, decay, neuron, v_threshold,
+                                 v_reset, alpha, surrogate)
+
+
+@_neuron_backward.register_fake
+def _(grad_spikes, h_seq, x_seq, decay, neuron, v_threshold, v_reset, alpha, surrogate,
+      backend):
+    return torch.empty_like(h_seq), torch.empty_like(decay)
+
+
+def _neuron_setup_context(ctx, inputs, output):
+    ctx.mark_non_differentiable(output[1])
+    ctx.set_materialize_grads(False)
+    x_seq, decay, neuron = inputs[:3]
+    # the PLIF's decay gradient needs X; the IF's needs nothing but H
+    ctx.save_for_backward(output[1], x_seq if neuron == NEURONS.index("plif") else output[1],
+                          decay)
+    ctx.params = inputs[2:]
+
+
+def _neuron_backward_node(ctx, grad_spikes, _grad_h):
+    h_seq, x_seq, decay = ctx.saved_tensors
+    grad_x, grad_decay = _neuron_backward(grad_spikes, h_seq, x_seq, decay, *ctx.params)
+    plif = ctx.params[0] == NEURONS.index("plif")
+    return grad_x, grad_decay if plif else None, None, None, None, None, None, None
+
+
+_neuron_forward.register_autograd(_neuron_backward_node, setup_context=_neuron_setup_context)
+
+
+def _neuron_forward_loop(x_seq, decay, neuron, v_threshold, v_reset):
+    """The IF / PLIF forward in PyTorch ops: the reference's operations, only H kept."""
+    h_seq = torch.empty_like(x_seq)
+    spikes = torch.empty_like(h_seq)
+    v = torch.full_like(h_seq[0], v_reset)
+    for t in range(x_seq.shape[0]):
+        if neuron == NEURONS.index("if"):
+            h = torch.add(v, x_seq[t], out=h_seq[t])
+        else:
+            h = torch.add(v, (x_seq[t] - (v - v_reset)) * decay, out=h_seq[t])
+        fired = h >= v_threshold
+        spikes[t].copy_(fired)
+        v = torch.where(fired, v_reset, h)
+    return spikes, h_seq
+
+
+def _neuron_backward_loop(grad_spikes, h_seq, x_seq, decay, neuron, v_threshold, v_reset,
+                          alpha, surrogate):
+    plif = neuron == NEURONS.index("plif")
+    grad_x = torch.empty_like(h_seq)
+    grad_v = torch.zeros_like(h_seq[0])
+    grad_decay = torch.zeros((), dtype=torch.float64, device=h_seq.device)
+    for t in range(h_seq.shape[0] - 1, -1, -1):
+        h = h_seq[t]
+        grad_s = grad_spikes[t] + grad_v * (v_reset - h)
+        grad_h = grad_s * surrogate_grad(h - v_threshold, alpha, surrogate)
+        grad_h += torch.where(h >= v_threshold, 0.0, grad_v)
+        if not plif:
+            grad_x[t] = grad_h
+            grad_v = grad_h
+            continue
+        torch.mul(grad_h, decay, out=grad_x[t])
+        grad_v = grad_h - grad_x[t]
+        v = (torch.full_like(h, v_reset) if t == 0 else
+             torch.where(h_seq[t - 1] >= v_threshold, v_reset, h_seq[t - 1]))
+        grad_decay += (grad_h.double() * (x_seq[t] - (v - v_reset)).double()).sum()
+    return grad_x, grad_decay.to(decay.dtype)
+
+
+def neuron_fused(x_seq, p: LIFParams, decay, backend="torch"):
+    """Fused IF or PLIF over x_seq (T, ...) -> spikes (T, ...): same values as
+    lif_reference (`decay`: the PLIF's sigmoid(w), with its gradient)."""
+    if decay is None:  # the IF: no decay, a placeholder the op ignores
+        decay = x_seq.new_ones(())
+    return _neuron_forward(x_seq, decay, NEURONS.index(p.neuron), p.v_threshold, p.v_reset,
+                           p.alpha, p.surrogate_index, backend)[0]
+
+
 class LIF(nn.Module):
     """Multi-step spiking layer: input (T, N, ...) -> spikes (T, N, ...), the neuron of
     params.neuron (the LIF, IF or PLIF; the class keeps the LIF's name, the study's).
 
-    engine "reference" runs `lif_reference`; engine "fused" runs `lif_fused` with the
-    kernels of `backend` ("cpp", "triton" or "torch": snnflow.kernels.backends chooses),
-    which carry the LIF neuron: an IF or PLIF layer runs `lif_reference` on either engine
-    (`fused` says which). A PLIF layer learns w, its decay sigmoid(w) = 1 / tau,
-    initialised from params.tau as SpikingJelly's ParametricLIFNode: w = -ln(tau - 1)."""
+    engine "reference" runs `lif_reference`; engine "fused" runs `lif_fused` (an IF or
+    PLIF layer `neuron_fused`) with the kernels of `backend` ("cpp", "triton" or "torch":
+    snnflow.kernels.backends chooses). A PLIF layer learns w, its decay sigmoid(w) = 1 / tau, initialised
+    from params.tau as SpikingJelly's ParametricLIFNode: w = -ln(tau - 1)."""
 
     def __init__(self, params: LIFParams = LIFParams(), engine="fused", backend="torch"):
         super().__init__()
@@ -249,8 +365,8 @@ class LIF(nn.Module):
 
     @property
     def fused(self):
-        """Whether the fused engine's kernels run this layer (they carry the LIF only)."""
-        return self.engine == "fused" and self.params.neuron == "lif"
+        """Whether the fused engine runs this layer (one autograd node for its time loop)."""
+        return self.engine == "fused"
 
     def decay(self):
         """A PLIF layer's decay sigmoid(w), with its gradient (lif_reference's `decay`);
@@ -268,6 +384,8 @@ class LIF(nn.Module):
             x_seq = x_seq.float()
         if not self.fused:
             return lif_reference(x_seq, self.params, self.decay())
+        if self.params.neuron != "lif":
+            return neuron_fused(x_seq, self.params, self.decay(), self.backend)
         return lif_fused(x_seq, self.params, self.backend)
 
     def forward_pooled(self, x_seq, count=False):

@@ -178,14 +178,17 @@ LOSSES = {"mse_rate": _rate_mse, "ce_rate": _rate_cross_entropy}  # config key s
 
 def _choose_backend(s, device):
     """The fused engine's backend for `device` (snnflow.kernels.backends), or the reference's;
-    the fused kernels carry the LIF neuron only, so an IF or PLIF network runs the
-    reference's steps (and the job's log says so)."""
+    the C++ kernels carry every neuron, fused blocks included, the Triton kernels every
+    neuron but the fused CUDA block the LIF only (the job's log says what runs instead)."""
     if s.engine == "reference":
         return "torch", "none: the reference engine runs the step-by-step LIF"
     backend, description = backends.select(device)
-    if s.neuron != "lif":  # the convolutions of spikes still use the backend's kernels
-        why = (f"snn.neuron {s.neuron} runs the reference engine's steps, with autograd "
-               "through each (the fused LIF and block kernels carry the LIF neuron only)")
+    if s.neuron != "lif":
+        why = {"cpp": f"snn.neuron {s.neuron} runs in the C++ neuron and block kernels",
+               "triton": f"snn.neuron {s.neuron} runs in the Triton neuron kernels; the fused "
+                         "CUDA block (performance.fused_cuda_block) carries the LIF only, so "
+                         "each block's BatchNorm, neuron and pooling run in turn"}.get(
+            backend, f"snn.neuron {s.neuron} runs the fused loop in PyTorch ops")
         description = f"{description}; {why}" if description else why
     return backend, description
 

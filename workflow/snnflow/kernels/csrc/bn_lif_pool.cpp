@@ -15,6 +15,7 @@
 #include <ATen/Parallel.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/empty_like.h>
+#include <ATen/ops/scalar_tensor.h>
 #include <ATen/ops/zeros.h>
 #include <ATen/ops/zeros_like.h>
 
@@ -26,6 +27,16 @@
 #include "lif_step.h"
 
 namespace snnflow {
+
+// H[t] of the block's neuron N (lif_step.h): the LIF's charge, or the IF's or PLIF's.
+template <int N>
+inline float membrane(float v, float x, float tau, float k, float v_reset) {
+  if constexpr (N == LIF) {
+    return charge(v, x, tau, v_reset);
+  } else {
+    return charge_of<N>(v, x, k, v_reset);
+  }
+}
 
 // float32 (T, N, C, H, W) whose memory is (T, N, H, W, C): channels_last time slices
 static bool time_major_channels_last(const at::Tensor& x) {
@@ -122,10 +133,10 @@ static inline void prefetch(const float* base, std::pair<int64_t, int64_t> range
 
 // Pooled spikes and, when `count` (evaluation), the number of spikes per channel of the
 // neurons inside the windows (the others reach nothing downstream and are not computed).
-template <bool COUNT>
+template <bool COUNT, int N>
 static void bn_lif_pool_forward_impl(const Windows& w, const float* yp, const float* ap,
                                      const float* bp, float* pp, int64_t* counts, float ftau,
-                                     float fth, float fr) {
+                                     float decay_k, float fth, float fr) {
   const int64_t C = w.C, tile = w.tile();
   std::mutex merge;
   at::parallel_for(0, (w.positions + tile - 1) / tile, 1, [=, &merge](int64_t first, int64_t last) {
@@ -146,7 +157,7 @@ static void bn_lif_pool_forward_impl(const Windows& w, const float* yp, const fl
             float* __restrict__ ve = state.data() + (j * 4 + e) * C;
             int64_t* __restrict__ fc = fired_in_chunk.data();
             for (int64_t c = 0; c < C; ++c) {
-              const float h = charge(ve[c], std::fma(ye[c], ap[c], bp[c]), ftau, fr);
+              const float h = membrane<N>(ve[c], std::fma(ye[c], ap[c], bp[c]), ftau, decay_k, fr);
               const bool fired = h >= fth;
               ve[c] = fired ? fr : h;
               out[c] = fired ? 1.0f : out[c];
@@ -175,11 +186,40 @@ std::vector<at::Tensor> bn_lif_pool_forward(at::Tensor y, at::Tensor scale, at::
   const float* ap = scale_c.data_ptr<float>();
   const float* bp = shift_c.data_ptr<float>();
   if (count) {
-    bn_lif_pool_forward_impl<true>(w, y.data_ptr<float>(), ap, bp, pooled.data_ptr<float>(),
-                                   counts.data_ptr<int64_t>(), tau, v_th, v_reset);
+    bn_lif_pool_forward_impl<true, LIF>(w, y.data_ptr<float>(), ap, bp, pooled.data_ptr<float>(),
+                                        counts.data_ptr<int64_t>(), tau, 1.0f, v_th, v_reset);
   } else {
-    bn_lif_pool_forward_impl<false>(w, y.data_ptr<float>(), ap, bp, pooled.data_ptr<float>(),
-                                    counts.data_ptr<int64_t>(), tau, v_th, v_reset);
+    bn_lif_pool_forward_impl<false, LIF>(w, y.data_ptr<float>(), ap, bp, pooled.data_ptr<float>(),
+                                         counts.data_ptr<int64_t>(), tau, 1.0f, v_th, v_reset);
+  }
+  return {pooled, counts};
+}
+
+// The same block with the IF (neuron 1) or the PLIF (neuron 2, decay k = sigmoid(w)).
+std::vector<at::Tensor> bn_neuron_pool_forward(at::Tensor y, at::Tensor scale, at::Tensor shift,
+                                               int64_t neuron, double decay, double v_th,
+                                               double v_reset, bool count) {
+  TORCH_CHECK(time_major_channels_last(y), "fused BN+neuron+pool (CPU): float32 channels_last (T, N, C, H, W)");
+  TORCH_CHECK(neuron == IF || neuron == PLIF, "fused BN+neuron+pool (CPU): neuron ", neuron,
+              " unknown");
+  const Windows w(y);
+  auto pooled = at::empty({w.T * w.N, w.C, w.OH, w.OW},
+                          y.options().memory_format(at::MemoryFormat::ChannelsLast))
+                    .view({w.T, w.N, w.C, w.OH, w.OW});
+  auto counts = at::zeros({w.C}, y.options().dtype(at::kLong));
+  const auto scale_c = scale.contiguous(), shift_c = shift.contiguous();
+  const float* ap = scale_c.data_ptr<float>();
+  const float* bp = shift_c.data_ptr<float>();
+  float* pp = pooled.data_ptr<float>();
+  int64_t* cp = counts.data_ptr<int64_t>();
+  const float* yp = y.data_ptr<float>();
+  const float k = (float)decay, fth = (float)v_th, fr = (float)v_reset;
+  if (neuron == IF) {
+    count ? bn_lif_pool_forward_impl<true, IF>(w, yp, ap, bp, pp, cp, 1.0f, k, fth, fr)
+          : bn_lif_pool_forward_impl<false, IF>(w, yp, ap, bp, pp, cp, 1.0f, k, fth, fr);
+  } else {
+    count ? bn_lif_pool_forward_impl<true, PLIF>(w, yp, ap, bp, pp, cp, 1.0f, k, fth, fr)
+          : bn_lif_pool_forward_impl<false, PLIF>(w, yp, ap, bp, pp, cp, 1.0f, k, fth, fr);
   }
   return {pooled, counts};
 }
@@ -187,10 +227,11 @@ std::vector<at::Tensor> bn_lif_pool_forward(at::Tensor y, at::Tensor scale, at::
 // The backward of one tile of windows, in two passes over cache-sized buffers.
 // Pass 1a: the membrane potentials H of the tile's T steps, recomputed from y exactly as
 // the forward computed them (`v`: V[t-1], per neuron).
+template <int N>
 static void recompute_potentials(const Windows& w, const float* yp, const float* ap,
                                  const float* bp, const int64_t* offsets, int64_t np,
                                  std::pair<int64_t, int64_t> next, float* h_tile, float* v,
-                                 float ftau, float fth, float fr) {
+                                 float ftau, float k, float fth, float fr) {
   const int64_t C = w.C, width = np * 4 * C;
   std::fill(v, v + width, fr);
   for (int64_t t = 0; t < w.T; ++t) {
@@ -201,7 +242,7 @@ static void recompute_potentials(const Windows& w, const float* yp, const float*
         float* __restrict__ ve = v + (j * 4 + e) * C;
         float* __restrict__ he = h_tile + t * width + (j * 4 + e) * C;
         for (int64_t c = 0; c < C; ++c) {
-          const float h = charge(ve[c], std::fma(ye[c], ap[c], bp[c]), ftau, fr);
+          const float h = membrane<N>(ve[c], std::fma(ye[c], ap[c], bp[c]), ftau, k, fr);
           he[c] = h;
           ve[c] = h >= fth ? fr : h;
         }
@@ -219,12 +260,13 @@ struct Routing {
 // Pass 1b: the LIF backward in reverse time, each pooled gradient sent to the neuron
 // nn.MaxPool2d picks, dL/dx written to grad_y and summed per channel into sum_g and
 // (times y) sum_gy (`grad_v`: dL/dV[t], per neuron).
-template <int S>
+template <int N, int S>
 static void lif_backward_tile(const Windows& w, const float* yp, const float* gp,
                               const int64_t* offsets, int64_t p0, int64_t np,
                               const float* h_tile, float* grad_v, float* gyp, float* sum_g,
                               float* sum_gy, Routing& routing, float inv_tau, float fth,
-                              float fr, float fa) {
+                              float fr, float fa, const float* ap, const float* bp, float k,
+                              double* sum_decay) {
   const int64_t C = w.C, width = np * 4 * C;
   std::fill(grad_v, grad_v + width, 0.0f);
   std::fill(sum_g, sum_g + C, 0.0f);
@@ -254,15 +296,37 @@ static void lif_backward_tile(const Windows& w, const float* yp, const float* gp
         // corner 0 wins if it fired or corners 1-3 did not; a later corner wins
         // if it fired and no earlier one did
         const float* __restrict__ if_silent = e == 0 ? none_later : routing.zeros.data();
-        for (int64_t c = 0; c < C; ++c) {
-          const bool fired = he[c] >= fth;
-          const float share = fired ? none_before[c] : if_silent[c];
-          float grad_x;
-          gve[c] = backward_step<S>(he[c], gout[c] * share, gve[c], &grad_x, inv_tau, fth, fr,
-                                    fa);
-          gye[c] = grad_x;
-          sg[c] += grad_x;
-          none_before[c] = fired ? 0.0f : none_before[c];
+        if constexpr (N == LIF) {
+          for (int64_t c = 0; c < C; ++c) {
+            const bool fired = he[c] >= fth;
+            const float share = fired ? none_before[c] : if_silent[c];
+            float grad_x;
+            gve[c] = backward_step<S>(he[c], gout[c] * share, gve[c], &grad_x, inv_tau, fth, fr,
+                                      fa);
+            gye[c] = grad_x;
+            sg[c] += grad_x;
+            none_before[c] = fired ? 0.0f : none_before[c];
+          }
+        } else {
+          // the PLIF's decay gradient: dL/dH times the drive x - (V[t-1] - V_reset),
+          // V[t-1] from the tile's H of the step before
+          const float* __restrict__ before = t > 0 ? he - width : nullptr;
+          double decay_part = 0.0;
+          for (int64_t c = 0; c < C; ++c) {
+            const bool fired = he[c] >= fth;
+            const float share = fired ? none_before[c] : if_silent[c];
+            float grad_x, grad_h;
+            gve[c] = neuron_backward_step<N, S>(he[c], gout[c] * share, gve[c], &grad_x, &grad_h,
+                                                k, fth, fr, fa);
+            gye[c] = grad_x;
+            sg[c] += grad_x;
+            none_before[c] = fired ? 0.0f : none_before[c];
+            if constexpr (N == PLIF) {
+              const float v = before == nullptr || before[c] >= fth ? fr : before[c];
+              decay_part += (double)grad_h * (double)(std::fma(ye[c], ap[c], bp[c]) - (v - fr));
+            }
+          }
+          *sum_decay += decay_part;
         }
         // a loop of its own: inside the one above, gcc leaves it scalar
         for (int64_t c = 0; c < C; ++c) sgy[c] += gye[c] * ye[c];
@@ -315,12 +379,13 @@ static void apply_batch_norm_backward(const BatchNormBackward& bn, float* gyp, c
 // grad_y = scale * (g - mean(g) - xhat * mean(g xhat)).
 // (One instance per surrogate, each calling its tile function directly: called through a
 // pointer chosen at run time, the sigmoid's tile loop compiled to other roundings.)
-template <int S>
+template <int N, int S>
 static std::vector<at::Tensor> bn_lif_pool_backward_with(at::Tensor grad_pooled, at::Tensor y,
                                                          at::Tensor scale, at::Tensor shift,
                                                          at::Tensor mean, at::Tensor invstd,
                                                          double tau, double v_th,
-                                                         double v_reset, double alpha) {
+                                                         double v_reset, double alpha,
+                                                         double decay = 1.0) {
   TORCH_CHECK(time_major_channels_last(y), "fused BN+LIF+pool (CPU): float32 channels_last (T, N, C, H, W)");
   const Windows w(y);
   const int64_t C = w.C, T = w.T, tile = w.tile();
@@ -337,9 +402,11 @@ static std::vector<at::Tensor> bn_lif_pool_backward_with(at::Tensor grad_pooled,
   const float* bp = shift_c.data_ptr<float>();
   float* gyp = grad_y.data_ptr<float>();
   const float ftau = (float)tau, fth = (float)v_th, fr = (float)v_reset, fa = (float)alpha;
-  const float inv_tau = 1.0f / ftau;
+  const float inv_tau = 1.0f / ftau, decay_k = (float)decay;
   std::vector<double> partial(blocks * 2 * C, 0.0);  // per block: sum g, sum g * y
   double* partial_p = partial.data();
+  std::vector<double> decay_partial(blocks, 0.0);  // per block: the PLIF's dL/dk
+  double* decay_partial_p = decay_partial.data();
   // capture by value: through references the compiler cannot rule out aliasing and
   // leaves the loops scalar
   at::parallel_for(0, blocks, 1, [=](int64_t first_block, int64_t last_block) {
@@ -352,10 +419,11 @@ static std::vector<at::Tensor> bn_lif_pool_backward_with(at::Tensor grad_pooled,
       for (int64_t k = b * tiles_per_block; k < std::min(tiles, (b + 1) * tiles_per_block); ++k) {
         const int64_t p0 = k * tile, np = std::min(tile, w.positions - p0);
         w.corners(p0, np, offsets.data());
-        recompute_potentials(w, yp, ap, bp, offsets.data(), np, w.span(k + 1), h_tile.data(),
-                             carry.data(), ftau, fth, fr);
-        lif_backward_tile<S>(w, yp, gp, offsets.data(), p0, np, h_tile.data(), carry.data(),
-                             gyp, sum_g.data(), sum_gy.data(), routing, inv_tau, fth, fr, fa);
+        recompute_potentials<N>(w, yp, ap, bp, offsets.data(), np, w.span(k + 1),
+                                h_tile.data(), carry.data(), ftau, decay_k, fth, fr);
+        lif_backward_tile<N, S>(w, yp, gp, offsets.data(), p0, np, h_tile.data(), carry.data(),
+                                gyp, sum_g.data(), sum_gy.data(), routing, inv_tau, fth, fr, fa,
+                                ap, bp, decay_k, decay_partial_p + b);
         for (int64_t c = 0; c < C; ++c) {
           block_sums[c] += sum_g[c];
           block_sums[C + c] += sum_gy[c];
@@ -370,7 +438,9 @@ static std::vector<at::Tensor> bn_lif_pool_backward_with(at::Tensor grad_pooled,
                              invstd_c.data_ptr<float>(), C, rows,
                              grad_weight.data_ptr<float>(), grad_bias.data_ptr<float>());
   apply_batch_norm_backward(bn, gyp, yp, rows, C);
-  return {grad_y, grad_weight, grad_bias};
+  double grad_decay = 0.0;
+  for (double part : decay_partial) grad_decay += part;
+  return {grad_y, grad_weight, grad_bias, at::scalar_tensor(grad_decay, y.options())};
 }
 
 std::vector<at::Tensor> bn_lif_pool_backward(at::Tensor grad_pooled, at::Tensor y,
@@ -380,11 +450,40 @@ std::vector<at::Tensor> bn_lif_pool_backward(at::Tensor grad_pooled, at::Tensor 
                                              int64_t surrogate) {
   TORCH_CHECK(surrogate == SIGMOID || surrogate == ATAN, "fused BN+LIF+pool (CPU): surrogate ",
               surrogate, " unknown");
+  auto grads = surrogate == ATAN
+                   ? bn_lif_pool_backward_with<LIF, ATAN>(grad_pooled, y, scale, shift, mean,
+                                                          invstd, tau, v_th, v_reset, alpha)
+                   : bn_lif_pool_backward_with<LIF, SIGMOID>(grad_pooled, y, scale, shift, mean,
+                                                             invstd, tau, v_th, v_reset, alpha);
+  grads.pop_back();  // the LIF has no decay to learn
+  return grads;
+}
+
+// The backward of bn_neuron_pool_forward: grad_y, BatchNorm's weight and bias, and dL/dk
+// (the PLIF's; 0 for the IF).
+std::vector<at::Tensor> bn_neuron_pool_backward(at::Tensor grad_pooled, at::Tensor y,
+                                                at::Tensor scale, at::Tensor shift,
+                                                at::Tensor mean, at::Tensor invstd,
+                                                int64_t neuron, double decay, double v_th,
+                                                double v_reset, double alpha,
+                                                int64_t surrogate) {
+  TORCH_CHECK(neuron == IF || neuron == PLIF, "fused BN+neuron+pool (CPU): neuron ", neuron,
+              " unknown");
+  TORCH_CHECK(surrogate == SIGMOID || surrogate == ATAN, "fused BN+neuron+pool (CPU): surrogate ",
+              surrogate, " unknown");
+  const double tau = 1.0;  // unused by the IF and PLIF
+  if (neuron == IF) {
+    return surrogate == ATAN
+               ? bn_lif_pool_backward_with<IF, ATAN>(grad_pooled, y, scale, shift, mean, invstd,
+                                                     tau, v_th, v_reset, alpha, decay)
+               : bn_lif_pool_backward_with<IF, SIGMOID>(grad_pooled, y, scale, shift, mean,
+                                                        invstd, tau, v_th, v_reset, alpha, decay);
+  }
   return surrogate == ATAN
-             ? bn_lif_pool_backward_with<ATAN>(grad_pooled, y, scale, shift, mean, invstd, tau,
-                                               v_th, v_reset, alpha)
-             : bn_lif_pool_backward_with<SIGMOID>(grad_pooled, y, scale, shift, mean, invstd,
-                                                  tau, v_th, v_reset, alpha);
+             ? bn_lif_pool_backward_with<PLIF, ATAN>(grad_pooled, y, scale, shift, mean, invstd,
+                                                     tau, v_th, v_reset, alpha, decay)
+             : bn_lif_pool_backward_with<PLIF, SIGMOID>(grad_pooled, y, scale, shift, mean,
+                                                        invstd, tau, v_th, v_reset, alpha, decay);
 }
 
 }  // namespace snnflow

@@ -70,4 +70,43 @@ inline float backward_step(float h, float grad_spike, float grad_v, float* __res
   return g_h - g_x;
 }
 
+// The neurons besides the LIF (config key snn.neuron), by the index the Python side
+// passes (snnflow.model.neuron.NEURONS): lif.cpp's neuron_forward / neuron_backward.
+enum Neuron : int64_t { LIF = 0, IF = 1, PLIF = 2 };
+
+// H[t] of the IF and the PLIF as SpikingJelly's IFNode and ParametricLIFNode (and the
+// reference engine) compute it: the IF adds the input; the PLIF multiplies by its decay
+// k = sigmoid(w), the product rounded to float before the sum as two PyTorch ops round
+// it. Computing the product in double guarantees that: a product of two floats is exact
+// in double, so it is rounded once, and no compiler contracts it with the sum into an fma.
+template <int N>
+inline float charge_of(float v, float x, float k, float v_reset) {
+  if constexpr (N == IF) {
+    return v + x;
+  } else {
+    const float drive = x - (v - v_reset);
+    return v + static_cast<float>(static_cast<double>(drive) * static_cast<double>(k));
+  }
+}
+
+// One backward step of an IF or PLIF neuron: as backward_step, with dH/dX = 1 and
+// dH/dV[t-1] = 1 for the IF, k and 1 - k for the PLIF; returns dL/dV of the previous step
+// and stores dL/dH in *grad_h (the PLIF's decay gradient sums dL/dH times its drive).
+template <int N, int S>
+inline float neuron_backward_step(float h, float grad_spike, float grad_v,
+                                  float* __restrict__ grad_x, float* __restrict__ grad_h,
+                                  float k, float v_th, float v_reset, float alpha) {
+  const float g_s = grad_spike + grad_v * (v_reset - h);
+  const float g_h = g_s * surrogate_derivative<S>(h - v_th, alpha) + (h >= v_th ? 0.0f : grad_v);
+  *grad_h = g_h;
+  if constexpr (N == IF) {
+    *grad_x = g_h;
+    return g_h;
+  } else {
+    const float g_x = g_h * k;
+    *grad_x = g_x;
+    return g_h - g_x;
+  }
+}
+
 }  // namespace snnflow
