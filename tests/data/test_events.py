@@ -115,6 +115,26 @@ def test_a_failed_event_store_leaves_nothing(tmp_path, rng):
     assert list((tmp_path / "out").iterdir()) == []
 
 
+def test_framing_by_time_refuses_a_store_without_times_or_with_a_mismatched_one(tmp_path, rng):
+    """A store of a study framed by count holds no timestamps; one whose times disagree
+    with its codes is damaged: each is named, with what to do, and no cache is left."""
+    import h5py
+
+    from snnflow.data.frames import build_frame_cache
+
+    make_nmnist_tree(tmp_path / "raw", 1, rng, labels=[0, 1])
+    build_event_store(tmp_path / "raw", tmp_path / "events.h5", allow_missing_classes=True)
+    with pytest.raises(SnnflowError, match="events.h5: holds no timestamps.*delete it"):
+        build_frame_cache(tmp_path / "events.h5", 4, tmp_path / "frames.h5", framing="time")
+    build_event_store(tmp_path / "raw", tmp_path / "timed.h5", allow_missing_classes=True,
+                      with_times=True)
+    with h5py.File(tmp_path / "timed.h5", "a") as h5:
+        h5["test/times"].resize((len(h5["test/times"]) - 1,))
+    with pytest.raises(SnnflowError, match="timed.h5: test/times holds a different number"):
+        build_frame_cache(tmp_path / "timed.h5", 4, tmp_path / "frames.h5", framing="time")
+    assert not (tmp_path / "frames.h5").exists()
+
+
 def test_truncated_event_store_is_detected(tmp_path, rng):
     make_nmnist_tree(tmp_path / "raw", 1, rng, labels=[0, 1])
     build_event_store(tmp_path / "raw", tmp_path / "events.h5", allow_missing_classes=True)
