@@ -28,4 +28,8 @@ rule all:
     """The whole study, ending in <results_dir>/report.html (config key results_dir)."""
     input:
         f"{RESULTS}/report.html",
+        # every table and figure too: Snakemake reruns a job for a missing output only
+        # where a job downstream asks for it, so a table the config newly makes (a first
+        # sweep, NIR switched on) would otherwise leave the report as it was
+        rules.report.output,
     default_target: True

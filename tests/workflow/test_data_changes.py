@@ -158,6 +158,34 @@ def test_framing_by_time_reruns_the_snn_side_alone_and_back_rebuilds_nothing(stu
     assert models.loc["SNN-4", "framing"] == "by event count"
 
 
+def test_a_sweep_over_framing_plans_the_store_and_cache_by_time_alone(study):
+    """A framing column in a sweep: its time rows train on frames by time, binned from a
+    store with timestamps beside the study's; its count rows on the study's own caches.
+    And a first sweep added to a finished study runs (the report's new tables are asked
+    for by the rule all)."""
+    (study / "framing.tsv").write_text("framing\tneuron\ncount\tplif\ntime\tplif\n")
+    case = yaml.safe_load((study / "case.yaml").read_text())
+    sweep = {**case, "sweep": {"file": "framing.tsv", "T": None}}
+    (study / "case.yaml").write_text(yaml.safe_dump(sweep))
+    try:
+        output = snakemake(study, "-n")
+        plan = dry_run_plan(output)
+        # the store and cache by time: planned here, or left by the test above
+        by_time = [study / "results" / "events" / "nmnist_timed.h5",
+                   study / "results" / "frames" / "nmnist_T4_by_time.h5"]
+        assert plan.get("nmnist_events", 0) + plan.get("frames", 0) == sum(
+            not path.exists() for path in by_time)
+        assert {rule: plan[rule] for rule in ("train_sweep", "report", "all")} == {
+            "train_sweep": 2, "report": 1, "all": 1}
+        assert set(plan) <= {"nmnist_events", "frames", "train_sweep", "report", "all"}
+        jobs = output.split("rule train_sweep:")[1:]
+        inputs = sorted(job.split("input: ")[1].split("\n")[0] for job in jobs)
+        assert inputs == ["results/frames/nmnist_T4.h5", "results/frames/nmnist_T4_by_time.h5"]
+    finally:
+        (study / "case.yaml").write_text(yaml.safe_dump(case))
+    assert planned(study) == {}
+
+
 def test_training_on_other_data_starts_fresh_with_a_line_in_its_log(tmp_path):
     shutil.copy(REPO / "config.yaml", tmp_path / "config.yaml")
     config = {**TINY, "snn": {**TINY["snn"], "T": [4], "epochs": 2},

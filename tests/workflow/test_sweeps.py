@@ -45,6 +45,11 @@ def test_a_choice_column_takes_its_choices_names(tmp_path):
     with pytest.raises(SnnflowError, match="column dropout: 1.0 is greater than or equal to "
                                            "the maximum of 1"):
         sweeps_of(tmp_path, "dropout\n1\n")
+    # dataset.framing, the one column outside the snn section
+    (sweep,) = sweeps_of(tmp_path, "framing\ncount\ntime\n")
+    assert sweep.variants["framing~time"] == {"framing": "time"}
+    with pytest.raises(SnnflowError, match="column framing: 'events' is not one of count, time"):
+        sweeps_of(tmp_path, "framing\nevents\n")
 
 
 def test_the_sweeps_T_is_its_own(tmp_path):

@@ -95,14 +95,23 @@ DATA_NAME = tonic_datasets.store_name(DATASET)
 # store of a study framed by count (which needs none), so that switching rebuilds nothing
 # of the other's.
 FRAMING = config["dataset"]["framing"]
-TIMED = FRAMING == "time"
-EVENT_STORE = f"{RESULTS}/events/{DATA_NAME}{'_timed' if TIMED else ''}.h5"
+# a path pattern of wildcard timed ("" or "_timed"; the store's rule is N-MNIST's or tonic's)
+EVENT_STORES = f"{RESULTS}/events/{DATA_NAME}{{timed}}.h5"
+
+
+def event_store(framing=FRAMING):
+    """The event store the frames of `framing` are binned from (the study's by default)."""
+    return EVENT_STORES.format(timed="_timed" if framing == "time" else "")
+
+
+EVENT_STORE = event_store()
 # a path pattern of wildcards T and by ("" for frames by count, "_by_time")
 FRAMES = f"{RESULTS}/frames/{DATA_NAME}_T{{T}}{{by}}.h5"
 
 
 def frames_of(T, framing=FRAMING):
-    """The SNN's frame cache of T frames per sample (framed by config dataset.framing)."""
+    """The SNN's frame cache of T frames per sample (framed by config dataset.framing, or
+    a sweep variant's framing)."""
     return FRAMES.format(T=T, by="_by_time" if framing == "time" else "")
 
 
@@ -242,3 +251,10 @@ def sweep_of(wildcards):
         folder = sweep_run_folder(RESULTS, wildcards.sweep, wildcards.variant, wildcards.seed)
         raise WorkflowError(f"{folder}: no such variant in the sweeps of config key sweep.file")
     return sweep, sweep.variants[wildcards.variant]
+
+
+def sweep_frames(wildcards):
+    """The frame cache a sweep variant trains on: at the sweep's T, framed by the variant's
+    framing column or the study's."""
+    sweep, values = sweep_of(wildcards)
+    return frames_of(sweep.T, values.get("framing", FRAMING))

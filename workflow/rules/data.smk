@@ -112,23 +112,25 @@ if not NMNIST:
     rule tonic_events:
         """Read every sample of a tonic dataset once, with tonic, into the event store (pixel
         codes in file order, per-sample offsets, sensor size and class names; the
-        timestamps too when the study frames by time)."""
+        timestamps too in the store of the frames by time)."""
         input:
             tonic_inputs(),
         output:
-            f"{RESULTS}/events/{DATA_NAME}.h5",
+            EVENT_STORES,
+        wildcard_constraints:
+            timed="|_timed",
         params:
             name=DATASET,
             root=tonic_root,
             test_fraction=config["dataset"]["test_fraction"],
             split_seed=config["dataset"]["split_seed"],
             allow_missing_classes=config["allow_missing_classes"],
-            with_times=TIMED,
+            with_times=lambda wc: bool(wc.timed),
             code=code_fingerprint("tonic_events"),
         log:
-            f"{RESULTS}/logs/{Path(EVENT_STORE).stem}_events.log",
+            f"{RESULTS}/logs/{DATA_NAME}{{timed}}_events.log",
         benchmark:
-            f"{RESULTS}/benchmarks/{Path(EVENT_STORE).stem}_events.tsv"
+            f"{RESULTS}/benchmarks/{DATA_NAME}{{timed}}_events.tsv"
         conda:
             "../../envs/data.yaml"
         script:
@@ -137,23 +139,25 @@ if not NMNIST:
 
 rule nmnist_events:
     """Parse every N-MNIST recording once into the event store (pixel codes in file order,
-    per-sample offsets; the timestamps too when the study frames by time).
+    per-sample offsets; the timestamps too in the store of the frames by time).
     """
     input:
         nmnist_inputs(),
     output:
-        f"{RESULTS}/events/nmnist{'_timed' if TIMED else ''}.h5",
+        f"{RESULTS}/events/nmnist{{timed}}.h5",
+    wildcard_constraints:
+        timed="|_timed",
     params:
         root=nmnist_root,
         allow_missing_classes=config["allow_missing_classes"],
-        with_times=TIMED,
+        with_times=lambda wc: bool(wc.timed),
         code=code_fingerprint("nmnist_events"),
         kernels=config["performance"]["kernels"],
     threads: 2
     log:
-        f"{RESULTS}/logs/nmnist{'_timed' if TIMED else ''}_events.log",
+        f"{RESULTS}/logs/nmnist{{timed}}_events.log",
     benchmark:
-        f"{RESULTS}/benchmarks/nmnist{'_timed' if TIMED else ''}_events.tsv"
+        f"{RESULTS}/benchmarks/nmnist{{timed}}_events.tsv"
     conda:
         "../../envs/data.yaml"
     script:
@@ -165,7 +169,7 @@ rule frames:
     frame size of config dataset.size): the frame cache of one T.
     """
     input:
-        EVENT_STORE,
+        lambda wc: event_store("time" if wc.by else "count"),
     output:
         FRAMES,
     wildcard_constraints:

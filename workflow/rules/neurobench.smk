@@ -39,7 +39,7 @@ rule neurobench_sweep:
         run=f"{sweep_run_folder(RESULTS, '{sweep}', '{variant}', '{seed}')}/{RUN_FILES['run']}",
         predictions=(f"{sweep_run_folder(RESULTS, '{sweep}', '{variant}', '{seed}')}/"
                      f"{RUN_FILES['predictions']}"),
-        data=lambda wc: frames_of(sweep_of(wc)[0].T),
+        data=sweep_frames,
     output:
         neurobench_path(sweep_run_folder(RESULTS, "{sweep}", "{variant}", "{seed}")),
     wildcard_constraints:

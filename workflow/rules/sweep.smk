@@ -9,7 +9,7 @@ rule train_sweep:
     matching checkpoint.
     """
     input:
-        lambda wc: frames_of(sweep_of(wc)[0].T),
+        sweep_frames,
     output:
         **run_outputs(sweep_run_folder(RESULTS, "{sweep}", "{variant}", "{seed}")),
     wildcard_constraints:

@@ -3,8 +3,9 @@ and seed, at one T.
 
 A sweep file is tab-separated: a header naming columns among SWEEPABLE, then one row
 per variant; blank lines and lines starting with `#` are left out. Each cell is checked
-as the config's key of that name would be (workflow/schemas/config.schema.yaml), and a
-bad one is named by file, row and column. A variant's runs lie under
+as the config's key of that name would be (snn.<column>, or dataset.framing for the
+framing column: workflow/schemas/config.schema.yaml), and a bad one is named by file,
+row and column. A variant's runs lie under
 results/sweeps/<sweep>/<pattern>/seed<S>/, where <sweep> is the file's name without
 .tsv and <pattern> the row's Snakemake Paramspace pattern (tau~1.5/surrogate_alpha~2.0):
 values are written as Python writes an int or a float, so 2, 2.0 and 2.00 in a float
@@ -22,7 +23,9 @@ from pathlib import Path
 from snnflow import SnnflowError
 
 SWEEPABLE = ("tau", "v_threshold", "v_reset", "neuron", "surrogate", "surrogate_alpha", "loss",
-             "dropout", "lr", "batch_size", "hidden", "epochs")
+             "dropout", "lr", "batch_size", "hidden", "epochs", "framing")
+# The one column that is not an snn key: dataset.framing, each variant on the frames of
+# its own framing (the study's by default)
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 SCHEMA_HINT = "limits: workflow/schemas/config.schema.yaml"
 MAX_SWEEP_BYTES = 1 << 20  # a sweep's table is a few rows
@@ -61,10 +64,12 @@ def read_sweeps(config, schema_path):
 
 
 def cell_schemas(schema):
-    """{sweepable column: the JSON schema of the config key snn.<column>}."""
+    """{sweepable column: the JSON schema of the config key snn.<column>, or of
+    dataset.framing}."""
     definitions = schema["definitions"]
     shared = {**definitions["optimisation"]["properties"], **definitions["widths"]["properties"]}
-    snn = schema["properties"]["snn"]["properties"]
+    snn = {**schema["properties"]["snn"]["properties"],
+           "framing": schema["properties"]["dataset"]["properties"]["framing"]}
     return {column: snn[column] if isinstance(snn[column], dict) else shared[column]
             for column in SWEEPABLE}
 
@@ -142,7 +147,7 @@ def _table_lines(path):
 
 def _cell(text, schema, validator, where):
     """The number a cell spells, of its column's type and within its limits; a choice's
-    name (neuron, surrogate, loss) as written, one of its choices."""
+    name (neuron, surrogate, loss, framing) as written, one of its choices."""
     if "enum" in schema:
         if text not in schema["enum"]:
             raise SnnflowError(f"{where}: {text!r} is not one of {', '.join(schema['enum'])} - "
