@@ -1,8 +1,9 @@
 """The CPU training kernels: one torch extension built from csrc/ by snnflow.kernels.
 
-- csrc/lif.cpp: the fused LIF, IF and PLIF time loops (snnflow.model.neuron, backend "cpp");
-- csrc/bn_lif_pool.cpp: BatchNorm -> LIF (or IF, PLIF) -> 2x2 max-pool of a conv block
-  (snnflow.model.fused_block);
+- csrc/lif.cpp: the fused LIF time loop, csrc/neuron.cpp the IF's and PLIF's
+  (snnflow.model.neuron, backend "cpp");
+- csrc/bn_lif_pool.cpp: BatchNorm -> LIF -> 2x2 max-pool of a conv block, csrc/bn_neuron_pool.cpp
+  the same with the IF or PLIF (snnflow.model.fused_block);
 - csrc/sparse_conv.cpp: 3x3 convolutions of spikes from their nonzeros
   (snnflow.model.sparse_conv);
 - csrc/cpu_ops.cpp binds them; csrc/lif_step.h holds the neuron's per-step maths that
@@ -14,8 +15,9 @@ import functools
 from snnflow.kernels import loader
 
 EXTENSION = loader.TorchExtension(
-    "snnflow_cpu", sources=("cpu_ops.cpp", "lif.cpp", "bn_lif_pool.cpp", "sparse_conv.cpp"),
-    headers=("cpu_ops.h", "lif_step.h"))
+    "snnflow_cpu", sources=("cpu_ops.cpp", "lif.cpp", "neuron.cpp", "bn_lif_pool.cpp",
+                            "bn_neuron_pool.cpp", "sparse_conv.cpp"),
+    headers=("cpu_ops.h", "lif_step.h", "time_loop.h", "bn_pool.h"))
 
 
 def load():

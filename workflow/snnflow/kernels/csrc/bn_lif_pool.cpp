@@ -15,7 +15,6 @@
 #include <ATen/Parallel.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/empty_like.h>
-#include <ATen/ops/scalar_tensor.h>
 #include <ATen/ops/zeros.h>
 #include <ATen/ops/zeros_like.h>
 
@@ -23,42 +22,11 @@
 #include <utility>
 #include <vector>
 
+#include "bn_pool.h"
 #include "cpu_ops.h"
 #include "lif_step.h"
 
 namespace snnflow {
-
-// H[t] of the block's neuron N (lif_step.h): the LIF's charge, or the IF's or PLIF's.
-template <int N>
-inline float membrane(float v, float x, float tau, float k, float v_reset) {
-  if constexpr (N == LIF) {
-    return charge(v, x, tau, v_reset);
-  } else {
-    return charge_of<N>(v, x, k, v_reset);
-  }
-}
-
-// float32 (T, N, C, H, W) whose memory is (T, N, H, W, C): channels_last time slices
-static bool time_major_channels_last(const at::Tensor& x) {
-  if (x.scalar_type() != at::kFloat || x.dim() != 5) return false;
-  const int64_t N = x.size(1), C = x.size(2), H = x.size(3), W = x.size(4);
-  const int64_t expected[5] = {N * C * H * W, H * W * C, 1, W * C, C};
-  for (int d = 0; d < 5; ++d)  // the stride of a dimension of size 1 is never used
-    if (x.size(d) > 1 && x.stride(d) != expected[d]) return false;
-  return true;
-}
-
-// Per-channel sums are accumulated per block of this many rows of C values, then the
-// blocks are added in order: the result does not depend on the thread count.
-static const int64_t ROWS_PER_BLOCK = 2048;
-
-// The blocks' partial sums (blocks x width doubles) added in block order.
-static std::vector<double> add_blocks(const std::vector<double>& partial, int64_t width) {
-  std::vector<double> total(width, 0.0);
-  for (size_t b = 0; b < partial.size(); b += width)
-    for (int64_t i = 0; i < width; ++i) total[i] += partial[b + i];
-  return total;
-}
 
 // Per-channel batch mean and biased variance of y, accumulated in double.
 std::vector<at::Tensor> channel_moments(at::Tensor y) {
@@ -95,48 +63,12 @@ std::vector<at::Tensor> channel_moments(at::Tensor y) {
   return {mean, var};
 }
 
-// Walks the 2x2 windows of a (T, N, C, H, W) channels_last tensor in tiles of whole
-// windows; `corner(p, e)` is where corner e (row-major) of window p sits at t = 0.
-struct Windows {
-  int64_t T, N, C, H, W, OH, OW, positions, M, MO;
-  explicit Windows(const at::Tensor& x)
-      : T(x.size(0)), N(x.size(1)), C(x.size(2)), H(x.size(3)), W(x.size(4)),
-        OH(H / 2), OW(W / 2), positions(N * OH * OW), M(N * C * H * W), MO(N * C * OH * OW) {}
-  int64_t corner(int64_t p, int e) const {  // at t = 0; add t * M
-    const int64_t n = p / (OH * OW), r = p % (OH * OW);
-    return ((n * H + 2 * (r / OW) + (e >> 1)) * W + 2 * (r % OW) + (e & 1)) * C;
-  }
-  // corner offsets of tile windows p0 .. p0+np-1, computed once per tile
-  void corners(int64_t p0, int64_t np, int64_t* offsets) const {
-    for (int64_t j = 0; j < np; ++j)
-      for (int e = 0; e < 4; ++e) offsets[j * 4 + e] = corner(p0 + j, e);
-  }
-  // Windows per tile: each time step reads ~16 KiB in a row (consecutive windows sit
-  // side by side, so the prefetcher streams them; short runs per step leave the loads
-  // waiting on memory), and the backward's T steps of H stay within ~512 KiB of L2.
-  int64_t tile() const {
-    return std::max<int64_t>(1, std::min(4096 / (4 * C), 131072 / (4 * C * T)));
-  }
-  // [first, last) memory span of the windows of tile k at t = 0 (empty past the end)
-  std::pair<int64_t, int64_t> span(int64_t k) const {
-    const int64_t p0 = k * tile(), p1 = std::min(positions, p0 + tile()) - 1;
-    if (p0 >= positions) return {0, 0};
-    return {corner(p0, 0), corner(p1, 3) + C};
-  }
-};
-
-// Start loading [first, last) of `base` (the next tile) into cache: each time step of a
-// tile is a separate run of memory, too short for the hardware prefetcher.
-static inline void prefetch(const float* base, std::pair<int64_t, int64_t> range) {
-  for (int64_t i = range.first; i < range.second; i += 16) __builtin_prefetch(base + i);
-}
-
 // Pooled spikes and, when `count` (evaluation), the number of spikes per channel of the
 // neurons inside the windows (the others reach nothing downstream and are not computed).
-template <bool COUNT, int N>
+template <bool COUNT>
 static void bn_lif_pool_forward_impl(const Windows& w, const float* yp, const float* ap,
                                      const float* bp, float* pp, int64_t* counts, float ftau,
-                                     float decay_k, float fth, float fr) {
+                                     float fth, float fr) {
   const int64_t C = w.C, tile = w.tile();
   std::mutex merge;
   at::parallel_for(0, (w.positions + tile - 1) / tile, 1, [=, &merge](int64_t first, int64_t last) {
@@ -157,7 +89,7 @@ static void bn_lif_pool_forward_impl(const Windows& w, const float* yp, const fl
             float* __restrict__ ve = state.data() + (j * 4 + e) * C;
             int64_t* __restrict__ fc = fired_in_chunk.data();
             for (int64_t c = 0; c < C; ++c) {
-              const float h = membrane<N>(ve[c], std::fma(ye[c], ap[c], bp[c]), ftau, decay_k, fr);
+              const float h = charge(ve[c], std::fma(ye[c], ap[c], bp[c]), ftau, fr);
               const bool fired = h >= fth;
               ve[c] = fired ? fr : h;
               out[c] = fired ? 1.0f : out[c];
@@ -186,40 +118,11 @@ std::vector<at::Tensor> bn_lif_pool_forward(at::Tensor y, at::Tensor scale, at::
   const float* ap = scale_c.data_ptr<float>();
   const float* bp = shift_c.data_ptr<float>();
   if (count) {
-    bn_lif_pool_forward_impl<true, LIF>(w, y.data_ptr<float>(), ap, bp, pooled.data_ptr<float>(),
-                                        counts.data_ptr<int64_t>(), tau, 1.0f, v_th, v_reset);
+    bn_lif_pool_forward_impl<true>(w, y.data_ptr<float>(), ap, bp, pooled.data_ptr<float>(),
+                                   counts.data_ptr<int64_t>(), tau, v_th, v_reset);
   } else {
-    bn_lif_pool_forward_impl<false, LIF>(w, y.data_ptr<float>(), ap, bp, pooled.data_ptr<float>(),
-                                         counts.data_ptr<int64_t>(), tau, 1.0f, v_th, v_reset);
-  }
-  return {pooled, counts};
-}
-
-// The same block with the IF (neuron 1) or the PLIF (neuron 2, decay k = sigmoid(w)).
-std::vector<at::Tensor> bn_neuron_pool_forward(at::Tensor y, at::Tensor scale, at::Tensor shift,
-                                               int64_t neuron, double decay, double v_th,
-                                               double v_reset, bool count) {
-  TORCH_CHECK(time_major_channels_last(y), "fused BN+neuron+pool (CPU): float32 channels_last (T, N, C, H, W)");
-  TORCH_CHECK(neuron == IF || neuron == PLIF, "fused BN+neuron+pool (CPU): neuron ", neuron,
-              " unknown");
-  const Windows w(y);
-  auto pooled = at::empty({w.T * w.N, w.C, w.OH, w.OW},
-                          y.options().memory_format(at::MemoryFormat::ChannelsLast))
-                    .view({w.T, w.N, w.C, w.OH, w.OW});
-  auto counts = at::zeros({w.C}, y.options().dtype(at::kLong));
-  const auto scale_c = scale.contiguous(), shift_c = shift.contiguous();
-  const float* ap = scale_c.data_ptr<float>();
-  const float* bp = shift_c.data_ptr<float>();
-  float* pp = pooled.data_ptr<float>();
-  int64_t* cp = counts.data_ptr<int64_t>();
-  const float* yp = y.data_ptr<float>();
-  const float k = (float)decay, fth = (float)v_th, fr = (float)v_reset;
-  if (neuron == IF) {
-    count ? bn_lif_pool_forward_impl<true, IF>(w, yp, ap, bp, pp, cp, 1.0f, k, fth, fr)
-          : bn_lif_pool_forward_impl<false, IF>(w, yp, ap, bp, pp, cp, 1.0f, k, fth, fr);
-  } else {
-    count ? bn_lif_pool_forward_impl<true, PLIF>(w, yp, ap, bp, pp, cp, 1.0f, k, fth, fr)
-          : bn_lif_pool_forward_impl<false, PLIF>(w, yp, ap, bp, pp, cp, 1.0f, k, fth, fr);
+    bn_lif_pool_forward_impl<false>(w, y.data_ptr<float>(), ap, bp, pooled.data_ptr<float>(),
+                                    counts.data_ptr<int64_t>(), tau, v_th, v_reset);
   }
   return {pooled, counts};
 }
@@ -227,11 +130,10 @@ std::vector<at::Tensor> bn_neuron_pool_forward(at::Tensor y, at::Tensor scale, a
 // The backward of one tile of windows, in two passes over cache-sized buffers.
 // Pass 1a: the membrane potentials H of the tile's T steps, recomputed from y exactly as
 // the forward computed them (`v`: V[t-1], per neuron).
-template <int N>
 static void recompute_potentials(const Windows& w, const float* yp, const float* ap,
                                  const float* bp, const int64_t* offsets, int64_t np,
                                  std::pair<int64_t, int64_t> next, float* h_tile, float* v,
-                                 float ftau, float k, float fth, float fr) {
+                                 float ftau, float fth, float fr) {
   const int64_t C = w.C, width = np * 4 * C;
   std::fill(v, v + width, fr);
   for (int64_t t = 0; t < w.T; ++t) {
@@ -242,7 +144,7 @@ static void recompute_potentials(const Windows& w, const float* yp, const float*
         float* __restrict__ ve = v + (j * 4 + e) * C;
         float* __restrict__ he = h_tile + t * width + (j * 4 + e) * C;
         for (int64_t c = 0; c < C; ++c) {
-          const float h = membrane<N>(ve[c], std::fma(ye[c], ap[c], bp[c]), ftau, k, fr);
+          const float h = charge(ve[c], std::fma(ye[c], ap[c], bp[c]), ftau, fr);
           he[c] = h;
           ve[c] = h >= fth ? fr : h;
         }
@@ -251,22 +153,15 @@ static void recompute_potentials(const Windows& w, const float* yp, const float*
   }
 }
 
-// Scratch rows of C values for routing a window's gradient to nn.MaxPool2d's choice.
-struct Routing {
-  std::vector<float> later, before, zeros;
-  explicit Routing(int64_t C) : later(C), before(C), zeros(C, 0.0f) {}
-};
-
 // Pass 1b: the LIF backward in reverse time, each pooled gradient sent to the neuron
 // nn.MaxPool2d picks, dL/dx written to grad_y and summed per channel into sum_g and
 // (times y) sum_gy (`grad_v`: dL/dV[t], per neuron).
-template <int N, int S>
+template <int S>
 static void lif_backward_tile(const Windows& w, const float* yp, const float* gp,
                               const int64_t* offsets, int64_t p0, int64_t np,
                               const float* h_tile, float* grad_v, float* gyp, float* sum_g,
                               float* sum_gy, Routing& routing, float inv_tau, float fth,
-                              float fr, float fa, const float* ap, const float* bp, float k,
-                              double* sum_decay) {
+                              float fr, float fa) {
   const int64_t C = w.C, width = np * 4 * C;
   std::fill(grad_v, grad_v + width, 0.0f);
   std::fill(sum_g, sum_g + C, 0.0f);
@@ -296,80 +191,21 @@ static void lif_backward_tile(const Windows& w, const float* yp, const float* gp
         // corner 0 wins if it fired or corners 1-3 did not; a later corner wins
         // if it fired and no earlier one did
         const float* __restrict__ if_silent = e == 0 ? none_later : routing.zeros.data();
-        if constexpr (N == LIF) {
-          for (int64_t c = 0; c < C; ++c) {
-            const bool fired = he[c] >= fth;
-            const float share = fired ? none_before[c] : if_silent[c];
-            float grad_x;
-            gve[c] = backward_step<S>(he[c], gout[c] * share, gve[c], &grad_x, inv_tau, fth, fr,
-                                      fa);
-            gye[c] = grad_x;
-            sg[c] += grad_x;
-            none_before[c] = fired ? 0.0f : none_before[c];
-          }
-        } else {
-          // the PLIF's decay gradient: dL/dH times the drive x - (V[t-1] - V_reset),
-          // V[t-1] from the tile's H of the step before
-          const float* __restrict__ before = t > 0 ? he - width : nullptr;
-          double decay_part = 0.0;
-          for (int64_t c = 0; c < C; ++c) {
-            const bool fired = he[c] >= fth;
-            const float share = fired ? none_before[c] : if_silent[c];
-            float grad_x, grad_h;
-            gve[c] = neuron_backward_step<N, S>(he[c], gout[c] * share, gve[c], &grad_x, &grad_h,
-                                                k, fth, fr, fa);
-            gye[c] = grad_x;
-            sg[c] += grad_x;
-            none_before[c] = fired ? 0.0f : none_before[c];
-            if constexpr (N == PLIF) {
-              const float v = before == nullptr || before[c] >= fth ? fr : before[c];
-              decay_part += (double)grad_h * (double)(std::fma(ye[c], ap[c], bp[c]) - (v - fr));
-            }
-          }
-          *sum_decay += decay_part;
+        for (int64_t c = 0; c < C; ++c) {
+          const bool fired = he[c] >= fth;
+          const float share = fired ? none_before[c] : if_silent[c];
+          float grad_x;
+          gve[c] = backward_step<S>(he[c], gout[c] * share, gve[c], &grad_x, inv_tau, fth, fr,
+                                    fa);
+          gye[c] = grad_x;
+          sg[c] += grad_x;
+          none_before[c] = fired ? 0.0f : none_before[c];
         }
         // a loop of its own: inside the one above, gcc leaves it scalar
         for (int64_t c = 0; c < C; ++c) sgy[c] += gye[c] * ye[c];
       }
     }
   }
-}
-
-// BatchNorm's backward as grad_y = k_g g + k_y y + k_0 per channel, from the sums of
-// dL/dx and dL/dx * y (`total`, summed in a fixed order), and its weight and bias
-// gradients.
-struct BatchNormBackward {
-  std::vector<float> k_g, k_y, k_0;
-  BatchNormBackward(const std::vector<double>& total, const float* ap, const float* mp,
-                    const float* ip, int64_t C, int64_t rows, float* gwp, float* gbp)
-      : k_g(C), k_y(C), k_0(C) {
-    for (int64_t c = 0; c < C; ++c) {
-      const double sum_g = total[c], sum_gy = total[C + c];
-      const double sum_gxhat = ip[c] * (sum_gy - mp[c] * sum_g);  // sum of g * xhat
-      gbp[c] = (float)sum_g;
-      gwp[c] = (float)sum_gxhat;
-      // scale (g - sum_g / rows - (y - mean) invstd sum_gxhat / rows) = k_g g + k_y y + k_0
-      const double ky = -(double)ap[c] * ip[c] * sum_gxhat / rows;
-      k_g[c] = ap[c];
-      k_y[c] = (float)ky;
-      k_0[c] = (float)(-(double)ap[c] * sum_g / rows - ky * mp[c]);
-    }
-  }
-};
-
-// Pass 2: BatchNorm's backward applied to grad_y in place, row by row.
-static void apply_batch_norm_backward(const BatchNormBackward& bn, float* gyp, const float* yp,
-                                      int64_t rows, int64_t C) {
-  const float* __restrict__ kg = bn.k_g.data();
-  const float* __restrict__ ky = bn.k_y.data();
-  const float* __restrict__ k0 = bn.k_0.data();
-  at::parallel_for(0, rows, 2048, [=](int64_t first, int64_t last) {
-    for (int64_t r = first; r < last; ++r) {
-      float* __restrict__ g = gyp + r * C;
-      const float* __restrict__ yr = yp + r * C;
-      for (int64_t c = 0; c < C; ++c) g[c] = kg[c] * g[c] + ky[c] * yr[c] + k0[c];
-    }
-  });
 }
 
 // Gradients of y, of BatchNorm's weight and of its bias (training mode: the batch
@@ -379,13 +215,12 @@ static void apply_batch_norm_backward(const BatchNormBackward& bn, float* gyp, c
 // grad_y = scale * (g - mean(g) - xhat * mean(g xhat)).
 // (One instance per surrogate, each calling its tile function directly: called through a
 // pointer chosen at run time, the sigmoid's tile loop compiled to other roundings.)
-template <int N, int S>
+template <int S>
 static std::vector<at::Tensor> bn_lif_pool_backward_with(at::Tensor grad_pooled, at::Tensor y,
                                                          at::Tensor scale, at::Tensor shift,
                                                          at::Tensor mean, at::Tensor invstd,
                                                          double tau, double v_th,
-                                                         double v_reset, double alpha,
-                                                         double decay = 1.0) {
+                                                         double v_reset, double alpha) {
   TORCH_CHECK(time_major_channels_last(y), "fused BN+LIF+pool (CPU): float32 channels_last (T, N, C, H, W)");
   const Windows w(y);
   const int64_t C = w.C, T = w.T, tile = w.tile();
@@ -402,11 +237,9 @@ static std::vector<at::Tensor> bn_lif_pool_backward_with(at::Tensor grad_pooled,
   const float* bp = shift_c.data_ptr<float>();
   float* gyp = grad_y.data_ptr<float>();
   const float ftau = (float)tau, fth = (float)v_th, fr = (float)v_reset, fa = (float)alpha;
-  const float inv_tau = 1.0f / ftau, decay_k = (float)decay;
+  const float inv_tau = 1.0f / ftau;
   std::vector<double> partial(blocks * 2 * C, 0.0);  // per block: sum g, sum g * y
   double* partial_p = partial.data();
-  std::vector<double> decay_partial(blocks, 0.0);  // per block: the PLIF's dL/dk
-  double* decay_partial_p = decay_partial.data();
   // capture by value: through references the compiler cannot rule out aliasing and
   // leaves the loops scalar
   at::parallel_for(0, blocks, 1, [=](int64_t first_block, int64_t last_block) {
@@ -419,11 +252,10 @@ static std::vector<at::Tensor> bn_lif_pool_backward_with(at::Tensor grad_pooled,
       for (int64_t k = b * tiles_per_block; k < std::min(tiles, (b + 1) * tiles_per_block); ++k) {
         const int64_t p0 = k * tile, np = std::min(tile, w.positions - p0);
         w.corners(p0, np, offsets.data());
-        recompute_potentials<N>(w, yp, ap, bp, offsets.data(), np, w.span(k + 1),
-                                h_tile.data(), carry.data(), ftau, decay_k, fth, fr);
-        lif_backward_tile<N, S>(w, yp, gp, offsets.data(), p0, np, h_tile.data(), carry.data(),
-                                gyp, sum_g.data(), sum_gy.data(), routing, inv_tau, fth, fr, fa,
-                                ap, bp, decay_k, decay_partial_p + b);
+        recompute_potentials(w, yp, ap, bp, offsets.data(), np, w.span(k + 1), h_tile.data(),
+                             carry.data(), ftau, fth, fr);
+        lif_backward_tile<S>(w, yp, gp, offsets.data(), p0, np, h_tile.data(), carry.data(),
+                             gyp, sum_g.data(), sum_gy.data(), routing, inv_tau, fth, fr, fa);
         for (int64_t c = 0; c < C; ++c) {
           block_sums[c] += sum_g[c];
           block_sums[C + c] += sum_gy[c];
@@ -438,9 +270,7 @@ static std::vector<at::Tensor> bn_lif_pool_backward_with(at::Tensor grad_pooled,
                              invstd_c.data_ptr<float>(), C, rows,
                              grad_weight.data_ptr<float>(), grad_bias.data_ptr<float>());
   apply_batch_norm_backward(bn, gyp, yp, rows, C);
-  double grad_decay = 0.0;
-  for (double part : decay_partial) grad_decay += part;
-  return {grad_y, grad_weight, grad_bias, at::scalar_tensor(grad_decay, y.options())};
+  return {grad_y, grad_weight, grad_bias};
 }
 
 std::vector<at::Tensor> bn_lif_pool_backward(at::Tensor grad_pooled, at::Tensor y,
@@ -450,40 +280,11 @@ std::vector<at::Tensor> bn_lif_pool_backward(at::Tensor grad_pooled, at::Tensor 
                                              int64_t surrogate) {
   TORCH_CHECK(surrogate == SIGMOID || surrogate == ATAN, "fused BN+LIF+pool (CPU): surrogate ",
               surrogate, " unknown");
-  auto grads = surrogate == ATAN
-                   ? bn_lif_pool_backward_with<LIF, ATAN>(grad_pooled, y, scale, shift, mean,
-                                                          invstd, tau, v_th, v_reset, alpha)
-                   : bn_lif_pool_backward_with<LIF, SIGMOID>(grad_pooled, y, scale, shift, mean,
-                                                             invstd, tau, v_th, v_reset, alpha);
-  grads.pop_back();  // the LIF has no decay to learn
-  return grads;
-}
-
-// The backward of bn_neuron_pool_forward: grad_y, BatchNorm's weight and bias, and dL/dk
-// (the PLIF's; 0 for the IF).
-std::vector<at::Tensor> bn_neuron_pool_backward(at::Tensor grad_pooled, at::Tensor y,
-                                                at::Tensor scale, at::Tensor shift,
-                                                at::Tensor mean, at::Tensor invstd,
-                                                int64_t neuron, double decay, double v_th,
-                                                double v_reset, double alpha,
-                                                int64_t surrogate) {
-  TORCH_CHECK(neuron == IF || neuron == PLIF, "fused BN+neuron+pool (CPU): neuron ", neuron,
-              " unknown");
-  TORCH_CHECK(surrogate == SIGMOID || surrogate == ATAN, "fused BN+neuron+pool (CPU): surrogate ",
-              surrogate, " unknown");
-  const double tau = 1.0;  // unused by the IF and PLIF
-  if (neuron == IF) {
-    return surrogate == ATAN
-               ? bn_lif_pool_backward_with<IF, ATAN>(grad_pooled, y, scale, shift, mean, invstd,
-                                                     tau, v_th, v_reset, alpha, decay)
-               : bn_lif_pool_backward_with<IF, SIGMOID>(grad_pooled, y, scale, shift, mean,
-                                                        invstd, tau, v_th, v_reset, alpha, decay);
-  }
   return surrogate == ATAN
-             ? bn_lif_pool_backward_with<PLIF, ATAN>(grad_pooled, y, scale, shift, mean, invstd,
-                                                     tau, v_th, v_reset, alpha, decay)
-             : bn_lif_pool_backward_with<PLIF, SIGMOID>(grad_pooled, y, scale, shift, mean,
-                                                        invstd, tau, v_th, v_reset, alpha, decay);
+             ? bn_lif_pool_backward_with<ATAN>(grad_pooled, y, scale, shift, mean, invstd, tau,
+                                               v_th, v_reset, alpha)
+             : bn_lif_pool_backward_with<SIGMOID>(grad_pooled, y, scale, shift, mean, invstd,
+                                                  tau, v_th, v_reset, alpha);
 }
 
 }  // namespace snnflow
