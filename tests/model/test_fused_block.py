@@ -21,10 +21,23 @@ def batch_norm(C, generator):
     return bn
 
 
-def layers_in_turn(y_seq, bn, params=PARAMS):
+def layers_in_turn(y_seq, bn, params=PARAMS, neuron=None):
+    """BatchNorm2d, the reference neuron (`neuron`, a reference-engine layer, else the LIF of
+    `params`) and MaxPool2d in turn."""
     T, N = y_seq.shape[:2]
-    spikes = lif_reference(bn(y_seq.flatten(0, 1)).unflatten(0, (T, N)), params)
+    normalised = bn(y_seq.flatten(0, 1)).unflatten(0, (T, N))
+    spikes = lif_reference(normalised, params) if neuron is None else neuron(normalised)
     return nn.functional.max_pool2d(spikes.flatten(0, 1), 2).unflatten(0, (T, N))
+
+
+def assert_block_gradients_close(y_fused, y_ref, bn_fused, bn_ref):
+    """y's gradient within 1e-5 of the largest (at least 1e-5: ATan's gradients are the
+    larger), BatchNorm's weight and bias gradients within 1e-4."""
+    torch.testing.assert_close(y_fused.grad, y_ref.grad, rtol=0,
+                               atol=1e-5 * max(1.0, y_ref.grad.abs().max().item()))
+    for name in ("weight", "bias"):
+        ours, theirs = getattr(bn_fused, name).grad, getattr(bn_ref, name).grad
+        torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-4 * theirs.abs().max().item())
 
 
 def test_the_kernels_are_built_here():
@@ -52,12 +65,7 @@ def test_training_step_matches_the_layers_in_turn(shape, params):
     upstream = torch.randn(ref.shape, generator=g)
     (ref * upstream).sum().backward()
     (fused * upstream).sum().backward()
-    # 1e-5 of the largest gradient, at least 1e-5 (ATan's gradients are the larger)
-    torch.testing.assert_close(y_fused.grad, y_ref.grad, rtol=0,
-                               atol=1e-5 * max(1.0, y_ref.grad.abs().max().item()))
-    for name in ("weight", "bias"):
-        ours, theirs = getattr(bn_fused, name).grad, getattr(bn_ref, name).grad
-        torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-4 * theirs.abs().max().item())
+    assert_block_gradients_close(y_fused, y_ref, bn_fused, bn_ref)
     torch.testing.assert_close(bn_fused.running_mean, bn_ref.running_mean, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(bn_fused.running_var, bn_ref.running_var, rtol=1e-5, atol=1e-6)
     assert bn_fused.num_batches_tracked == bn_ref.num_batches_tracked == 1
@@ -84,22 +92,16 @@ def test_the_if_and_plif_blocks_match_the_layers_in_turn(neuron, shape):
     y_ref, y_fused = y.clone().requires_grad_(), y.clone().requires_grad_()
     assert fusable(y_fused, bn_fused, lif_fused)
     T, N = shape[:2]
-    spikes = lif_ref(bn_ref(y_ref.flatten(0, 1)).unflatten(0, (T, N)))
-    ref = nn.functional.max_pool2d(spikes.flatten(0, 1), 2).unflatten(0, (T, N))
+    ref = layers_in_turn(y_ref, bn_ref, neuron=lif_ref)
     fused = bn_lif_pool(y_fused, bn_fused, lif_fused)
     assert ref.sum() > 0 and torch.equal(fused, ref)
     upstream = torch.randn(ref.shape, generator=g)
     (ref * upstream).sum().backward()
     (fused * upstream).sum().backward()
-    torch.testing.assert_close(y_fused.grad, y_ref.grad, rtol=0,
-                               atol=1e-5 * max(1.0, y_ref.grad.abs().max().item()))
-    for name in ("weight", "bias"):
-        ours, theirs = getattr(bn_fused, name).grad, getattr(bn_ref, name).grad
-        torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-4 * theirs.abs().max().item())
+    assert_block_gradients_close(y_fused, y_ref, bn_fused, bn_ref)
     if neuron == "plif":  # against the layers in float64: the float32 sum is 2e-5 off
-        exact_bn, exact_lif = batch_norm_copy(bn_ref).double(), LIF(params, "reference").double()
-        exact = exact_lif(exact_bn(y.double().flatten(0, 1)).unflatten(0, (T, N)))
-        pooled = nn.functional.max_pool2d(exact.flatten(0, 1), 2).unflatten(0, (T, N))
+        exact_lif = LIF(params, "reference").double()
+        pooled = layers_in_turn(y.double(), batch_norm_copy(bn_ref).double(), neuron=exact_lif)
         (pooled * upstream.double()).sum().backward()
         truth = exact_lif.w.grad.item()
         ours, theirs = (abs(lif.w.grad.item() - truth) / abs(truth) for lif in (lif_fused, lif_ref))
@@ -108,8 +110,7 @@ def test_the_if_and_plif_blocks_match_the_layers_in_turn(neuron, shape):
     with torch.inference_mode():
         evaluated, fired = bn_lif_pool(y, bn_fused, lif_fused, count=True)
         spikes = lif_ref(bn_ref(y.flatten(0, 1)).unflatten(0, (T, N)))
-    assert torch.equal(evaluated, nn.functional.max_pool2d(spikes.flatten(0, 1), 2)
-                       .unflatten(0, (T, N)))
+        assert torch.equal(evaluated, layers_in_turn(y, bn_ref, neuron=lif_ref))
     inside = 2 * (shape[3] // 2)
     assert fired.item() == spikes[..., :inside, :inside].sum().item()
 

@@ -6,6 +6,7 @@ fused C++ kernels (csrc/lif.cpp) and the fused loop in PyTorch ops (what runs on
 where no Triton kernel carries them); a training job says which runs."""
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -39,17 +40,35 @@ CASES = [(neuron, surrogate, tau, v_th, v_reset)
          for tau, v_th, v_reset in ((2.0, 1.0, 0.0), (1.7, 0.6, -0.2))]
 
 
-@pytest.mark.parametrize("neuron, surrogate, tau, v_th, v_reset", CASES)
-@pytest.mark.parametrize("engine, backend", [("reference", "cpp"), ("fused", "cpp"),
-                                             ("fused", "torch")])
-def test_spikes_and_gradients_equal_spikingjellys(neuron, surrogate, tau, v_th, v_reset,
-                                                  engine, backend):
+def case(neuron, surrogate, tau, v_th, v_reset):
+    """(params, inputs with some exactly on the threshold after a reset, upstream gradient)
+    of one of CASES."""
     p = LIFParams(tau, v_th, v_reset, 4.0 if surrogate == "sigmoid" else 2.0, surrogate,
                   neuron)
     generator = torch.Generator().manual_seed(int(tau * 10))
     x = torch.randn(12, 4, 3, 6, 6, generator=generator) * (0.6 if neuron == "if" else 1.2)
     x[:, 0, 0, 0, :] = 2.0
-    upstream = torch.randn(x.shape, generator=generator)
+    return p, x, torch.randn(x.shape, generator=generator)
+
+
+def w_gradient_errors(w_grad, theirs_layer, p, x, upstream):
+    """(ours, SpikingJelly's float32 node's) relative distances of the PLIF's w gradient
+    from SpikingJelly's node run in float64: w's gradient sums every neuron and step, and
+    float32 sums are 1.1e-5 off in the first case (the C++ kernels, summing in double,
+    1.6e-6)."""
+    exact = spikingjelly("plif", p).double()
+    (exact(x.double().requires_grad_()) * upstream.double()).sum().backward()
+    truth = float(exact.w.grad)
+    return (abs(w_grad - truth) / abs(truth),
+            abs(float(theirs_layer.w.grad) - truth) / abs(truth))
+
+
+@pytest.mark.parametrize("neuron, surrogate, tau, v_th, v_reset", CASES)
+@pytest.mark.parametrize("engine, backend", [("reference", "cpp"), ("fused", "cpp"),
+                                             ("fused", "torch")])
+def test_spikes_and_gradients_equal_spikingjellys(neuron, surrogate, tau, v_th, v_reset,
+                                                  engine, backend):
+    p, x, upstream = case(neuron, surrogate, tau, v_th, v_reset)
     theirs_layer, ours_layer = spikingjelly(neuron, p), LIF(p, engine, backend)
     theirs_in, ours_in = x.clone().requires_grad_(), x.clone().requires_grad_()
     theirs, ours = theirs_layer(theirs_in), ours_layer(ours_in)
@@ -61,14 +80,8 @@ def test_spikes_and_gradients_equal_spikingjellys(neuron, surrogate, tau, v_th, 
     if neuron == "plif":
         assert ours_layer.learned_tau() == pytest.approx(tau)
         assert float(ours_layer.w.detach()) == float(theirs_layer.w.detach())  # -ln(tau - 1)
-        # w's gradient sums every neuron and step: against SpikingJelly's node in float64,
-        # ours within GRAD_TOLERANCE or no further than its own float32 sum (1.1e-5 off in
-        # the first case, where the C++ kernels, which sum in double, are 1.6e-6 off)
-        exact = spikingjelly(neuron, p).double()
-        (exact(x.double().requires_grad_()) * upstream.double()).sum().backward()
-        truth = float(exact.w.grad)
-        ours_error, theirs_error = (abs(float(layer.w.grad) - truth) / abs(truth)
-                                    for layer in (ours_layer, theirs_layer))
+        ours_error, theirs_error = w_gradient_errors(float(ours_layer.w.grad), theirs_layer, p,
+                                                     x, upstream)
         assert ours_error <= max(GRAD_TOLERANCE, 2 * theirs_error)
 
 
@@ -92,18 +105,15 @@ def test_the_initial_w_is_spikingjellys():
 
 INTERPRETED = """
 import json, sys, torch
-sys.path.insert(0, {workflow!r})
+sys.path[:0] = [{workflow!r}, {tests!r}, {here!r}]
 from snnflow.kernels import lif_triton
-from snnflow.model.neuron import NEURONS, LIF, LIFParams
+from snnflow.model.neuron import NEURONS, LIF
+from test_neurons import CASES, case
 kernels = lif_triton.load()
 assert kernels is not None
 results = {{}}
-for neuron, surrogate, tau, v_th, v_reset in {cases!r}:
-    p = LIFParams(tau, v_th, v_reset, 4.0 if surrogate == "sigmoid" else 2.0, surrogate, neuron)
-    generator = torch.Generator().manual_seed(int(tau * 10))
-    x = torch.randn(12, 4, 3, 6, 6, generator=generator) * (0.6 if neuron == "if" else 1.2)
-    x[:, 0, 0, 0, :] = 2.0
-    upstream = torch.randn(x.shape, generator=generator)
+for neuron, surrogate, tau, v_th, v_reset in CASES:
+    p, x, upstream = case(neuron, surrogate, tau, v_th, v_reset)
     layer = LIF(p, "reference")
     decay = layer.decay().detach() if neuron == "plif" else torch.ones(())
     spikes, h = kernels.neuron_forward(x, NEURONS.index(neuron), decay, v_th, v_reset)
@@ -128,7 +138,8 @@ def test_the_triton_kernels_in_the_interpreter_equal_spikingjellys():
     from conftest import REPO
 
     pytest.importorskip("triton", reason="Triton is not installed (Linux x86_64 only)")
-    script = INTERPRETED.format(workflow=str(REPO / "workflow"), cases=CASES)
+    script = INTERPRETED.format(workflow=str(REPO / "workflow"), tests=str(REPO / "tests"),
+                                here=str(Path(__file__).parent))
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                             env={**os.environ, "TRITON_INTERPRET": "1"})
     assert result.returncode == 0, result.stderr[-3000:]
@@ -136,12 +147,7 @@ def test_the_triton_kernels_in_the_interpreter_equal_spikingjellys():
     assert len(results) == len(CASES)
     for neuron, surrogate, tau, v_th, v_reset in CASES:
         row = results[f"{neuron}|{surrogate}|{tau}"]
-        p = LIFParams(tau, v_th, v_reset, 4.0 if surrogate == "sigmoid" else 2.0, surrogate,
-                      neuron)
-        generator = torch.Generator().manual_seed(int(tau * 10))
-        x = torch.randn(12, 4, 3, 6, 6, generator=generator) * (0.6 if neuron == "if" else 1.2)
-        x[:, 0, 0, 0, :] = 2.0
-        upstream = torch.randn(x.shape, generator=generator)
+        p, x, upstream = case(neuron, surrogate, tau, v_th, v_reset)
         theirs_layer, theirs_in = spikingjelly(neuron, p), x.clone().requires_grad_()
         theirs = theirs_layer(theirs_in)
         (theirs * upstream).sum().backward()
@@ -149,8 +155,6 @@ def test_the_triton_kernels_in_the_interpreter_equal_spikingjellys():
         scale = theirs_in.grad.abs().max()
         assert (torch.tensor(row["grad_x"]) - theirs_in.grad).abs().max() <= GRAD_TOLERANCE * scale
         if neuron == "plif":
-            exact = spikingjelly(neuron, p).double()
-            (exact(x.double().requires_grad_()) * upstream.double()).sum().backward()
-            truth = float(exact.w.grad)
-            theirs_error = abs(float(theirs_layer.w.grad) - truth) / abs(truth)
-            assert abs(row["grad_w"] - truth) / abs(truth) <= max(GRAD_TOLERANCE, 2 * theirs_error)
+            ours_error, theirs_error = w_gradient_errors(row["grad_w"], theirs_layer, p, x,
+                                                         upstream)
+            assert ours_error <= max(GRAD_TOLERANCE, 2 * theirs_error)

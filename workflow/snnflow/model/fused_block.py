@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from snnflow.kernels import block_triton, cpu_ops
-from snnflow.model.neuron import NEURONS
+from snnflow.model.neuron import NEURONS, decay_operand
 
 
 def bn_lif_pool(y_seq, bn: nn.BatchNorm2d, lif, count=False, fuse_cuda=False):
@@ -58,7 +58,7 @@ def _bn_neuron_pool_block(y_seq, bn, lif, count):
     """bn_lif_pool with the IF or the PLIF (the C++ kernels; its decay learned)."""
     p = lif.params
     neuron = NEURONS.index(p.neuron)
-    decay = lif.decay() if p.neuron == "plif" else y_seq.new_ones(())
+    decay = decay_operand(lif.decay(), y_seq)
     if not bn.training:
         scale, shift = _affine(bn.weight, bn.bias, bn.running_mean, bn.running_var, bn.eps)
         pooled, per_channel = _bn_neuron_pool_eval(y_seq, scale, shift, neuron, decay.detach(),

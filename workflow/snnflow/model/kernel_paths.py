@@ -22,7 +22,7 @@ from torch import nn
 from snnflow.kernels import block_triton, cpu_ops, lif_triton
 from snnflow.device.precision import AUTOCAST_DTYPES
 from snnflow.model.fused_block import fusable
-from snnflow.model.neuron import LIF, NEURONS, LIFParams, lif_reference
+from snnflow.model.neuron import LIF, NEURONS, LIFParams, decay_operand, lif_reference
 from snnflow.model.sparse_conv import applies, conv_spikes
 from snnflow.device.path_check import PathCheck, relative_difference
 
@@ -61,7 +61,7 @@ def compare_neuron(kernels, x_seq, p: LIFParams, decay, generator):
     s_ref = lif_reference(reference, p, decay_ref)
     upstream = torch.randn(s_ref.shape, generator=generator, device=x_seq.device)
     (s_ref * upstream).sum().backward()
-    neuron, k = NEURONS.index(p.neuron), 1.0 if decay is None else float(decay)
+    neuron, k = NEURONS.index(p.neuron), float(decay_operand(decay, x_seq))
     spikes, h_seq = kernels.neuron_forward(x_seq.detach(), neuron, k, p.v_threshold, p.v_reset)
     grad, grad_decay = kernels.neuron_backward(upstream, h_seq, x_seq.detach(), neuron, k,
                                                p.v_threshold, p.v_reset, p.alpha,
@@ -108,7 +108,7 @@ def compare_block(kernels, y_seq, bn: nn.BatchNorm2d, p: LIFParams, generator, d
     scale = bn.weight.detach() * invstd
     shift = bn.bias.detach() - mean * scale
     lif = p.neuron == "lif"
-    neuron, k = NEURONS.index(p.neuron), 1.0 if decay is None else float(decay)
+    neuron, k = NEURONS.index(p.neuron), float(decay_operand(decay, y_seq))
     if lif:
         pooled, _ = kernels.bn_lif_pool_forward(y_seq, scale, shift, p.tau, p.v_threshold,
                                                 p.v_reset, False)

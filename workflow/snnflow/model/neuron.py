@@ -229,9 +229,15 @@ def lif_fused(x_seq, p: LIFParams, backend="torch"):
 
 # The IF and the PLIF, fused the same way: one autograd node for the time loop, which
 # saves H (and for the PLIF its input, for the decay's gradient), run by the C++ kernels
-# (csrc/lif.cpp) or the Triton kernels (lif_triton), else the loop in PyTorch ops. The
+# (csrc/neuron.cpp) or the Triton kernels (lif_triton), else the loop in PyTorch ops. The
 # C++ kernels take the decay as a number, the Triton kernels read it on the GPU (no copy
 # to the host each step).
+def decay_operand(decay, like):
+    """The decay the fused IF / PLIF operators take: the PLIF's sigmoid(w), or for the IF
+    (decay None) a placeholder of 1, which they ignore."""
+    return like.new_ones(()) if decay is None else decay
+
+
 def _decay_argument(backend, decay):
     return float(decay) if backend == "cpp" else decay
 
@@ -338,9 +344,7 @@ def _neuron_backward_loop(grad_spikes, h_seq, x_seq, decay, neuron, v_threshold,
 def neuron_fused(x_seq, p: LIFParams, decay, backend="torch"):
     """Fused IF or PLIF over x_seq (T, ...) -> spikes (T, ...): same values as
     lif_reference (`decay`: the PLIF's sigmoid(w), with its gradient)."""
-    if decay is None:  # the IF: no decay, a placeholder the op ignores
-        decay = x_seq.new_ones(())
-    return _neuron_forward(x_seq, decay, NEURONS.index(p.neuron), p.v_threshold, p.v_reset,
+    return _neuron_forward(x_seq, decay_operand(decay, x_seq), NEURONS.index(p.neuron), p.v_threshold, p.v_reset,
                            p.alpha, p.surrogate_index, backend)[0]
 
 
@@ -350,8 +354,9 @@ class LIF(nn.Module):
 
     engine "reference" runs `lif_reference`; engine "fused" runs `lif_fused` (an IF or
     PLIF layer `neuron_fused`) with the kernels of `backend` ("cpp", "triton" or "torch":
-    snnflow.kernels.backends chooses). A PLIF layer learns w, its decay sigmoid(w) = 1 / tau, initialised
-    from params.tau as SpikingJelly's ParametricLIFNode: w = -ln(tau - 1)."""
+    snnflow.kernels.backends chooses). A PLIF layer learns w, its decay sigmoid(w) =
+    1 / tau, initialised from params.tau as SpikingJelly's ParametricLIFNode:
+    w = -ln(tau - 1)."""
 
     def __init__(self, params: LIFParams = LIFParams(), engine="fused", backend="torch"):
         super().__init__()

@@ -13,7 +13,7 @@ std::vector<at::Tensor> lif_forward(at::Tensor x, double tau, double v_th, doubl
 at::Tensor lif_backward(at::Tensor grad_spikes, at::Tensor h_seq, double tau, double v_th,
                         double v_reset, double alpha, int64_t surrogate);
 
-// lif.cpp: the IF (neuron 1) and PLIF (neuron 2, decay k) time loops; the backward's
+// neuron.cpp: the IF (neuron 1) and PLIF (neuron 2, decay k) time loops; the backward's
 // second tensor is dL/dk (0 for the IF)
 std::vector<at::Tensor> neuron_forward(at::Tensor x, int64_t neuron, double decay, double v_th,
                                        double v_reset);
@@ -32,8 +32,8 @@ std::vector<at::Tensor> bn_lif_pool_backward(at::Tensor grad_pooled, at::Tensor 
                                              double v_th, double v_reset, double alpha,
                                              int64_t surrogate);
 
-// ... and with the IF (neuron 1) or PLIF (neuron 2, decay k); the backward's fourth tensor
-// is dL/dk
+// bn_neuron_pool.cpp: the same block with the IF (neuron 1) or PLIF (neuron 2, decay k);
+// the backward's fourth tensor is dL/dk
 std::vector<at::Tensor> bn_neuron_pool_forward(at::Tensor y, at::Tensor scale, at::Tensor shift,
                                                int64_t neuron, double decay, double v_th,
                                                double v_reset, bool count);

@@ -1,6 +1,7 @@
-// The LIF neuron's per-step maths, shared by every CPU kernel that runs it
-// (lif.cpp, bn_lif_pool.cpp): the forward and the backward's recomputation use the
-// same charge(), so their membrane potentials are bitwise equal by construction.
+// The neurons' per-step maths, shared by every CPU kernel that runs them (the LIF's in
+// lif.cpp and bn_lif_pool.cpp, the IF's and PLIF's in neuron.cpp and bn_neuron_pool.cpp):
+// the forward and the backward's recomputation use the same charge, so their membrane
+// potentials are bitwise equal by construction.
 #pragma once
 
 #include <algorithm>
