@@ -99,13 +99,13 @@ def test_frames_by_time_are_tonics_to_frame_plus_the_events_after_its_windows(ca
             checked += 1
             after += len(tail)
     assert checked >= 40
-    assert frames_by_time_tally(store, T) == after
+    assert frames_by_time_tally(frames[T, "time"]) == after
 
 
-def frames_by_time_tally(store, T):
+def frames_by_time_tally(cache):
     from snnflow.data.frames import after_the_windows
 
-    return sum(n for n, _, _, _ in after_the_windows(store, T).values())
+    return sum(n for n, _, _, _ in after_the_windows(cache).values())
 
 
 @pytest.mark.parametrize("T", T_VALUES)

@@ -19,7 +19,7 @@ def main(log):
                               size=snakemake.params.size, framing=framing)
     log(f"wrote {snakemake.output[0]} (T={T}, framed by {framing}, {dtype})")
     if framing == "time":
-        tally = after_the_windows(snakemake.input[0], T)
+        tally = after_the_windows(snakemake.output[0])
         log(f"events after the {T} windows, taken by the last frame (tonic's ToFrame leaves "
             "them out): " + ", ".join(f"{n} of {total} {split} ({percent(n, total)})"
                                       for split, (n, total, _, _) in tally.items()))

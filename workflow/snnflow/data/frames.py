@@ -198,6 +198,10 @@ def _write_split(h5, store, split, T, dtype, workers, shape, remap, framing):
         frames.id.write_direct_chunk((start, 0, 0, 0, 0), chunk)
     h5[f"{split}/labels"] = store[f"{split}/labels"][...]
     h5[f"{split}/names"] = store[f"{split}/names"][...]
+    if times is not None:  # for the job's log (after_the_windows), from the times in memory
+        after, short = _tally_after_windows(times, offsets, T)
+        frames.attrs.update(events=len(times), events_after_windows=after,
+                            samples_shorter_than_T=short)
     return None
 
 
@@ -248,26 +252,32 @@ def build_frame_cache(store_path, T, out_path, threads=1, code="", size=None, fr
         raise _too_many_events(store, split, start, T, remap, shape, dtype, framing)
 
 
-def after_the_windows(store_path, T):
-    """{split: (events after the T windows, events, samples shorter than T microseconds,
-    samples)} of an event store with times, framed by time at T: what the last frame takes
-    beyond its window (see the module docstring)."""
-    from snnflow.data.caches import read_dataset
+def _tally_after_windows(times, offsets, T):
+    """(events after the T windows, samples shorter than T microseconds) of one split
+    framed by time: what the last frame takes beyond its window (see the module
+    docstring)."""
+    first = times[offsets[:-1]].astype(np.int64)
+    last = times[offsets[1:] - 1].astype(np.int64)
+    tail_start = first + T * ((last - first) // T)
+    after = 0
+    for i in range(0, len(first), 4096):  # a block of samples: bounded memory
+        block = slice(i, min(i + 4096, len(first)))
+        starts = np.repeat(tail_start[block], np.diff(offsets[i:block.stop + 1]))
+        after += int((times[offsets[i]:offsets[block.stop]] >= starts).sum())
+    return after, int((last - first < T).sum())
 
-    tally = {}
-    with open_event_store(store_path) as store:
-        for split in SPLITS:
-            times, offsets = (read_dataset(store, f"{split}/{name}") for name in ("times", "offsets"))
-            first = times[offsets[:-1]].astype(np.int64)
-            last = times[offsets[1:] - 1].astype(np.int64)
-            tail_start = first + T * ((last - first) // T)
-            after = 0
-            for i in range(0, len(first), 4096):  # a block of samples: bounded memory
-                block = slice(i, min(i + 4096, len(first)))
-                starts = np.repeat(tail_start[block], np.diff(offsets[i:block.stop + 1]))
-                after += int((times[offsets[i]:offsets[block.stop]] >= starts).sum())
-            tally[split] = (after, len(times), int((last - first < T).sum()), len(first))
-    return tally
+
+def after_the_windows(cache_path):
+    """{split: (events after the T windows, events, samples shorter than T microseconds,
+    samples)} of a frame cache framed by time, as build_frame_cache recorded them."""
+    from snnflow.data.caches import open_checked
+
+    with open_checked(cache_path, [f"{split}/frames" for split in SPLITS]) as h5:
+        return {split: tuple(int(h5[f"{split}/frames"].attrs[key]) for key in
+                             ("events_after_windows", "events"))
+                + (int(h5[f"{split}/frames"].attrs["samples_shorter_than_T"]),
+                   len(h5[f"{split}/frames"]))
+                for split in SPLITS}
 
 
 def fewer_events_than(store_path, T):
